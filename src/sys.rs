@@ -1,0 +1,241 @@
+//! Thin syscall edge: the wrappers capsa needs beyond what nix offers, and the
+//! one error type every module uses to report a failed syscall with its context
+//! (operation, path, errno). Unsafe code lives here and in the few places where
+//! a raw fork/clone/exec boundary makes it unavoidable.
+
+use std::ffi::CString;
+use std::fmt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+/// A failed syscall: which operation, on which path (if any), and the errno.
+#[derive(Debug, Clone)]
+pub struct SysError {
+    pub op: &'static str,
+    pub path: Option<PathBuf>,
+    pub errno: Errno,
+}
+
+impl SysError {
+    pub fn new(op: &'static str, errno: Errno) -> Self {
+        SysError {
+            op,
+            path: None,
+            errno,
+        }
+    }
+    pub fn at(op: &'static str, path: impl Into<PathBuf>, errno: Errno) -> Self {
+        SysError {
+            op,
+            path: Some(path.into()),
+            errno,
+        }
+    }
+}
+
+impl fmt::Display for SysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(p) => write!(f, "{} {}: {}", self.op, p.display(), self.errno.desc().to_lowercase()),
+            None => write!(f, "{}: {}", self.op, self.errno.desc().to_lowercase()),
+        }
+    }
+}
+
+impl std::error::Error for SysError {}
+
+pub type SysResult<T> = Result<T, SysError>;
+
+/// Extension to attach an operation (and path) to a nix result.
+pub trait Ctx<T> {
+    fn ctx(self, op: &'static str) -> SysResult<T>;
+    fn ctx_at(self, op: &'static str, path: &Path) -> SysResult<T>;
+}
+
+impl<T> Ctx<T> for nix::Result<T> {
+    fn ctx(self, op: &'static str) -> SysResult<T> {
+        self.map_err(|e| SysError::new(op, e))
+    }
+    fn ctx_at(self, op: &'static str, path: &Path) -> SysResult<T> {
+        self.map_err(|e| SysError::at(op, path, e))
+    }
+}
+
+impl<T> Ctx<T> for std::io::Result<T> {
+    fn ctx(self, op: &'static str) -> SysResult<T> {
+        self.map_err(|e| SysError::new(op, io_errno(&e)))
+    }
+    fn ctx_at(self, op: &'static str, path: &Path) -> SysResult<T> {
+        self.map_err(|e| SysError::at(op, path, io_errno(&e)))
+    }
+}
+
+pub fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// A path as a NUL-terminated C string; a NUL byte inside is EINVAL.
+pub fn cstr(path: &Path) -> SysResult<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| SysError::at("path", path, Errno::EINVAL))
+}
+
+/// Take ownership of a raw fd returned by a successful syscall.
+pub fn own(fd: RawFd) -> OwnedFd {
+    // SAFETY: callers pass only an fd just returned (>= 0) by a syscall that
+    // created it, so it is open and owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// clone3(2) arguments (linux/sched.h `struct clone_args`, version 2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+pub const CLONE_INTO_CGROUP: u64 = 0x200000000;
+
+/// Fork-like clone3: the child gets a copy of the address space (no CLONE_VM)
+/// and returns 0; the parent gets the child's pid. `cgroup_fd` places the child
+/// directly into a cgroup v2 directory (CLONE_INTO_CGROUP). Falls back to
+/// clone(2) when clone3 is unavailable and no clone3-only feature is asked.
+///
+/// The caller must be single-threaded (capsa starts no threads), and the child
+/// must end in execve or _exit without unwinding into the caller's frames.
+pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> SysResult<libc::pid_t> {
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
+    // SAFETY: args is a valid, fully initialised clone_args of the size we
+    // pass; without CLONE_VM the child runs on a private copy of our stack, so
+    // returning twice from this function is sound (as with fork).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret >= 0 {
+        return Ok(ret as libc::pid_t);
+    }
+    let errno = Errno::last();
+    // CLONE_NEWTIME (0x80) overlaps CSIGNAL in clone(2), so it needs clone3.
+    if errno == Errno::ENOSYS && cgroup_fd.is_none() && flags & (libc::CLONE_NEWTIME as u64) == 0 {
+        // SAFETY: as above: a fork-like clone with no stack and no CLONE_VM.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (flags | libc::SIGCHLD as u64) as libc::c_ulong,
+                0usize,
+                0usize,
+                0usize,
+                0usize,
+            )
+        };
+        if ret >= 0 {
+            return Ok(ret as libc::pid_t);
+        }
+        return Err(SysError::new("clone", Errno::last()));
+    }
+    Err(SysError::new("clone3", errno))
+}
+
+/// Close every descriptor >= `first` except those marked in `keep`.
+/// Used by the init just before exec; CLOEXEC fds would close anyway, this
+/// also closes inherited non-CLOEXEC ones (containerd's shim leaks fd 3).
+pub fn close_fds_from(first: RawFd) -> SysResult<()> {
+    // SAFETY: close_range only closes descriptors; nothing in this process
+    // uses fds >= first after this point except those re-opened later.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0u32) };
+    if ret == 0 {
+        return Ok(());
+    }
+    Err(SysError::new("close_range", Errno::last()))
+}
+
+/// Mark every descriptor >= `first` close-on-exec without closing it yet.
+pub fn cloexec_fds_from(first: RawFd) -> SysResult<()> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: only sets FD_CLOEXEC flags on descriptors; no memory is touched.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    Err(SysError::new("close_range", Errno::last()))
+}
+
+/// pidfd_open(2): a descriptor that becomes readable when the process exits.
+pub fn pidfd_open(pid: libc::pid_t) -> SysResult<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    if ret >= 0 {
+        return Ok(own(ret as RawFd));
+    }
+    Err(SysError::new("pidfd_open", Errno::last()))
+}
+
+/// pidfd_send_signal(2): signal exactly the process the pidfd refers to.
+pub fn pidfd_send_signal(pidfd: &impl AsRawFd, sig: i32) -> SysResult<()> {
+    // SAFETY: plain syscall; a null siginfo is allowed.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    Err(SysError::new("pidfd_send_signal", Errno::last()))
+}
+
+/// Immediately end the calling (child) process without running exit handlers
+/// or unwinding into frames inherited from the parent.
+pub fn child_exit(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+/// The `starttime` field (22) of /proc/PID/stat, in clock ticks since boot:
+/// together with the pid it identifies one process across pid reuse.
+pub fn proc_start_time(pid: libc::pid_t) -> Option<(u64, char)> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    // comm may contain spaces and parentheses: split after the last ')'.
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // after the state come fields 4.. ; starttime is field 22 => 19th after state
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, state))
+}
