@@ -163,6 +163,28 @@ fn place_list_kill_remove_nested() {
         );
     }
 
+    // v2: the levels capsa made pass on every controller the root enables.
+    if let Some(leaf) = &cg.unified {
+        let words = |p: &Path| {
+            let mut v: Vec<String> = std::fs::read_to_string(p)
+                .expect("read controllers")
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            v.sort();
+            v
+        };
+        let mount = leaf.ancestors().nth(3).expect("mount");
+        let root_enabled = words(&mount.join("cgroup.subtree_control"));
+        assert_eq!(words(&leaf.join("cgroup.controllers")), root_enabled);
+        if host_kind() == HostKind::V2 {
+            assert!(
+                root_enabled.iter().any(|c| c == "memory"),
+                "VM lane enables memory: {root_enabled:?}"
+            );
+        }
+    }
+
     // Before placement the child is elsewhere.
     assert_placed(pid, &path, false, false);
     cg.add_pid(pid, false).expect("add_pid");
@@ -210,13 +232,17 @@ fn several_processes_all_killed() {
     let path = format!("/{}", unique("multi"));
     let cg = Cgroup::create(Some(&path), "x").expect("create");
     guard.cgroups.push(cg.clone());
-    let child = Command::new("sh")
-        .args(["-c", "sleep 30 & sleep 30 & wait"])
+    // The shell forks only after it is placed (it waits for a line).
+    let mut child = Command::new("sh")
+        .args(["-c", "read go; sleep 30 & sleep 30 & wait"])
+        .stdin(std::process::Stdio::piped())
         .spawn()
         .expect("spawn sh");
     let pid = child.id() as i32;
+    let mut stdin = child.stdin.take().expect("stdin");
     guard.children.push(child);
     cg.add_pid(pid, false).expect("add_pid");
+    std::io::Write::write_all(&mut stdin, b"go\n").expect("release sh");
     // The shell's children are born inside.
     wait_until("three processes", || {
         cg.pids().map(|p| p.len() == 3).unwrap_or(false)
@@ -268,6 +294,12 @@ fn pidfd_kill_path_without_unified() {
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(libc::SIGKILL)
     );
+    // The freezer (used to stop forks during the kill) is thawed again.
+    for d in &cg.dirs {
+        if let Ok(state) = std::fs::read_to_string(d.join("freezer.state")) {
+            assert_eq!(state.trim(), "THAWED", "{}", d.display());
+        }
+    }
     // Nothing created by that view, so nothing removed.
     assert!(cg.dirs.iter().all(|d| d.is_dir()));
     cg.destroy().expect("destroy");

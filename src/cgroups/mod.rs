@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
@@ -170,6 +171,14 @@ impl Cgroup {
             return Ok(());
         }
         let kill_file = self.unified.as_ref().map(|u| u.join("cgroup.kill"));
+        let freezer = match &kill_file {
+            Some(_) => None,
+            None => self
+                .dirs
+                .iter()
+                .map(|d| d.join("freezer.state"))
+                .find(|f| f.exists()),
+        };
         let deadline = Instant::now() + KILL_WAIT;
         let mut delay = Duration::from_millis(1);
         loop {
@@ -183,7 +192,14 @@ impl Cgroup {
                 None => false,
             };
             if !by_cgroup {
-                self.kill_pids(&pids)?;
+                // Frozen processes can neither fork nor exit, so the set we
+                // signal is complete and no pid in it can be recycled.
+                let frozen = freezer.as_deref().is_some_and(freeze);
+                let killed = self.kill_pids(&pids);
+                if frozen && let Some(f) = &freezer {
+                    write_file(f, b"THAWED")?;
+                }
+                killed?;
             }
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_millis(50));
@@ -204,6 +220,14 @@ impl Cgroup {
             match sys::pidfd_open(pid) {
                 Ok(fd) => fds.push((pid, fd)),
                 Err(e) if e.errno == Errno::ESRCH => {}
+                // Before Linux 5.3: plain kill, with the pid-reuse window
+                // that runc has too (narrowed by the freezer if present).
+                Err(e) if e.errno == Errno::ENOSYS => {
+                    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL) {
+                        Ok(()) | Err(Errno::ESRCH) => {}
+                        Err(e) => return Err(SysError::new("kill", e).into()),
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -239,6 +263,23 @@ impl Cgroup {
     }
 }
 
+/// Ask the v1 freezer to freeze and wait (bounded) until it has; true if
+/// the freeze was requested, so the caller thaws again.
+fn freeze(state: &Path) -> bool {
+    if write_file(state, b"FROZEN").is_err() {
+        return false;
+    }
+    let deadline = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < deadline {
+        match std::fs::read(state) {
+            Ok(s) if s.trim_ascii() == b"FROZEN" => break,
+            Ok(_) => std::thread::sleep(Duration::from_millis(1)),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
 fn rmdir_retry(dir: &Path, leaf: bool) -> Result<(), SysError> {
     let deadline = Instant::now() + RMDIR_WAIT;
     loop {
@@ -270,7 +311,8 @@ fn make_dirs(h: &Hierarchy, rel: &str, created: &mut Vec<PathBuf>) -> Result<Pat
         _ => None,
     };
     let mut dir = h.mount.clone();
-    for component in rel.split('/') {
+    let mut components = rel.split('/').peekable();
+    while let Some(component) = components.next() {
         dir.push(component);
         match nix::unistd::mkdir(&dir, Mode::from_bits_truncate(0o755)) {
             Ok(()) => {
@@ -278,12 +320,38 @@ fn make_dirs(h: &Hierarchy, rel: &str, created: &mut Vec<PathBuf>) -> Result<Pat
                 if let Some(files) = cpuset_files {
                     copy_cpuset(&dir, files)?;
                 }
+                if h.kind == Kind::V2 && components.peek().is_some() {
+                    delegate_controllers(&dir)?;
+                }
             }
             Err(Errno::EEXIST) => {}
             Err(e) => return Err(SysError::at("mkdir", &dir, e).into()),
         }
     }
     Ok(dir)
+}
+
+/// On v2, a controller reaches a child only if its parent lists it in
+/// cgroup.subtree_control. For an intermediate level capsa made, pass on
+/// everything it received, so the leaf can take the limits that its
+/// nearest pre-existing ancestor allows. Pre-existing levels are not ours
+/// to change.
+fn delegate_controllers(dir: &Path) -> Result<(), CgroupError> {
+    let from = dir.join("cgroup.controllers");
+    let available = std::fs::read_to_string(&from).ctx_at("read", &from)?;
+    let mut enable = String::with_capacity(available.len() * 2);
+    for c in available.split_ascii_whitespace() {
+        enable.push('+');
+        enable.push_str(c);
+        enable.push(' ');
+    }
+    if !enable.is_empty() {
+        write_file(
+            &dir.join("cgroup.subtree_control"),
+            enable.trim_end().as_bytes(),
+        )?;
+    }
+    Ok(())
 }
 
 fn copy_cpuset(dir: &Path, files: [&'static str; 2]) -> Result<(), CgroupError> {
