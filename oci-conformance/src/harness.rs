@@ -34,7 +34,11 @@ pub fn ensure(cond: bool, msg: impl Into<String>) -> R {
 
 /// Expect `got == want`, naming what was compared.
 pub fn eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> R {
-    if got == want { Ok(()) } else { fail(format!("{what}: got {got:?}, want {want:?}")) }
+    if got == want {
+        Ok(())
+    } else {
+        fail(format!("{what}: got {got:?}, want {want:?}"))
+    }
 }
 
 /// The fixed facts of one suite run.
@@ -85,7 +89,10 @@ impl Kv {
     pub fn get(&self, k: &str) -> Result<&str, Verdict> {
         match self.0.get(k) {
             Some(v) => Ok(v.as_str()),
-            None => fail(format!("checker reported no {k:?}; output: {}", trunc(&self.1, 400))),
+            None => fail(format!(
+                "checker reported no {k:?}; output: {}",
+                trunc(&self.1, 400)
+            )),
         }
     }
     pub fn opt(&self, k: &str) -> Option<&str> {
@@ -143,8 +150,10 @@ impl Bundle {
         }
     }
     pub fn write(&self) -> Result<(), Verdict> {
-        let s = serde_json::to_string_pretty(&self.config).map_err(|e| Verdict::Fail(format!("config: {e}")))?;
-        fs::write(self.dir.join("config.json"), s).map_err(|e| Verdict::Fail(format!("write config.json: {e}")))
+        let s = serde_json::to_string_pretty(&self.config)
+            .map_err(|e| Verdict::Fail(format!("config: {e}")))?;
+        fs::write(self.dir.join("config.json"), s)
+            .map_err(|e| Verdict::Fail(format!("write config.json: {e}")))
     }
     pub fn stdout(&self) -> String {
         fs::read_to_string(self.dir.join("stdout")).unwrap_or_default()
@@ -158,7 +167,7 @@ impl Bundle {
 pub fn default_config() -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     json!({
-        "ociVersion": "1.3.0",
+        "ociVersion": "1.0.2",
         "process": {
             "terminal": false,
             "user": {"uid": 0, "gid": 0},
@@ -206,11 +215,21 @@ fn run_cmd(mut cmd: Command, dir: &Path, timeout: Duration) -> Out {
     let so = dir.join(".rt-stdout");
     let se = dir.join(".rt-stderr");
     let (Ok(fo), Ok(fe)) = (fs::File::create(&so), fs::File::create(&se)) else {
-        return Out { code: -1, stdout: String::new(), stderr: "cannot create output files".into() };
+        return Out {
+            code: -1,
+            stdout: String::new(),
+            stderr: "cannot create output files".into(),
+        };
     };
     cmd.stdin(Stdio::null()).stdout(fo).stderr(fe);
     let code = match cmd.spawn() {
-        Err(e) => return Out { code: -1, stdout: String::new(), stderr: format!("spawn: {e}") },
+        Err(e) => {
+            return Out {
+                code: -1,
+                stdout: String::new(),
+                stderr: format!("spawn: {e}"),
+            };
+        }
         Ok(mut ch) => {
             let t0 = Instant::now();
             loop {
@@ -231,7 +250,11 @@ fn run_cmd(mut cmd: Command, dir: &Path, timeout: Duration) -> Out {
     if code == -2 {
         stderr.push_str(" [timed out]");
     }
-    Out { code, stdout: fs::read_to_string(&so).unwrap_or_default(), stderr }
+    Out {
+        code,
+        stdout: fs::read_to_string(&so).unwrap_or_default(),
+        stderr,
+    }
 }
 
 impl<'a> Ctx<'a> {
@@ -240,7 +263,13 @@ impl<'a> Ctx<'a> {
         let _ = fs::remove_dir_all(&dir);
         let _ = fs::create_dir_all(&dir);
         let _ = tag;
-        Ctx { env, dir, ids: Vec::new(), n: 0, tag: format!("oct{}-{index}", std::process::id() % 10000) }
+        Ctx {
+            env,
+            dir,
+            ids: Vec::new(),
+            n: 0,
+            tag: format!("oct{}-{index}", std::process::id() % 10000),
+        }
     }
 
     /// A fresh container id, remembered for cleanup.
@@ -289,7 +318,10 @@ impl<'a> Ctx<'a> {
             .status()
             .map_err(|e| Verdict::Fail(format!("cp rootfs: {e}")))?;
         ensure(st.success(), "cp -al of the base rootfs failed")?;
-        Ok(Bundle { dir, config: default_config() })
+        Ok(Bundle {
+            dir,
+            config: default_config(),
+        })
     }
 
     /// Bind the test directory into the container at the same absolute path, so hooks and
@@ -298,7 +330,9 @@ impl<'a> Ctx<'a> {
         let d = self.dir.join("shared");
         let _ = fs::create_dir_all(&d);
         let p = d.display().to_string();
-        b.add_mount(json!({"destination": p, "type": "bind", "source": p, "options": ["rbind", "rw"]}));
+        b.add_mount(
+            json!({"destination": p, "type": "bind", "source": p, "options": ["rbind", "rw"]}),
+        );
         p
     }
 
@@ -310,11 +344,19 @@ impl<'a> Ctx<'a> {
 
     pub fn create_nowrite(&self, b: &Bundle, id: &str, extra: &[&str]) -> Result<Out, Verdict> {
         let mut c = self.base_cmd();
-        c.arg("create").arg("--bundle").arg(&b.dir).args(extra).arg(id);
-        let so = fs::File::create(b.dir.join("stdout")).map_err(|e| Verdict::Fail(e.to_string()))?;
-        let se = fs::File::create(b.dir.join("stderr")).map_err(|e| Verdict::Fail(e.to_string()))?;
+        c.arg("create")
+            .arg("--bundle")
+            .arg(&b.dir)
+            .args(extra)
+            .arg(id);
+        let so =
+            fs::File::create(b.dir.join("stdout")).map_err(|e| Verdict::Fail(e.to_string()))?;
+        let se =
+            fs::File::create(b.dir.join("stderr")).map_err(|e| Verdict::Fail(e.to_string()))?;
         c.stdin(Stdio::null()).stdout(so).stderr(se);
-        let mut ch = c.spawn().map_err(|e| Verdict::Fail(format!("spawn create: {e}")))?;
+        let mut ch = c
+            .spawn()
+            .map_err(|e| Verdict::Fail(format!("spawn create: {e}")))?;
         let t0 = Instant::now();
         let code = loop {
             match ch.try_wait() {
@@ -328,7 +370,11 @@ impl<'a> Ctx<'a> {
                 Err(_) => break -1,
             }
         };
-        Ok(Out { code, stdout: String::new(), stderr: b.stderr() })
+        Ok(Out {
+            code,
+            stdout: String::new(),
+            stderr: b.stderr(),
+        })
     }
 
     /// Create and insist on success.
@@ -349,7 +395,12 @@ impl<'a> Ctx<'a> {
         if !o.ok() {
             return fail(format!("state {id} failed: {}", o.brief()));
         }
-        serde_json::from_str(&o.stdout).map_err(|e| Verdict::Fail(format!("state is not JSON ({e}): {}", trunc(&o.stdout, 200))))
+        serde_json::from_str(&o.stdout).map_err(|e| {
+            Verdict::Fail(format!(
+                "state is not JSON ({e}): {}",
+                trunc(&o.stdout, 200)
+            ))
+        })
     }
 
     pub fn status(&self, id: &str) -> Result<String, Verdict> {
@@ -374,7 +425,9 @@ impl<'a> Ctx<'a> {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        fail(format!("status stayed {last:?}, never {want:?} within {secs}s"))
+        fail(format!(
+            "status stayed {last:?}, never {want:?} within {secs}s"
+        ))
     }
 
     pub fn kill(&self, id: &str, sig: &str) -> Out {
@@ -396,7 +449,10 @@ impl<'a> Ctx<'a> {
         self.wait_status(&id, "stopped", 15)?;
         let d = self.delete(&id);
         if !d.ok() {
-            return fail(format!("delete of a stopped container failed: {}", d.brief()));
+            return fail(format!(
+                "delete of a stopped container failed: {}",
+                d.brief()
+            ));
         }
         Ok(Kv::parse(&b.stdout()))
     }
@@ -414,7 +470,8 @@ impl<'a> Ctx<'a> {
 
     /// The host path of `file` in the container's cgroup for `controller` (v1) or the unified one.
     pub fn cgroup_file(&self, pid: i32, controller: &str, file: &str) -> Result<PathBuf, Verdict> {
-        let s = fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| Verdict::Fail(format!("read /proc/{pid}/cgroup: {e}")))?;
+        let s = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .map_err(|e| Verdict::Fail(format!("read /proc/{pid}/cgroup: {e}")))?;
         for l in s.lines() {
             let mut p = l.splitn(3, ':');
             let (_, ctrls, path) = (p.next(), p.next().unwrap_or(""), p.next().unwrap_or(""));
@@ -423,7 +480,9 @@ impl<'a> Ctx<'a> {
                     return Ok(PathBuf::from(format!("/sys/fs/cgroup{path}/{file}")));
                 }
             } else if ctrls.split(',').any(|c| c == controller) {
-                return Ok(PathBuf::from(format!("/sys/fs/cgroup/{ctrls}{path}/{file}")));
+                return Ok(PathBuf::from(format!(
+                    "/sys/fs/cgroup/{ctrls}{path}/{file}"
+                )));
             }
         }
         fail(format!("container pid {pid} is in no {controller} cgroup"))
@@ -448,6 +507,8 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        let _ = fs::remove_dir_all(&self.dir);
+        if std::env::var_os("OCT_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
 }

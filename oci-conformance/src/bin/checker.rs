@@ -43,7 +43,11 @@ fn uname() -> libc::utsname {
 }
 
 fn field(f: &[libc::c_char]) -> String {
-    let bytes: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    let bytes: Vec<u8> = f
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -64,7 +68,11 @@ fn rlimit_id(name: &str) -> Option<libc::__rlimit_resource_t> {
 }
 
 fn stat_line(path: &str, follow: bool) -> String {
-    let md = if follow { fs::metadata(path) } else { fs::symlink_metadata(path) };
+    let md = if follow {
+        fs::metadata(path)
+    } else {
+        fs::symlink_metadata(path)
+    };
     match md {
         Err(e) => io_err(&e),
         Ok(m) => {
@@ -109,7 +117,9 @@ fn try_open(path: &str, write: bool) -> String {
 fn hook(name: &str, log: &str, exit: i32) {
     let mut state = String::new();
     let _ = std::io::stdin().read_to_string(&mut state);
-    let mnt = fs::read_link("/proc/self/ns/mnt").map(|p| p.display().to_string()).unwrap_or_default();
+    let mnt = fs::read_link("/proc/self/ns/mnt")
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let argv: Vec<String> = std::env::args().collect();
     let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
     let line = format!(
@@ -158,7 +168,14 @@ fn run_op(op: &str) {
     match name {
         "ids" => {
             // SAFETY: these getters cannot fail.
-            let (u, eu, g, eg) = unsafe { (libc::getuid(), libc::geteuid(), libc::getgid(), libc::getegid()) };
+            let (u, eu, g, eg) = unsafe {
+                (
+                    libc::getuid(),
+                    libc::geteuid(),
+                    libc::getgid(),
+                    libc::getegid(),
+                )
+            };
             out("uid", &u.to_string());
             out("euid", &eu.to_string());
             out("gid", &g.to_string());
@@ -166,7 +183,11 @@ fn run_op(op: &str) {
             let mut gs = vec![0 as libc::gid_t; 256];
             // SAFETY: gs has room for 256 entries, which is the size passed.
             let n = unsafe { libc::getgroups(256, gs.as_mut_ptr()) };
-            let list: Vec<String> = gs.iter().take(n.max(0) as usize).map(|g| g.to_string()).collect();
+            let list: Vec<String> = gs
+                .iter()
+                .take(n.max(0) as usize)
+                .map(|g| g.to_string())
+                .collect();
             out("groups", &list.join(","));
         }
         "status" => {
@@ -185,18 +206,25 @@ fn run_op(op: &str) {
                 out(&format!("ns.{n}"), &v);
             }
         }
-        "cat" => out(&format!("cat.{arg}"), &fs::read_to_string(arg).unwrap_or_else(|e| io_err(&e))),
+        "cat" => out(
+            &format!("cat.{arg}"),
+            &fs::read_to_string(arg).unwrap_or_else(|e| io_err(&e)),
+        ),
         "stat" => out(&format!("stat.{arg}"), &stat_line(arg, true)),
         "lstat" => out(&format!("lstat.{arg}"), &stat_line(arg, false)),
         "readlink" => out(
             &format!("readlink.{arg}"),
-            &fs::read_link(arg).map(|p| p.display().to_string()).unwrap_or_else(|e| io_err(&e)),
+            &fs::read_link(arg)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|e| io_err(&e)),
         ),
         "ls" => {
             let v = match fs::read_dir(arg) {
                 Ok(rd) => {
-                    let mut names: Vec<String> =
-                        rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+                    let mut names: Vec<String> = rd
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
                     names.sort();
                     names.join(",")
                 }
@@ -206,7 +234,12 @@ fn run_op(op: &str) {
         }
         "read" => out(&format!("read.{arg}"), &try_open(arg, false)),
         "write" => {
-            let v = match fs::OpenOptions::new().write(true).create(true).truncate(false).open(arg) {
+            let v = match fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(arg)
+            {
                 Ok(mut f) => match f.write_all(b"x") {
                     Ok(()) => "ok".into(),
                     Err(e) => io_err(&e),
@@ -220,7 +253,14 @@ fn run_op(op: &str) {
             let c = cstr(arg);
             // SAFETY: c is a valid NUL-terminated path.
             let r = unsafe { libc::mkdir(c.as_ptr(), 0o755) };
-            out(&format!("mkdir.{arg}"), &if r == 0 { "ok".into() } else { format!("err:{}", errno()) });
+            out(
+                &format!("mkdir.{arg}"),
+                &if r == 0 {
+                    "ok".into()
+                } else {
+                    format!("err:{}", errno())
+                },
+            );
         }
         "append" => {
             let (path, text) = arg.split_once(':').unwrap_or((arg, "main"));
@@ -234,7 +274,12 @@ fn run_op(op: &str) {
             out("domainname", &field(&u.domainname));
             out("machine", &field(&u.machine));
         }
-        "cwd" => out("cwd", &std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|e| io_err(&e))),
+        "cwd" => out(
+            "cwd",
+            &std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|e| io_err(&e)),
+        ),
         "env" => {
             for (k, v) in std::env::vars() {
                 out(&format!("env.{k}"), &v);
@@ -245,7 +290,10 @@ fn run_op(op: &str) {
             let v = match rlimit_id(arg) {
                 None => "unknown".into(),
                 Some(r) => {
-                    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                    let mut l = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
                     // SAFETY: l is a valid, writable rlimit.
                     if unsafe { libc::getrlimit(r, &mut l) } == 0 {
                         format!("{} {}", l.rlim_cur, l.rlim_max)
@@ -274,18 +322,35 @@ fn run_op(op: &str) {
                 let t = unsafe { libc::isatty(fd) };
                 out(&format!("tty.{fd}"), &t.to_string());
             }
-            let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+            let mut ws = libc::winsize {
+                ws_row: 0,
+                ws_col: 0,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
             // SAFETY: TIOCGWINSZ writes a winsize into ws.
             let r = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
-            out("winsize", &if r == 0 { format!("{} {}", ws.ws_row, ws.ws_col) } else { format!("err:{}", errno()) });
+            out(
+                "winsize",
+                &if r == 0 {
+                    format!("{} {}", ws.ws_row, ws.ws_col)
+                } else {
+                    format!("err:{}", errno())
+                },
+            );
         }
         "fds" => {
             let v = match fs::read_dir("/proc/self/fd") {
                 Ok(rd) => {
-                    let mut fds: Vec<i32> =
-                        rd.flatten().filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok())).collect();
+                    let mut fds: Vec<i32> = rd
+                        .flatten()
+                        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                        .collect();
                     fds.sort();
-                    fds.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(",")
+                    fds.iter()
+                        .map(|f| f.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
                 }
                 Err(e) => io_err(&e),
             };
@@ -306,7 +371,14 @@ fn run_op(op: &str) {
             let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
             // SAFETY: c is a valid path, s a writable statvfs.
             let r = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-            out(&format!("statfs.{arg}"), &if r == 0 { format!("{:#x}", s.f_flag) } else { format!("err:{}", errno()) });
+            out(
+                &format!("statfs.{arg}"),
+                &if r == 0 {
+                    format!("{:#x}", s.f_flag)
+                } else {
+                    format!("err:{}", errno())
+                },
+            );
         }
         "mempolicy" => {
             let mut mode: libc::c_int = -1;
@@ -322,23 +394,44 @@ fn run_op(op: &str) {
                     0usize,
                 )
             };
-            out("mempolicy", &if r == 0 { format!("{mode} {:#x}", mask[0]) } else { format!("err:{}", errno()) });
+            out(
+                "mempolicy",
+                &if r == 0 {
+                    format!("{mode} {:#x}", mask[0])
+                } else {
+                    format!("err:{}", errno())
+                },
+            );
         }
         "ioprio" => {
             // SAFETY: ioprio_get(IOPRIO_WHO_PROCESS, 0) only reads our own priority.
             let r = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) };
-            out("ioprio", &if r >= 0 { r.to_string() } else { format!("err:{}", errno()) });
+            out(
+                "ioprio",
+                &if r >= 0 {
+                    r.to_string()
+                } else {
+                    format!("err:{}", errno())
+                },
+            );
         }
         "sched" => {
             // SAFETY: queries about ourselves only.
-            let (pol, nice) = unsafe { (libc::sched_getscheduler(0), libc::getpriority(libc::PRIO_PROCESS, 0)) };
+            let (pol, nice) = unsafe {
+                (
+                    libc::sched_getscheduler(0),
+                    libc::getpriority(libc::PRIO_PROCESS, 0),
+                )
+            };
             out("sched", &format!("{pol} {nice}"));
         }
         "affinity" => {
             // SAFETY: cpu_set_t is plain old data; sched_getaffinity fills it.
             let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
             // SAFETY: set is a valid, writable cpu_set_t of the size passed.
-            let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+            let r = unsafe {
+                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set)
+            };
             let mut mask = 0u64;
             for i in 0..64 {
                 // SAFETY: i is within the set's bounds.
@@ -346,17 +439,32 @@ fn run_op(op: &str) {
                     mask |= 1 << i;
                 }
             }
-            out("affinity", &if r == 0 { format!("{mask:#x}") } else { format!("err:{}", errno()) });
+            out(
+                "affinity",
+                &if r == 0 {
+                    format!("{mask:#x}")
+                } else {
+                    format!("err:{}", errno())
+                },
+            );
         }
         "clocks" => {
-            for (n, id) in [("monotonic", libc::CLOCK_MONOTONIC), ("boottime", libc::CLOCK_BOOTTIME)] {
-                let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            for (n, id) in [
+                ("monotonic", libc::CLOCK_MONOTONIC),
+                ("boottime", libc::CLOCK_BOOTTIME),
+            ] {
+                let mut ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
                 // SAFETY: ts is a valid, writable timespec.
                 unsafe { libc::clock_gettime(id, &mut ts) };
                 out(&format!("clock.{n}"), &ts.tv_sec.to_string());
             }
         }
-        "sleep" => std::thread::sleep(std::time::Duration::from_millis(arg.parse::<u64>().unwrap_or(1) * 1000)),
+        "sleep" => std::thread::sleep(std::time::Duration::from_millis(
+            arg.parse::<u64>().unwrap_or(1) * 1000,
+        )),
         "exit" => std::process::exit(arg.parse().unwrap_or(0)),
         "hook" => {
             let mut p = arg.splitn(3, ':');
@@ -390,7 +498,10 @@ fn run_op(op: &str) {
         }
         "sysctl" => {
             let p = format!("/proc/sys/{}", arg.replace('.', "/"));
-            out(&format!("sysctl.{arg}"), &fs::read_to_string(p).unwrap_or_else(|e| io_err(&e)));
+            out(
+                &format!("sysctl.{arg}"),
+                &fs::read_to_string(p).unwrap_or_else(|e| io_err(&e)),
+            );
         }
         "readstdin" => {
             let mut s = String::new();
