@@ -113,6 +113,12 @@ impl Bundle {
             path: dir.to_path_buf(),
             msg: e.to_string().to_lowercase(),
         })?;
+        let spec = Self::read_spec(&dir)?;
+        Self::from_spec(dir, spec)
+    }
+
+    /// Parse `dir/config.json` (no validation).
+    pub fn read_spec(dir: &Path) -> Result<Spec, BundleError> {
         let cfg = dir.join("config.json");
         let data = fs::read(&cfg).map_err(|e| BundleError::Parse {
             path: cfg.clone(),
@@ -131,7 +137,7 @@ impl Bundle {
                 },
             }
         })?;
-        Self::from_spec(dir, spec)
+        Ok(spec)
     }
 
     /// Validate a parsed spec for a bundle at `dir` (absolute).

@@ -19,4 +19,4 @@ pub mod sys;
 
 pub use error::{Error, Result};
 pub use oci_spec;
-pub use runtime::{CreateOptions, Runtime};
+pub use runtime::{CreateOptions, ExecOptions, Runtime};

@@ -2,6 +2,10 @@
 //! takes the container's lock, derives its status from the kernel, and
 //! follows runc's rules (and error texts) for what is allowed in which state.
 
+mod exec;
+
+pub use exec::ExecOptions;
+
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -316,7 +320,7 @@ impl Runtime {
     }
 }
 
-fn absolute(p: &Path) -> PathBuf {
+pub(crate) fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
