@@ -6,6 +6,7 @@ pub mod cgroups;
 pub mod console;
 pub mod error;
 pub mod features;
+pub mod hooks;
 pub mod log;
 pub mod namespaces;
 pub mod process;

@@ -16,10 +16,11 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::unistd::mkfifo;
 
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, HookKind};
 use crate::cgroups::Cgroup;
 use crate::console;
 use crate::error::{Error, Result};
+use crate::hooks;
 use crate::process::{self, ChildGuard, SpawnOpts};
 use crate::state::{self, ContainerDir, State, StateError, Status};
 use crate::sys::{self, Ctx, SysError};
@@ -170,6 +171,8 @@ impl Runtime {
             init_start_time: start_time,
             cgroup,
             started: false,
+            poststart: bundle.hooks(HookKind::Poststart).to_vec(),
+            poststop: bundle.hooks(HookKind::Poststop).to_vec(),
         };
         dir.save(&state)?;
         if let Some(pf) = &opts.pid_file {
@@ -204,6 +207,7 @@ impl Runtime {
         release(&dir, &st)?;
         st.started = true;
         dir.save(&st)?;
+        run_poststart(&st);
         Ok(())
     }
 
@@ -239,6 +243,7 @@ impl Runtime {
         }
         state.started = true;
         dir.save(&state)?;
+        run_poststart(&state);
         // Others (kill, state) may now work on the container while it runs.
         drop(dir);
         let code = signals.wait_for(state.pid, proxy);
@@ -301,6 +306,13 @@ impl Runtime {
         }
         st.cgroup.destroy()?;
         dir.remove()?;
+        if !st.poststop.is_empty() {
+            let json = hooks::state_json(id, "stopped", 0, &st.bundle, &st.annotations);
+            // poststop failures are logged, not fatal (runtime-spec, runc).
+            if let Err(e) = hooks::run("poststop", &st.poststop, &json) {
+                eprintln!("capsa: warning: {e}");
+            }
+        }
         Ok(())
     }
 
@@ -330,6 +342,18 @@ pub(crate) fn absolute(p: &Path) -> PathBuf {
     }
 }
 
+/// poststart hooks, in the runtime namespace after the workload started;
+/// a failure is logged, not fatal (runtime-spec, runc).
+fn run_poststart(st: &State) {
+    if st.poststart.is_empty() {
+        return;
+    }
+    let json = hooks::state_json(&st.id, "running", st.pid, &st.bundle, &st.annotations);
+    if let Err(e) = hooks::run("poststart", &st.poststart, &json) {
+        eprintln!("capsa: warning: {e}");
+    }
+}
+
 /// Open exec.fifo for reading: the init, blocked opening it for writing,
 /// writes one byte and execs. Its pidfd tells us if it died instead.
 fn release(dir: &ContainerDir, st: &State) -> Result<()> {
@@ -356,7 +380,10 @@ fn release(dir: &ContainerDir, st: &State) -> Result<()> {
         if fifo_ready {
             let mut b = [0u8; 1];
             match nix::unistd::read(&fifo, &mut b) {
-                Ok(1) => break,
+                Ok(1) => {
+                    wait_exec(&fifo, &path)?;
+                    break;
+                }
                 Ok(_) => {}
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
                 Err(e) => return Err(SysError::at("read", &path, e).into()),
@@ -370,6 +397,31 @@ fn release(dir: &ContainerDir, st: &State) -> Result<()> {
     }
     std::fs::remove_file(&path).ctx_at("remove", &path)?;
     Ok(())
+}
+
+/// After the release byte, the init keeps the fifo open until its execve
+/// closes it: end-of-file is success; text before it is the init's error
+/// (a failed startContainer hook, or execve itself).
+fn wait_exec(fifo: &OwnedFd, path: &Path) -> Result<()> {
+    let mut msg = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(SysError::at("poll", path, e).into()),
+        }
+        match nix::unistd::read(fifo, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SysError::at("read", path, e).into()),
+        }
+    }
+    if msg.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Lifecycle(String::from_utf8_lossy(&msg).into_owned()))
 }
 
 /// Signal exactly the container's init: a pidfd, checked against the
