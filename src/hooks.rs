@@ -41,11 +41,9 @@ pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), 
 
 fn run_one(h: &Hook, state_json: &[u8]) -> Result<(), String> {
     let mut cmd = Command::new(h.path());
-    if let Some(args) = h.args() {
-        if let Some((first, rest)) = args.split_first() {
-            cmd.arg0(first);
-            cmd.args(rest);
-        }
+    if let Some((first, rest)) = h.args().as_deref().and_then(|a| a.split_first()) {
+        cmd.arg0(first);
+        cmd.args(rest);
     }
     cmd.env_clear();
     for kv in h.env().iter().flatten() {
