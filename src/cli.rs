@@ -6,11 +6,15 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "capsa", version = version_text(), about = "An OCI container runtime", disable_version_flag = true)]
+#[command(
+    name = "capsa",
+    about = "An OCI container runtime",
+    disable_version_flag = true
+)]
 pub struct Cli {
-    /// Print the version.
-    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
-    pub version: Option<bool>,
+    /// Print the version (runc's format: engines parse it).
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
     /// Root directory for container state.
     #[arg(long, global = true, default_value = "/run/capsa")]
     pub root: PathBuf,
@@ -32,13 +36,29 @@ pub struct Cli {
     /// criu binary (checkpoint/restore); accepted for runc compatibility.
     #[arg(long, global = true, hide = true)]
     pub criu: Option<String>,
+    /// Cgroup manager: cgroupfs (default), systemd (not supported), or
+    /// disabled (no cgroup is created; podman passes this).
+    #[arg(long = "cgroup-manager", global = true, value_enum)]
+    pub cgroup_manager: Option<CgroupManager>,
     #[command(subcommand)]
-    pub cmd: Cmd,
+    pub cmd: Option<Cmd>,
 }
 
-fn version_text() -> &'static str {
-    concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.3.0")
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupManager {
+    Cgroupfs,
+    Systemd,
+    Disabled,
 }
+
+/// `runc --version`'s shape: "NAME version X", then "commit:", "spec:".
+pub const VERSION_TEXT: &str = concat!(
+    "capsa version ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("CARGO_PKG_VERSION"),
+    "\nspec: 1.3.0"
+);
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {

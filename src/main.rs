@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use capsa::log::{Format, Logger};
 use capsa::{CreateOptions, Error, Runtime};
 use clap::Parser;
-use cli::{Cli, Cmd, CreateArgs, ExecArgs, ListFormat, LogFormat};
+use cli::{CgroupManager, Cli, Cmd, CreateArgs, ExecArgs, ListFormat, LogFormat};
 
 fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
     if a.pidfd_socket.is_some() {
@@ -78,12 +78,19 @@ fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, Error> {
 }
 
 fn run(cli: Cli) -> Result<i32, Error> {
-    if cli.systemd_cgroup {
+    let Some(cmd) = cli.cmd else {
+        if cli.version {
+            println!("{}", cli::VERSION_TEXT);
+            return Ok(0);
+        }
+        return Err(Error::Usage("no command given (see capsa --help)".into()));
+    };
+    if cli.systemd_cgroup || cli.cgroup_manager == Some(CgroupManager::Systemd) {
         return Err(Error::Unsupported(
             "--systemd-cgroup (systemd cgroup driver; this host has no systemd)".into(),
         ));
     }
-    let spec_cmd = matches!(cli.cmd, Cmd::Spec { .. });
+    let spec_cmd = matches!(cmd, Cmd::Spec { .. });
     match cli.rootless.as_deref() {
         None | Some("false") | Some("auto") => {}
         Some("true") if spec_cmd => {}
@@ -94,9 +101,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
             )));
         }
     }
-    let rt = Runtime::new(&cli.root);
+    let mut rt = Runtime::new(&cli.root);
+    rt.no_cgroups = cli.cgroup_manager == Some(CgroupManager::Disabled);
     let out = &mut std::io::stdout().lock();
-    match cli.cmd {
+    match cmd {
         Cmd::Create(a) => rt.create(&a.id, &create_options(&a)?).map(|_| 0),
         Cmd::Start { id } => rt.start(&id).map(|_| 0),
         Cmd::Run {

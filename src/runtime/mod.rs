@@ -40,6 +40,8 @@ pub struct CreateOptions {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub root: PathBuf,
+    /// `--cgroup-manager disabled`: create no cgroup for new containers.
+    pub no_cgroups: bool,
 }
 
 /// Removes what a create made so far when dropped, unless disarmed.
@@ -76,7 +78,10 @@ pub struct Created {
 
 impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
-        Runtime { root: root.into() }
+        Runtime {
+            root: root.into(),
+            no_cgroups: false,
+        }
     }
 
     /// `create`: set the container up and leave its init waiting for `start`.
@@ -112,7 +117,11 @@ impl Runtime {
             dir: Some(dir.path.clone()),
             cgroup: None,
         };
-        let cgroup = Cgroup::create(cgroups_path.as_deref(), id)?;
+        let cgroup = if self.no_cgroups {
+            Cgroup::default()
+        } else {
+            Cgroup::create(cgroups_path.as_deref(), id)?
+        };
         cleanup.cgroup = Some(cgroup.clone());
 
         let fifo = dir.fifo_path();
