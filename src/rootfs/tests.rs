@@ -497,3 +497,78 @@ fn bad_propagation_and_proc_targets_are_refused() {
         "{err}"
     );
 }
+
+/// Map root of a new user namespace to our own uid 0 (the only mapping an
+/// unprivileged writer inside may set), as the parent would.
+fn map_self_root() -> Result<(), String> {
+    let w = |p: &str, s: &str| fs::write(p, s).map_err(|e| format!("{p}: {e}"));
+    w("/proc/self/uid_map", "0 0 1")?;
+    w("/proc/self/setgroups", "deny")?;
+    w("/proc/self/gid_map", "0 0 1")
+}
+
+/// In a user namespace: devices are host binds, mounts inherited from the
+/// host keep their locked flags through a "bind,ro" remount, and sysfs
+/// falls back to a bind of /sys without a net namespace of our own.
+#[test]
+fn user_namespace_binds_and_locked_flags() {
+    if !is_root() {
+        return;
+    }
+    let dir = tempdir("userns");
+    let rootfs = busybox_rootfs(&dir.0);
+    let locked = dir.0.join("locked");
+    fs::create_dir(&locked).unwrap();
+    let s = spec(json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs", "readonly": true},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/data", "type": "bind", "source": locked, "options": ["rbind", "ro"]}
+        ],
+        "linux": {"maskedPaths": ["/data/none"], "readonlyPaths": []}
+    }));
+    let out = in_child(CloneFlags::empty(), || {
+        // A nosuid,nodev,noexec mount made by the "host": once we enter a
+        // user namespace the kernel locks those flags on it.
+        let none: Option<&str> = None;
+        nix::mount::mount(
+            Some("tmpfs"),
+            &locked,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID
+                | nix::mount::MsFlags::MS_NODEV
+                | nix::mount::MsFlags::MS_NOEXEC,
+            none,
+        )
+        .map_err(|e| format!("mount tmpfs: {e}"))?;
+        unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare: {e}"))?;
+        map_self_root()?;
+        // A pid namespace of our own so that proc can be mounted: its
+        // first child (in_child's child) is its init.
+        unshare(CloneFlags::CLONE_NEWPID).map_err(|e| format!("unshare pid: {e}"))?;
+        in_child(CloneFlags::empty(), || {
+            let opts = RootfsOptions {
+                spec: &s,
+                rootfs: &rootfs,
+                no_pivot: false,
+                userns: true,
+            };
+            setup(&opts).map_err(|e| format!("setup: {e}"))?;
+            finish(&s).map_err(|e| format!("finish: {e}"))?;
+            report()
+        })
+    })
+    .unwrap();
+    let ms = mounts_of(&out);
+    assert!(mount_at(&ms, "/").1.starts_with("ro"));
+    assert_eq!(mount_at(&ms, "/data").1, "ro,nosuid,nodev,noexec,relatime");
+    assert_eq!(mount_at(&ms, "/dev/null").2, "devtmpfs", "host node bound");
+    let sys = mount_at(&ms, "/sys");
+    assert_eq!(sys.2, "sysfs");
+    assert!(sys.1.starts_with("ro,nosuid,nodev,noexec"), "{sys:?}");
+    let dev = out.split("--dev--\n").nth(1).unwrap();
+    assert!(dev.lines().any(|l| l.starts_with("null c 1:3")), "{dev}");
+}
