@@ -108,7 +108,7 @@ pub fn readonly_paths(root: &RootDir, paths: &[String]) -> Result<(), RootfsErro
         };
         let tree = clone_tree(&target, true, &path).map_err(at)?;
         // Read-only before it is attached: there is never a writable window.
-        set_attr(&tree, MOUNT_ATTR_RDONLY, &path).map_err(at)?;
+        set_attr(&tree, MOUNT_ATTR_RDONLY, 0, false, &path).map_err(at)?;
         attach(&tree, &target, &path).map_err(at)?;
     }
     Ok(())

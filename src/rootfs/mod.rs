@@ -11,6 +11,7 @@
 //! could redirect.
 
 mod cgroupfs;
+mod copyup;
 mod devices;
 mod masked;
 mod mounts;
@@ -23,6 +24,7 @@ mod tests;
 
 use std::path::Path;
 
+use nix::mount::MsFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 use crate::sys::{Ctx, SysError};
@@ -66,6 +68,33 @@ fn dev_is_bind_mounted(mounts: &[Mount]) -> bool {
     })
 }
 
+/// A read-only /dev mount was mounted read-write for the device nodes;
+/// make it read-only now (the last /dev entry decides).
+fn dev_readonly(ctx: &MountCtx, mounts: &[Mount]) -> Result<(), RootfsError> {
+    let last = mounts
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, m)| clean_container_path(m.destination()) == Path::new("/dev"));
+    let Some((i, m)) = last else {
+        return Ok(());
+    };
+    let o = parse_mount_options(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[]));
+    if !o.flags.contains(MsFlags::MS_RDONLY) {
+        return Ok(());
+    }
+    let dev = Path::new("/dev");
+    let remount = || {
+        let fd = ctx.root.open_path(dev)?;
+        let flags = (o.flags - (MsFlags::MS_BIND | MsFlags::MS_REC)) | MsFlags::MS_REMOUNT;
+        mounts::mount_at(None, &fd, dev, None, flags, "")
+    };
+    remount().map_err(|e| RootfsError::At {
+        field: format!("mounts[{i}]"),
+        source: e,
+    })
+}
+
 /// Everything up to and including the root switch. On return the process's
 /// root and cwd are the container's "/". Relative bind sources are taken
 /// relative to the current directory, which should be the bundle.
@@ -90,10 +119,12 @@ pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
     // 2. `mounts`, in order, each resolved inside the rootfs. The fd is
     // taken after the self-bind so that it refers to the new mount.
     let root = RootDir::open(opts.rootfs)?;
+    let setup_dev = !dev_is_bind_mounted(mounts);
     let ctx = MountCtx {
         root: &root,
         userns: opts.userns,
         cgroupns,
+        defer_dev_ro: setup_dev,
     };
     for (i, m) in mounts.iter().enumerate() {
         mounts::mount_entry(&ctx, m, i)?;
@@ -117,6 +148,9 @@ pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
                 field: "process.terminal".into(),
                 source: e,
             })?;
+    }
+    if setup_dev {
+        dev_readonly(&ctx, mounts)?;
     }
     drop(root);
 

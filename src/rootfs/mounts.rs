@@ -12,6 +12,8 @@ use nix::sys::stat::Mode;
 use nix::sys::statfs::{PROC_SUPER_MAGIC, fstatfs};
 use oci_spec::runtime::Mount;
 
+use super::copyup::copy_up;
+use super::newmount::set_attr;
 use super::options::{
     MountOptions, bind_remount_flags, clean_container_path, locked_flags, parse_mount_options,
     proc_destination_allowed,
@@ -25,6 +27,9 @@ pub struct MountCtx<'a> {
     pub root: &'a RootDir,
     pub userns: bool,
     pub cgroupns: bool,
+    /// Mount a read-only /dev read-write: devices are created in it first
+    /// (the caller remounts it read-only afterwards, as runc).
+    pub defer_dev_ro: bool,
 }
 
 /// mount(2) onto an fd obtained by safe resolution; errors name `dest`,
@@ -51,7 +56,16 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), Rootfs
     };
     let dest = clean_container_path(m.destination());
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
-    let opts = parse_mount_options(typ, m.options().as_deref().unwrap_or(&[]));
+    let mut opts = parse_mount_options(typ, m.options().as_deref().unwrap_or(&[]));
+    if opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(RootfsError::Config {
+            field: field.clone(),
+            msg: "id-mapped mounts are not supported".into(),
+        });
+    }
+    if ctx.defer_dev_ro && dest == Path::new("/dev") && !opts.is_bind() {
+        opts.flags.remove(MsFlags::MS_RDONLY);
+    }
 
     if opts.is_bind() {
         let src = m.source().as_deref().ok_or_else(|| RootfsError::Config {
@@ -72,6 +86,9 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), Rootfs
                 let target = ctx.root.mkdir_all(&dest).map_err(at)?;
                 let fstype = typ.unwrap_or("none");
                 let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
+                if opts.copy_up && fstype == "tmpfs" {
+                    return tmpfs_copy_up(ctx, &source, &target, &dest, &opts).map_err(at);
+                }
                 match mount_at(
                     Some(&source),
                     &target,
@@ -95,7 +112,44 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), Rootfs
             }
         }
     }
-    apply_propagation(ctx.root, &dest, &opts.propagation).map_err(at)
+    finish_entry(ctx, &dest, &opts).map_err(at)
+}
+
+/// After the mount itself: propagation, then recursive attributes.
+fn finish_entry(ctx: &MountCtx, dest: &Path, opts: &MountOptions) -> SysResult<()> {
+    apply_propagation(ctx.root, dest, &opts.propagation)?;
+    if opts.rec_set != 0 || opts.rec_clr != 0 {
+        let fd = ctx.root.open_path(dest)?;
+        set_attr(&fd, opts.rec_set, opts.rec_clr, true, dest)?;
+    }
+    Ok(())
+}
+
+/// A tmpfs that starts with the destination's previous contents. A
+/// read-only one is filled first, then made read-only.
+fn tmpfs_copy_up(
+    ctx: &MountCtx,
+    source: &Path,
+    before: &OwnedFd,
+    dest: &Path,
+    opts: &MountOptions,
+) -> SysResult<()> {
+    let ro = opts.flags.contains(MsFlags::MS_RDONLY);
+    let flags = opts.flags - MsFlags::MS_RDONLY;
+    mount_at(Some(source), before, dest, Some("tmpfs"), flags, &opts.data)?;
+    let after = ctx.root.open_path(dest)?;
+    copy_up(before, &after, dest)?;
+    if ro {
+        mount_at(
+            None,
+            &after,
+            dest,
+            None,
+            flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            "",
+        )?;
+    }
+    finish_entry(ctx, dest, opts)
 }
 
 fn proc_refused(field: &str, dest: &Path) -> RootfsError {

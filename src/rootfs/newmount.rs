@@ -79,12 +79,24 @@ pub fn attach(tree: &OwnedFd, target: &OwnedFd, path: &Path) -> SysResult<()> {
     ret_unit(ret, "move_mount", path)
 }
 
-/// Set mount attributes (MOUNT_ATTR_*) on the mount `fd` refers to, only
-/// that mount (no AT_RECURSIVE), leaving all other attributes as they are.
-pub fn set_attr(fd: &OwnedFd, attr_set: u64, path: &Path) -> SysResult<()> {
+/// Set and clear mount attributes (MOUNT_ATTR_*) on the mount `fd` refers
+/// to (and every mount below it if `recursive`), leaving the others as
+/// they are.
+pub fn set_attr(
+    fd: &OwnedFd,
+    attr_set: u64,
+    attr_clr: u64,
+    recursive: bool,
+    path: &Path,
+) -> SysResult<()> {
+    let flags = if recursive {
+        AT_EMPTY_PATH | AT_RECURSIVE
+    } else {
+        AT_EMPTY_PATH
+    };
     let attr = MountAttr {
         attr_set,
-        attr_clr: 0,
+        attr_clr,
         propagation: 0,
         userns_fd: 0,
     };
@@ -95,7 +107,7 @@ pub fn set_attr(fd: &OwnedFd, attr_set: u64, path: &Path) -> SysResult<()> {
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             EMPTY.as_ptr(),
-            AT_EMPTY_PATH,
+            flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

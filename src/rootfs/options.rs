@@ -14,6 +14,14 @@ pub struct MountOptions {
     pub propagation: Vec<MsFlags>,
     /// Everything else, comma-joined, as the filesystem's data argument.
     pub data: String,
+    /// Recursive attributes (runc's "rro", "rnosuid", ...): MOUNT_ATTR_*
+    /// bits to set and clear with mount_setattr(AT_RECURSIVE).
+    pub rec_set: u64,
+    pub rec_clr: u64,
+    /// "tmpcopyup": seed a tmpfs with the destination's previous contents.
+    pub copy_up: bool,
+    /// "idmap"/"ridmap": an id-mapped mount was asked for.
+    pub idmap: bool,
 }
 
 impl Default for MountOptions {
@@ -22,8 +30,59 @@ impl Default for MountOptions {
             flags: MsFlags::empty(),
             propagation: Vec::new(),
             data: String::new(),
+            rec_set: 0,
+            rec_clr: 0,
+            copy_up: false,
+            idmap: false,
         }
     }
+}
+
+// uapi/linux/mount.h MOUNT_ATTR_* (stable kernel ABI).
+pub const ATTR_RDONLY: u64 = 0x1;
+pub const ATTR_NOSUID: u64 = 0x2;
+pub const ATTR_NODEV: u64 = 0x4;
+pub const ATTR_NOEXEC: u64 = 0x8;
+pub const ATTR_ATIME_MASK: u64 = 0x70;
+pub const ATTR_RELATIME: u64 = 0x0;
+pub const ATTR_NOATIME: u64 = 0x10;
+pub const ATTR_STRICTATIME: u64 = 0x20;
+pub const ATTR_NODIRATIME: u64 = 0x80;
+pub const ATTR_NOSYMFOLLOW: u64 = 0x200000;
+
+/// MS_NOSYMFOLLOW (Linux 5.10), missing from nix and libc.
+const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
+
+/// A recursive attribute option: (clear?, MOUNT_ATTR_* bit).
+fn recursive_option(opt: &str) -> Option<(bool, u64)> {
+    Some(match opt {
+        "rro" => (false, ATTR_RDONLY),
+        "rrw" => (true, ATTR_RDONLY),
+        "rnosuid" => (false, ATTR_NOSUID),
+        "rsuid" => (true, ATTR_NOSUID),
+        "rnodev" => (false, ATTR_NODEV),
+        "rdev" => (true, ATTR_NODEV),
+        "rnoexec" => (false, ATTR_NOEXEC),
+        "rexec" => (true, ATTR_NOEXEC),
+        "rnodiratime" => (false, ATTR_NODIRATIME),
+        "rdiratime" => (true, ATTR_NODIRATIME),
+        "rrelatime" => (false, ATTR_RELATIME),
+        "rnorelatime" => (true, ATTR_RELATIME),
+        "rnoatime" => (false, ATTR_NOATIME),
+        "ratime" => (true, ATTR_NOATIME),
+        "rstrictatime" => (false, ATTR_STRICTATIME),
+        "rnostrictatime" => (true, ATTR_STRICTATIME),
+        "rnosymfollow" => (false, ATTR_NOSYMFOLLOW),
+        "rsymfollow" => (true, ATTR_NOSYMFOLLOW),
+        _ => return None,
+    })
+}
+
+fn is_atime_option(opt: &str) -> bool {
+    matches!(
+        opt,
+        "rrelatime" | "rnorelatime" | "rnoatime" | "ratime" | "rstrictatime" | "rnostrictatime"
+    )
 }
 
 impl MountOptions {
@@ -72,6 +131,8 @@ fn flag_option(opt: &str) -> Option<(bool, MsFlags)> {
         "nolazytime" => (true, F::MS_LAZYTIME),
         "iversion" => (false, F::MS_I_VERSION),
         "noiversion" => (true, F::MS_I_VERSION),
+        "nosymfollow" => (false, MS_NOSYMFOLLOW),
+        "symfollow" => (true, MS_NOSYMFOLLOW),
         _ => return None,
     };
     Some((clear, flag))
@@ -107,6 +168,26 @@ pub fn parse_mount_options(typ: Option<&str>, options: &[String]) -> MountOption
             }
         } else if let Some(p) = propagation_option(opt) {
             out.propagation.push(p);
+        } else if let Some((clear, attr)) = recursive_option(opt) {
+            // The atime mode is one 3-bit field: any change replaces it
+            // (kernel rule: clear the whole field, set at most one value).
+            if is_atime_option(opt) {
+                out.rec_clr |= ATTR_ATIME_MASK;
+                out.rec_set &= !ATTR_ATIME_MASK;
+                if !clear {
+                    out.rec_set |= attr;
+                }
+            } else if clear {
+                out.rec_clr |= attr;
+                out.rec_set &= !attr;
+            } else {
+                out.rec_set |= attr;
+                out.rec_clr &= !attr;
+            }
+        } else if opt == "tmpcopyup" {
+            out.copy_up = true;
+        } else if opt == "idmap" || opt == "ridmap" {
+            out.idmap = true;
         } else {
             data.push(opt);
         }
@@ -325,6 +406,35 @@ mod tests {
             assert_eq!(got.propagation, prop, "{typ:?} {o:?}");
             assert_eq!(got.data, data, "{typ:?} {o:?}");
         }
+    }
+
+    #[test]
+    fn recursive_and_extension_options() {
+        let o = parse_mount_options(
+            Some("bind"),
+            &opts(&[
+                "rbind",
+                "rro",
+                "rnosuid",
+                "rnoatime",
+                "tmpcopyup",
+                "nosymfollow",
+                "x=1",
+            ]),
+        );
+        assert_eq!(o.flags, F::MS_BIND | F::MS_REC | MS_NOSYMFOLLOW);
+        assert_eq!(o.rec_set, ATTR_RDONLY | ATTR_NOSUID | ATTR_NOATIME);
+        assert_eq!(o.rec_clr, ATTR_ATIME_MASK);
+        assert!(o.copy_up && !o.idmap);
+        assert_eq!(o.data, "x=1");
+        // later wins; clearing an atime mode leaves relatime (0)
+        let o = parse_mount_options(
+            None,
+            &opts(&["rro", "rrw", "rstrictatime", "ratime", "ridmap"]),
+        );
+        assert_eq!((o.rec_set, o.rec_clr), (0, ATTR_RDONLY | ATTR_ATIME_MASK));
+        assert!(o.idmap);
+        assert_eq!(o.data, "");
     }
 
     #[test]

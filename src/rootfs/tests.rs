@@ -572,3 +572,105 @@ fn user_namespace_binds_and_locked_flags() {
     let dev = out.split("--dev--\n").nth(1).unwrap();
     assert!(dev.lines().any(|l| l.starts_with("null c 1:3")), "{dev}");
 }
+
+/// runc's extensions: tmpcopyup seeds a tmpfs with the image's files
+/// (owners, modes, symlinks kept), "rro" makes submounts read-only too, a
+/// read-only /dev still gets its devices; id-mapped mounts are refused.
+#[test]
+fn copyup_recursive_ro_and_readonly_dev() {
+    if !is_root() {
+        return;
+    }
+    let dir = tempdir("copyup");
+    let rootfs = busybox_rootfs(&dir.0);
+    let data = rootfs.join("var/data");
+    fs::create_dir_all(data.join("sub")).unwrap();
+    fs::write(data.join("sub/file"), "hello").unwrap();
+    nix::unistd::chown(
+        &data.join("sub/file"),
+        Some(Uid::from_raw(12)),
+        Some(nix::unistd::Gid::from_raw(34)),
+    )
+    .unwrap();
+    // after chown, which clears setuid
+    fs::set_permissions(data.join("sub/file"), fs::Permissions::from_mode(0o4640)).unwrap();
+    symlink("/etc/shadow", data.join("link")).unwrap();
+    let src = dir.0.join("src");
+    fs::create_dir_all(src.join("inner")).unwrap();
+    let s = spec(runc_spec(json!({
+        "root": {"readonly": false},
+        "linux": {"maskedPaths": [], "readonlyPaths": []}
+    })));
+    let mut v = serde_json::to_value(&s).unwrap();
+    let mounts = v["mounts"].as_array_mut().unwrap();
+    mounts[1]["options"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("ro"));
+    mounts.push(json!({"destination": "/var/data", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "ro", "mode=755"]}));
+    mounts.push(
+        json!({"destination": "/src", "type": "bind", "source": src, "options": ["rbind", "rro"]}),
+    );
+    let s = spec(v);
+    let inner = src.join("inner");
+    let out = in_child(CloneFlags::empty(), || {
+        // a submount in the bind source, which "rro" must reach
+        let none: Option<&str> = None;
+        nix::mount::mount(
+            Some("tmpfs"),
+            &inner,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            none,
+        )
+        .map_err(|e| e.to_string())?;
+        let opts = RootfsOptions {
+            spec: &s,
+            rootfs: &rootfs,
+            no_pivot: false,
+            userns: false,
+        };
+        setup(&opts).map_err(|e| format!("setup: {e}"))?;
+        finish(&s).map_err(|e| format!("finish: {e}"))?;
+        let md = fs::metadata("/var/data/sub/file").map_err(|e| e.to_string())?;
+        let body = fs::read_to_string("/var/data/sub/file").map_err(|e| e.to_string())?;
+        let link = fs::read_link("/var/data/link").map_err(|e| e.to_string())?;
+        let mut r = report()?;
+        r.push_str(&format!(
+            "FILE {body} {:o} {}:{} {}\n",
+            md.permissions().mode() & 0o7777,
+            md.uid(),
+            md.gid(),
+            link.display()
+        ));
+        Ok(r)
+    })
+    .unwrap();
+    let ms = mounts_of(&out);
+    let d = mount_at(&ms, "/var/data");
+    assert_eq!(
+        (d.1.starts_with("ro"), d.2.as_str()),
+        (true, "tmpfs"),
+        "{d:?}"
+    );
+    assert!(out.contains("FILE hello 4640 12:34 /etc/shadow"), "{out}");
+    assert!(mount_at(&ms, "/src").1.starts_with("ro"));
+    assert!(
+        mount_at(&ms, "/src/inner").1.starts_with("ro"),
+        "rro reaches submounts"
+    );
+    let dev = mount_at(&ms, "/dev");
+    assert!(dev.1.starts_with("ro"), "{dev:?}");
+    assert!(out.contains("null c 1:3 666"), "{out}");
+
+    let mut v = runc_spec(json!({}));
+    v["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/m", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"]}));
+    let err = run_container(&spec(v), &rootfs, false).unwrap_err();
+    assert!(
+        err.contains("mounts[7]") && err.contains("id-mapped"),
+        "{err}"
+    );
+}
