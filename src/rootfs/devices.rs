@@ -1,13 +1,15 @@
 //! Device nodes and the /dev symlinks, for a /dev that is not the host's.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::AtFlags;
+use nix::fcntl::{AtFlags, OFlag};
 use nix::mount::MsFlags;
-use nix::sys::stat::{Mode, SFlag, makedev, mknodat, umask};
-use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, symlinkat, unlinkat};
+use nix::sys::stat::{Mode, SFlag, fstat, makedev, mknodat, umask};
+use nix::unistd::{
+    Gid, Uid, UnlinkatFlags, dup2_stderr, dup2_stdin, dup2_stdout, fchownat, symlinkat, unlinkat,
+};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use super::RootfsError;
@@ -174,6 +176,48 @@ pub fn create_links(root: &RootDir) -> SysResult<()> {
     }
     symlinkat("pts/ptmx", dir.as_fd(), "ptmx")
         .map_err(|e| SysError::at("symlink", dev.join("ptmx"), e))
+}
+
+/// The device number of `fd` if it is an open character device. Raw
+/// fstat: stdio may be closed, and a closed fd cannot be borrowed soundly.
+fn raw_rdev(fd: RawFd) -> Option<libc::dev_t> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: st points to writable memory of the size of `struct stat`;
+    // fstat on a closed fd number fails with EBADF and writes nothing.
+    let ret = unsafe { libc::fstat(fd, st.as_mut_ptr()) };
+    if ret != 0 {
+        return None;
+    }
+    // SAFETY: fstat returned 0, so it filled the whole struct.
+    let st = unsafe { st.assume_init() };
+    (st.st_mode & libc::S_IFMT == libc::S_IFCHR).then_some(st.st_rdev)
+}
+
+/// dup2 onto one of the stdio fds.
+type DupFn = fn(&OwnedFd) -> nix::Result<()>;
+
+/// After the root switch (as runc): stdio that points at a null device
+/// (the host's /dev/null, typically) is pointed at the container's own,
+/// so that nothing in the container holds an inode of the host's /dev.
+pub fn reopen_dev_null() -> SysResult<()> {
+    let path = Path::new("/dev/null");
+    let null = nix::fcntl::open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| SysError::at("open", path, e))?;
+    let null_st = fstat(null.as_fd()).map_err(|e| SysError::at("stat", path, e))?;
+    if null_st.st_mode & libc::S_IFMT != libc::S_IFCHR {
+        return Ok(());
+    }
+    let dups: [(RawFd, DupFn); 3] = [
+        (0, |fd| dup2_stdin(fd)),
+        (1, |fd| dup2_stdout(fd)),
+        (2, |fd| dup2_stderr(fd)),
+    ];
+    for (n, dup) in dups {
+        if raw_rdev(n) == Some(null_st.st_rdev) {
+            dup(&null).map_err(|e| SysError::at("dup stdio onto", path, e))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

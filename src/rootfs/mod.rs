@@ -68,6 +68,25 @@ fn dev_is_bind_mounted(mounts: &[Mount]) -> bool {
     })
 }
 
+/// Everything about the rootfs part of the spec that can be refused
+/// without touching the system, for the parent to call before it forks
+/// (`setup` checks the same things again, so calling this is optional).
+pub fn validate(spec: &Spec) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    let prop_value = linux.and_then(|l| l.rootfs_propagation().as_deref());
+    if root_propagation(prop_value).is_none() {
+        return Err(RootfsError::Config {
+            field: "linux.rootfsPropagation".into(),
+            msg: format!("unknown value {:?}", prop_value.unwrap_or_default()),
+        });
+    }
+    devices::node_list(linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]))?;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        mounts::check_entry(m, i)?;
+    }
+    Ok(())
+}
+
 /// A read-only /dev mount was mounted read-write for the device nodes;
 /// make it read-only now (the last /dev entry decides).
 fn dev_readonly(ctx: &MountCtx, mounts: &[Mount]) -> Result<(), RootfsError> {
@@ -159,6 +178,9 @@ pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
         pivot::move_root(opts.rootfs)?;
     } else {
         pivot::pivot(opts.rootfs)?;
+    }
+    if setup_dev {
+        devices::reopen_dev_null()?;
     }
     // As runc: an explicit rootfsPropagation is applied again to the new
     // "/" (the one set before the switch applied to the host's tree).

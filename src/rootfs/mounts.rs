@@ -47,6 +47,34 @@ pub fn mount_at(
         .map_err(|e| SysError::at("mount", dest, e))
 }
 
+/// The checks on `mounts[index]` that need no system access.
+pub fn check_entry(m: &Mount, index: usize) -> Result<(), RootfsError> {
+    let field = format!("mounts[{index}]");
+    let dest = clean_container_path(m.destination());
+    let typ = m.typ().as_deref().filter(|t| !t.is_empty());
+    let opts = parse_mount_options(typ, m.options().as_deref().unwrap_or(&[]));
+    if opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(RootfsError::Config {
+            field,
+            msg: "id-mapped mounts are not supported".into(),
+        });
+    }
+    if opts.is_bind() {
+        if m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty()) {
+            return Err(RootfsError::Config {
+                field: format!("{field}.source"),
+                msg: "a bind mount needs a source".into(),
+            });
+        }
+    } else if !matches!(typ, Some("cgroup") | Some("cgroup2"))
+        && !proc_destination_allowed(&dest, typ == Some("proc"))
+    {
+        // (a bind's source is only known to be a procfs at mount time)
+        return Err(proc_refused(&field, &dest));
+    }
+    Ok(())
+}
+
 /// Mount `mounts[index]`.
 pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), RootfsError> {
     let field = format!("mounts[{index}]");
@@ -57,12 +85,7 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), Rootfs
     let dest = clean_container_path(m.destination());
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
     let mut opts = parse_mount_options(typ, m.options().as_deref().unwrap_or(&[]));
-    if opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(RootfsError::Config {
-            field: field.clone(),
-            msg: "id-mapped mounts are not supported".into(),
-        });
-    }
+    check_entry(m, index)?;
     if ctx.defer_dev_ro && dest == Path::new("/dev") && !opts.is_bind() {
         opts.flags.remove(MsFlags::MS_RDONLY);
     }

@@ -50,10 +50,12 @@ impl RootDir {
         } else {
             path
         };
+        // EAGAIN: a rename raced the ".." checks of RESOLVE_IN_ROOT; retry
+        // a bounded number of times (a hostile renamer must not hang us).
+        let mut tries = 0;
         loop {
             match openat2(self.fd.as_fd(), p, how(flags)) {
-                // EAGAIN: a rename raced the lookup (RESOLVE_IN_ROOT); retry.
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) if tries < 32 => tries += 1,
                 r => return r,
             }
         }

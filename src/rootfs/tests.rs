@@ -681,3 +681,37 @@ fn copyup_recursive_ro_and_readonly_dev() {
         "{err}"
     );
 }
+
+/// The parent's pre-fork check: no root needed, same refusals as setup.
+#[test]
+fn validate_refuses_bad_specs() {
+    assert!(super::validate(&spec(runc_spec(json!({})))).is_ok());
+    let cases = [
+        (
+            json!({"linux": {"rootfsPropagation": "sideways"}}),
+            "linux.rootfsPropagation",
+        ),
+        (
+            json!({"linux": {"devices": [{"path": "/dev/x", "type": "a"}]}}),
+            "linux.devices[0]",
+        ),
+        (
+            json!({"mounts": [{"destination": "/x", "type": "bind"}]}),
+            "mounts[0].source",
+        ),
+        (
+            json!({"mounts": [{"destination": "/proc/sys", "type": "tmpfs"}]}),
+            "mounts[0].destination",
+        ),
+        (
+            json!({"mounts": [{"destination": "/x", "type": "bind", "source": "/", "options": ["ridmap"]}]}),
+            "mounts[0]: id-mapped",
+        ),
+    ];
+    for (patch, want) in cases {
+        let err = super::validate(&spec(runc_spec(patch)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(want), "{err} (wanted {want})");
+    }
+}
