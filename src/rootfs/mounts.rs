@@ -106,6 +106,9 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), Rootfs
                 if !proc_destination_allowed(&dest, source_is_proc) {
                     return Err(proc_refused(&field, &dest));
                 }
+                if matches!(typ, Some("proc") | Some("sysfs")) {
+                    refuse_symlink(ctx.root, &dest, &field)?;
+                }
                 let target = ctx.root.mkdir_all(&dest).map_err(at)?;
                 let fstype = typ.unwrap_or("none");
                 let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
@@ -173,6 +176,36 @@ fn tmpfs_copy_up(
         )?;
     }
     finish_entry(ctx, dest, opts)
+}
+
+/// proc and sysfs go on a plain directory, never through a final
+/// symlink (runc, CVE-2019-19921): the kernel files that later steps write
+/// (sysctl, LSM attributes) must be where /proc and /sys really are.
+fn refuse_symlink(root: &RootDir, dest: &Path, field: &str) -> Result<(), RootfsError> {
+    let fd = match root.open_raw(dest, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => {
+            return Err(RootfsError::At {
+                field: field.to_string(),
+                source: SysError::at("openat2", dest, e),
+            });
+        }
+    };
+    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| RootfsError::At {
+        field: field.to_string(),
+        source: SysError::at("stat", dest, e),
+    })?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        return Err(RootfsError::Config {
+            field: format!("{field}.destination"),
+            msg: format!(
+                "{} is a symlink: proc and sysfs must be mounted on a directory",
+                dest.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn proc_refused(field: &str, dest: &Path) -> RootfsError {

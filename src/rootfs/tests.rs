@@ -715,3 +715,20 @@ fn validate_refuses_bad_specs() {
         assert!(err.starts_with(want), "{err} (wanted {want})");
     }
 }
+
+/// proc through a symlink is refused, even one that stays inside.
+#[test]
+fn proc_on_symlink_is_refused() {
+    if !is_root() {
+        return;
+    }
+    let dir = tempdir("procsym");
+    let rootfs = busybox_rootfs(&dir.0);
+    fs::create_dir(rootfs.join("fakeproc")).unwrap();
+    symlink("fakeproc", rootfs.join("proc")).unwrap();
+    let err = run_container(&spec(runc_spec(json!({}))), &rootfs, false).unwrap_err();
+    assert!(
+        err.contains("mounts[0].destination") && err.contains("symlink"),
+        "{err}"
+    );
+}
