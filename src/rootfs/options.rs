@@ -131,6 +131,8 @@ fn flag_option(opt: &str) -> Option<(bool, MsFlags)> {
         "nolazytime" => (true, F::MS_LAZYTIME),
         "iversion" => (false, F::MS_I_VERSION),
         "noiversion" => (true, F::MS_I_VERSION),
+        // fstab's placeholder: no flag at all (and not filesystem data).
+        "defaults" => (false, F::empty()),
         "nosymfollow" => (false, MS_NOSYMFOLLOW),
         "symfollow" => (true, MS_NOSYMFOLLOW),
         _ => return None,
@@ -427,6 +429,8 @@ mod tests {
         assert_eq!(o.rec_clr, ATTR_ATIME_MASK);
         assert!(o.copy_up && !o.idmap);
         assert_eq!(o.data, "x=1");
+        let o = parse_mount_options(Some("tmpfs"), &opts(&["defaults", "size=1m"]));
+        assert_eq!((o.flags, o.data.as_str()), (F::empty(), "size=1m"));
         // later wins; clearing an atime mode leaves relatime (0)
         let o = parse_mount_options(
             None,
