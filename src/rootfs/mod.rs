@@ -5,12 +5,32 @@
 //!
 //! INTERFACE OWNED BY THE ROOTFS WORK: `setup` and `finish` are called by
 //! `process::init` in this order: setup -> (console) -> finish.
+//!
+//! Every container path is resolved inside the rootfs (see `paths`), and
+//! every mount targets the resolved fd, never a path string a symlink
+//! could redirect.
+
+mod cgroupfs;
+mod copyup;
+mod devices;
+mod masked;
+mod mounts;
+mod newmount;
+mod options;
+mod paths;
+mod pivot;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 
-use oci_spec::runtime::Spec;
+use nix::mount::MsFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
-use crate::sys::SysError;
+use crate::sys::{Ctx, SysError};
+use mounts::MountCtx;
+use options::{clean_container_path, parse_mount_options, root_propagation};
+use paths::RootDir;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
@@ -18,6 +38,13 @@ pub enum RootfsError {
     Sys(#[from] SysError),
     #[error("{field}: {msg}")]
     Config { field: String, msg: String },
+    /// A syscall failed while applying one config.json entry.
+    #[error("{field}: {source}")]
+    At {
+        field: String,
+        #[source]
+        source: SysError,
+    },
 }
 
 /// What the rootfs steps need besides the spec.
@@ -32,13 +59,162 @@ pub struct RootfsOptions<'a> {
     pub userns: bool,
 }
 
-/// Everything up to and including the root switch. On return the process's
-/// root and cwd are the container's "/".
-pub fn setup(_opts: &RootfsOptions) -> Result<(), RootfsError> {
+/// runc creates device nodes unless /dev itself is bind-mounted.
+fn dev_is_bind_mounted(mounts: &[Mount]) -> bool {
+    mounts.iter().any(|m| {
+        let typ = m.typ().as_deref();
+        clean_container_path(m.destination()) == Path::new("/dev")
+            && parse_mount_options(typ, m.options().as_deref().unwrap_or(&[])).is_bind()
+    })
+}
+
+/// Everything about the rootfs part of the spec that can be refused
+/// without touching the system, for the parent to call before it forks
+/// (`setup` checks the same things again, so calling this is optional).
+pub fn validate(spec: &Spec) -> Result<(), RootfsError> {
+    let linux = spec.linux().as_ref();
+    let prop_value = linux.and_then(|l| l.rootfs_propagation().as_deref());
+    if root_propagation(prop_value).is_none() {
+        return Err(RootfsError::Config {
+            field: "linux.rootfsPropagation".into(),
+            msg: format!("unknown value {:?}", prop_value.unwrap_or_default()),
+        });
+    }
+    devices::node_list(linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]))?;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        mounts::check_entry(m, i)?;
+    }
     Ok(())
 }
 
-/// After the console is in place: maskedPaths, readonlyPaths, root.readonly.
-pub fn finish(_spec: &Spec) -> Result<(), RootfsError> {
+/// A read-only /dev mount was mounted read-write for the device nodes;
+/// make it read-only now (the last /dev entry decides).
+fn dev_readonly(ctx: &MountCtx, mounts: &[Mount]) -> Result<(), RootfsError> {
+    let last = mounts
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, m)| clean_container_path(m.destination()) == Path::new("/dev"));
+    let Some((i, m)) = last else {
+        return Ok(());
+    };
+    let o = parse_mount_options(m.typ().as_deref(), m.options().as_deref().unwrap_or(&[]));
+    if !o.flags.contains(MsFlags::MS_RDONLY) {
+        return Ok(());
+    }
+    let dev = Path::new("/dev");
+    let remount = || {
+        let fd = ctx.root.open_path(dev)?;
+        let flags = (o.flags - (MsFlags::MS_BIND | MsFlags::MS_REC)) | MsFlags::MS_REMOUNT;
+        mounts::mount_at(None, &fd, dev, None, flags, "")
+    };
+    remount().map_err(|e| RootfsError::At {
+        field: format!("mounts[{i}]"),
+        source: e,
+    })
+}
+
+/// Everything up to and including the root switch. On return the process's
+/// root and cwd are the container's "/". Relative bind sources are taken
+/// relative to the current directory, which should be the bundle.
+pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
+    let spec = opts.spec;
+    let linux = spec.linux().as_ref();
+    let prop_value = linux.and_then(|l| l.rootfs_propagation().as_deref());
+    let propagation = root_propagation(prop_value).ok_or_else(|| RootfsError::Config {
+        field: "linux.rootfsPropagation".into(),
+        msg: format!("unknown value {:?}", prop_value.unwrap_or_default()),
+    })?;
+    let cgroupns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Cgroup));
+    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+    let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);
+    let nodes = devices::node_list(devices)?;
+
+    // 1. Propagation of "/", rootfs as its own mount point.
+    pivot::prepare_root(opts.rootfs, propagation)?;
+
+    // 2. `mounts`, in order, each resolved inside the rootfs. The fd is
+    // taken after the self-bind so that it refers to the new mount.
+    let root = RootDir::open(opts.rootfs)?;
+    let setup_dev = !dev_is_bind_mounted(mounts);
+    let ctx = MountCtx {
+        root: &root,
+        userns: opts.userns,
+        cgroupns,
+        defer_dev_ro: setup_dev,
+    };
+    for (i, m) in mounts.iter().enumerate() {
+        mounts::mount_entry(&ctx, m, i)?;
+    }
+
+    // 3. /dev contents, unless /dev is the host's.
+    if !dev_is_bind_mounted(mounts) {
+        devices::create_nodes(&root, &nodes, opts.userns)?;
+        devices::create_links(&root)?;
+    }
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    if terminal {
+        // Mount target for the console's pty slave.
+        let console = Path::new("/dev/console");
+        root.create_file(console, 0o666)
+            .map_err(|e| RootfsError::At {
+                field: "process.terminal".into(),
+                source: e,
+            })?;
+    }
+    if setup_dev {
+        dev_readonly(&ctx, mounts)?;
+    }
+    drop(root);
+
+    // 4. Switch root.
+    if opts.no_pivot {
+        pivot::move_root(opts.rootfs)?;
+    } else {
+        pivot::pivot(opts.rootfs)?;
+    }
+    if setup_dev {
+        devices::reopen_dev_null()?;
+    }
+    // As runc: an explicit rootfsPropagation is applied again to the new
+    // "/" (the one set before the switch applied to the host's tree).
+    if prop_value.is_some_and(|v| !v.is_empty()) {
+        let none: Option<&str> = None;
+        nix::mount::mount(none, "/", none, propagation, none)
+            .ctx_at("mount propagation", Path::new("/"))?;
+    }
+    Ok(())
+}
+
+/// After the console is in place: root.readonly, maskedPaths, readonlyPaths
+/// (runc's order). Must run after `setup`, with "/" the container's root.
+pub fn finish(spec: &Spec) -> Result<(), RootfsError> {
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        masked::readonly_root().map_err(|e| RootfsError::At {
+            field: "root.readonly".into(),
+            source: e,
+        })?;
+    }
+    let Some(linux) = spec.linux().as_ref() else {
+        return Ok(());
+    };
+    let root = RootDir::open(Path::new("/"))?;
+    if let Some(paths) = linux.readonly_paths() {
+        masked::readonly_paths(&root, paths)?;
+    }
+    if let Some(paths) = linux.masked_paths() {
+        masked::mask_paths(&root, paths)?;
+    }
     Ok(())
 }

@@ -1,0 +1,283 @@
+//! One `mounts[]` entry at a time: resolve the destination inside the
+//! rootfs, create it, mount onto its fd, remount bind mounts with their
+//! flags, then apply propagation options.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sys::stat::Mode;
+use nix::sys::statfs::{PROC_SUPER_MAGIC, fstatfs};
+use oci_spec::runtime::Mount;
+
+use super::copyup::copy_up;
+use super::newmount::set_attr;
+use super::options::{
+    MountOptions, bind_remount_flags, clean_container_path, locked_flags, parse_mount_options,
+    proc_destination_allowed,
+};
+use super::paths::{RootDir, proc_fd};
+use super::{RootfsError, cgroupfs};
+use crate::sys::{Ctx, SysError, SysResult};
+
+/// What every mount step needs to know about the container.
+pub struct MountCtx<'a> {
+    pub root: &'a RootDir,
+    pub userns: bool,
+    pub cgroupns: bool,
+    /// Mount a read-only /dev read-write: devices are created in it first
+    /// (the caller remounts it read-only afterwards, as runc).
+    pub defer_dev_ro: bool,
+}
+
+/// mount(2) onto an fd obtained by safe resolution; errors name `dest`,
+/// the container path, not the /proc/self/fd alias.
+pub fn mount_at(
+    source: Option<&Path>,
+    target: &OwnedFd,
+    dest: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: &str,
+) -> SysResult<()> {
+    let data = (!data.is_empty()).then_some(data);
+    nix::mount::mount(source, &proc_fd(target), fstype, flags, data)
+        .map_err(|e| SysError::at("mount", dest, e))
+}
+
+/// The checks on `mounts[index]` that need no system access.
+pub fn check_entry(m: &Mount, index: usize) -> Result<(), RootfsError> {
+    let field = format!("mounts[{index}]");
+    let dest = clean_container_path(m.destination());
+    let typ = m.typ().as_deref().filter(|t| !t.is_empty());
+    let opts = parse_mount_options(typ, m.options().as_deref().unwrap_or(&[]));
+    if opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+        return Err(RootfsError::Config {
+            field,
+            msg: "id-mapped mounts are not supported".into(),
+        });
+    }
+    if opts.is_bind() {
+        if m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty()) {
+            return Err(RootfsError::Config {
+                field: format!("{field}.source"),
+                msg: "a bind mount needs a source".into(),
+            });
+        }
+    } else if !matches!(typ, Some("cgroup") | Some("cgroup2"))
+        && !proc_destination_allowed(&dest, typ == Some("proc"))
+    {
+        // (a bind's source is only known to be a procfs at mount time)
+        return Err(proc_refused(&field, &dest));
+    }
+    Ok(())
+}
+
+/// Mount `mounts[index]`.
+pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), RootfsError> {
+    let field = format!("mounts[{index}]");
+    let at = |e: SysError| RootfsError::At {
+        field: field.clone(),
+        source: e,
+    };
+    let dest = clean_container_path(m.destination());
+    let typ = m.typ().as_deref().filter(|t| !t.is_empty());
+    let mut opts = parse_mount_options(typ, m.options().as_deref().unwrap_or(&[]));
+    check_entry(m, index)?;
+    if ctx.defer_dev_ro && dest == Path::new("/dev") && !opts.is_bind() {
+        opts.flags.remove(MsFlags::MS_RDONLY);
+    }
+
+    if opts.is_bind() {
+        let src = m.source().as_deref().ok_or_else(|| RootfsError::Config {
+            field: format!("{field}.source"),
+            msg: "a bind mount needs a source".into(),
+        })?;
+        bind_mount(ctx, src, &dest, &opts, &field)?;
+    } else {
+        match typ {
+            Some("cgroup") | Some("cgroup2") => {
+                cgroupfs::mount_cgroup(ctx, m, &dest, &opts, &field)?
+            }
+            _ => {
+                let source_is_proc = typ == Some("proc");
+                if !proc_destination_allowed(&dest, source_is_proc) {
+                    return Err(proc_refused(&field, &dest));
+                }
+                if matches!(typ, Some("proc") | Some("sysfs")) {
+                    refuse_symlink(ctx.root, &dest, &field)?;
+                }
+                let target = ctx.root.mkdir_all(&dest).map_err(at)?;
+                let fstype = typ.unwrap_or("none");
+                let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
+                if opts.copy_up && fstype == "tmpfs" {
+                    return tmpfs_copy_up(ctx, &source, &target, &dest, &opts).map_err(at);
+                }
+                match mount_at(
+                    Some(&source),
+                    &target,
+                    &dest,
+                    Some(fstype),
+                    opts.flags,
+                    &opts.data,
+                ) {
+                    // sysfs needs a net namespace owned by our user
+                    // namespace; without one runc binds the host's /sys.
+                    Err(e) if typ == Some("sysfs") && e.errno == Errno::EPERM && ctx.userns => {
+                        let rbind = MountOptions {
+                            flags: opts.flags | MsFlags::MS_BIND | MsFlags::MS_REC,
+                            ..opts.clone()
+                        };
+                        bind_mount(ctx, Path::new("/sys"), &dest, &rbind, &field)?;
+                        return Ok(());
+                    }
+                    r => r.map_err(at)?,
+                }
+            }
+        }
+    }
+    finish_entry(ctx, &dest, &opts).map_err(at)
+}
+
+/// After the mount itself: propagation, then recursive attributes.
+fn finish_entry(ctx: &MountCtx, dest: &Path, opts: &MountOptions) -> SysResult<()> {
+    apply_propagation(ctx.root, dest, &opts.propagation)?;
+    if opts.rec_set != 0 || opts.rec_clr != 0 {
+        let fd = ctx.root.open_path(dest)?;
+        set_attr(&fd, opts.rec_set, opts.rec_clr, true, dest)?;
+    }
+    Ok(())
+}
+
+/// A tmpfs that starts with the destination's previous contents. A
+/// read-only one is filled first, then made read-only.
+fn tmpfs_copy_up(
+    ctx: &MountCtx,
+    source: &Path,
+    before: &OwnedFd,
+    dest: &Path,
+    opts: &MountOptions,
+) -> SysResult<()> {
+    let ro = opts.flags.contains(MsFlags::MS_RDONLY);
+    let flags = opts.flags - MsFlags::MS_RDONLY;
+    mount_at(Some(source), before, dest, Some("tmpfs"), flags, &opts.data)?;
+    let after = ctx.root.open_path(dest)?;
+    copy_up(before, &after, dest)?;
+    if ro {
+        mount_at(
+            None,
+            &after,
+            dest,
+            None,
+            flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            "",
+        )?;
+    }
+    finish_entry(ctx, dest, opts)
+}
+
+/// proc and sysfs go on a plain directory, never through a final
+/// symlink (runc, CVE-2019-19921): the kernel files that later steps write
+/// (sysctl, LSM attributes) must be where /proc and /sys really are.
+fn refuse_symlink(root: &RootDir, dest: &Path, field: &str) -> Result<(), RootfsError> {
+    let fd = match root.open_raw(dest, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => {
+            return Err(RootfsError::At {
+                field: field.to_string(),
+                source: SysError::at("openat2", dest, e),
+            });
+        }
+    };
+    let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| RootfsError::At {
+        field: field.to_string(),
+        source: SysError::at("stat", dest, e),
+    })?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        return Err(RootfsError::Config {
+            field: format!("{field}.destination"),
+            msg: format!(
+                "{} is a symlink: proc and sysfs must be mounted on a directory",
+                dest.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn proc_refused(field: &str, dest: &Path) -> RootfsError {
+    RootfsError::Config {
+        field: format!("{field}.destination"),
+        msg: format!("{} cannot be mounted: it is inside /proc", dest.display()),
+    }
+}
+
+/// Bind `src` (a host path; relative means relative to the cwd, which is
+/// the bundle) onto `dest`, then remount it with the asked flags.
+pub fn bind_mount(
+    ctx: &MountCtx,
+    src: &Path,
+    dest: &Path,
+    opts: &MountOptions,
+    field: &str,
+) -> Result<(), RootfsError> {
+    let at = |e: SysError| RootfsError::At {
+        field: field.to_string(),
+        source: e,
+    };
+    // The source is the host's business: follow its symlinks (runc does),
+    // but pin what we found with an fd and mount from that.
+    let src_fd = nix::fcntl::open(src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx_at("open bind source", src)
+        .map_err(at)?;
+    let st = nix::sys::stat::fstat(src_fd.as_fd())
+        .ctx_at("stat", src)
+        .map_err(at)?;
+    let src_is_proc =
+        fstatfs(src_fd.as_fd()).is_ok_and(|s| s.filesystem_type() == PROC_SUPER_MAGIC);
+    if !proc_destination_allowed(dest, src_is_proc) {
+        return Err(proc_refused(field, dest));
+    }
+    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let target = if is_dir {
+        ctx.root.mkdir_all(dest)
+    } else {
+        ctx.root.create_file(dest, 0o644)
+    }
+    .map_err(at)?;
+    let flags = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
+    mount_at(Some(&proc_fd(&src_fd)), &target, dest, None, flags, "").map_err(at)?;
+    if opts.bind_needs_remount() {
+        remount_bind(ctx, dest, opts.flags).map_err(at)?;
+    }
+    Ok(())
+}
+
+/// MS_REMOUNT a bind mount at `dest` with `flags`, keeping the flags the
+/// kernel locked (user namespace) so it does not refuse with EPERM.
+pub fn remount_bind(ctx: &MountCtx, dest: &Path, flags: MsFlags) -> SysResult<()> {
+    // Re-resolve: the fd from before the mount points below the new mount.
+    let fd = ctx.root.open_path(dest)?;
+    let keep = if ctx.userns {
+        let vfs = nix::sys::statvfs::fstatvfs(fd.as_fd()).ctx_at("statvfs", dest)?;
+        locked_flags(vfs.flags().bits())
+    } else {
+        MsFlags::empty()
+    };
+    mount_at(None, &fd, dest, None, bind_remount_flags(flags, keep), "")
+}
+
+/// Propagation options, each its own mount(2) on the new mount.
+pub fn apply_propagation(root: &RootDir, dest: &Path, props: &[MsFlags]) -> SysResult<()> {
+    if props.is_empty() {
+        return Ok(());
+    }
+    let fd = root.open_path(dest)?;
+    for p in props {
+        mount_at(None, &fd, dest, None, *p, "")?;
+    }
+    Ok(())
+}
