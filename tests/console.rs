@@ -1,0 +1,454 @@
+//! Terminal tests. Root only (they mount devpts instances and run containers).
+//!
+//! `setup_*` and `proxy_*` exercise the console module directly in forked
+//! children (a private mount namespace with a fresh devpts, chrooted like a
+//! container init after its root switch). The `container_*` tests run the
+//! real binary on a busybox bundle with process.terminal = true.
+
+use std::io::IoSliceMut;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+macro_rules! require_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+    };
+}
+
+/// A fresh directory under the target dir's tmp, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("capsa-console-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Our own `recvtty`: listen on a path, accept one connection and take the
+/// fd runc-style (data bytes = a name, one SCM_RIGHTS fd).
+struct Receiver {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Receiver {
+    fn bind(path: PathBuf) -> Receiver {
+        let listener = UnixListener::bind(&path).expect("bind console socket");
+        Receiver { listener, path }
+    }
+
+    fn accept_master(&self) -> (Vec<u8>, OwnedFd) {
+        let mut p = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+        let n =
+            poll(&mut p, PollTimeout::try_from(TIMEOUT).expect("timeout")).expect("poll listener");
+        assert_eq!(
+            n,
+            1,
+            "nobody connected to {} within {TIMEOUT:?}",
+            self.path.display()
+        );
+        let (conn, _) = self.listener.accept().expect("accept");
+        let mut name = [0u8; 4096];
+        let mut iov = [IoSliceMut::new(&mut name)];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let msg = recvmsg::<UnixAddr>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .expect("recvmsg");
+        let bytes = msg.bytes;
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().expect("cmsgs") {
+            if let ControlMessageOwned::ScmRights(got) = c {
+                fds.extend(got);
+            }
+        }
+        assert_eq!(fds.len(), 1, "expected exactly one fd, got {fds:?}");
+        // SAFETY: the kernel just installed this fd for us; nothing else owns it.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) };
+        (name[..bytes].to_vec(), fd)
+    }
+}
+
+/// Read `fd` until EOF/EIO (the pty hang-up) or the deadline; returns what
+/// was read and whether it ended by hang-up.
+fn read_until_hangup(fd: &OwnedFd, until: Instant) -> (String, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return (String::from_utf8_lossy(&out).into_owned(), false);
+        }
+        let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut p,
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => panic!("poll: {e}"),
+        }
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) | Err(Errno::EIO) => return (String::from_utf8_lossy(&out).into_owned(), true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR | Errno::EAGAIN) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// Read until `needle` shows up (or panic at the deadline).
+fn read_until(fd: &OwnedFd, needle: &str, until: Instant) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&out).contains(needle) {
+        let left = until.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "timed out waiting for {needle:?}; got {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        let mut p = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        if poll(
+            &mut p,
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+        )
+        .unwrap_or(0)
+            == 0
+        {
+            continue;
+        }
+        match nix::unistd::read(fd, &mut buf) {
+            Ok(0) | Err(Errno::EIO) => panic!(
+                "hang-up before {needle:?}; got {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Fork; the child runs `f` and `_exit`s with its result. The child only
+/// makes syscalls and allocates (glibc's fork leaves malloc usable).
+fn fork_child(f: impl FnOnce() -> i32) -> Pid {
+    // SAFETY: the child never returns into the test harness: it runs `f`,
+    // which does not touch locks other threads may hold (no printing, no
+    // test-harness state), and ends in _exit.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
+            // SAFETY: _exit ends the child without running the parent's
+            // exit handlers or unwinding into harness frames.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => child,
+    }
+}
+
+fn wait_exit(pid: Pid) -> i32 {
+    match waitpid(pid, None).expect("waitpid") {
+        WaitStatus::Exited(_, code) => code,
+        other => panic!("child {pid} ended abnormally: {other:?}"),
+    }
+}
+
+fn write_fd(fd: RawFd, s: &str) {
+    // SAFETY: fd is one of our stdio numbers, open for the call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let _ = nix::unistd::write(fd, s.as_bytes());
+}
+
+/// In a child: private mount ns, `root` with a new devpts at dev/pts,
+/// dev/ptmx -> pts/ptmx and an empty dev/console (when `console_file`), then
+/// chroot into it, as the init is after its root switch.
+fn enter_fake_container_root(root: &Path) -> Result<(), String> {
+    use nix::mount::{MsFlags, mount};
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("unshare: {e}"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("make / private: {e}"))?;
+    mount(
+        Some("devpts"),
+        &root.join("dev/pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .map_err(|e| format!("mount devpts: {e}"))?;
+    nix::unistd::chroot(root).map_err(|e| format!("chroot: {e}"))?;
+    nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))?;
+    Ok(())
+}
+
+fn make_fake_root(dir: &Path, console_file: bool) -> PathBuf {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("dev/pts")).expect("mkdir dev/pts");
+    std::os::unix::fs::symlink("pts/ptmx", root.join("dev/ptmx")).expect("symlink ptmx");
+    if console_file {
+        std::fs::write(root.join("dev/console"), b"").expect("create dev/console");
+    }
+    root
+}
+
+/// What the fake init checks about itself after `setup_in_container`, as
+/// one line: each check is name=0/1.
+fn self_checks() -> String {
+    use nix::sys::stat::{fstat, stat};
+    let mut r = Vec::new();
+    let tty0 = fstat(std::io::stdin().as_fd()).ok();
+    let all_same = (0..=2).all(|fd| {
+        // SAFETY: 0..=2 are open (the pty slave) for the call.
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        fstat(b).ok().map(|s| s.st_rdev) == tty0.map(|s| s.st_rdev)
+            && nix::unistd::isatty(b).unwrap_or(false)
+    });
+    r.push(format!("stdio={}", all_same as u8));
+    let console = stat("/dev/console").ok().map(|s| s.st_rdev);
+    r.push(format!(
+        "console={}",
+        (console.is_some() && console == tty0.map(|s| s.st_rdev)) as u8
+    ));
+    let me = nix::unistd::getpid();
+    r.push(format!(
+        "leader={}",
+        (nix::unistd::getsid(None).ok() == Some(me)) as u8
+    ));
+    let fg = nix::unistd::tcgetpgrp(std::io::stdin().as_fd()).ok();
+    r.push(format!(
+        "ctty={}",
+        (fg == Some(nix::unistd::getpgrp())) as u8
+    ));
+    // No fd other than 0, 1, 2 may point at the pty (master closed, slave
+    // only on stdio).
+    let extra = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    r.push(format!("procfd={extra}"));
+    format!("CHECKS {}\n", r.join(" "))
+}
+
+#[test]
+fn setup_in_container_sends_master_and_wires_slave() {
+    require_root!();
+    let tmp = TempDir::new("setup");
+    let root = make_fake_root(tmp.path(), true);
+    let rx = Receiver::bind(tmp.path().join("console.sock"));
+    let sock = capsa::console::connect(&rx.path).expect("connect");
+
+    let child = fork_child(move || {
+        if let Err(e) = enter_fake_container_root(&root) {
+            write_fd(2, &format!("{e}\n"));
+            return 2;
+        }
+        if let Err(e) = capsa::console::setup_in_container(sock) {
+            write_fd(2, &format!("setup_in_container: {e}\n"));
+            return 3;
+        }
+        write_fd(1, &self_checks());
+        write_fd(1, "READY\n");
+        let mut line = [0u8; 64];
+        let n = nix::unistd::read(std::io::stdin().as_fd(), &mut line).unwrap_or(0);
+        write_fd(
+            1,
+            &format!("GOT {}\n", String::from_utf8_lossy(&line[..n]).trim_end()),
+        );
+        0
+    });
+
+    let (name, master) = rx.accept_master();
+    assert_eq!(name, b"/dev/ptmx", "data bytes must be runc's");
+    let until = Instant::now() + TIMEOUT;
+    let first = read_until(&master, "READY", until);
+    nix::unistd::write(&master, b"ping\n").expect("write master");
+    let (rest, hung_up) = read_until_hangup(&master, until);
+    let code = wait_exit(child);
+    let all = first + &rest;
+    assert_eq!(code, 0, "child failed; output: {all:?}");
+    assert!(
+        hung_up,
+        "no hang-up after the slave holders exited: {all:?}"
+    );
+    // /proc is not mounted in the fake root, so procfd reads 0 there.
+    assert!(
+        all.contains("CHECKS stdio=1 console=1 leader=1 ctty=1"),
+        "{all:?}"
+    );
+    // Echo from the pty line discipline, then the child's answer (ONLCR).
+    assert!(all.contains("GOT ping\r\n"), "{all:?}");
+}
+
+#[test]
+fn setup_creates_missing_console_and_rejects_symlink() {
+    require_root!();
+    for (case, want) in [("missing", 0), ("symlink", 4)] {
+        let tmp = TempDir::new(case);
+        let root = make_fake_root(tmp.path(), false);
+        if case == "symlink" {
+            std::os::unix::fs::symlink("/etc/passwd", root.join("dev/console")).expect("symlink");
+        }
+        let (parent, child_end) = capsa::console::socketpair().expect("socketpair");
+        let child = fork_child(move || {
+            if enter_fake_container_root(&root).is_err() {
+                return 2;
+            }
+            match capsa::console::setup_in_container(child_end) {
+                Ok(()) => {
+                    let ok = nix::sys::stat::stat("/dev/console")
+                        .map(|s| s.st_mode & libc::S_IFMT == libc::S_IFCHR);
+                    if ok == Ok(true) { 0 } else { 3 }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    if msg == "/dev/console is a symlink: refusing to mount the console over it" {
+                        4
+                    } else {
+                        5
+                    }
+                }
+            }
+        });
+        let code = wait_exit(child);
+        assert_eq!(code, want, "case {case}");
+        if case == "missing" {
+            let master = capsa::console::recv_master(&parent).expect("master");
+            assert!(nix::unistd::isatty(&master).unwrap_or(false));
+        } else {
+            // The init failed before sending: the receiver gets a clear EOF.
+            let e = capsa::console::recv_master(&parent)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("closed it without sending a terminal"), "{e}");
+        }
+    }
+}
+
+/// The proxy with a non-tty stdin: input reaches the pty, output comes back,
+/// EOF on stdin does not stop output, and the proxy exits 0 on hang-up.
+#[test]
+fn proxy_copies_both_ways_until_hangup() {
+    require_root!();
+    let (in_r, in_w) = nix::unistd::pipe().expect("pipe");
+    let (out_r, out_w) = nix::unistd::pipe().expect("pipe");
+    let fds = [
+        in_r.as_raw_fd(),
+        in_w.as_raw_fd(),
+        out_r.as_raw_fd(),
+        out_w.as_raw_fd(),
+    ];
+    let runner = fork_child(move || {
+        // The "run" process: stdio = pipes, a host pty whose slave a
+        // grandchild (the "container") holds.
+        // SAFETY: these are the test's pipe fds, inherited through fork and
+        // used by nobody else in this child.
+        let [i_r, i_w, o_r, o_w] =
+            fds.map(|fd| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        if nix::unistd::dup2_stdin(&i_r).is_err() || nix::unistd::dup2_stdout(&o_w).is_err() {
+            return 2;
+        }
+        drop((i_r, i_w, o_r, o_w));
+        let Ok(master) =
+            nix::pty::posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY)
+        else {
+            return 3;
+        };
+        if nix::pty::unlockpt(&master).is_err() {
+            return 3;
+        }
+        let Ok(name) = nix::pty::ptsname_r(&master) else {
+            return 3;
+        };
+        let master: OwnedFd = master.into();
+        let master_raw = master.as_raw_fd();
+        let container = fork_child(move || {
+            // The container must not hold the master (else no hang-up).
+            let _ = nix::unistd::close(master_raw);
+            let Ok(slave) = nix::fcntl::open(
+                name.as_str(),
+                nix::fcntl::OFlag::O_RDWR,
+                nix::sys::stat::Mode::empty(),
+            ) else {
+                return 4;
+            };
+            let _ = nix::unistd::dup2_stdin(&slave);
+            let _ = nix::unistd::dup2_stdout(&slave);
+            drop(slave);
+            write_fd(1, "hello from the container\n");
+            let mut line = [0u8; 64];
+            let n = nix::unistd::read(std::io::stdin().as_fd(), &mut line).unwrap_or(0);
+            // Output after the proxy's stdin hit EOF must still arrive.
+            std::thread::sleep(Duration::from_millis(200));
+            write_fd(
+                1,
+                &format!("got {}\n", String::from_utf8_lossy(&line[..n]).trim_end()),
+            );
+            0
+        });
+        let proxy = match capsa::console::spawn_proxy(master) {
+            Ok(pid) => Pid::from_raw(pid),
+            Err(_) => return 5,
+        };
+        let c = waitpid(container, None);
+        let p = waitpid(proxy, None);
+        match (c, p) {
+            (Ok(WaitStatus::Exited(_, 0)), Ok(WaitStatus::Exited(_, 0))) => 0,
+            (Ok(WaitStatus::Exited(_, 0)), _) => 6,
+            _ => 7,
+        }
+    });
+    drop(in_r);
+    drop(out_w);
+    nix::unistd::write(&in_w, b"abc\n").expect("write stdin");
+    drop(in_w); // EOF for the proxy's stdin
+    let until = Instant::now() + TIMEOUT;
+    let (out, eof) = read_until_hangup(&out_r, until);
+    let code = wait_exit(runner);
+    assert!(eof, "proxy never closed its stdout: {out:?}");
+    assert_eq!(code, 0, "output: {out:?}");
+    assert!(out.contains("hello from the container\r\n"), "{out:?}");
+    assert!(out.contains("got abc\r\n"), "{out:?}");
+}
