@@ -219,6 +219,14 @@ fn enter_fake_container_root(root: &Path) -> Result<(), String> {
         Some("newinstance,ptmxmode=0666,mode=0620"),
     )
     .map_err(|e| format!("mount devpts: {e}"))?;
+    mount(
+        Some("proc"),
+        &root.join("proc"),
+        Some("proc"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| format!("mount proc: {e}"))?;
     nix::unistd::chroot(root).map_err(|e| format!("chroot: {e}"))?;
     nix::unistd::chdir("/").map_err(|e| format!("chdir: {e}"))?;
     Ok(())
@@ -227,6 +235,7 @@ fn enter_fake_container_root(root: &Path) -> Result<(), String> {
 fn make_fake_root(dir: &Path, console_file: bool) -> PathBuf {
     let root = dir.join("root");
     std::fs::create_dir_all(root.join("dev/pts")).expect("mkdir dev/pts");
+    std::fs::create_dir_all(root.join("proc")).expect("mkdir proc");
     std::os::unix::fs::symlink("pts/ptmx", root.join("dev/ptmx")).expect("symlink ptmx");
     if console_file {
         std::fs::write(root.join("dev/console"), b"").expect("create dev/console");
@@ -262,12 +271,24 @@ fn self_checks() -> String {
         "ctty={}",
         (fg == Some(nix::unistd::getpgrp())) as u8
     ));
-    // No fd other than 0, 1, 2 may point at the pty (master closed, slave
-    // only on stdio).
-    let extra = std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0);
-    r.push(format!("procfd={extra}"));
+    // No fd other than 0, 1, 2 may point into this container's devpts
+    // (master closed, slave only on stdio). Fds inherited from the test
+    // harness live on other devices and do not count.
+    let pts_dev = stat("/dev/pts").map(|s| s.st_dev).ok();
+    let leaked = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<RawFd>().ok())
+                .filter(|&fd| fd > 2)
+                .filter(|&fd| {
+                    // SAFETY: fd is listed as open in /proc/self/fd; a stale
+                    // number (read_dir's own fd) only makes fstat fail.
+                    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                    fstat(b).ok().map(|s| s.st_dev) == pts_dev
+                })
+                .count()
+        })
+        .unwrap_or(usize::MAX);
+    r.push(format!("leaked={leaked}"));
     format!("CHECKS {}\n", r.join(" "))
 }
 
@@ -312,9 +333,8 @@ fn setup_in_container_sends_master_and_wires_slave() {
         hung_up,
         "no hang-up after the slave holders exited: {all:?}"
     );
-    // /proc is not mounted in the fake root, so procfd reads 0 there.
     assert!(
-        all.contains("CHECKS stdio=1 console=1 leader=1 ctty=1"),
+        all.contains("CHECKS stdio=1 console=1 leader=1 ctty=1 leaked=0\r\n"),
         "{all:?}"
     );
     // Echo from the pty line discipline, then the child's answer (ONLCR).
