@@ -425,6 +425,9 @@ fn proxy_copies_both_ways_until_hangup() {
         let master: OwnedFd = master.into();
         let master_raw = master.as_raw_fd();
         let container = fork_child(move || {
+            // SAFETY: alarm only arms a timer; if the test fails and nobody
+            // feeds us, SIGALRM ends this process instead of leaking it.
+            unsafe { libc::alarm(30) };
             // The container must not hold the master (else no hang-up).
             let _ = nix::unistd::close(master_raw);
             let Ok(slave) = nix::fcntl::open(
@@ -471,4 +474,135 @@ fn proxy_copies_both_ways_until_hangup() {
     assert_eq!(code, 0, "output: {out:?}");
     assert!(out.contains("hello from the container\r\n"), "{out:?}");
     assert!(out.contains("got abc\r\n"), "{out:?}");
+}
+
+fn winsize(fd: RawFd) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into the live local.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+fn set_winsize(fd: RawFd, rows: u16, cols: u16) {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one initialised winsize from the live local.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+    assert_eq!(r, 0, "TIOCSWINSZ");
+}
+
+/// A host pty pair: (master, slave path).
+fn host_pty() -> (OwnedFd, String) {
+    use nix::fcntl::OFlag;
+    let m =
+        nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).expect("openpt");
+    nix::pty::unlockpt(&m).expect("unlockpt");
+    let name = nix::pty::ptsname_r(&m).expect("ptsname");
+    (m.into(), name)
+}
+
+/// The proxy with a terminal on stdin, like `capsa run` typed at a shell:
+/// the user's terminal goes raw while it runs and is restored after, the
+/// container's pty gets the window size at start and again on SIGWINCH.
+#[test]
+fn proxy_on_a_terminal_raw_mode_and_window_size() {
+    require_root!();
+    use nix::sys::termios::{LocalFlags, tcgetattr};
+    let (outer, outer_name) = host_pty();
+    let outer_slave = nix::fcntl::open(
+        outer_name.as_str(),
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY,
+        nix::sys::stat::Mode::empty(),
+    )
+    .expect("open outer slave");
+    set_winsize(outer_slave.as_raw_fd(), 30, 100);
+    let canonical = |fd: &OwnedFd| {
+        tcgetattr(fd)
+            .map(|t| t.local_flags.contains(LocalFlags::ICANON))
+            .ok()
+    };
+    assert_eq!(canonical(&outer_slave), Some(true));
+
+    let outer_raw = outer.as_raw_fd();
+    let runner = fork_child(move || {
+        // A session on the outer terminal, as a shell gives its job: resizing
+        // it then sends SIGWINCH to our process group.
+        let _ = nix::unistd::close(outer_raw);
+        if nix::unistd::setsid().is_err() {
+            return 2;
+        }
+        let Ok(t) = nix::fcntl::open(
+            outer_name.as_str(),
+            nix::fcntl::OFlag::O_RDWR,
+            nix::sys::stat::Mode::empty(),
+        ) else {
+            return 2;
+        };
+        if nix::unistd::dup2_stdin(&t).is_err() || nix::unistd::dup2_stdout(&t).is_err() {
+            return 2;
+        }
+        drop(t);
+        let (master, inner_name) = host_pty();
+        let master_raw = master.as_raw_fd();
+        let container = fork_child(move || {
+            // SAFETY: alarm only arms a timer; if the test fails and nobody
+            // feeds us, SIGALRM ends this process instead of leaking it.
+            unsafe { libc::alarm(30) };
+            let _ = nix::unistd::close(master_raw);
+            let _ = nix::unistd::setsid();
+            let Ok(s) = nix::fcntl::open(
+                inner_name.as_str(),
+                nix::fcntl::OFlag::O_RDWR,
+                nix::sys::stat::Mode::empty(),
+            ) else {
+                return 4;
+            };
+            let _ = nix::unistd::dup2_stdin(&s);
+            let _ = nix::unistd::dup2_stdout(&s);
+            drop(s);
+            let mut line = [0u8; 64];
+            for _ in 0..2 {
+                let _ = nix::unistd::read(std::io::stdin().as_fd(), &mut line);
+                let (r, c) = winsize(0).unwrap_or((0, 0));
+                write_fd(1, &format!("SIZE {r}x{c}\n"));
+            }
+            0
+        });
+        let Ok(proxy) = capsa::console::spawn_proxy(master) else {
+            return 5;
+        };
+        let c = waitpid(container, None);
+        let p = waitpid(Pid::from_raw(proxy), None);
+        match (c, p) {
+            (Ok(WaitStatus::Exited(_, 0)), Ok(WaitStatus::Exited(_, 0))) => 0,
+            _ => 6,
+        }
+    });
+    let until = Instant::now() + TIMEOUT;
+    nix::unistd::write(&outer, b"go\r").expect("write");
+    let first = read_until(&outer, "SIZE 30x100", until);
+    assert_eq!(
+        canonical(&outer_slave),
+        Some(false),
+        "terminal not raw while proxying"
+    );
+    set_winsize(outer_slave.as_raw_fd(), 40, 120);
+    nix::unistd::write(&outer, b"next\r").expect("write");
+    let second = read_until(&outer, "SIZE 40x120", until);
+    let code = wait_exit(runner);
+    assert_eq!(code, 0, "output: {first:?} {second:?}");
+    assert_eq!(
+        canonical(&outer_slave),
+        Some(true),
+        "terminal mode not restored"
+    );
 }

@@ -25,6 +25,11 @@ use crate::sys::{Ctx, SysError, SysResult, own};
 /// reap the proxy by its pid after the container has exited, so that all
 /// output has been written before `run` returns.
 pub fn spawn_proxy(master: OwnedFd) -> Result<libc::pid_t, ConsoleError> {
+    // Size the pty before returning, so a container started right after
+    // this call never sees 0x0; the proxy keeps it in sync from then on.
+    if let Some(from) = size_source() {
+        copy_winsize(from, &master);
+    }
     let pid = crate::sys::clone3(0, None)?;
     if pid == 0 {
         let code = match proxy_main(master) {
@@ -65,9 +70,9 @@ fn proxy_main(master: OwnedFd) -> Result<(), ConsoleError> {
     winch.thread_block().ctx("sigprocmask SIG_BLOCK SIGWINCH")?;
     let sigfd = SignalFd::with_flags(&winch, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .ctx("signalfd SIGWINCH")?;
-    let size_from = [stdin.as_fd(), stdout.as_fd()]
-        .into_iter()
-        .find(|fd| isatty(fd).unwrap_or(false));
+    // Again after the signalfd exists: a resize between the copy in the
+    // parent and here would otherwise be lost.
+    let size_from = size_source();
     if let Some(from) = size_from {
         copy_winsize(from, &master);
     }
@@ -214,9 +219,21 @@ fn close_range(first: RawFd, last: RawFd) -> SysResult<()> {
     Err(SysError::new("close_range", Errno::last()))
 }
 
+/// The terminal whose size the container's pty follows: stdin, else stdout.
+fn size_source() -> Option<RawFd> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        Some(libc::STDIN_FILENO)
+    } else if std::io::stdout().is_terminal() {
+        Some(libc::STDOUT_FILENO)
+    } else {
+        None
+    }
+}
+
 /// Copy the window size of our terminal to the pty (best effort: a failure
 /// only leaves the previous size in place).
-fn copy_winsize(from: BorrowedFd<'_>, to: &OwnedFd) {
+fn copy_winsize(from: RawFd, to: &OwnedFd) {
     let mut ws = libc::winsize {
         ws_row: 0,
         ws_col: 0,
@@ -224,8 +241,8 @@ fn copy_winsize(from: BorrowedFd<'_>, to: &OwnedFd) {
         ws_ypixel: 0,
     };
     // SAFETY: TIOCGWINSZ writes one struct winsize into the live local `ws`;
-    // `from` is an open fd for the duration of the call.
-    if unsafe { libc::ioctl(from.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } < 0 {
+    // a bad `from` only makes the ioctl fail with EBADF.
+    if unsafe { libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) } < 0 {
         return;
     }
     // SAFETY: TIOCSWINSZ reads one initialised struct winsize from `ws`;
