@@ -1,0 +1,228 @@
+//! The container's init, from clone to execve: the ordered list of steps that
+//! turn a copy of `capsa create` into the workload. It never returns: it ends
+//! in execve, or sends its error to the parent and _exits.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::stat::Mode;
+
+use super::finalize;
+use super::sync::{Channel, Msg};
+use crate::bundle::Bundle;
+use crate::console::{self, ConsoleError};
+use crate::namespaces::NamespaceError;
+use crate::rootfs::{self, RootfsError, RootfsOptions};
+use crate::security::{self, SecurityError};
+use crate::sys::{self, Ctx, SysError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("{0}")]
+    Sync(#[from] super::sync::SyncError),
+    #[error("{0}")]
+    Sys(#[from] SysError),
+    #[error("{0}")]
+    Namespace(#[from] NamespaceError),
+    #[error("{0}")]
+    Rootfs(#[from] RootfsError),
+    #[error("{0}")]
+    Console(#[from] ConsoleError),
+    #[error("{0}")]
+    Security(#[from] SecurityError),
+    #[error("{field}: {source}")]
+    Field { field: String, source: SysError },
+    /// Executable look-up failures, in runc's words (engines match on them).
+    #[error("exec: {0}")]
+    Exec(String),
+}
+
+/// What the init needs from the parent, all of it inherited through memory.
+pub struct InitArgs<'a> {
+    pub bundle: &'a Bundle,
+    pub chan: &'a Channel,
+    /// O_PATH fd of the container's state dir (a separate open file, not the
+    /// locked one), to open exec.fifo after the root switch.
+    pub state_dir: RawFd,
+    pub no_pivot: bool,
+    pub new_keyring: bool,
+    pub preserve_fds: i32,
+    /// Wait for `Continue` first (fast path; the slow path's stage 1 waited).
+    pub wait_continue: bool,
+    /// Unshare the cgroup namespace here, after the parent placed us.
+    pub unshare_cgroupns: bool,
+    pub id: &'a str,
+}
+
+/// The init's entry point. `console` is the connected console socket (or
+/// the `run` proxy's socketpair end). Never returns.
+pub fn main(a: &InitArgs, console: Option<OwnedFd>) -> ! {
+    let err = match steps(a, console) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let errno = match &err {
+        InitError::Sys(s) => s.errno as i32,
+        _ => 0,
+    };
+    let _ = a.chan.send(&Msg::Error {
+        errno,
+        text: err.to_string(),
+    });
+    sys::child_exit(1)
+}
+
+fn prctl(op: libc::c_int, arg: libc::c_ulong, what: &'static str) -> Result<(), SysError> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(op, arg, 0, 0, 0) } != 0 {
+        return Err(SysError::new(what, Errno::last()));
+    }
+    Ok(())
+}
+
+fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError> {
+    let b = a.bundle;
+    let chan = a.chan;
+    let process = b.process();
+    // Die with the parent while we are still being set up.
+    prctl(
+        libc::PR_SET_PDEATHSIG,
+        libc::SIGKILL as libc::c_ulong,
+        "prctl(PR_SET_PDEATHSIG)",
+    )?;
+    // Not dumpable until exec: the container cannot ptrace us or open
+    // /proc/1/{exe,mem,fd} of the runtime (CVE-2019-5736 class).
+    prctl(libc::PR_SET_DUMPABLE, 0, "prctl(PR_SET_DUMPABLE)")?;
+    // `capsa run` blocks signals for its signalfd; the workload must not inherit that.
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+    .ctx("sigprocmask")?;
+
+    if a.wait_continue {
+        chan.expect(Msg::Continue)?;
+    }
+    if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
+        // Become root of the new user namespace (its maps are written now).
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into())
+            .ctx("setresgid(0) in the user namespace")?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into())
+            .ctx("setresuid(0) in the user namespace")?;
+    }
+    if a.unshare_cgroupns {
+        // After the parent moved us into our cgroup, so it becomes the root.
+        unshare(CloneFlags::CLONE_NEWCGROUP).ctx("unshare(CLONE_NEWCGROUP)")?;
+    }
+    if a.new_keyring {
+        join_session_keyring(a.id)?;
+    }
+
+    rootfs::setup(&RootfsOptions {
+        spec: &b.spec,
+        rootfs: &b.rootfs,
+        no_pivot: a.no_pivot,
+        userns: b.userns,
+    })?;
+    if let Some(sock) = console {
+        console::setup_in_container(sock)?;
+    }
+    rootfs::finish(&b.spec)?;
+
+    if let Some(h) = b.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h)
+            .ctx("sethostname")
+            .map_err(|source| InitError::Field {
+                field: "hostname".into(),
+                source,
+            })?;
+    }
+    if let Some(d) = b.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        set_domainname(d).map_err(|source| InitError::Field {
+            field: "domainname".into(),
+            source,
+        })?;
+    }
+    for (key, val) in b.linux().sysctl().iter().flatten() {
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, val)
+            .ctx_at("write", &path)
+            .map_err(|source| InitError::Field {
+                field: format!("linux.sysctl.{key}"),
+                source,
+            })?;
+    }
+    security::set_oom_score_adj(process)?;
+    let cwd = process.cwd();
+    // runc creates a missing cwd; do it as root, before the user switch.
+    if std::fs::symlink_metadata(cwd).is_err() {
+        let _ = std::fs::create_dir_all(cwd);
+    }
+    let exe = finalize::prepare(process, &b.plan, a.preserve_fds)?;
+
+    prctl(libc::PR_SET_PDEATHSIG, 0, "prctl(PR_SET_PDEATHSIG)")?;
+    chan.send(&Msg::Ready)?;
+
+    // Block until `capsa start` opens the fifo for reading.
+    let fifo = loop {
+        // SAFETY: state_dir is open (owned by the parent's OwnedFd, inherited
+        // by this copy of the process) for as long as we use it here.
+        let dir = unsafe { std::os::fd::BorrowedFd::borrow_raw(a.state_dir) };
+        match openat(
+            dir,
+            crate::state::EXEC_FIFO,
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => break fd,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SysError::new("open exec.fifo", e).into()),
+        }
+    };
+    let _ = nix::unistd::write(&fifo, b"0");
+    drop(fifo);
+    // SAFETY: state_dir is an fd we own in this process; nothing uses it after this.
+    unsafe { libc::close(a.state_dir) };
+
+    let err = nix::unistd::execve(&exe, &b.plan.args, &b.plan.env).unwrap_err();
+    // Past `Ready` nobody reads the channel: tell the workload's stderr.
+    eprintln!(
+        "capsa: exec {}: {}",
+        exe.to_string_lossy(),
+        err.desc().to_lowercase()
+    );
+    sys::child_exit(if err == Errno::ENOENT { 127 } else { 126 })
+}
+
+fn set_domainname(d: &str) -> Result<(), SysError> {
+    // SAFETY: the pointer and length describe the bytes of `d`, alive for the call.
+    if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
+        return Err(SysError::new("setdomainname", Errno::last()));
+    }
+    Ok(())
+}
+
+/// A new session keyring per container, so containers do not share the
+/// host's keys (runc's default; --no-new-keyring turns it off).
+fn join_session_keyring(id: &str) -> Result<(), SysError> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+    let name = CString::new(format!("_ses.{id}"))
+        .map_err(|_| SysError::new("keyring name", Errno::EINVAL))?;
+    // SAFETY: keyctl(JOIN_SESSION_KEYRING) reads a NUL-terminated name that
+    // outlives the call.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    if r < 0 {
+        let e = Errno::last();
+        // Kernels without keys, or a keyring quota: not fatal, as in runc.
+        if e != Errno::ENOSYS && e != Errno::EDQUOT && e != Errno::EPERM {
+            return Err(SysError::new("keyctl(JOIN_SESSION_KEYRING)", e));
+        }
+    }
+    Ok(())
+}
