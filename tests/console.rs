@@ -606,3 +606,241 @@ fn proxy_on_a_terminal_raw_mode_and_window_size() {
         "terminal mode not restored"
     );
 }
+
+// ---------------------------------------------------------------------------
+// End to end: the real binary on a busybox bundle with process.terminal.
+
+const CAPSA: &str = env!("CARGO_BIN_EXE_capsa");
+
+/// A busybox bundle (static /bin/busybox + applet symlinks) whose config is
+/// `capsa spec`'s (terminal: true) with `args` as the process.
+fn busybox_bundle(dir: &Path, args: &[&str]) -> PathBuf {
+    let bundle = dir.join("bundle");
+    let bin = bundle.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).expect("mkdir rootfs/bin");
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy /bin/busybox (busybox-static)");
+    for applet in [
+        "sh", "tty", "stty", "stat", "test", "[", "echo", "cat", "read", "sleep", "ls",
+    ] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("applet symlink");
+    }
+    let out = std::process::Command::new(CAPSA)
+        .args(["spec", "--bundle"])
+        .arg(&bundle)
+        .output()
+        .expect("run capsa spec");
+    assert!(
+        out.status.success(),
+        "capsa spec: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read config.json"))
+            .expect("parse config.json");
+    assert_eq!(config["process"]["terminal"], serde_json::Value::Bool(true));
+    config["process"]["args"] = serde_json::json!(args);
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("encode"))
+        .expect("write config.json");
+    bundle
+}
+
+/// Runs `capsa delete --force` for the container on every exit path.
+struct Container<'a> {
+    root: &'a Path,
+    id: String,
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(CAPSA)
+            .arg("--root")
+            .arg(self.root)
+            .args(["delete", "--force", &self.id])
+            .output();
+    }
+}
+
+fn capsa(root: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(CAPSA);
+    c.arg("--root").arg(root);
+    c
+}
+
+/// Wait for `child` with a deadline. On overrun kill it and the container
+/// (the tty proxy outlives `capsa run` by design and holds its stdout until
+/// the container is gone), then fail.
+fn wait_deadline(
+    mut child: std::process::Child,
+    ct: &Container<'_>,
+    what: &str,
+) -> std::process::Output {
+    let until = Instant::now() + TIMEOUT;
+    loop {
+        match child.try_wait().expect("try_wait") {
+            Some(_) => return child.wait_with_output().expect("collect output"),
+            None if Instant::now() > until => {
+                let _ = child.kill();
+                let _ = capsa(ct.root).args(["delete", "--force", &ct.id]).output();
+                let out = child.wait_with_output().expect("collect output");
+                panic!(
+                    "{what} did not finish in {TIMEOUT:?}; stdout {:?} stderr {:?}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// A shell script printing what the container sees of its terminal.
+const TTY_REPORT: &str = "tty; test -t 0 && echo stdin-is-tty; stty size; \
+    [ \"$(stat -L -c %t:%T /proc/self/fd/0)\" = \"$(stat -c %t:%T /dev/console)\" ] && echo console-is-pty; \
+    echo end-of-report";
+
+#[test]
+fn container_console_socket_create_start() {
+    require_root!();
+    let tmp = TempDir::new("e2e-sock");
+    let bundle = busybox_bundle(tmp.path(), &["sh", "-c", TTY_REPORT]);
+    let root = tmp.path().join("state");
+    let rx = Receiver::bind(tmp.path().join("console.sock"));
+    let ct = Container {
+        root: &root,
+        id: "console-sock".into(),
+    };
+
+    let create = capsa(&root)
+        .args(["create", "--bundle"])
+        .arg(&bundle)
+        .arg("--console-socket")
+        .arg(&rx.path)
+        .arg(&ct.id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn capsa create");
+    let out = wait_deadline(create, &ct, "capsa create");
+    assert!(
+        out.status.success(),
+        "create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (name, master) = rx.accept_master();
+    assert_eq!(name, b"/dev/ptmx");
+    assert!(
+        nix::unistd::isatty(&master).unwrap_or(false),
+        "received fd is not a terminal"
+    );
+    // We own the master now: size the terminal as a shim would.
+    set_winsize(master.as_raw_fd(), 25, 90);
+
+    let out = capsa(&root)
+        .args(["start", &ct.id])
+        .output()
+        .expect("capsa start");
+    assert!(
+        out.status.success(),
+        "start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (text, hung_up) = read_until_hangup(&master, Instant::now() + TIMEOUT);
+    assert!(hung_up, "no hang-up after the container exited: {text:?}");
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l.starts_with("/dev/pts/") && l[9..].parse::<u32>().is_ok()),
+        "{text:?}"
+    );
+    for want in ["stdin-is-tty", "25 90", "console-is-pty", "end-of-report"] {
+        assert!(lines.contains(&want), "missing {want:?} in {text:?}");
+    }
+}
+
+#[test]
+fn container_run_foreground_proxies_without_a_tty() {
+    require_root!();
+    let tmp = TempDir::new("e2e-run");
+    let script = format!("{TTY_REPORT}; read line; echo \"got:$line\"; exit 7");
+    let bundle = busybox_bundle(tmp.path(), &["sh", "-c", &script]);
+    let root = tmp.path().join("state");
+    let ct = Container {
+        root: &root,
+        id: "console-run".into(),
+    };
+    let mut child = capsa(&root)
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(&ct.id)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn capsa run");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"hello-through-the-proxy\n")
+            .expect("write stdin");
+        // Dropping stdin: EOF must not stop the output copy.
+    }
+    let out = wait_deadline(child, &ct, "capsa run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "stdout {text:?} stderr {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert!(lines.iter().any(|l| l.starts_with("/dev/pts/")), "{text:?}");
+    for want in [
+        "stdin-is-tty",
+        "console-is-pty",
+        "end-of-report",
+        "got:hello-through-the-proxy",
+    ] {
+        assert!(lines.contains(&want), "missing {want:?} in {text:?}");
+    }
+    assert!(!root.join(&ct.id).exists(), "run left its state dir behind");
+}
+
+#[test]
+fn container_console_socket_missing_is_a_clear_error() {
+    require_root!();
+    let tmp = TempDir::new("e2e-missing");
+    let bundle = busybox_bundle(tmp.path(), &["sh", "-c", "echo should-not-run"]);
+    let root = tmp.path().join("state");
+    let missing = tmp.path().join("no-such-dir/console.sock");
+    let ct = Container {
+        root: &root,
+        id: "console-missing".into(),
+    };
+    let out = capsa(&root)
+        .args(["create", "--bundle"])
+        .arg(&bundle)
+        .arg("--console-socket")
+        .arg(&missing)
+        .arg(&ct.id)
+        .output()
+        .expect("capsa create");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "create succeeded without a console socket"
+    );
+    assert!(
+        err.contains(&*missing.to_string_lossy()),
+        "error does not name the path: {err:?}"
+    );
+    assert!(err.contains("no such file or directory"), "{err:?}");
+    let left: Vec<_> = std::fs::read_dir(&root)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "state left under --root: {left:?}");
+}
