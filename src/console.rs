@@ -11,6 +11,7 @@
 //! | connect to --console-socket | parent, before the state dir and clone | [`connect`] |
 //! | or: a private socket pair (`run` in the foreground) | parent, before clone | [`socketpair`] |
 //! | open pty, send master, bind /dev/console, ctty, stdio | init, after the root switch | [`setup_in_container`] / [`setup_terminal`] |
+//! | the same without /dev/console | `exec`'d process, after joining the namespaces | [`setup_for_exec`] |
 //! | receive the master (`run` only) | parent, after the init is ready | [`recv_master`] |
 //! | copy stdin/stdout <-> master (`run` only) | forked proxy | [`spawn_proxy`] |
 //!
@@ -37,7 +38,7 @@ use nix::sys::stat::Mode;
 use crate::sys::{Ctx, SysError};
 
 pub use proxy::spawn_proxy;
-pub use pty::{TerminalOptions, setup_in_container, setup_terminal};
+pub use pty::{TerminalOptions, setup_for_exec, setup_in_container, setup_terminal};
 
 /// The data bytes that accompany the master fd, as runc sends them (the name
 /// of the file it opened). Receivers such as `recvtty` use it as the name.
@@ -312,10 +313,4 @@ mod tests {
         assert!(matches!(recv_master(&a), Err(ConsoleError::NoMaster)));
         Ok(())
     }
-}
-
-/// `exec` with a terminal: like `setup_in_container` but without binding
-/// /dev/console (the container's console belongs to its init).
-pub fn setup_for_exec(_socket: OwnedFd) -> Result<(), ConsoleError> {
-    Ok(())
 }

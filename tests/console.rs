@@ -844,3 +844,97 @@ fn container_console_socket_missing_is_a_clear_error() {
         .unwrap_or_default();
     assert!(left.is_empty(), "state left under --root: {left:?}");
 }
+
+/// `exec --tty`: with --console-socket --detach the receiver gets a fresh
+/// pty that is the process's terminal but not /dev/console (that belongs to
+/// the init); in the foreground `capsa exec -t` proxies it.
+#[test]
+fn container_exec_with_a_terminal() {
+    require_root!();
+    let tmp = TempDir::new("e2e-exec");
+    let bundle = busybox_bundle(tmp.path(), &["sleep", "60"]);
+    // The init itself has no terminal: run -d needs no console socket.
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("parse");
+    config["process"]["terminal"] = serde_json::Value::Bool(false);
+    std::fs::write(&path, serde_json::to_vec(&config).expect("encode")).expect("write");
+    let root = tmp.path().join("state");
+    let ct = Container {
+        root: &root,
+        id: "console-exec".into(),
+    };
+    // The detached init keeps its stdio: a pipe would stay open until it
+    // exits, so its stderr goes to a file.
+    let errlog = tmp.path().join("run-d.err");
+    let status = capsa(&root)
+        .args(["run", "--detach", "--bundle"])
+        .arg(&bundle)
+        .arg(&ct.id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&errlog).expect("create log"))
+        .status()
+        .expect("capsa run -d");
+    assert!(
+        status.success(),
+        "run -d: {}",
+        std::fs::read_to_string(&errlog).unwrap_or_default()
+    );
+
+    let report = "tty; test -t 0 && echo stdin-is-tty; \
+        [ \"$(stat -L -c %t:%T /proc/self/fd/0)\" = \"$(stat -c %t:%T /dev/console)\" ] || echo console-is-not-this-pty; \
+        echo end-of-report";
+    let rx = Receiver::bind(tmp.path().join("exec.sock"));
+    let exec = capsa(&root)
+        .args(["exec", "--tty", "--detach", "--console-socket"])
+        .arg(&rx.path)
+        .args([&ct.id, "sh", "-c", report])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn capsa exec");
+    let out = wait_deadline(exec, &ct, "capsa exec --detach");
+    assert!(
+        out.status.success(),
+        "exec: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (name, master) = rx.accept_master();
+    assert_eq!(name, b"/dev/ptmx");
+    let (text, hung_up) = read_until_hangup(&master, Instant::now() + TIMEOUT);
+    assert!(hung_up, "{text:?}");
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    assert!(lines.iter().any(|l| l.starts_with("/dev/pts/")), "{text:?}");
+    for want in ["stdin-is-tty", "console-is-not-this-pty", "end-of-report"] {
+        assert!(lines.contains(&want), "missing {want:?} in {text:?}");
+    }
+
+    let exec = capsa(&root)
+        .args([
+            "exec",
+            "-t",
+            &ct.id,
+            "sh",
+            "-c",
+            "tty; test -t 1 && echo stdout-is-tty; exit 5",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn capsa exec -t");
+    let out = wait_deadline(exec, &ct, "capsa exec -t");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "stdout {text:?} stderr {:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("stdout-is-tty\r\n") && text.starts_with("/dev/pts/"),
+        "{text:?}"
+    );
+}
