@@ -12,6 +12,7 @@
 //! | or: a private socket pair (`run` in the foreground) | parent, before clone | [`socketpair`] |
 //! | open pty, send master, bind /dev/console, ctty, stdio | init, after the root switch | [`setup_in_container`] / [`setup_terminal`] |
 //! | the same without /dev/console | `exec`'d process, after joining the namespaces | [`setup_for_exec`] |
+//! | give the terminal to process.user | init / exec, right before setuid | [`fix_stdio_owner`] |
 //! | receive the master (`run` only) | parent, after the init is ready | [`recv_master`] |
 //! | copy stdin/stdout <-> master (`run` only) | forked proxy | [`spawn_proxy`] |
 //!
@@ -38,7 +39,9 @@ use nix::sys::stat::Mode;
 use crate::sys::{Ctx, SysError};
 
 pub use proxy::spawn_proxy;
-pub use pty::{TerminalOptions, setup_for_exec, setup_in_container, setup_terminal};
+pub use pty::{
+    TerminalOptions, fix_stdio_owner, setup_for_exec, setup_in_container, setup_terminal,
+};
 
 /// The data bytes that accompany the master fd, as runc sends them (the name
 /// of the file it opened). Receivers such as `recvtty` use it as the name.

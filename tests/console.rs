@@ -310,6 +310,10 @@ fn setup_in_container_sends_master_and_wires_slave() {
             return 3;
         }
         write_fd(1, &self_checks());
+        // Hand the terminal to a non-root user, as before the uid switch.
+        let owner = capsa::console::fix_stdio_owner(4242).is_ok()
+            && nix::sys::stat::fstat(std::io::stdin().as_fd()).map(|s| s.st_uid) == Ok(4242);
+        write_fd(1, &format!("owner={}\n", owner as u8));
         write_fd(1, "READY\n");
         let mut line = [0u8; 64];
         let n = nix::unistd::read(std::io::stdin().as_fd(), &mut line).unwrap_or(0);
@@ -337,6 +341,7 @@ fn setup_in_container_sends_master_and_wires_slave() {
         all.contains("CHECKS stdio=1 console=1 leader=1 ctty=1 leaked=0\r\n"),
         "{all:?}"
     );
+    assert!(all.contains("owner=1\r\n"), "{all:?}");
     // Echo from the pty line discipline, then the child's answer (ONLCR).
     assert!(all.contains("GOT ping\r\n"), "{all:?}");
 }
