@@ -1,0 +1,305 @@
+//! Init side: allocate the container's terminal and make it the process's
+//! controlling terminal and stdio.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use nix::mount::MsFlags;
+use nix::sys::stat::{Mode, SFlag, lstat};
+use nix::unistd::{Pid, getpid, getsid, setsid};
+
+use super::{ConsoleError, ConsoleSize, send_master};
+use crate::sys::{Ctx, SysError, own};
+
+const PTMX: &str = "/dev/ptmx";
+const CONSOLE: &str = "/dev/console";
+
+/// What the init or an exec'd process needs from its terminal.
+#[derive(Debug, Clone, Copy)]
+pub struct TerminalOptions {
+    /// process.consoleSize; ignored when either side is 0 (as runc does).
+    pub size: Option<ConsoleSize>,
+    /// Bind the slave over /dev/console: true for the container init, false
+    /// for `exec`, whose process shares the init's /dev/console.
+    pub mount_console: bool,
+}
+
+/// Init side, after the root switch: open a pty from /dev/ptmx, send the
+/// master over `socket`, bind the slave over /dev/console, make it the
+/// controlling terminal and dup it onto 0, 1 and 2.
+pub fn setup_in_container(socket: OwnedFd) -> Result<(), ConsoleError> {
+    setup_terminal(
+        socket,
+        &TerminalOptions {
+            size: None,
+            mount_console: true,
+        },
+    )
+}
+
+/// `exec` with a terminal: like [`setup_in_container`] but without binding
+/// /dev/console (the container's console belongs to its init), as runc does.
+pub fn setup_for_exec(socket: OwnedFd) -> Result<(), ConsoleError> {
+    setup_terminal(
+        socket,
+        &TerminalOptions {
+            size: None,
+            mount_console: false,
+        },
+    )
+}
+
+/// [`setup_in_container`] with the console size and the /dev/console bind
+/// chosen by the caller. Consumes `socket`; on return the master and the
+/// socket are closed in this process and the slave is on 0, 1 and 2 only.
+pub fn setup_terminal(socket: OwnedFd, opts: &TerminalOptions) -> Result<(), ConsoleError> {
+    // /dev/ptmx is the container's (a symlink to pts/ptmx, or a device node
+    // that the kernel maps to the devpts mounted at /dev/pts), so the pty
+    // belongs to the container's devpts instance, not the host's.
+    let ptmx = Path::new(PTMX);
+    let master = open(
+        ptmx,
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx_at("open", ptmx)?;
+    unlockpt(&master)?;
+    let index = pty_index(&master)?;
+    let slave = open_slave(&master, index)?;
+
+    if let Some(size) = opts.size.filter(|s| s.height != 0 && s.width != 0) {
+        set_winsize(&master, size)?;
+    }
+    if opts.mount_console {
+        mount_console(&slave, index)?;
+    }
+
+    send_master(&socket, &master)?;
+    // The receiver holds the only master from now on: when the last slave
+    // holder exits it sees EIO/POLLHUP, which is how proxies know to stop.
+    drop(master);
+    drop(socket);
+
+    become_session_leader()?;
+    // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal a terminal
+    // that is another session's); `slave` is an open fd we own.
+    let ret = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    if ret < 0 {
+        return Err(SysError::new("ioctl TIOCSCTTY", Errno::last()).into());
+    }
+    dup_onto_stdio(slave)
+}
+
+/// TIOCSPTLCK(0): unlock the slave so it can be opened (unlockpt(3)).
+fn unlockpt(master: &OwnedFd) -> Result<(), ConsoleError> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one c_int through the pointer, which points to
+    // a live local; `master` is an open ptmx fd.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) };
+    if ret < 0 {
+        return Err(SysError::at("ioctl TIOCSPTLCK", PTMX, Errno::last()).into());
+    }
+    Ok(())
+}
+
+/// TIOCGPTN: the N of /dev/pts/N.
+fn pty_index(master: &OwnedFd) -> Result<u32, ConsoleError> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one c_uint through the pointer, which points to
+    // a live local; `master` is an open ptmx fd.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTN, &mut n) };
+    if ret < 0 {
+        return Err(SysError::at("ioctl TIOCGPTN", PTMX, Errno::last()).into());
+    }
+    Ok(n)
+}
+
+/// Open the slave through the master (TIOCGPTPEER, Linux 4.13+) rather than
+/// by the path /dev/pts/N: a path is resolved in a mount namespace the
+/// container's content can influence (a rootfs /dev/pts that is not the
+/// devpts the master came from, a symlink, a remount racing with us), and
+/// then the runtime would hand the workload, and bind over /dev/console, a
+/// terminal other than the one whose master it sends out. The ioctl returns
+/// the peer of exactly this master, with no lookup.
+fn open_slave(master: &OwnedFd, index: u32) -> Result<OwnedFd, ConsoleError> {
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: TIOCGPTPEER takes open flags as an integer argument and returns
+    // a new fd that we take ownership of; `master` is an open ptmx fd.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) };
+    if ret >= 0 {
+        return Ok(own(ret as RawFd));
+    }
+    let errno = Errno::last();
+    if errno != Errno::EINVAL && errno != Errno::ENOTTY {
+        return Err(SysError::at("ioctl TIOCGPTPEER", PTMX, errno).into());
+    }
+    // Kernel without TIOCGPTPEER: fall back to the path, refusing symlinks.
+    let path = format!("/dev/pts/{index}");
+    let slave = open(
+        path.as_str(),
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    )
+    .ctx_at("open", Path::new(&path))?;
+    if !nix::unistd::isatty(&slave).unwrap_or(false) {
+        return Err(SysError::at("open (not a terminal)", path, Errno::ENOTTY).into());
+    }
+    Ok(slave)
+}
+
+fn set_winsize(master: &OwnedFd, size: ConsoleSize) -> Result<(), ConsoleError> {
+    let ws = libc::winsize {
+        ws_row: size.height,
+        ws_col: size.width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one struct winsize through the pointer, which
+    // points to a live, initialised local; `master` is an open pty fd.
+    let ret = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if ret < 0 {
+        return Err(SysError::at("ioctl TIOCSWINSZ", PTMX, Errno::last()).into());
+    }
+    Ok(())
+}
+
+/// Bind the slave over /dev/console so that programs writing to the console
+/// (systemd, getty, logger) reach the same terminal. The rootfs setup normally
+/// creates /dev/console as an empty file; like runc we create it if missing,
+/// but never mount over a symlink (it could point anywhere).
+fn mount_console(slave: &OwnedFd, index: u32) -> Result<(), ConsoleError> {
+    let target = Path::new(CONSOLE);
+    match lstat(target) {
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK => {
+            return Err(ConsoleError::ConsoleSymlink {
+                path: CONSOLE.into(),
+            });
+        }
+        Ok(_) => {}
+        Err(Errno::ENOENT) => {
+            open(
+                target,
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o666),
+            )
+            .ctx_at("create mount target", target)?;
+        }
+        Err(e) => return Err(SysError::at("lstat", target, e).into()),
+    }
+    match bind_fd(slave, target) {
+        Err(Errno::ENOSYS) => {
+            // No open_tree (before 5.2): bind by path, as runc does.
+            let source = format!("/dev/pts/{index}");
+            nix::mount::mount(
+                Some(source.as_str()),
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .ctx_at("bind mount /dev/pts/N over", target)?;
+            Ok(())
+        }
+        r => r
+            .ctx_at("bind mount the pty slave over", target)
+            .map_err(Into::into),
+    }
+}
+
+/// Bind the file behind `fd` over `target` without resolving its path again:
+/// open_tree(OPEN_TREE_CLONE) makes a detached bind mount of the fd itself,
+/// and move_mount attaches it (without following a final symlink).
+fn bind_fd(fd: &OwnedFd, target: &Path) -> nix::Result<()> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    let empty = c"";
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
+    // SAFETY: open_tree reads the NUL-terminated empty path and returns a new
+    // fd that we take ownership of; `fd` is open for the whole call.
+    let tree = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), empty.as_ptr(), flags) };
+    if tree < 0 {
+        return Err(Errno::last());
+    }
+    let tree = own(tree as RawFd);
+    let target = crate::sys::cstr(target).map_err(|e| e.errno)?;
+    // SAFETY: both paths are NUL-terminated C strings that outlive the call;
+    // `tree` is the open detached-mount fd returned above.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if ret < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// TIOCSCTTY needs a session leader without a terminal. The lead's init may
+/// already have called setsid() (runc's nsexec does); a second call would fail
+/// with EPERM, so only call it when we do not lead our session yet.
+fn become_session_leader() -> Result<(), ConsoleError> {
+    let me = getpid();
+    if getsid(None::<Pid>).ctx("getsid")? != me {
+        setsid().ctx("setsid")?;
+    }
+    Ok(())
+}
+
+/// Put the slave on 0, 1 and 2 (without CLOEXEC) and close the original.
+fn dup_onto_stdio(slave: OwnedFd) -> Result<(), ConsoleError> {
+    // dup2(fd, fd) keeps CLOEXEC, so a slave that landed on 0..=2 (stdio was
+    // closed) would vanish at exec: move it out of the way first.
+    let slave = if slave.as_raw_fd() <= 2 {
+        let moved = own(fcntl(&slave, FcntlArg::F_DUPFD_CLOEXEC(3)).ctx("fcntl F_DUPFD_CLOEXEC")?);
+        // Close the low copy now, before dup2 reuses its number.
+        drop(slave);
+        moved
+    } else {
+        slave
+    };
+    nix::unistd::dup2_stdin(slave.as_fd()).ctx("dup2 terminal onto stdin")?;
+    nix::unistd::dup2_stdout(slave.as_fd()).ctx("dup2 terminal onto stdout")?;
+    nix::unistd::dup2_stderr(slave.as_fd()).ctx("dup2 terminal onto stderr")?;
+    Ok(())
+}
+
+/// Just before switching to the container's user: hand it its stdio, so a
+/// non-root process can reopen its terminal (/dev/tty, /proc/self/fd/0) and
+/// change its modes. devpts creates the slave as root, mode 0620, gid tty.
+/// Like runc's fixStdioPermissions: only the owner changes; /dev/null and fds
+/// already owned by `uid` are skipped; EINVAL (unmapped ids), EPERM and EROFS
+/// are ignored, since an unchangeable stdio is better than a failed start.
+pub fn fix_stdio_owner(uid: u32) -> Result<(), ConsoleError> {
+    let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
+    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    for (fd, name) in [
+        (i.as_fd(), "stdin"),
+        (o.as_fd(), "stdout"),
+        (e.as_fd(), "stderr"),
+    ] {
+        let Ok(st) = nix::sys::stat::fstat(fd) else {
+            continue; // closed: nothing to hand over
+        };
+        if st.st_uid == uid
+            || (null.is_some()
+                && Some(st.st_rdev) == null
+                && st.st_mode & libc::S_IFMT == libc::S_IFCHR)
+        {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(uid.into()), None) {
+            Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
+            Err(e) => return Err(SysError::at("fchown", format!("<{name}>"), e).into()),
+        }
+    }
+    Ok(())
+}
