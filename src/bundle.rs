@@ -60,8 +60,6 @@ pub struct Bundle {
     pub args: Vec<CString>,
     pub env: Vec<CString>,
     pub caps: CapSets,
-    /// linux.seccomp, compiled to BPF (None: no filter).
-    pub seccomp: Option<crate::security::seccomp::Filter>,
 }
 
 impl Bundle {
@@ -237,15 +235,7 @@ impl Bundle {
                 .map_err(|m| invalid(format!("linux.sysctl.{key}"), m))?;
         }
 
-        let seccomp = linux
-            .seccomp()
-            .as_ref()
-            .map(crate::security::seccomp::Filter::from_spec)
-            .transpose()
-            .map_err(|e| invalid(e.field, e.msg))?;
-
         Ok(Bundle {
-            seccomp,
             dir,
             rootfs,
             new_ns,

@@ -36,8 +36,6 @@ pub enum InitError {
     Console(#[from] ConsoleError),
     #[error("{0}")]
     Security(#[from] SecurityError),
-    #[error("{0}")]
-    Seccomp(#[from] crate::security::seccomp::SeccompError),
     #[error("{field}: {source}")]
     Field { field: String, source: SysError },
     /// Executable look-up failures, in runc's words (engines match on them).
@@ -170,13 +168,6 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         let _ = std::fs::create_dir_all(cwd);
     }
 
-    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
-    // while we still have it, before the user switch and the caps drop
-    // (runc's order). With no_new_privs it waits until just before Ready.
-    let nnp = process.no_new_privileges().unwrap_or(false);
-    if !nnp {
-        load_seccomp(b, chan)?;
-    }
     caps::apply_bounding(&b.caps).map_err(|source| InitError::Field {
         field: "process.capabilities.bounding".into(),
         source,
@@ -201,11 +192,6 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     }
 
     prctl(libc::PR_SET_PDEATHSIG, 0, "prctl(PR_SET_PDEATHSIG)")?;
-    // As late as possible, so that the profile constrains as little of
-    // capsa's own work as possible: after caps and no_new_privs.
-    if nnp {
-        load_seccomp(b, chan)?;
-    }
     chan.send(&Msg::Ready)?;
 
     // Block until `capsa start` opens the fifo for reading.
@@ -237,19 +223,6 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         err.desc().to_lowercase()
     );
     sys::child_exit(if err == Errno::ENOENT { 127 } else { 126 })
-}
-
-/// Load linux.seccomp; with SCMP_ACT_NOTIFY, pass the listener fd to the
-/// parent (which hands it to the agent) and wait until it has done so.
-fn load_seccomp(b: &Bundle, chan: &Channel) -> Result<(), InitError> {
-    let Some(filter) = &b.seccomp else {
-        return Ok(());
-    };
-    if let Some(fd) = filter.load()? {
-        chan.send_fd(&Msg::SeccompFd, std::os::fd::AsFd::as_fd(&fd))?;
-        chan.expect(Msg::SeccompDone)?;
-    }
-    Ok(())
 }
 
 fn set_domainname(d: &str) -> Result<(), SysError> {

@@ -31,8 +31,6 @@ pub enum ProcessError {
     /// The init reported a failed step: its text is the user's error.
     #[error("{0}")]
     Init(String),
-    #[error("{0}")]
-    Seccomp(#[from] crate::security::seccomp::SeccompError),
 }
 
 /// Kills and reaps the processes it holds when dropped, unless disarmed:
@@ -120,24 +118,20 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
 
     o.cgroup.add_pid(pid, in_unified)?;
     parent.send(&Msg::Continue)?;
-    let mut early_seccomp_fd = None;
     let init_pid = if slow {
         let mut init_pid = None;
         while init_pid.is_none() {
-            match parent.recv_fd()? {
-                // The init runs on its own once cloned: in theory its
-                // listener fd can overtake stage 1's `InitPid`.
-                (Msg::SeccompFd, Some(fd)) => early_seccomp_fd = Some(fd),
-                (Msg::MapRequest, _) => {
+            match parent.recv()? {
+                Msg::MapRequest => {
                     namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)?;
                     parent.send(&Msg::MapDone)?;
                 }
-                (Msg::InitPid(p), _) => {
+                Msg::InitPid(p) => {
                     guard.push(p);
                     init_pid = Some(p);
                 }
-                (Msg::Error { text, .. }, _) => return Err(ProcessError::Init(text)),
-                (m, _) => return Err(SyncError::Unexpected(m).into()),
+                Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
+                m => return Err(SyncError::Unexpected(m).into()),
             }
         }
         // Stage 1 has exited (or is about to): reap it.
@@ -149,40 +143,12 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         }
         pid
     };
-    if let Some(fd) = early_seccomp_fd {
-        seccomp_agent(b, o.id, init_pid, fd)?;
-        parent.send(&Msg::SeccompDone)?;
+    match parent.recv() {
+        Ok(Msg::Ready) => Ok(init_pid),
+        Ok(Msg::Error { text, .. }) => Err(ProcessError::Init(text)),
+        Ok(m) => Err(SyncError::Unexpected(m).into()),
+        Err(e) => Err(e.into()),
     }
-    loop {
-        match parent.recv_fd()? {
-            (Msg::Ready, _) => return Ok(init_pid),
-            (Msg::SeccompFd, Some(fd)) => {
-                seccomp_agent(b, o.id, init_pid, fd)?;
-                parent.send(&Msg::SeccompDone)?;
-            }
-            (Msg::Error { text, .. }, _) => return Err(ProcessError::Init(text)),
-            (m, _) => return Err(SyncError::Unexpected(m).into()),
-        }
-    }
-}
-
-/// SCMP_ACT_NOTIFY: give the init's listener fd and the container state to
-/// the agent at linux.seccomp.listenerPath. Our copy of the fd closes on
-/// return: from then on only the agent holds it.
-fn seccomp_agent(b: &Bundle, id: &str, pid: i32, fd: OwnedFd) -> Result<(), ProcessError> {
-    use crate::security::seccomp::notify::{AgentState, send_to_agent};
-    use std::os::fd::AsFd;
-    let Some(l) = b.seccomp.as_ref().and_then(|f| f.listener.as_ref()) else {
-        return Err(SyncError::Unexpected(Msg::SeccompFd).into());
-    };
-    let state = AgentState {
-        id,
-        pid,
-        bundle: &b.dir,
-        annotations: b.spec.annotations().as_ref(),
-    };
-    send_to_agent(l, fd.as_fd(), &state)?;
-    Ok(())
 }
 
 /// Slow path, stage 1 (a plain child): join namespaces by path, make the
