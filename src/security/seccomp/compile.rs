@@ -158,7 +158,10 @@ fn action(a: Action, errno: Option<u32>, field: &str) -> Result<u32, Invalid> {
         match errno {
             None => Ok(libc::EPERM as u32),
             Some(e) if e <= 0xffff => Ok(e),
-            Some(e) => Err(invalid(field, format!("{what} {e} does not fit in 16 bits"))),
+            Some(e) => Err(invalid(
+                field,
+                format!("{what} {e} does not fit in 16 bits"),
+            )),
         }
     };
     Ok(match a {
@@ -255,10 +258,7 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
         if rule.errno_ret().is_some()
             && !matches!(rule.action(), Action::ScmpActErrno | Action::ScmpActTrace)
         {
-            warnings.push(format!(
-                "{field}.errnoRet: ignored for {}",
-                rule.action()
-            ));
+            warnings.push(format!("{field}.errnoRet: ignored for {}", rule.action()));
         }
         if rule.action() == Action::ScmpActNotify {
             notify = true;

@@ -50,17 +50,13 @@ pub fn state_json(l: &Listener, s: &AgentState) -> Value {
 }
 
 /// Connect to the agent and send it the listener fd and the state.
-pub fn send_to_agent(
-    l: &Listener,
-    fd: BorrowedFd<'_>,
-    s: &AgentState,
-) -> Result<(), SeccompError> {
+pub fn send_to_agent(l: &Listener, fd: BorrowedFd<'_>, s: &AgentState) -> Result<(), SeccompError> {
     let err = |op: &'static str, errno: Errno| SeccompError::Listener {
         path: l.path.clone(),
         source: SysError::new(op, errno),
     };
-    let sock = UnixStream::connect(&l.path)
-        .map_err(|e| err("connect", crate::sys::io_errno(&e)))?;
+    let sock =
+        UnixStream::connect(&l.path).map_err(|e| err("connect", crate::sys::io_errno(&e)))?;
     let body = serde_json::to_vec(&state_json(l, s)).map_err(|_| err("encode", Errno::EINVAL))?;
     let fds = [fd.as_raw_fd()];
     let mut sent = loop {

@@ -611,4 +611,3 @@ pub static AARCH64: &[(&str, u32)] = &[
     ("unlinkat", 35), ("unshare", 97), ("userfaultfd", 282), ("utimensat", 88), ("vhangup", 58),
     ("vmsplice", 75), ("wait4", 260), ("waitid", 95), ("write", 64), ("writev", 66),
 ];
-

@@ -89,8 +89,10 @@ fn every_action_maps_to_its_return_value() {
         }
         // A default that differs from every rule action.
         let c = compile_for(
-            &spec(json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 99,
-                         "listenerPath": "/x", "syscalls": [rule]})),
+            &spec(
+                json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 99,
+                         "listenerPath": "/x", "syscalls": [rule]}),
+            ),
             Abi::X86_64,
         )
         .unwrap();
@@ -202,7 +204,11 @@ fn operators_on_32_bit_abis_compare_the_low_half() {
                     RET_ALLOW
                 };
                 let args = [arg, 0, 0, 0, 0, 0];
-                assert_eq!(run(&c, I386, 136, args), want, "x86 {name} {arg:#x} {value:#x}");
+                assert_eq!(
+                    run(&c, I386, 136, args),
+                    want,
+                    "x86 {name} {arg:#x} {value:#x}"
+                );
                 assert_eq!(
                     run(&c, X64, X32_BIT | 135, args),
                     want,
@@ -385,7 +391,11 @@ fn docker_default_profile() {
     eprintln!(
         "docker default profile: {} instructions, compiled in {per:?} ({}), {} warnings",
         c.program.len(),
-        if cfg!(debug_assertions) { "debug build" } else { "release build" },
+        if cfg!(debug_assertions) {
+            "debug build"
+        } else {
+            "release build"
+        },
         c.warnings.len()
     );
     assert!(c.program.len() < 1000, "{} instructions", c.program.len());
@@ -402,7 +412,10 @@ fn docker_default_profile() {
     assert_eq!(run(&c, I386, nr(Abi::X86, "unshare"), z), EPERM);
     let clone = nr(Abi::X86_64, "clone");
     assert_eq!(run(&c, X64, clone, [0x11, 0, 0, 0, 0, 0]), RET_ALLOW);
-    assert_eq!(run(&c, X64, clone, [libc::CLONE_NEWNS as u64, 0, 0, 0, 0, 0]), EPERM);
+    assert_eq!(
+        run(&c, X64, clone, [libc::CLONE_NEWNS as u64, 0, 0, 0, 0, 0]),
+        EPERM
+    );
     assert_eq!(
         run(&c, X64, nr(Abi::X86_64, "clone3"), z),
         RET_ERRNO | libc::ENOSYS as u32
@@ -424,7 +437,8 @@ fn reference(s: &LinuxSeccomp, abi: Abi, nr: u32, args: [u64; 6], default: u32) 
     let wide = matches!(abi, Abi::X86_64 | Abi::Aarch64);
     let narrow = |v: u64| if wide { v } else { v & 0xffff_ffff };
     let rules = s.syscalls().clone().unwrap_or_default();
-    let names = |r: &oci_spec::runtime::LinuxSyscall| r.names().iter().any(|n| abi.nr(n) == Some(nr));
+    let names =
+        |r: &oci_spec::runtime::LinuxSyscall| r.names().iter().any(|n| abi.nr(n) == Some(nr));
     let act = |r: &oci_spec::runtime::LinuxSyscall| match r.action() {
         Action::ScmpActAllow => RET_ALLOW,
         Action::ScmpActErrno => RET_ERRNO | r.errno_ret().unwrap_or(1),
@@ -433,7 +447,9 @@ fn reference(s: &LinuxSeccomp, abi: Abi, nr: u32, args: [u64; 6], default: u32) 
         _ => unimplemented!(),
     };
     for r in rules.iter().filter(|r| names(r) && act(r) != default) {
-        let Some(a) = r.args().as_ref().filter(|a| !a.is_empty()) else { continue };
+        let Some(a) = r.args().as_ref().filter(|a| !a.is_empty()) else {
+            continue;
+        };
         if a.iter().all(|c| {
             reference_cmp(
                 c.op(),
@@ -466,11 +482,15 @@ fn long_programs_match_the_reference() {
             "args": [{"index": i % 6, "value": v, "valueTwo": v & 0xff00ff00, "op": op},
                      {"index": (i + 1) % 6, "value": EDGES[(i + 5) % 12], "op": OPS[(i + 3) % 7].0}]}));
         if i % 4 == 0 {
-            rules.push(json!({"names": [name, names[(i + 7) % names.len()]], "action": acts[(i + 1) % 3]}));
+            rules.push(
+                json!({"names": [name, names[(i + 7) % names.len()]], "action": acts[(i + 1) % 3]}),
+            );
         }
     }
-    let s = spec(json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86"],
-                        "syscalls": rules}));
+    let s = spec(
+        json!({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86"],
+                        "syscalls": rules}),
+    );
     let c = compile_for(&s, Abi::X86_64).unwrap();
     assert!(c.program.len() > 1000, "{}", c.program.len());
     let mut seed = 0x1234_5678_9abc_def0u64;
@@ -481,14 +501,22 @@ fn long_programs_match_the_reference() {
         seed
     };
     let enosys_x86 = |nr: u32| {
-        let max = s.syscalls().as_ref().unwrap().iter()
+        let max = s
+            .syscalls()
+            .as_ref()
+            .unwrap()
+            .iter()
             .flat_map(|r| r.names().iter().filter_map(|n| Abi::X86.nr(n)))
             .max()
             .unwrap();
         nr > max
     };
     for _ in 0..20000 {
-        let (abi, arch) = if rnd() % 4 == 0 { (Abi::X86, I386) } else { (Abi::X86_64, X64) };
+        let (abi, arch) = if rnd() % 4 == 0 {
+            (Abi::X86, I386)
+        } else {
+            (Abi::X86_64, X64)
+        };
         let nr = (rnd() % 480) as u32;
         let mut args = [0u64; 6];
         for a in &mut args {
@@ -499,7 +527,11 @@ fn long_programs_match_the_reference() {
         } else {
             reference(&s, abi, nr, args, EPERM)
         };
-        assert_eq!(run(&c, arch, nr, args), want, "{abi:?} nr {nr} args {args:x?}");
+        assert_eq!(
+            run(&c, arch, nr, args),
+            want,
+            "{abi:?} nr {nr} args {args:x?}"
+        );
     }
 }
 
