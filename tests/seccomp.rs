@@ -88,15 +88,32 @@ impl Drop for Bundle {
     }
 }
 
+/// Removes a directory a test may have created on the host.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A host path for workloads to mkdir (denied, normally), cleaned up.
+fn scratch(tag: &str) -> (String, RemoveDir) {
+    let p = format!("/tmp/capsa-seccomp-{tag}-{}", std::process::id());
+    (p.clone(), RemoveDir(PathBuf::from(p)))
+}
+
 fn sh(script: &str) -> Vec<&str> {
     vec!["sh", "-c", script]
 }
 
 #[test]
 fn denied_syscall_returns_eperm_or_errno_ret() {
+    let (a, _rm) = scratch("denied");
+    let mk = format!("mkdir {a}; echo rc=$?");
     for nnp in [true, false] {
         let b = Bundle::new(
-            &sh("mkdir /tmp/a; echo rc=$?"),
+            &sh(&mk),
             json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
                 {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}),
             nnp,
@@ -107,7 +124,7 @@ fn denied_syscall_returns_eperm_or_errno_ret() {
         assert!(out.contains("rc=1"), "{out}");
     }
     let b = Bundle::new(
-        &sh("mkdir /tmp/a; echo rc=$?"),
+        &sh(&mk),
         json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
             {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 28}]}),
         true,
@@ -115,8 +132,12 @@ fn denied_syscall_returns_eperm_or_errno_ret() {
     let (_, out) = b.run();
     assert!(out.contains("No space left on device"), "{out}");
     // Control: the same workload without the rule creates the directory.
+    // (With a stub rootfs the container sees the host's /tmp: use a unique
+    // name, removed again on drop.)
+    let made = format!("/tmp/capsa-seccomp-made-{}", std::process::id());
+    let _rm = RemoveDir(PathBuf::from(&made));
     let b = Bundle::new(
-        &sh("mkdir /tmp/a && echo made"),
+        &sh(&format!("mkdir {made} && echo made")),
         json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
             {"names": ["rmdir"], "action": "SCMP_ACT_ERRNO"}]}),
         true,
@@ -127,8 +148,9 @@ fn denied_syscall_returns_eperm_or_errno_ret() {
 
 #[test]
 fn kill_process_dies_with_sigsys() {
+    let (a, _rm) = scratch("kill");
     let b = Bundle::new(
-        &["mkdir", "/tmp/a"],
+        &["mkdir", &a],
         json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
             {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_KILL_PROCESS"}]}),
         true,
@@ -269,9 +291,11 @@ fn agent(listener: UnixListener, error: i32) -> (Value, i32) {
 
 #[test]
 fn notify_hands_the_listener_to_the_agent() {
+    let (n, _rm) = scratch("notify");
+    let mk = format!("mkdir {n}; echo rc=$?");
     for nnp in [true, false] {
         let b = Bundle::new(
-            &sh("mkdir /tmp/n; echo rc=$?"),
+            &sh(&mk),
             json!({"defaultAction": "SCMP_ACT_ALLOW",
                    "listenerPath": "PLACEHOLDER", "listenerMetadata": "hello-agent",
                    "flags": ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],

@@ -6,9 +6,9 @@
 //! Why not seccompiler: it has no SCMP_ACT_NOTIFY, compiles one architecture
 //! per program (Docker's profiles list x86_64 + x86 + x32 in one filter) and
 //! has no name tables for x32/x86. The generator here (compile.rs + bpf.rs) is
-//! ~700 lines, and owning
-//! it lets us merge number ranges into a binary search (fast filters) and
-//! match runc's semantics (-ENOSYS stub, skipped unknown names).
+//! ~700 lines; owning it lets us merge number ranges into a binary search
+//! (small, fast filters) and match runc's semantics (-ENOSYS stub, skipped
+//! unknown names, one rule per comparison of a repeated argument).
 
 mod bpf;
 pub mod compile;
