@@ -69,6 +69,8 @@ pub struct Bundle {
     pub gid_map: String,
     /// The workload process, prepared for the init.
     pub plan: ProcessPlan,
+    /// linux.seccomp, compiled to BPF (None: no filter).
+    pub seccomp: Option<crate::security::seccomp::Filter>,
 }
 
 /// A process to start in a container (config.json's `process`, or an
@@ -277,7 +279,15 @@ impl Bundle {
                 .map_err(|m| invalid(format!("linux.sysctl.{key}"), m))?;
         }
 
+        let seccomp = linux
+            .seccomp()
+            .as_ref()
+            .map(crate::security::seccomp::Filter::from_spec)
+            .transpose()
+            .map_err(|e| invalid(e.field, e.msg))?;
+
         let bundle = Bundle {
+            seccomp,
             dir,
             rootfs,
             new_ns,

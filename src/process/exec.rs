@@ -157,7 +157,7 @@ fn run_process(chan: &Channel, o: &ExecSpawn) -> ! {
             let sock = sock.try_clone().ctx("dup console socket")?;
             console::setup_for_exec(sock)?;
         }
-        finalize::prepare(o.process, o.plan, o.preserve_fds)
+        finalize::prepare(o.process, o.plan, o.preserve_fds, None)
     })();
     let exe = match res {
         Ok(exe) => exe,

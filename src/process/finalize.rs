@@ -23,8 +23,18 @@ pub fn prepare(
     process: &Process,
     plan: &ProcessPlan,
     preserve_fds: i32,
+    seccomp: Option<Seccomp>,
 ) -> Result<CString, InitError> {
     security::set_rlimits(process)?;
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
+    // while we still have it, before the bounding set, the user switch and
+    // the caps (runc's order); with no_new_privs, as late as possible.
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    if let Some(s) = &seccomp
+        && !nnp
+    {
+        s.load()?;
+    }
     caps::apply_bounding(&plan.caps).map_err(|source| InitError::Field {
         field: "process.capabilities.bounding".into(),
         source,
@@ -38,7 +48,32 @@ pub fn prepare(
         source,
     })?;
     close_inherited_fds(preserve_fds)?;
+    if let Some(s) = &seccomp
+        && nnp
+    {
+        s.load()?;
+    }
     Ok(exe)
+}
+
+/// linux.seccomp to load, and the channel to the parent for its listener fd.
+pub struct Seccomp<'a> {
+    pub filter: &'a crate::security::seccomp::Filter,
+    pub chan: &'a super::sync::Channel,
+}
+
+impl Seccomp<'_> {
+    /// Load the filter; with SCMP_ACT_NOTIFY, pass the listener fd to the
+    /// parent (which hands it to the agent) and wait until it has.
+    fn load(&self) -> Result<(), InitError> {
+        use super::sync::Msg;
+        if let Some(fd) = self.filter.load()? {
+            self.chan
+                .send_fd(&Msg::SeccompFd, std::os::fd::AsFd::as_fd(&fd))?;
+            self.chan.expect(Msg::SeccompDone)?;
+        }
+        Ok(())
+    }
 }
 
 /// Nothing but stdio and the --preserve-fds range may reach the workload

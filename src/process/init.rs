@@ -37,6 +37,8 @@ pub enum InitError {
     #[error("{0}")]
     Security(#[from] SecurityError),
     #[error("{0}")]
+    Seccomp(#[from] crate::security::seccomp::SeccompError),
+    #[error("{0}")]
     Hook(#[from] HookError),
     #[error("{field}: {source}")]
     Field { field: String, source: SysError },
@@ -185,7 +187,11 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     if std::fs::symlink_metadata(cwd).is_err() {
         let _ = std::fs::create_dir_all(cwd);
     }
-    let exe = finalize::prepare(process, &b.plan, a.preserve_fds)?;
+    let seccomp = b
+        .seccomp
+        .as_ref()
+        .map(|filter| finalize::Seccomp { filter, chan });
+    let exe = finalize::prepare(process, &b.plan, a.preserve_fds, seccomp)?;
 
     prctl(libc::PR_SET_PDEATHSIG, 0, "prctl(PR_SET_PDEATHSIG)")?;
     chan.send(&Msg::Ready)?;

@@ -34,6 +34,8 @@ pub enum ProcessError {
     /// The init reported a failed step: its text is the user's error.
     #[error("{0}")]
     Init(String),
+    #[error("{0}")]
+    Seccomp(#[from] crate::security::seccomp::SeccompError),
 }
 
 /// Kills and reaps the processes it holds when dropped, unless disarmed:
@@ -147,8 +149,14 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         pid
     };
     loop {
-        match parent.recv()? {
+        let (msg, fd) = parent.recv_fd()?;
+        match msg {
             Msg::Ready => return Ok(init_pid),
+            Msg::SeccompFd => {
+                let fd = fd.ok_or(SyncError::Unexpected(Msg::SeccompFd))?;
+                seccomp_agent(b, o.id, init_pid, fd)?;
+                parent.send(&Msg::SeccompDone)?;
+            }
             Msg::HooksRequest => {
                 // prestart and createRuntime: runtime namespace, before the
                 // init switches root (runtime-spec config.md).
@@ -172,6 +180,25 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
             m => return Err(SyncError::Unexpected(m).into()),
         }
     }
+}
+
+/// SCMP_ACT_NOTIFY: give the init's listener fd and the container state to
+/// the agent at linux.seccomp.listenerPath. Our copy of the fd closes on
+/// return: from then on only the agent holds it.
+fn seccomp_agent(b: &Bundle, id: &str, pid: i32, fd: OwnedFd) -> Result<(), ProcessError> {
+    use crate::security::seccomp::notify::{AgentState, send_to_agent};
+    use std::os::fd::AsFd;
+    let Some(l) = b.seccomp.as_ref().and_then(|f| f.listener.as_ref()) else {
+        return Err(SyncError::Unexpected(Msg::SeccompFd).into());
+    };
+    let state = AgentState {
+        id,
+        pid,
+        bundle: &b.dir,
+        annotations: b.spec.annotations().as_ref(),
+    };
+    send_to_agent(l, fd.as_fd(), &state)?;
+    Ok(())
 }
 
 /// Slow path, stage 1 (a plain child): join namespaces by path, make the

@@ -24,10 +24,14 @@
 //! root; the parent runs prestart + createRuntime (runtime namespace) and
 //! answers `HooksDone(init pid)`; the init then runs createContainer.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, recv, send, socketpair};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recv,
+    recvmsg, send, sendmsg, socketpair,
+};
 
 use crate::sys::{Ctx, SysError};
 
@@ -53,6 +57,11 @@ pub enum Msg {
     HooksDone(i32),
     /// init -> parent: a step failed (errno, or 0, and the message).
     Error { errno: i32, text: String },
+    /// init -> parent, with the seccomp listener fd attached (SCM_RIGHTS):
+    /// hand it to the agent at linux.seccomp.listenerPath.
+    SeccompFd,
+    /// parent -> init: the agent has the listener fd.
+    SeccompDone,
 }
 
 impl Msg {
@@ -66,6 +75,8 @@ impl Msg {
             Msg::Error { errno, text } => (6, *errno, text),
             Msg::HooksRequest => (7, 0, ""),
             Msg::HooksDone(p) => (8, *p, ""),
+            Msg::SeccompFd => (9, 0, ""),
+            Msg::SeccompDone => (10, 0, ""),
         };
         buf.push(kind);
         buf.extend_from_slice(&val.to_ne_bytes());
@@ -91,6 +102,8 @@ impl Msg {
             },
             7 => Msg::HooksRequest,
             8 => Msg::HooksDone(val),
+            9 => Msg::SeccompFd,
+            10 => Msg::SeccompDone,
             _ => return None,
         })
     }
@@ -152,6 +165,65 @@ impl Channel {
         }
     }
 
+    /// Send a message with one fd attached (SCM_RIGHTS).
+    pub fn send_fd(&self, m: &Msg, fd: BorrowedFd<'_>) -> Result<(), SysError> {
+        let mut buf = Vec::with_capacity(16);
+        m.encode(&mut buf);
+        let fds = [fd.as_raw_fd()];
+        loop {
+            match sendmsg::<()>(
+                self.0.as_raw_fd(),
+                &[IoSlice::new(&buf)],
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(SysError::new("sendmsg on sync socket", e)),
+            }
+        }
+    }
+
+    /// Receive a message and the fd attached to it, if any.
+    pub fn recv_fd(&self) -> Result<(Msg, Option<OwnedFd>), SyncError> {
+        let mut buf = [0u8; MAX_MSG];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        loop {
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let (n, fd) = match recvmsg::<()>(
+                self.0.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Ok(r) => {
+                    let mut fd = None;
+                    for c in r.cmsgs().ctx("recvmsg on sync socket")? {
+                        if let ControlMessageOwned::ScmRights(fds) = c {
+                            for f in fds {
+                                // Keep the first; close any extra one.
+                                let owned = crate::sys::own(f);
+                                fd.get_or_insert(owned);
+                            }
+                        }
+                    }
+                    (r.bytes, fd)
+                }
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(SysError::new("recvmsg on sync socket", e).into()),
+            };
+            if n == 0 {
+                return Err(SyncError::Eof);
+            }
+            let m = Msg::decode(&buf[..n]).ok_or(SyncError::Unexpected(Msg::Error {
+                errno: 0,
+                text: format!("{n} undecodable bytes"),
+            }))?;
+            return Ok((m, fd));
+        }
+    }
+
     /// Receive and require exactly `want`.
     pub fn expect(&self, want: Msg) -> Result<(), SyncError> {
         match self.recv()? {
@@ -180,10 +252,23 @@ mod tests {
                 errno: 2,
                 text: "exec: \"x\": executable file not found in $PATH".into(),
             },
+            Msg::SeccompDone,
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), m);
         }
+        // An fd travels with SeccompFd; a plain message has none.
+        let (r, w) = nix::unistd::pipe().unwrap();
+        a.send_fd(&Msg::SeccompFd, std::os::fd::AsFd::as_fd(&w))
+            .unwrap();
+        let (m, fd) = b.recv_fd().unwrap();
+        assert_eq!(m, Msg::SeccompFd);
+        nix::unistd::write(fd.unwrap(), b"x").unwrap();
+        let mut got = [0u8; 1];
+        nix::unistd::read(&r, &mut got).unwrap();
+        assert_eq!(&got, b"x");
+        a.send(&Msg::Ready).unwrap();
+        assert!(matches!(b.recv_fd().unwrap(), (Msg::Ready, None)));
         drop(a);
         assert!(matches!(b.recv(), Err(SyncError::Eof)));
     }

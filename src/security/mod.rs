@@ -2,6 +2,7 @@
 //! capabilities, no_new_privs, OOM score. (seccomp and LSMs: later.)
 
 pub mod caps;
+pub mod seccomp;
 
 pub use caps::CapSets;
 
