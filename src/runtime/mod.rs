@@ -2,6 +2,14 @@
 //! takes the container's lock, derives its status from the kernel, and
 //! follows runc's rules (and error texts) for what is allowed in which state.
 
+mod events;
+mod pause;
+mod ps;
+mod update;
+
+pub use events::parse_interval;
+pub use update::{UpdateFlags, parse_bytes};
+
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -109,6 +117,7 @@ impl Runtime {
         };
         let cgroup = Cgroup::create(cgroups_path.as_deref(), id)?;
         cleanup.cgroup = Some(cgroup.clone());
+        cgroup.apply_linux(linux)?;
 
         let fifo = dir.fifo_path();
         mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx_at("mkfifo", &fifo)?;
