@@ -138,7 +138,7 @@ pub enum Cmd {
     /// Resume a paused container.
     Resume { id: String },
     /// Change a container's resource limits.
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// Stream the container's stats and OOM events as JSON lines.
     Events {
         /// Print the stats once and exit.

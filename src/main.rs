@@ -146,6 +146,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Cmd::Pause { id } => rt.pause(&id).map(|_| 0),
         Cmd::Resume { id } => rt.resume(&id).map(|_| 0),
         Cmd::Update(a) => {
+            let a = *a;
             let flags = capsa::runtime::UpdateFlags {
                 memory: a.memory,
                 memory_swap: a.memory_swap,

@@ -397,10 +397,12 @@ fn fork_beyond_pids_max_fails() {
 
 #[test]
 fn device_rules_deny_open() {
-    // Inside the container (rootfs or the host's view alike), make two
+    // Inside the container (its rootfs or the host's view alike), make two
     // block device nodes: loop0 is allowed read-only by an explicit rule,
     // loop1 is not allowed at all. mknod itself is allowed (b *:* m).
-    let tmp = format!("/tmp/capsa-cgtest-{}", std::process::id());
+    // Under /dev: not mounted nodev on any host, nor in a container (where
+    // /dev must hold device nodes), unlike /tmp in the VM lane.
+    let tmp = format!("/dev/capsa-cgtest-{}", std::process::id());
     let script = format!(
         "mkdir -p {tmp}; cd {tmp}; mknod a b 7 0 && mknod b b 7 1 && echo mknod-ok; \
          head -c1 a; head -c1 b; echo x > a; rm -f a b; cd /; rmdir {tmp}"

@@ -325,10 +325,16 @@ pub fn program(rules: &[Rule]) -> Vec<Insn> {
         block.push(ins(MOV64_K, 0, 0, 0, i32::from(r.allow)));
         block.push(ins(EXIT, 0, 0, 0, 0));
         let len = block.len();
+        let unconditional = jumps.is_empty();
         for j in jumps {
             block[j].off = (len - j - 1) as i16;
         }
         p.extend(block);
+        // It matches everything: the rules before it (and the default)
+        // can never decide, and the verifier rejects unreachable code.
+        if unconditional {
+            return p;
+        }
     }
     p.push(ins(MOV64_K, 0, 0, 0, 1));
     p.push(ins(EXIT, 0, 0, 0, 0));
@@ -418,6 +424,10 @@ mod tests {
         assert_eq!(eval(&p, C, R, 1, 5), 1, "deny w leaves r");
         assert_eq!(eval(&p, C, R | W, 1, 5), 0, "overlap with a deny");
         assert_eq!(eval(&p, B, R, 1, 9), 0, "type checked");
+        // Whatever follows an unconditional rule is not emitted.
+        let p = program(&[deny_all()]);
+        assert_eq!(p.len(), 6 + 2);
+        assert_eq!(eval(&p, C, R, 1, 3), 0);
         // No rule at all, or only allows: everything allowed.
         assert_eq!(eval(&program(&[]), B, R | W | M, 8, 0), 1);
     }
