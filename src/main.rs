@@ -191,6 +191,51 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let _ = writeln!(out, "{text}");
             Ok(0)
         }
+        Cmd::Pause { id } => rt.pause(&id).map(|_| 0),
+        Cmd::Resume { id } => rt.resume(&id).map(|_| 0),
+        Cmd::Update(a) => {
+            let a = *a;
+            let flags = capsa::runtime::UpdateFlags {
+                memory: a.memory,
+                memory_swap: a.memory_swap,
+                memory_reservation: a.memory_reservation,
+                kernel_memory: a.kernel_memory,
+                kernel_memory_tcp: a.kernel_memory_tcp,
+                cpu_shares: a.cpu_shares,
+                cpu_quota: a.cpu_quota,
+                cpu_period: a.cpu_period,
+                cpu_rt_period: a.cpu_rt_period,
+                cpu_rt_runtime: a.cpu_rt_runtime,
+                cpuset_cpus: a.cpuset_cpus,
+                cpuset_mems: a.cpuset_mems,
+                pids_limit: a.pids_limit,
+                blkio_weight: a.blkio_weight,
+                l3_cache_schema: a.l3_cache_schema,
+                mem_bw_schema: a.mem_bw_schema,
+            };
+            rt.update(&a.id, a.resources.as_deref(), &flags).map(|_| 0)
+        }
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => {
+            let every = capsa::runtime::parse_interval(&interval)
+                .map_err(|e| Error::Usage(format!("--interval: {e}")))?;
+            rt.events(&id, stats, every, out).map(|_| 0)
+        }
+        Cmd::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
+            let text = rt.ps(&id, format == ListFormat::Json, &ps_args)?;
+            let _ = write!(out, "{}", text);
+            if format == ListFormat::Json {
+                let _ = writeln!(out);
+            }
+            Ok(0)
+        }
         Cmd::Other(args) => Err(Error::Unsupported(format!(
             "the \"{}\" command",
             args.first().map(String::as_str).unwrap_or("")

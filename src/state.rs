@@ -255,6 +255,9 @@ impl State {
         if !self.init_alive() {
             return Status::Stopped;
         }
+        if crate::cgroups::is_frozen(&self.cgroup) {
+            return Status::Paused;
+        }
         if !self.started && dir.join(EXEC_FIFO).exists() {
             return Status::Created;
         }

@@ -1,5 +1,16 @@
-//! Placing the container in its cgroup(s) on v1, v2 and hybrid hosts, and
-//! removing them again. Limits (linux.resources) come in a later step.
+//! Placing the container in its cgroup(s) on v1, v2 and hybrid hosts,
+//! applying linux.resources (resources.rs, devices.rs), freezing
+//! (freezer.rs), statistics and OOM events (stats.rs), and removing the
+//! cgroups again.
+//!
+//! Why not the cgroups-rs crate: it models a host as either v1 or v2 (a
+//! hybrid host's unified hierarchy, where hugetlb may live, is invisible to
+//! it), creates every hierarchy's directory through its own Hierarchy
+//! objects (no record of which levels we made, so "remove only what capsa
+//! created" could not be kept), and applies resources with its own
+//! conversions rather than runc's. What capsa needs is writing known files
+//! in known directories, with runc's conversions and errors that name the
+//! config field: a thin layer of our own is smaller than adapting it.
 //!
 //! Where the container goes: `linux.cgroupsPath` names one path that is
 //! used in every mounted hierarchy, below that hierarchy's mount root:
@@ -14,7 +25,12 @@
 //! On a hybrid host the container is placed in every v1 hierarchy and in
 //! the unified one. Only directories capsa made are ever removed.
 
+mod bpf;
+pub mod devices;
+pub mod freezer;
 pub mod hierarchy;
+pub mod resources;
+pub mod stats;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -30,6 +46,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::sys::{self, Ctx, SysError};
 use hierarchy::{Hierarchy, Kind};
+
+pub use freezer::is_frozen;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -49,6 +67,100 @@ pub enum CgroupError {
     },
     #[error("cgroup {dir} still holds processes {pids:?} after SIGKILL")]
     Busy { dir: PathBuf, pids: Vec<i32> },
+    /// A linux.resources field this host's cgroups cannot apply, or a value
+    /// no cgroup version accepts. `field` is the path below linux.resources.
+    #[error("linux.resources.{field}: {msg}")]
+    Resource { field: String, msg: String },
+    /// Writing a resource's control file failed.
+    #[error("linux.resources.{field}: writing {value:?} to {path}: {reason}")]
+    Write {
+        field: String,
+        path: PathBuf,
+        value: String,
+        reason: String,
+    },
+    /// Freezing did not take effect in time.
+    #[error("freezing {dir}: still {state} after {secs} s")]
+    Freeze {
+        dir: PathBuf,
+        state: String,
+        secs: u64,
+    },
+}
+
+/// A controller, by its cgroup v1 name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Controller {
+    Memory,
+    Cpu,
+    Cpuacct,
+    Cpuset,
+    Pids,
+    Blkio,
+    Hugetlb,
+    NetCls,
+    NetPrio,
+    Rdma,
+    Devices,
+    Freezer,
+}
+
+impl Controller {
+    pub fn v1_name(self) -> &'static str {
+        match self {
+            Controller::Memory => "memory",
+            Controller::Cpu => "cpu",
+            Controller::Cpuacct => "cpuacct",
+            Controller::Cpuset => "cpuset",
+            Controller::Pids => "pids",
+            Controller::Blkio => "blkio",
+            Controller::Hugetlb => "hugetlb",
+            Controller::NetCls => "net_cls",
+            Controller::NetPrio => "net_prio",
+            Controller::Rdma => "rdma",
+            Controller::Devices => "devices",
+            Controller::Freezer => "freezer",
+        }
+    }
+
+    /// The v2 counterpart: Some(name) for a controller listed in
+    /// cgroup.controllers, Some("") for what v2 has in its core (freezing,
+    /// BPF device filters, cpu.stat), None where v2 has nothing.
+    pub fn v2_name(self) -> Option<&'static str> {
+        match self {
+            Controller::Memory => Some("memory"),
+            Controller::Cpu => Some("cpu"),
+            Controller::Cpuacct => Some(""),
+            Controller::Cpuset => Some("cpuset"),
+            Controller::Pids => Some("pids"),
+            Controller::Blkio => Some("io"),
+            Controller::Hugetlb => Some("hugetlb"),
+            Controller::NetCls | Controller::NetPrio => None,
+            Controller::Rdma => Some("rdma"),
+            Controller::Devices | Controller::Freezer => Some(""),
+        }
+    }
+}
+
+/// Where a controller of this container is managed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Leaf {
+    /// The container's directory in the v1 hierarchy with the controller;
+    /// `noprefix`: its files lack the controller prefix (cpuset only).
+    V1 { dir: PathBuf, noprefix: bool },
+    /// The container's unified directory, which has the controller.
+    V2(PathBuf),
+}
+
+impl Leaf {
+    pub fn dir(&self) -> &Path {
+        match self {
+            Leaf::V1 { dir, .. } | Leaf::V2(dir) => dir,
+        }
+    }
+    pub fn is_v2(&self) -> bool {
+        matches!(self, Leaf::V2(_))
+    }
 }
 
 /// The cgroup directories of one container; stored in its state so that
@@ -152,6 +264,60 @@ impl Cgroup {
         Ok(pids)
     }
 
+    /// Where `c` is managed: the v1 hierarchy that has it (a hybrid host
+    /// mounts most controllers there), else the unified leaf if the
+    /// controller reaches it. `Err` says what is missing, for the caller to
+    /// wrap with the field it needed the controller for.
+    pub fn locate(&self, c: Controller) -> Result<Leaf, String> {
+        let hosts = hierarchy::host().map_err(|e| e.to_string())?;
+        for h in hosts {
+            let Kind::V1 { noprefix, .. } = &h.kind else {
+                continue;
+            };
+            if !h.has_controller(c.v1_name()) {
+                continue;
+            }
+            return match self.dirs.iter().find(|d| d.starts_with(&h.mount)) {
+                Some(dir) => Ok(Leaf::V1 {
+                    dir: dir.clone(),
+                    noprefix: *noprefix,
+                }),
+                None => Err(format!(
+                    "the container has no cgroup in the {} hierarchy at {} (mounted after it was created?)",
+                    c.v1_name(),
+                    h.mount.display()
+                )),
+            };
+        }
+        let Some(unified) = &self.unified else {
+            return Err(format!(
+                "no cgroup hierarchy on this host has the {} controller",
+                c.v1_name()
+            ));
+        };
+        let Some(v2) = c.v2_name() else {
+            return Err(format!(
+                "cgroup v2 has no {} controller, and no cgroup v1 hierarchy with it is mounted",
+                c.v1_name()
+            ));
+        };
+        if v2.is_empty() {
+            return Ok(Leaf::V2(unified.clone()));
+        }
+        let file = unified.join("cgroup.controllers");
+        let have =
+            std::fs::read_to_string(&file).map_err(|e| format!("read {}: {e}", file.display()))?;
+        if have.split_ascii_whitespace().any(|w| w == v2) {
+            return Ok(Leaf::V2(unified.clone()));
+        }
+        let parent = unified.parent().unwrap_or(unified);
+        Err(format!(
+            "the {v2} controller is not available in {} (not in its cgroup.controllers; {} does not enable it in cgroup.subtree_control)",
+            unified.display(),
+            parent.display()
+        ))
+    }
+
     /// Kill any process still inside, then remove the directories capsa
     /// created, deepest first. Succeeds if they are already gone.
     pub fn destroy(&self) -> Result<(), CgroupError> {
@@ -171,14 +337,13 @@ impl Cgroup {
             return Ok(());
         }
         let kill_file = self.unified.as_ref().map(|u| u.join("cgroup.kill"));
-        let freezer = match &kill_file {
-            Some(_) => None,
-            None => self
-                .dirs
-                .iter()
-                .map(|d| d.join("freezer.state"))
-                .find(|f| f.exists()),
-        };
+        // The v1 freezer, also on hybrid hosts where cgroup.kill does the
+        // killing: a (paused) frozen task dies only once thawed.
+        let freezer = self
+            .dirs
+            .iter()
+            .map(|d| d.join("freezer.state"))
+            .find(|f| f.exists());
         let deadline = Instant::now() + KILL_WAIT;
         let mut delay = Duration::from_millis(1);
         loop {
@@ -191,7 +356,11 @@ impl Cgroup {
                 },
                 None => false,
             };
-            if !by_cgroup {
+            if by_cgroup {
+                if let Some(f) = &freezer {
+                    write_file(f, b"THAWED")?;
+                }
+            } else {
                 // Frozen processes can neither fork nor exit, so the set we
                 // signal is complete and no pid in it can be recycled.
                 let frozen = freezer.as_deref().is_some_and(freeze);
@@ -372,7 +541,7 @@ fn copy_cpuset(dir: &Path, files: [&'static str; 2]) -> Result<(), CgroupError> 
 }
 
 /// Write a cgroup control file in one write(2), without creating it.
-fn write_file(path: &Path, data: &[u8]) -> Result<(), SysError> {
+pub(crate) fn write_file(path: &Path, data: &[u8]) -> Result<(), SysError> {
     OpenOptions::new()
         .write(true)
         .open(path)

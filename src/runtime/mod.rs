@@ -5,6 +5,13 @@
 mod exec;
 
 pub use exec::ExecOptions;
+mod events;
+mod pause;
+mod ps;
+mod update;
+
+pub use events::parse_interval;
+pub use update::{UpdateFlags, parse_bytes};
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -123,6 +130,7 @@ impl Runtime {
             Cgroup::create(cgroups_path.as_deref(), id)?
         };
         cleanup.cgroup = Some(cgroup.clone());
+        cgroup.apply_linux(linux)?;
 
         let fifo = dir.fifo_path();
         mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx_at("mkfifo", &fifo)?;
