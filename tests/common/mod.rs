@@ -93,6 +93,24 @@ impl Output {
     }
 }
 
+impl Output {
+    /// Panic unless the invocation failed with a message containing, ignoring case, at
+    /// least one of `needles`.
+    #[track_caller]
+    pub fn fails_with_any(&self, needles: &[&str]) -> &Self {
+        assert!(
+            self.code.is_some_and(|c| c != 0),
+            "expected a non-zero exit: {self}"
+        );
+        let all = format!("{}{}", self.stderr, self.stdout).to_lowercase();
+        assert!(
+            needles.iter().any(|n| all.contains(&n.to_lowercase())),
+            "expected one of {needles:?} in the output: {self}"
+        );
+        self
+    }
+}
+
 impl std::fmt::Display for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
