@@ -439,20 +439,24 @@ impl Ctx {
         }
     }
 
-    /// Assert that nothing of container `id` survives: no state dir under --root, no
-    /// cgroup directory in any hierarchy, no process whose root is this bundle's rootfs.
+    /// What survives of container `id`: its state dir under --root, cgroup directories in
+    /// any hierarchy, processes whose root is this bundle's rootfs.
+    pub fn leftovers(&self, id: &str) -> Vec<String> {
+        let mut left = Vec::new();
+        let state_dir = self.root().join(id);
+        if state_dir.exists() {
+            left.push(format!("state dir {}", state_dir.display()));
+        }
+        left.extend(cgroup_dirs_for(id).iter().map(|p| format!("cgroup {}", p.display())));
+        left.extend(procs_rooted_at(&self.rootfs()).iter().map(|p| format!("process {p}")));
+        left
+    }
+
+    /// Assert that nothing of container `id` survives (see `leftovers`).
     #[track_caller]
     pub fn assert_nothing_left(&self, id: &str) {
-        let state_dir = self.root().join(id);
-        assert!(
-            !state_dir.exists(),
-            "state dir {} left behind",
-            state_dir.display()
-        );
-        let cg = cgroup_dirs_for(id);
-        assert!(cg.is_empty(), "cgroup dirs left behind: {cg:?}");
-        let procs = procs_rooted_at(&self.rootfs());
-        assert!(procs.is_empty(), "processes left behind: {procs:?}");
+        let left = self.leftovers(id);
+        assert!(left.is_empty(), "left behind by {id}: {left:#?}");
     }
 }
 
