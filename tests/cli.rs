@@ -10,7 +10,11 @@ use std::fs;
 fn ns_types(cfg: &Value) -> Vec<String> {
     cfg["linux"]["namespaces"]
         .as_array()
-        .map(|a| a.iter().filter_map(|n| n["type"].as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n["type"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -19,10 +23,16 @@ fn spec_writes_runc_default_config() {
     let c = Ctx::new("spec");
     let dir = c.scratch("specdir");
     fs::create_dir_all(&dir).expect("mkdir");
-    c.rt(&["spec", "--bundle", dir.to_str().expect("utf-8")]).ok();
+    c.rt(&["spec", "--bundle", dir.to_str().expect("utf-8")])
+        .ok();
     let text = fs::read_to_string(dir.join("config.json")).expect("config.json written");
     let cfg: Value = serde_json::from_str(&text).expect("config.json is JSON");
-    assert!(cfg["ociVersion"].as_str().is_some_and(|v| v.starts_with("1.")), "{cfg}");
+    assert!(
+        cfg["ociVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
+        "{cfg}"
+    );
     assert_eq!(cfg["process"]["args"], json!(["sh"]));
     assert_eq!(cfg["process"]["terminal"], json!(true));
     assert_eq!(cfg["root"], json!({"path": "rootfs", "readonly": true}));
@@ -30,13 +40,28 @@ fn spec_writes_runc_default_config() {
     let mut ns = ns_types(&cfg);
     ns.sort();
     assert_eq!(ns, ["ipc", "mount", "network", "pid", "uts"]);
-    assert!(cfg["linux"]["maskedPaths"].as_array().is_some_and(|a| !a.is_empty()));
-    assert!(cfg["linux"]["readonlyPaths"].as_array().is_some_and(|a| !a.is_empty()));
+    assert!(
+        cfg["linux"]["maskedPaths"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    assert!(
+        cfg["linux"]["readonlyPaths"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
     let dests: Vec<&str> = cfg["mounts"]
         .as_array()
         .map(|a| a.iter().filter_map(|m| m["destination"].as_str()).collect())
         .unwrap_or_default();
-    for d in ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"] {
+    for d in [
+        "/proc",
+        "/dev",
+        "/dev/pts",
+        "/dev/shm",
+        "/dev/mqueue",
+        "/sys",
+    ] {
         assert!(dests.contains(&d), "no {d} mount in {dests:?}");
     }
 }
@@ -62,14 +87,22 @@ fn spec_rootless() {
     let c = Ctx::new("specrootless");
     let dir = c.scratch("specdir");
     fs::create_dir_all(&dir).expect("mkdir");
-    c.rt(&["spec", "--rootless", "--bundle", dir.to_str().expect("utf-8")])
-        .ok();
+    c.rt(&[
+        "spec",
+        "--rootless",
+        "--bundle",
+        dir.to_str().expect("utf-8"),
+    ])
+    .ok();
     let cfg: Value =
         serde_json::from_str(&fs::read_to_string(dir.join("config.json")).expect("written"))
             .expect("json");
     let ns = ns_types(&cfg);
     assert!(ns.iter().any(|n| n == "user"), "{ns:?}");
-    assert!(!ns.iter().any(|n| n == "network"), "rootless has no netns: {ns:?}");
+    assert!(
+        !ns.iter().any(|n| n == "network"),
+        "rootless has no netns: {ns:?}"
+    );
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = u64::from(unsafe { libc::geteuid() });
     for key in ["uidMappings", "gidMappings"] {
@@ -80,7 +113,10 @@ fn spec_rootless() {
             assert_eq!(m["hostID"], json!(euid), "{cfg}");
         }
     }
-    assert!(cfg["linux"]["resources"].is_null(), "rootless drops resources: {cfg}");
+    assert!(
+        cfg["linux"]["resources"].is_null(),
+        "rootless drops resources: {cfg}"
+    );
 }
 
 #[test]
@@ -92,7 +128,10 @@ fn spec_refuses_to_overwrite() {
     let o = c.rt(&["spec", "--bundle", dir.to_str().expect("utf-8")]);
     // runc: `File config.json exists. Remove it first`.
     o.fails_with_any(&["exists"]);
-    assert_eq!(fs::read_to_string(dir.join("config.json")).expect("read"), "precious");
+    assert_eq!(
+        fs::read_to_string(dir.join("config.json")).expect("read"),
+        "precious"
+    );
 }
 
 #[test]
@@ -132,7 +171,10 @@ fn features_is_valid_json() {
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     for o in ["ro", "rw", "bind", "rbind", "nosuid", "nodev", "noexec"] {
-        assert!(opts.contains(&o), "features lacks mount option {o}: {opts:?}");
+        assert!(
+            opts.contains(&o),
+            "features lacks mount option {o}: {opts:?}"
+        );
     }
     assert!(f["hooks"].is_array() || f["hooks"].is_null(), "{f}");
 }
@@ -145,7 +187,11 @@ fn features_namespaces_are_usable() {
     let f = features(&c0);
     let listed: Vec<String> = f["linux"]["namespaces"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     for ty in listed {
         let mut c = Ctx::new("featns");
@@ -159,11 +205,7 @@ fn features_namespaces_are_usable() {
                 m.retain(|m| m["destination"] != "/sys/fs/cgroup");
             }
         }
-        let name = match ty.as_str() {
-            "network" => "net",
-            "mount" => "mnt",
-            other => other,
-        };
+        let name = proc_ns_name(&ty);
         if !std::path::Path::new(&format!("/proc/self/ns/{name}")).exists() {
             skip(&format!("host kernel lacks {ty} namespaces"));
             continue;
@@ -215,11 +257,18 @@ fn json_log_on_failing_create() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line {l:?}: {e}")))
         .collect();
     let errors: Vec<&Value> = lines.iter().filter(|l| l["level"] == "error").collect();
-    assert_eq!(errors.len(), 1, "one error line (podman reads one object): {text}");
+    assert_eq!(
+        errors.len(),
+        1,
+        "one error line (podman reads one object): {text}"
+    );
     let e = errors[0];
     let msg = e["msg"].as_str().expect("msg is a string");
     assert!(msg.contains("no such file or directory"), "{msg}");
-    assert!(msg.contains("no-such-bundle"), "the message names the path: {msg}");
+    assert!(
+        msg.contains("no-such-bundle"),
+        "the message names the path: {msg}"
+    );
     assert!(
         e["time"].as_str().is_some_and(|t| t.contains('T')),
         "time: {e}"
@@ -261,12 +310,21 @@ fn capsa_refuses_flags_it_does_not_implement() {
     let b = c.bundle();
     // A flag accepted by runc that capsa does not implement must fail loudly, not be
     // swallowed: checkpoint/restore need CRIU.
-    for cmd in [vec!["checkpoint", c.id.as_str()], vec!["restore", c.id.as_str()]] {
+    for cmd in [
+        vec!["checkpoint", c.id.as_str()],
+        vec!["restore", c.id.as_str()],
+    ] {
         let o = c.rt(&cmd);
         assert_ne!(o.code, Some(0), "{o}");
         assert!(!o.stderr.is_empty(), "{o}");
     }
-    let o = c.rt(&["create", "--bundle", b.to_str().expect("utf-8"), "--no-such-flag", &c.id]);
+    let o = c.rt(&[
+        "create",
+        "--bundle",
+        b.to_str().expect("utf-8"),
+        "--no-such-flag",
+        &c.id,
+    ]);
     assert_ne!(o.code, Some(0), "{o}");
     c.assert_nothing_left(&c.id);
 }

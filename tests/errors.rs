@@ -37,7 +37,12 @@ fn leftover_check_sees_a_live_container() {
 fn missing_bundle_dir() {
     let c = Ctx::new("nobundle");
     let missing = c.scratch("no-such-bundle");
-    let o = c.rt(&["create", "--bundle", missing.to_str().expect("utf-8"), &c.id]);
+    let o = c.rt(&[
+        "create",
+        "--bundle",
+        missing.to_str().expect("utf-8"),
+        &c.id,
+    ]);
     o.fails_with_any(&["no such file or directory"]);
     c.assert_nothing_left(&c.id);
 }
@@ -96,7 +101,10 @@ fn invalid_container_id() {
         let o = c.create_id(bad, &[]);
         assert!(o.code.is_some_and(|x| x != 0), "id {bad:?} accepted: {o}");
     }
-    assert!(!c.tmp.path().join("escape").exists(), "state escaped --root");
+    assert!(
+        !c.tmp.path().join("escape").exists(),
+        "state escaped --root"
+    );
     let left: Vec<_> = fs::read_dir(c.root())
         .map(|r| r.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -179,7 +187,10 @@ fn missing_executable_in_path() {
     c.args(&["no-such-command"]);
     let o = create_fails(&c);
     o.fails_with("no-such-command");
-    o.fails_with_any(&["executable file not found in $PATH", "no such file or directory"]);
+    o.fails_with_any(&[
+        "executable file not found in $PATH",
+        "no such file or directory",
+    ]);
 }
 
 #[test]
@@ -196,7 +207,10 @@ fn missing_executable_through_run() {
     let mut c = Ctx::new("noexerun");
     c.args(&["no-such-command"]);
     let o = c.run();
-    o.fails_with_any(&["executable file not found in $PATH", "no such file or directory"]);
+    o.fails_with_any(&[
+        "executable file not found in $PATH",
+        "no such file or directory",
+    ]);
     c.assert_nothing_left(&c.id);
 }
 
@@ -229,9 +243,9 @@ fn failing_create_with_json_log_leaves_nothing() {
     let text = fs::read_to_string(&log).expect("log written");
     let last_error = text
         .lines()
+        .rev()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["level"] == "error")
-        .last()
+        .find(|v| v["level"] == "error")
         .unwrap_or_else(|| panic!("no error line in {text:?}"));
     let msg = last_error["msg"].as_str().unwrap_or("");
     assert!(

@@ -76,7 +76,9 @@ fn state_fields_and_transitions() {
     assert_eq!(s["id"], json!(c.id), "{s}");
     assert_eq!(s["status"], "created", "{s}");
     assert!(
-        s["ociVersion"].as_str().is_some_and(|v| v.starts_with("1.")),
+        s["ociVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("1.")),
         "{s}"
     );
     let pid = s["pid"].as_u64().expect("pid is a number");
@@ -86,14 +88,21 @@ fn state_fields_and_transitions() {
         "pid {pid} not alive"
     );
     let bundle = c.bundle();
-    assert_eq!(s["bundle"], json!(bundle.to_str()), "bundle must be absolute: {s}");
+    assert_eq!(
+        s["bundle"],
+        json!(bundle.to_str()),
+        "bundle must be absolute: {s}"
+    );
     assert_eq!(
         s["rootfs"],
         json!(c.rootfs().to_str()),
         "rootfs must be absolute: {s}"
     );
     let created = s["created"].as_str().expect("created is a string");
-    assert!(looks_rfc3339(created), "created {created:?} is not RFC 3339");
+    assert!(
+        looks_rfc3339(created),
+        "created {created:?} is not RFC 3339"
+    );
     assert!(s["owner"].is_string(), "owner: {s}");
     assert_eq!(s["annotations"], json!({"org.capsa.test": "yes"}), "{s}");
 
@@ -106,14 +115,16 @@ fn state_fields_and_transitions() {
     c.rt(&["kill", &c.id, "KILL"]).ok();
     c.wait_status(&c.id, "stopped", WAIT);
     c.rt(&["delete", &c.id]).ok();
-    c.rt(&["state", &c.id]).fails_with("container does not exist");
+    c.rt(&["state", &c.id])
+        .fails_with("container does not exist");
     c.assert_nothing_left(&c.id);
 }
 
 /// `2026-11-23T14:09:46.427196631Z` or with an offset: date, `T`, time, zone.
 fn looks_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
     let zone_ok = s.ends_with('Z') || s.rfind(['+', '-']).is_some_and(|i| i >= 19);
     b.len() >= 20
         && digits(0..4)
@@ -197,7 +208,10 @@ fn kill_all_reaches_every_process() {
     c.wait_status(&c.id, "stopped", WAIT);
     let start = std::time::Instant::now();
     while alive(child) {
-        assert!(start.elapsed() < WAIT, "kill --all left child {child} alive");
+        assert!(
+            start.elapsed() < WAIT,
+            "kill --all left child {child} alive"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     c.rt(&["delete", &c.id]).ok();
@@ -219,11 +233,11 @@ fn delete_force_kills_a_running_container() {
     c.create();
     c.rt(&["start", &c.id]).ok();
     let pid = c.state(&c.id)["pid"].as_u64().expect("pid") as u32;
-    c.rt(&["delete", &c.id])
-        .fails_with("is not stopped");
+    c.rt(&["delete", &c.id]).fails_with("is not stopped");
     assert_eq!(c.status(&c.id), "running");
     c.rt(&["delete", "--force", &c.id]).ok();
-    c.rt(&["state", &c.id]).fails_with("container does not exist");
+    c.rt(&["state", &c.id])
+        .fails_with("container does not exist");
     assert!(!alive(pid), "init {pid} survived delete --force");
     c.assert_nothing_left(&c.id);
 }
@@ -245,7 +259,8 @@ fn delete_force_of_missing_container_succeeds() {
     let c = Ctx::new("delmissing");
     let o = c.rt(&["delete", "--force", &c.id]);
     o.ok();
-    c.rt(&["delete", &c.id]).fails_with("container does not exist");
+    c.rt(&["delete", &c.id])
+        .fails_with("container does not exist");
 }
 
 #[test]
@@ -340,7 +355,14 @@ fn preserve_fds_passes_fd_3() {
     c.write_config();
     let b = c.bundle();
     let o = c.rt_with(
-        &["run", "--preserve-fds", "1", "--bundle", b.to_str().expect("utf-8"), &c.id],
+        &[
+            "run",
+            "--preserve-fds",
+            "1",
+            "--bundle",
+            b.to_str().expect("utf-8"),
+            &c.id,
+        ],
         |cmd| pass_fd_as(cmd, file.as_raw_fd(), 3),
     );
     o.ok();

@@ -9,15 +9,6 @@ use std::collections::BTreeMap;
 
 const ALL: [&str; 7] = ["cgroup", "ipc", "mnt", "net", "pid", "uts", "user"];
 
-/// OCI namespace type -> /proc/<pid>/ns entry name.
-fn proc_name(ty: &str) -> &str {
-    match ty {
-        "network" => "net",
-        "mount" => "mnt",
-        other => other,
-    }
-}
-
 /// Run the container and return its ns links by /proc name.
 fn ns_inside(c: &mut Ctx) -> BTreeMap<String, String> {
     c.sh("for n in cgroup ipc mnt net pid uts user; do echo $n $(readlink /proc/self/ns/$n); done");
@@ -84,7 +75,11 @@ fn user_namespace_with_mappings() {
     c.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u");
     let o = c.run();
     o.ok();
-    let rows: Vec<Vec<&str>> = o.stdout.lines().map(|l| l.split_whitespace().collect()).collect();
+    let rows: Vec<Vec<&str>> = o
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(rows.len(), 3, "{o}");
     assert_eq!(rows[0], ["0", "200000", "65536"], "uid_map: {o}");
     assert_eq!(rows[1], ["0", "200000", "65536"], "gid_map: {o}");

@@ -26,7 +26,11 @@ fn env_is_exactly_the_configs_plus_home() {
     let mut got: Vec<&str> = o.stdout.lines().collect();
     got.sort();
     // runc adds HOME from the container's /etc/passwd when the config has none.
-    assert_eq!(got, ["EMPTY=", "FOO=bar baz", "HOME=/root", "PATH=/bin"], "{o}");
+    assert_eq!(
+        got,
+        ["EMPTY=", "FOO=bar baz", "HOME=/root", "PATH=/bin"],
+        "{o}"
+    );
 }
 
 #[test]
@@ -125,11 +129,13 @@ fn rlimits_are_applied() {
     assert_eq!(lines.next(), Some("512"), "{o}");
     let rest: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
     assert!(
-        rest.iter().any(|w| w[..3] == ["Max", "open", "files"] && w[3..] == ["512", "1000", "files"]),
+        rest.iter()
+            .any(|w| w[..3] == ["Max", "open", "files"] && w[3..] == ["512", "1000", "files"]),
         "{o}"
     );
     assert!(
-        rest.iter().any(|w| w[..4] == ["Max", "core", "file", "size"] && w[4..] == ["0", "4096", "bytes"]),
+        rest.iter()
+            .any(|w| w[..4] == ["Max", "core", "file", "size"] && w[4..] == ["0", "4096", "bytes"]),
         "{o}"
     );
 }
@@ -177,14 +183,26 @@ fn caps_inside(c: &mut Ctx) -> [u64; 5] {
             .and_then(|h| u64::from_str_radix(h, 16).ok())
             .unwrap_or_else(|| panic!("no {k}: {o}"))
     };
-    [get("CapBnd"), get("CapEff"), get("CapPrm"), get("CapInh"), get("CapAmb")]
+    [
+        get("CapBnd"),
+        get("CapEff"),
+        get("CapPrm"),
+        get("CapInh"),
+        get("CapAmb"),
+    ]
 }
 
 #[test]
 fn capability_sets_for_root() {
     // For uid 0, execve makes permitted = inheritable | bounding, and effective = permitted,
     // so use one set S everywhere: every mask must then be exactly S.
-    let s = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_AUDIT_WRITE"];
+    let s = [
+        "CAP_CHOWN",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SETUID",
+        "CAP_AUDIT_WRITE",
+    ];
     let mut c = Ctx::new("capsroot");
     c.config["process"]["capabilities"] = json!({
         "bounding": s, "effective": s, "permitted": s, "inheritable": s, "ambient": s
@@ -200,7 +218,13 @@ fn capability_sets_for_non_root() {
     // = ambient; bounding and inheritable stay as configured.
     let mut c = Ctx::new("capsuser");
     c.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
-    let bnd = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID"];
+    let bnd = [
+        "CAP_CHOWN",
+        "CAP_KILL",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SETUID",
+        "CAP_SETGID",
+    ];
     let prm = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
     let inh = ["CAP_KILL", "CAP_NET_BIND_SERVICE"];
     let amb = ["CAP_NET_BIND_SERVICE"];
@@ -255,7 +279,11 @@ fn sysctl_in_new_net_and_ipc_namespaces() {
         "net.ipv4.ip_forward": "1",
         "kernel.shmmax": "123456789"
     });
-    c.args(&["cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/shmmax"]);
+    c.args(&[
+        "cat",
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/kernel/shmmax",
+    ]);
     let o = c.run();
     o.ok();
     assert_eq!(o.stdout, "1\n123456789\n", "{o}");

@@ -61,12 +61,16 @@ fn default_mounts_are_in_place() {
     let shm = find(&m, "/dev/shm");
     assert_eq!(shm.1, "tmpfs");
     // tmpfs shows no mode= for its default 1777.
-    assert!(has_opt(&shm.2, "noexec") && has_opt(&shm.2, "nodev"), "{shm:?}");
+    assert!(
+        has_opt(&shm.2, "noexec") && has_opt(&shm.2, "nodev"),
+        "{shm:?}"
+    );
     assert_eq!(find(&m, "/dev/mqueue").1, "mqueue");
     let mnt = find(&m, "/mnt");
     assert!(has_opt(&mnt.2, "ro"), "bind mount must be ro: {mnt:?}");
     assert!(
-        !m.iter().any(|e| e.0.starts_with(c.tmp.path().to_str().expect("utf-8"))),
+        !m.iter()
+            .any(|e| e.0.starts_with(c.tmp.path().to_str().expect("utf-8"))),
         "host paths of the bundle are visible inside: {m:#?}"
     );
 }
@@ -100,7 +104,10 @@ fn bind_mount_rw_writes_through() {
     }));
     c.sh("echo inside > /data/out");
     c.run().ok();
-    assert_eq!(fs::read_to_string(src.join("out")).expect("written"), "inside\n");
+    assert_eq!(
+        fs::read_to_string(src.join("out")).expect("written"),
+        "inside\n"
+    );
 }
 
 #[test]
@@ -125,10 +132,15 @@ fn writable_root_accepts_writes() {
 #[test]
 fn masked_paths_read_empty() {
     // Only paths the host kernel has: masking a missing path is a no-op.
-    let files: Vec<&str> = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"]
-        .into_iter()
-        .filter(|p| std::path::Path::new(p).exists())
-        .collect();
+    let files: Vec<&str> = [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+    ]
+    .into_iter()
+    .filter(|p| std::path::Path::new(p).exists())
+    .collect();
     if files.is_empty() || !std::path::Path::new("/sys/firmware").exists() {
         skip("host lacks the masked paths to check");
         return;
@@ -143,7 +155,10 @@ fn masked_paths_read_empty() {
     o.ok();
     let nums: Vec<&str> = o.stdout.split_whitespace().collect();
     assert_eq!(nums.len(), files.len() + 1, "{o}");
-    assert!(nums.iter().all(|n| *n == "0"), "masked paths must read empty: {o}");
+    assert!(
+        nums.iter().all(|n| *n == "0"),
+        "masked paths must read empty: {o}"
+    );
 }
 
 #[test]
@@ -156,7 +171,13 @@ fn readonly_paths_refuse_writes() {
 
     c.id = c.new_id("ropaths2");
     let m = mounts_inside(&mut c);
-    for p in ["/proc/sys", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sysrq-trigger"] {
+    for p in [
+        "/proc/sys",
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sysrq-trigger",
+    ] {
         if let Some(e) = m.iter().rev().find(|e| e.0 == p) {
             assert!(has_opt(&e.2, "ro"), "{p} must be ro: {e:?}");
         } else if std::path::Path::new(p).exists() {

@@ -48,7 +48,10 @@ pub fn skip_unless_capsa(why: &str) -> bool {
     if is_capsa() {
         return false;
     }
-    eprintln!("SKIP: capsa-only check ({why}); runtime is {}", runtime().display());
+    eprintln!(
+        "SKIP: capsa-only check ({why}); runtime is {}",
+        runtime().display()
+    );
     true
 }
 
@@ -88,7 +91,10 @@ impl Output {
             "expected a non-zero exit: {self}"
         );
         let all = format!("{}{}", self.stderr, self.stdout);
-        assert!(all.contains(needle), "expected {needle:?} in the output: {self}");
+        assert!(
+            all.contains(needle),
+            "expected {needle:?} in the output: {self}"
+        );
         self
     }
 }
@@ -385,7 +391,13 @@ impl Ctx {
         let root = self.root();
         let mut full: Vec<&str> = vec!["--root", root.to_str().expect("utf-8 temp path")];
         full.extend_from_slice(args);
-        run_cmd(&runtime(), &full, &self.tmp.path().join("out"), TIMEOUT, adjust)
+        run_cmd(
+            &runtime(),
+            &full,
+            &self.tmp.path().join("out"),
+            TIMEOUT,
+            adjust,
+        )
     }
 
     /// Write the config, then `run --bundle B <id>` in the foreground.
@@ -447,8 +459,16 @@ impl Ctx {
         if state_dir.exists() {
             left.push(format!("state dir {}", state_dir.display()));
         }
-        left.extend(cgroup_dirs_for(id).iter().map(|p| format!("cgroup {}", p.display())));
-        left.extend(procs_rooted_at(&self.rootfs()).iter().map(|p| format!("process {p}")));
+        left.extend(
+            cgroup_dirs_for(id)
+                .iter()
+                .map(|p| format!("cgroup {}", p.display())),
+        );
+        left.extend(
+            procs_rooted_at(&self.rootfs())
+                .iter()
+                .map(|p| format!("process {p}")),
+        );
         left
     }
 
@@ -518,10 +538,11 @@ pub fn procs_rooted_at(rootfs: &Path) -> Vec<u32> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        if let Ok(m) = fs::metadata(e.path().join("root")) {
-            if m.dev() == want.dev() && m.ino() == want.ino() {
-                pids.push(pid);
-            }
+        if let Ok(m) = fs::metadata(e.path().join("root"))
+            && m.dev() == want.dev()
+            && m.ino() == want.ino()
+        {
+            pids.push(pid);
         }
     }
     pids
@@ -542,10 +563,7 @@ pub fn run_cmd(
     let out = fs::File::create(&out_path).expect("create stdout file");
     let err = fs::File::create(&err_path).expect("create stderr file");
     let mut cmd = Command::new(prog);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+    cmd.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
     adjust(&mut cmd);
     let cmdline = format!("{} {}", prog.display(), args.join(" "));
     let mut child = cmd
@@ -612,6 +630,15 @@ pub fn pass_fd_as(cmd: &mut Command, fd: std::os::fd::RawFd, target: std::os::fd
             }
             Ok(())
         });
+    }
+}
+
+/// OCI namespace type -> /proc/<pid>/ns entry name.
+pub fn proc_ns_name(ty: &str) -> &str {
+    match ty {
+        "network" => "net",
+        "mount" => "mnt",
+        other => other,
     }
 }
 
