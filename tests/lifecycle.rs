@@ -114,9 +114,69 @@ fn state_fields_and_transitions() {
 
     c.rt(&["kill", &c.id, "KILL"]).ok();
     c.wait_status(&c.id, "stopped", WAIT);
+    let s3 = c.state(&c.id);
+    // runc reports pid 0 once the init is gone.
+    assert_eq!(s3["pid"], json!(0), "{s3}");
+    assert_eq!(s3["created"], s["created"], "{s3}");
     c.rt(&["delete", &c.id]).ok();
     c.rt(&["state", &c.id])
         .fails_with("container does not exist");
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
+fn workload_waits_for_start() {
+    let mut c = Ctx::new("gate");
+    c.config["root"]["readonly"] = json!(false);
+    c.sh("touch /tmp/started; sleep 1000");
+    c.create();
+    let marker = c.rootfs().join("tmp/started");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!marker.exists(), "the workload ran before start");
+    assert_eq!(c.status(&c.id), "created");
+    c.rt(&["start", &c.id]).ok();
+    wait_for_file(&marker, WAIT);
+    assert_eq!(c.status(&c.id), "running");
+}
+
+#[test]
+fn workload_exit_makes_container_stopped() {
+    let mut c = Ctx::new("exitstop");
+    c.args(&["true"]);
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    c.wait_status(&c.id, "stopped", WAIT);
+    c.rt(&["delete", &c.id]).ok();
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
+fn kill_of_created_container() {
+    let mut c = Ctx::new("killcreated");
+    c.args(&["sleep", "1000"]);
+    c.create();
+    c.rt(&["kill", &c.id, "KILL"]).ok();
+    c.wait_status(&c.id, "stopped", WAIT);
+    c.rt(&["delete", &c.id]).ok();
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
+fn run_detach_leaves_it_running() {
+    let mut c = Ctx::new("detach");
+    c.args(&["sleep", "1000"]);
+    c.write_config();
+    let b = c.bundle();
+    c.rt(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.to_str().expect("utf-8"),
+        &c.id,
+    ])
+    .ok();
+    assert_eq!(c.status(&c.id), "running");
+    c.rt(&["delete", "--force", &c.id]).ok();
     c.assert_nothing_left(&c.id);
 }
 
