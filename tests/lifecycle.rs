@@ -128,7 +128,7 @@ fn state_fields_and_transitions() {
 fn workload_waits_for_start() {
     let mut c = Ctx::new("gate");
     c.config["root"]["readonly"] = json!(false);
-    c.sh("touch /tmp/started; sleep 1000");
+    c.sh_writes("touch /tmp/started; sleep 1000");
     c.create();
     let marker = c.rootfs().join("tmp/started");
     std::thread::sleep(Duration::from_millis(200));
@@ -213,7 +213,7 @@ fn rfc3339_checker() {
 fn kill_accepts_name_prefixed_name_and_number() {
     for sig in ["TERM", "SIGTERM", "15", ""] {
         let mut c = Ctx::new("killsig");
-        c.sh(TRAP_TERM);
+        c.sh_writes(TRAP_TERM);
         c.config["root"]["readonly"] = json!(false);
         c.create();
         c.rt(&["start", &c.id]).ok();
@@ -247,7 +247,7 @@ fn kill_all_reaches_every_process() {
     let mut c = Ctx::new("killall");
     c.remove_ns("pid");
     c.config["root"]["readonly"] = json!(false);
-    c.sh("sleep 1000 & echo $! > /tmp/child.pid; sleep 1000");
+    c.sh_writes("sleep 1000 & echo $! > /tmp/child.pid; sleep 1000");
     c.create();
     c.rt(&["start", &c.id]).ok();
     let pidfile = c.rootfs().join("tmp/child.pid");

@@ -127,6 +127,8 @@ fn join_by_path_to_wrong_namespace_type_fails() {
 
 #[test]
 fn hostname_and_domainname() {
+    let _host = HostSetting::save("/proc/sys/kernel/hostname");
+    let _domain = HostSetting::save("/proc/sys/kernel/domainname");
     let mut c = Ctx::new("nshost");
     c.config["hostname"] = json!("capsa-host");
     c.config["domainname"] = json!("capsa.example");

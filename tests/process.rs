@@ -55,6 +55,7 @@ fn cwd_is_set_and_created_if_missing() {
 
     // runc creates a missing cwd (here on a writable root).
     let mut c = Ctx::new("cwdnew");
+    c.require_isolated_root();
     c.config["root"]["readonly"] = json!(false);
     c.config["process"]["cwd"] = json!("/made/by/runtime");
     c.args(&["pwd"]);
@@ -274,6 +275,8 @@ fn oom_score_adj() {
 
 #[test]
 fn sysctl_in_new_net_and_ipc_namespaces() {
+    let shmmax = HostSetting::save("/proc/sys/kernel/shmmax");
+    let fwd = HostSetting::save("/proc/sys/net/ipv4/ip_forward");
     let mut c = Ctx::new("sysctl");
     c.config["linux"]["sysctl"] = json!({
         "net.ipv4.ip_forward": "1",
@@ -287,9 +290,7 @@ fn sysctl_in_new_net_and_ipc_namespaces() {
     let o = c.run();
     o.ok();
     assert_eq!(o.stdout, "1\n123456789\n", "{o}");
-    // The host's values are untouched.
-    let host = std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap_or_default();
-    assert_ne!(host.trim(), "123456789");
+    assert!(!shmmax.changed() && !fwd.changed(), "host sysctls changed");
 }
 
 #[test]
@@ -297,10 +298,9 @@ fn net_sysctl_without_net_namespace_is_refused() {
     let mut c = Ctx::new("sysctlhost");
     c.remove_ns("network");
     c.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1"});
-    let before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
+    let fwd = HostSetting::save("/proc/sys/net/ipv4/ip_forward");
     let o = c.run();
     o.fails_with("net.ipv4.ip_forward");
-    let after = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
-    assert_eq!(before, after, "host sysctl changed");
+    assert!(!fwd.changed(), "host sysctl changed");
     c.assert_nothing_left(&c.id);
 }

@@ -85,7 +85,7 @@ fn bind_mount_ro_is_readable_not_writable() {
         "destination": "/data", "type": "bind", "source": src.to_str(),
         "options": ["rbind", "ro"]
     }));
-    c.sh("cat /data/hello; echo; touch /data/new && echo WROTE");
+    c.sh_writes("cat /data/hello; echo; touch /data/new && echo WROTE");
     let o = c.run();
     assert!(o.stdout.starts_with("from-host\n"), "{o}");
     assert!(!o.stdout.contains("WROTE"), "{o}");
@@ -102,7 +102,7 @@ fn bind_mount_rw_writes_through() {
         "destination": "/data", "type": "bind", "source": src.to_str(),
         "options": ["rbind", "rw"]
     }));
-    c.sh("echo inside > /data/out");
+    c.sh_writes("echo inside > /data/out");
     c.run().ok();
     assert_eq!(
         fs::read_to_string(src.join("out")).expect("written"),
@@ -113,7 +113,7 @@ fn bind_mount_rw_writes_through() {
 #[test]
 fn readonly_root_refuses_writes() {
     let mut c = Ctx::new("roroot");
-    c.sh("touch /newfile");
+    c.sh_writes("touch /newfile");
     let o = c.run();
     assert_ne!(o.code, Some(0), "{o}");
     assert!(o.stderr.contains("Read-only file system"), "{o}");
@@ -124,7 +124,7 @@ fn readonly_root_refuses_writes() {
 fn writable_root_accepts_writes() {
     let mut c = Ctx::new("rwroot");
     c.config["root"]["readonly"] = json!(false);
-    c.sh("echo x > /newfile");
+    c.sh_writes("echo x > /newfile");
     c.run().ok();
     assert!(c.rootfs().join("newfile").exists());
 }
@@ -164,7 +164,7 @@ fn masked_paths_read_empty() {
 #[test]
 fn readonly_paths_refuse_writes() {
     let mut c = Ctx::new("ropaths");
-    c.sh("echo changed > /proc/sys/kernel/hostname");
+    c.sh_writes("echo changed > /proc/sys/kernel/hostname");
     let o = c.run();
     assert_ne!(o.code, Some(0), "{o}");
     assert!(o.stderr.contains("Read-only file system"), "{o}");
@@ -240,7 +240,7 @@ fn tmpfs_mount_with_options() {
         "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
         "options": ["nosuid", "nodev", "mode=700", "size=1m"]
     }));
-    c.sh("stat -c %a /scratch; echo ok > /scratch/f && cat /scratch/f");
+    c.sh_writes("stat -c %a /scratch; echo ok > /scratch/f && cat /scratch/f");
     let o = c.run();
     o.ok();
     assert_eq!(o.stdout, "700\nok\n", "{o}");
@@ -250,6 +250,7 @@ fn tmpfs_mount_with_options() {
 fn mount_destination_is_created() {
     // The destination does not exist in the rootfs; the runtime creates it.
     let mut c = Ctx::new("mkdest");
+    c.require_isolated_root();
     c.config["root"]["readonly"] = json!(false);
     c.push_mount(json!({
         "destination": "/deep/new/dir", "type": "tmpfs", "source": "tmpfs", "options": []

@@ -176,6 +176,10 @@ pub fn mounted_below(dir: &Path) -> bool {
         .any(|mp| mp == prefix || mp.starts_with(&format!("{prefix}/")))
 }
 
+/// A file only the test rootfs has: a workload that does not see it is running in the
+/// host's filesystem (a runtime without a working root switch) and must not write.
+pub const ROOTFS_MARKER: &str = "/.capsa-test-rootfs";
+
 /// Build a busybox root filesystem at `rootfs`.
 pub fn build_rootfs(rootfs: &Path) {
     let bin = rootfs.join("bin");
@@ -199,6 +203,7 @@ pub fn build_rootfs(rootfs: &Path) {
     )
     .expect("write passwd");
     fs::write(rootfs.join("etc/group"), "root:x:0:\nuser:x:1000:\n").expect("write group");
+    fs::write(rootfs.join(ROOTFS_MARKER.trim_start_matches('/')), "").expect("write marker");
 }
 
 fn busybox_applets() -> Vec<String> {
@@ -345,6 +350,31 @@ impl Ctx {
     /// `sh -c script`.
     pub fn sh(&mut self, script: &str) -> &mut Self {
         self.args(&["sh", "-c", script])
+    }
+
+    /// `sh -c script` for a script that writes files: it refuses to run (exit 99) unless
+    /// it sees the test rootfs, so a runtime that leaves the workload in the host's
+    /// filesystem cannot make the test write there.
+    pub fn sh_writes(&mut self, script: &str) -> &mut Self {
+        let guarded = format!(
+            "[ -e {ROOTFS_MARKER} ] || {{ echo 'not in the test rootfs: refusing to write' >&2; exit 99; }}; {script}"
+        );
+        self.args(&["sh", "-c", &guarded])
+    }
+
+    /// For tests where the runtime itself writes inside the root (creating cwd or mount
+    /// points): first prove with a throwaway container that the workload's root is the
+    /// bundle's rootfs, else panic before the runtime can create anything on the host.
+    #[track_caller]
+    pub fn require_isolated_root(&self) {
+        let mut probe = Ctx::new("rootprobe");
+        probe.args(&["test", "-e", ROOTFS_MARKER]);
+        let o = probe.run();
+        assert!(
+            o.success(),
+            "the runtime does not run the workload in the bundle rootfs; not running a \
+             test that would make it write to the host: {o}"
+        );
     }
 
     /// Drop namespace `ty` from linux.namespaces.
@@ -780,5 +810,34 @@ pub fn wait_for_file(path: &Path, limit: Duration) {
     while !path.exists() {
         assert!(start.elapsed() < limit, "{} never appeared", path.display());
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Restores a host /proc/sys file on drop if a test's container changed it (a runtime that
+/// applies a setting in the host's namespace must not leave the host altered).
+pub struct HostSetting {
+    path: PathBuf,
+    value: String,
+}
+
+impl HostSetting {
+    pub fn save(path: &str) -> HostSetting {
+        HostSetting {
+            path: PathBuf::from(path),
+            value: fs::read_to_string(path).unwrap_or_default(),
+        }
+    }
+
+    pub fn changed(&self) -> bool {
+        fs::read_to_string(&self.path).unwrap_or_default() != self.value
+    }
+}
+
+impl Drop for HostSetting {
+    fn drop(&mut self) {
+        if self.changed() && !self.value.is_empty() {
+            eprintln!("restoring host {}", self.path.display());
+            let _ = fs::write(&self.path, self.value.trim_end());
+        }
     }
 }
