@@ -41,7 +41,9 @@ fn spec_writes_runc_default_config() {
         cfg["hostname"].as_str().is_some_and(|h| !h.is_empty()),
         "{cfg}"
     );
+    // runc 1.1 lists these five; newer runtimes may add "cgroup".
     let mut ns = ns_types(&cfg);
+    ns.retain(|n| n != "cgroup");
     ns.sort();
     assert_eq!(ns, ["ipc", "mount", "network", "pid", "uts"]);
     assert!(
@@ -314,23 +316,88 @@ fn capsa_refuses_flags_it_does_not_implement() {
     c.args(&["true"]);
     c.write_config();
     let b = c.bundle();
-    // A flag accepted by runc that capsa does not implement must fail loudly, not be
-    // swallowed: checkpoint/restore need CRIU.
-    for cmd in [
-        vec!["checkpoint", c.id.as_str()],
-        vec!["restore", c.id.as_str()],
-    ] {
-        let o = c.rt(&cmd);
-        assert_ne!(o.code, Some(0), "{o}");
-        assert!(!o.stderr.is_empty(), "{o}");
+    let b = b.to_str().expect("utf-8");
+    let id = c.id.clone();
+    // runc flags capsa does not implement: each must fail loudly, never be swallowed.
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["checkpoint", &id],
+        vec!["restore", &id],
+        vec!["--systemd-cgroup", "create", "--bundle", b, &id],
+        vec!["--rootless=true", "create", "--bundle", b, &id],
+        vec![
+            "create",
+            "--pidfd-socket",
+            "/nonexistent.sock",
+            "--bundle",
+            b,
+            &id,
+        ],
+        vec!["run", "--keep", "--bundle", b, &id],
+    ];
+    for args in cases {
+        let o = c.rt(&args);
+        o.fails_with_any(&["not supported", "unsupported", "not implemented"]);
+        c.assert_nothing_left(&id);
     }
-    let o = c.rt(&[
-        "create",
-        "--bundle",
-        b.to_str().expect("utf-8"),
-        "--no-such-flag",
-        &c.id,
-    ]);
+    let o = c.rt(&["create", "--bundle", b, "--no-such-flag", &id]);
     assert_ne!(o.code, Some(0), "{o}");
-    c.assert_nothing_left(&c.id);
+    c.assert_nothing_left(&id);
+}
+
+#[test]
+fn hooks_listed_in_features_run_and_others_are_refused() {
+    let c0 = Ctx::new("feathooks");
+    let f = features(&c0);
+    let listed = f["hooks"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|h| h == "createRuntime"));
+    let mut c = Ctx::new("hooks");
+    let marker = c.scratch("hook-ran");
+    let script = format!("echo ran > {}", marker.display());
+    c.config["hooks"] =
+        json!({"createRuntime": [{"path": "/bin/sh", "args": ["sh", "-c", script]}]});
+    c.args(&["sleep", "1000"]);
+    c.write_config();
+    let o = c.create_id(&c.id, &[]);
+    if listed {
+        o.ok();
+        assert_eq!(
+            fs::read_to_string(&marker).unwrap_or_default(),
+            "ran\n",
+            "{o}"
+        );
+    } else if is_capsa() {
+        // features says no hooks: silently skipping them would be a lie.
+        o.fails_with_any(&["hook"]);
+        assert!(!marker.exists());
+        c.assert_nothing_left(&c.id);
+    } else {
+        skip("runtime lists no createRuntime hook; refusal is only capsa's promise");
+    }
+}
+
+#[test]
+fn seccomp_in_features_works_or_is_refused() {
+    let c0 = Ctx::new("featseccomp");
+    let f = features(&c0);
+    let enabled = f["linux"]["seccomp"]["enabled"] == json!(true);
+    let mut c = Ctx::new("seccomp");
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    c.sh_writes("mkdir /dev/shm/blocked && echo MADE");
+    if enabled {
+        let o = c.run();
+        assert_ne!(o.code, Some(0), "{o}");
+        assert!(!o.stdout.contains("MADE"), "{o}");
+        assert!(o.stderr.contains("Operation not permitted"), "{o}");
+    } else if is_capsa() {
+        let o = c.run();
+        o.fails_with_any(&["seccomp"]);
+        c.assert_nothing_left(&c.id);
+    } else {
+        skip("runtime has no seccomp; refusal is only capsa's promise");
+    }
 }
