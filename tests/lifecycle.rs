@@ -12,8 +12,8 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(10);
 
 /// A workload that exits 0 on SIGTERM (pid 1 ignores signals it has no handler for); it
-/// writes /tmp/ready once the handler is in place, so a test must use a writable root.
-const TRAP_TERM: &str = "trap 'exit 0' TERM; touch /tmp/ready; sleep 1000 & wait";
+/// prints "ready" once the handler is in place.
+const TRAP_TERM: &str = "trap 'exit 0' TERM; echo ready; sleep 1000 & wait";
 
 #[test]
 fn run_returns_workload_exit_code() {
@@ -127,15 +127,13 @@ fn state_fields_and_transitions() {
 #[test]
 fn workload_waits_for_start() {
     let mut c = Ctx::new("gate");
-    c.config["root"]["readonly"] = json!(false);
-    c.sh_writes("touch /tmp/started; sleep 1000");
-    c.create();
-    let marker = c.rootfs().join("tmp/started");
+    c.sh("echo started; sleep 1000");
+    let out = c.create_capturing();
     std::thread::sleep(Duration::from_millis(200));
-    assert!(!marker.exists(), "the workload ran before start");
+    assert_eq!(read_lossy(&out), "", "the workload ran before start");
     assert_eq!(c.status(&c.id), "created");
     c.rt(&["start", &c.id]).ok();
-    wait_for_file(&marker, WAIT);
+    wait_for_text(&out, "started\n", WAIT);
     assert_eq!(c.status(&c.id), "running");
 }
 
@@ -213,11 +211,10 @@ fn rfc3339_checker() {
 fn kill_accepts_name_prefixed_name_and_number() {
     for sig in ["TERM", "SIGTERM", "15", ""] {
         let mut c = Ctx::new("killsig");
-        c.sh_writes(TRAP_TERM);
-        c.config["root"]["readonly"] = json!(false);
-        c.create();
+        c.sh(TRAP_TERM);
+        let out = c.create_capturing();
         c.rt(&["start", &c.id]).ok();
-        wait_for_file(&c.rootfs().join("tmp/ready"), WAIT);
+        wait_for_text(&out, "ready\n", WAIT);
         if sig.is_empty() {
             // runc's default signal is SIGTERM.
             c.rt(&["kill", &c.id]).ok();
@@ -246,23 +243,15 @@ fn kill_all_reaches_every_process() {
     // only `--all` can reach the background sleep.
     let mut c = Ctx::new("killall");
     c.remove_ns("pid");
-    c.config["root"]["readonly"] = json!(false);
-    c.sh_writes("sleep 1000 & echo $! > /tmp/child.pid; sleep 1000");
-    c.create();
+    c.sh("sleep 1000 & echo child=$!; sleep 1000");
+    let out = c.create_capturing();
     c.rt(&["start", &c.id]).ok();
-    let pidfile = c.rootfs().join("tmp/child.pid");
-    wait_for_file(&pidfile, WAIT);
-    let start = std::time::Instant::now();
-    let child = loop {
-        if let Some(p) = fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-        {
-            break p;
-        }
-        assert!(start.elapsed() < WAIT, "workload never wrote its child pid");
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let text = wait_for_text(&out, "\n", WAIT);
+    let child: u32 = text
+        .trim()
+        .strip_prefix("child=")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("workload printed {text:?}"));
     assert!(alive(child), "child {child} not running");
     c.rt(&["kill", "--all", &c.id, "KILL"]).ok();
     c.wait_status(&c.id, "stopped", WAIT);
@@ -435,9 +424,9 @@ fn stray_fd_3_does_not_reach_the_container() {
     let f = c.scratch("secret-marker");
     fs::write(&f, "x").expect("write marker");
     let file = fs::File::open(&f).expect("open marker");
-    // `ls` is not the last command, so the shell forks it: pid 1 stays the shell, whose
-    // descriptors are what the runtime handed over.
-    c.sh("ls -l /proc/1/fd/; true");
+    // `ls` lists its own descriptors: what the workload inherited, plus the one it opens
+    // on /proc/self/fd itself.
+    c.args(&["ls", "-l", "/proc/self/fd/"]);
     c.write_config();
     let b = c.bundle();
     let o = c.rt_with(
@@ -446,13 +435,14 @@ fn stray_fd_3_does_not_reach_the_container() {
     );
     o.ok();
     assert!(!o.stdout.contains("secret-marker"), "fd leaked: {o}");
-    let fds: Vec<&str> = o
-        .stdout
-        .lines()
-        .filter(|l| l.contains(" -> "))
-        .filter_map(|l| l.split(" -> ").next())
-        .filter_map(|l| l.split_whitespace().last())
-        .filter(|l| l.bytes().all(|b| b.is_ascii_digit()))
-        .collect();
-    assert_eq!(fds, ["0", "1", "2"], "pid 1 should hold only stdio: {o}");
+    for line in o.stdout.lines().filter(|l| l.contains(" -> ")) {
+        let (left, target) = line.split_once(" -> ").unwrap_or_default();
+        let fd = left.split_whitespace().last().unwrap_or("");
+        if !["0", "1", "2"].contains(&fd) {
+            assert!(
+                target.starts_with("/proc/") && target.ends_with("/fd"),
+                "fd {fd} -> {target} reached the workload: {o}"
+            );
+        }
+    }
 }

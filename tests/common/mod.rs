@@ -445,6 +445,24 @@ impl Ctx {
         o
     }
 
+    /// Write the config and `create` the default container with its stdout (inherited
+    /// from the runtime) going to a file, whose path is returned: the workload can report
+    /// to the test without writing into its root. Panics if create fails.
+    pub fn create_capturing(&self) -> PathBuf {
+        self.write_config();
+        let path = self.scratch(&format!("{}.workload-out", self.id));
+        let file = fs::File::create(&path).expect("create workload output file");
+        let b = self.bundle();
+        let o = self.rt_with(
+            &["create", "--bundle", b.to_str().expect("utf-8"), &self.id],
+            |cmd| {
+                cmd.stdout(file);
+            },
+        );
+        o.ok();
+        path
+    }
+
     /// `create [extra] --bundle B id` with the current config.json as is.
     pub fn create_id(&self, id: &str, extra: &[&str]) -> Output {
         let b = self.bundle();
@@ -801,6 +819,24 @@ pub fn parse_mountinfo(text: &str) -> Vec<(String, String, String, String)> {
             ))
         })
         .collect()
+}
+
+/// Poll until the file at `path` contains `text`; returns the file's content.
+#[track_caller]
+pub fn wait_for_text(path: &Path, text: &str, limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let got = read_lossy(path);
+        if got.contains(text) {
+            return got;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{text:?} never appeared in {}: {got:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Poll until `path` exists, or panic after `limit`.
