@@ -56,10 +56,54 @@ pub struct Bundle {
     pub userns: bool,
     pub uid_map: String,
     pub gid_map: String,
+    /// The workload process, prepared for the init.
+    pub plan: ProcessPlan,
+}
+
+/// A process to start in a container (config.json's `process`, or an
+/// `exec`'s), checked and converted before any fork.
+#[derive(Debug, Clone)]
+pub struct ProcessPlan {
     /// process.args and process.env as C strings (checked for NUL here).
     pub args: Vec<CString>,
     pub env: Vec<CString>,
     pub caps: CapSets,
+}
+
+impl ProcessPlan {
+    /// Validate `process` (field names under `prefix`, e.g. "process").
+    pub fn new(
+        process: &oci_spec::runtime::Process,
+        prefix: &str,
+    ) -> Result<ProcessPlan, BundleError> {
+        let args = process
+            .args()
+            .as_ref()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| invalid(format!("{prefix}.args"), "args must not be empty"))?;
+        let args = to_cstrings(args, &format!("{prefix}.args"))?;
+        let env = to_cstrings(
+            process.env().as_deref().unwrap_or(&[]),
+            &format!("{prefix}.env"),
+        )?;
+        if !process.cwd().is_absolute() {
+            return Err(invalid(
+                format!("{prefix}.cwd"),
+                "cwd must be an absolute path",
+            ));
+        }
+        for (i, r) in process.rlimits().iter().flatten().enumerate() {
+            if r.soft() > r.hard() {
+                return Err(invalid(
+                    format!("{prefix}.rlimits[{i}]"),
+                    format!("soft limit {} is above hard limit {}", r.soft(), r.hard()),
+                ));
+            }
+        }
+        let caps = CapSets::from_spec(process.capabilities().as_ref())
+            .map_err(|msg| invalid(format!("{prefix}.capabilities"), msg))?;
+        Ok(ProcessPlan { args, env, caps })
+    }
 }
 
 impl Bundle {
@@ -118,26 +162,7 @@ impl Bundle {
             .process()
             .as_ref()
             .ok_or_else(|| invalid("process", "process must be set"))?;
-        let args = process
-            .args()
-            .as_ref()
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| invalid("process.args", "args must not be empty"))?;
-        let args = to_cstrings(args, "process.args")?;
-        let env = to_cstrings(process.env().as_deref().unwrap_or(&[]), "process.env")?;
-        if !process.cwd().is_absolute() {
-            return Err(invalid("process.cwd", "cwd must be an absolute path"));
-        }
-        for (i, r) in process.rlimits().iter().flatten().enumerate() {
-            if r.soft() > r.hard() {
-                return Err(invalid(
-                    format!("process.rlimits[{i}]"),
-                    format!("soft limit {} is above hard limit {}", r.soft(), r.hard()),
-                ));
-            }
-        }
-        let caps = CapSets::from_spec(process.capabilities().as_ref())
-            .map_err(|msg| invalid("process.capabilities", msg))?;
+        let plan = ProcessPlan::new(process, "process")?;
 
         let linux = spec
             .linux()
@@ -243,9 +268,7 @@ impl Bundle {
             userns,
             uid_map,
             gid_map,
-            args,
-            env,
-            caps,
+            plan,
             spec,
         })
     }

@@ -2,6 +2,7 @@
 //! namespace must be joined by path), the sync protocol of `sync.rs`, and a
 //! guard that kills whatever was started if anything fails.
 
+pub mod finalize;
 pub mod init;
 pub mod sync;
 
