@@ -125,6 +125,22 @@ fn state_fields_and_transitions() {
 }
 
 #[test]
+fn state_follows_an_init_killed_behind_the_runtimes_back() {
+    // The status comes from the kernel, not from what the runtime last wrote.
+    let mut c = Ctx::new("extkill");
+    c.args(&["sleep", "1000"]);
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    let pid = c.state(&c.id)["pid"].as_i64().expect("pid") as i32;
+    // SAFETY: kill has no memory-safety preconditions; pid is the container's init,
+    // which this test created.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    c.wait_status(&c.id, "stopped", WAIT);
+    c.rt(&["delete", &c.id]).ok();
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
 fn workload_waits_for_start() {
     let mut c = Ctx::new("gate");
     c.sh("echo started; sleep 1000");

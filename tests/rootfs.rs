@@ -66,6 +66,22 @@ fn default_mounts_are_in_place() {
         "{shm:?}"
     );
     assert_eq!(find(&m, "/dev/mqueue").1, "mqueue");
+    // The `cgroup` mount: on v1 hosts one ro cgroup mount per hierarchy under a tmpfs
+    // (runc 1.1 leaves that tmpfs rw); on pure v2 one ro cgroup2 mount.
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let cg = find(&m, "/sys/fs/cgroup");
+        assert_eq!(cg.1, "cgroup2", "{cg:?}");
+        assert!(has_opt(&cg.2, "ro"), "{cg:?}");
+    } else {
+        for ctl in ["memory", "pids", "devices"] {
+            if !std::path::Path::new(&format!("/sys/fs/cgroup/{ctl}")).is_dir() {
+                continue;
+            }
+            let cg = find(&m, &format!("/sys/fs/cgroup/{ctl}"));
+            assert_eq!(cg.1, "cgroup", "{cg:?}");
+            assert!(has_opt(&cg.2, "ro"), "{cg:?}");
+        }
+    }
     let mnt = find(&m, "/mnt");
     assert!(has_opt(&mnt.2, "ro"), "bind mount must be ro: {mnt:?}");
     assert!(
