@@ -30,6 +30,17 @@ fn invalid(field: impl Into<String>, msg: impl Into<String>) -> BundleError {
     }
 }
 
+/// The hook kinds of runtime-spec config.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
+}
+
 /// A namespace to join by path.
 #[derive(Debug, Clone)]
 pub struct Join {
@@ -113,6 +124,12 @@ impl Bundle {
             path: dir.to_path_buf(),
             msg: e.to_string().to_lowercase(),
         })?;
+        let spec = Self::read_spec(&dir)?;
+        Self::from_spec(dir, spec)
+    }
+
+    /// Parse `dir/config.json` (no validation).
+    pub fn read_spec(dir: &Path) -> Result<Spec, BundleError> {
         let cfg = dir.join("config.json");
         let data = fs::read(&cfg).map_err(|e| BundleError::Parse {
             path: cfg.clone(),
@@ -131,7 +148,7 @@ impl Bundle {
                 },
             }
         })?;
-        Self::from_spec(dir, spec)
+        Ok(spec)
     }
 
     /// Validate a parsed spec for a bundle at `dir` (absolute).
@@ -260,7 +277,7 @@ impl Bundle {
                 .map_err(|m| invalid(format!("linux.sysctl.{key}"), m))?;
         }
 
-        Ok(Bundle {
+        let bundle = Bundle {
             dir,
             rootfs,
             new_ns,
@@ -270,7 +287,31 @@ impl Bundle {
             gid_map,
             plan,
             spec,
-        })
+        };
+        for (kind, name) in [
+            (HookKind::Prestart, "prestart"),
+            (HookKind::CreateRuntime, "createRuntime"),
+            (HookKind::CreateContainer, "createContainer"),
+            (HookKind::StartContainer, "startContainer"),
+            (HookKind::Poststart, "poststart"),
+            (HookKind::Poststop, "poststop"),
+        ] {
+            for (i, h) in bundle.hooks(kind).iter().enumerate() {
+                if !h.path().is_absolute() {
+                    return Err(invalid(
+                        format!("hooks.{name}[{i}].path"),
+                        format!("{} is not an absolute path", h.path().display()),
+                    ));
+                }
+                if h.timeout().is_some_and(|t| t <= 0) {
+                    return Err(invalid(
+                        format!("hooks.{name}[{i}].timeout"),
+                        "timeout must be greater than zero",
+                    ));
+                }
+            }
+        }
+        Ok(bundle)
     }
 
     /// The `process` section (validated present).
@@ -280,6 +321,36 @@ impl Bundle {
             .process()
             .as_ref()
             .expect("validated: process is set")
+    }
+
+    /// The hooks of one kind (empty if none). prestart is deprecated but
+    /// still honoured, as runc does.
+    #[allow(deprecated)]
+    pub fn hooks(&self, kind: HookKind) -> &[oci_spec::runtime::Hook] {
+        let Some(h) = self.spec.hooks().as_ref() else {
+            return &[];
+        };
+        let v = match kind {
+            HookKind::Prestart => h.prestart(),
+            HookKind::CreateRuntime => h.create_runtime(),
+            HookKind::CreateContainer => h.create_container(),
+            HookKind::StartContainer => h.start_container(),
+            HookKind::Poststart => h.poststart(),
+            HookKind::Poststop => h.poststop(),
+        };
+        v.as_deref().unwrap_or(&[])
+    }
+
+    /// Whether the init must stop before its root switch for hooks.
+    pub fn init_needs_hooks(&self) -> bool {
+        [
+            HookKind::Prestart,
+            HookKind::CreateRuntime,
+            HookKind::CreateContainer,
+            HookKind::StartContainer,
+        ]
+        .iter()
+        .any(|k| !self.hooks(*k).is_empty())
     }
 
     /// The `linux` section (validated present).

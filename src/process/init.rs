@@ -14,8 +14,9 @@ use nix::sys::stat::Mode;
 
 use super::finalize;
 use super::sync::{Channel, Msg};
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, HookKind};
 use crate::console::{self, ConsoleError};
+use crate::hooks::{self, HookError};
 use crate::namespaces::NamespaceError;
 use crate::rootfs::{self, RootfsError, RootfsOptions};
 use crate::security::{self, SecurityError};
@@ -35,6 +36,8 @@ pub enum InitError {
     Console(#[from] ConsoleError),
     #[error("{0}")]
     Security(#[from] SecurityError),
+    #[error("{0}")]
+    Hook(#[from] HookError),
     #[error("{field}: {source}")]
     Field { field: String, source: SysError },
     /// Executable look-up failures, in runc's words (engines match on them).
@@ -124,6 +127,24 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         join_session_keyring(a.id)?;
     }
 
+    // Hooks that must run before the root switch; the parent tells us our
+    // pid in its namespace for the state JSON.
+    let mut host_pid = 0;
+    if b.init_needs_hooks() {
+        chan.send(&Msg::HooksRequest)?;
+        match chan.recv()? {
+            Msg::HooksDone(p) => host_pid = p,
+            m => return Err(super::sync::SyncError::Unexpected(m).into()),
+        }
+        let annotations = b.spec.annotations().clone().unwrap_or_default();
+        let state = hooks::state_json(a.id, "creating", host_pid, &b.dir, &annotations);
+        hooks::run(
+            "createContainer",
+            b.hooks(HookKind::CreateContainer),
+            &state,
+        )?;
+    }
+
     rootfs::setup(&RootfsOptions {
         spec: &b.spec,
         rootfs: &b.rootfs,
@@ -185,18 +206,30 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
             Err(e) => return Err(SysError::new("open exec.fifo", e).into()),
         }
     };
+    // The fifo stays open (close-on-exec): `start` reads until end-of-file,
+    // which comes with a successful execve; anything written before that is
+    // an error it reports.
     let _ = nix::unistd::write(&fifo, b"0");
-    drop(fifo);
+    if !b.hooks(HookKind::StartContainer).is_empty() {
+        let annotations = b.spec.annotations().clone().unwrap_or_default();
+        let state = hooks::state_json(a.id, "created", host_pid, &b.dir, &annotations);
+        if let Err(e) = hooks::run("startContainer", b.hooks(HookKind::StartContainer), &state) {
+            let _ = nix::unistd::write(&fifo, e.to_string().as_bytes());
+            sys::child_exit(1)
+        }
+    }
     // SAFETY: state_dir is an fd we own in this process; nothing uses it after this.
     unsafe { libc::close(a.state_dir) };
 
     let err = nix::unistd::execve(&exe, &b.plan.args, &b.plan.env).unwrap_err();
-    // Past `Ready` nobody reads the channel: tell the workload's stderr.
-    eprintln!(
-        "capsa: exec {}: {}",
+    let msg = format!(
+        "exec {}: {}",
         exe.to_string_lossy(),
         err.desc().to_lowercase()
     );
+    let _ = nix::unistd::write(&fifo, msg.as_bytes());
+    // Past `Ready` nobody reads the channel: tell the workload's stderr too.
+    eprintln!("capsa: {msg}");
     sys::child_exit(if err == Errno::ENOENT { 127 } else { 126 })
 }
 
