@@ -1,0 +1,253 @@
+//! Bad input: each case fails with a non-zero exit and a message that says what is wrong,
+//! and leaves nothing behind (state dir, cgroup, process).
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+
+/// Write the config, `create`, and expect failure with nothing left behind.
+#[track_caller]
+fn create_fails(c: &Ctx) -> Output {
+    c.write_config();
+    let o = c.create_id(&c.id, &[]);
+    assert!(o.code.is_some_and(|x| x != 0), "create should fail: {o}");
+    c.assert_nothing_left(&c.id);
+    o
+}
+
+#[test]
+fn leftover_check_sees_a_live_container() {
+    // The "nothing left" checks below are only worth something if they can see a live
+    // container: state dir, cgroup (the test's cgroupsPath) and process.
+    let mut c = Ctx::new("leftcheck");
+    c.args(&["sleep", "1000"]);
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    let left = c.leftovers(&c.id);
+    assert!(left.iter().any(|l| l.starts_with("state dir")), "{left:?}");
+    assert!(left.iter().any(|l| l.starts_with("cgroup")), "{left:?}");
+    assert!(left.iter().any(|l| l.starts_with("process")), "{left:?}");
+    c.rt(&["delete", "--force", &c.id]).ok();
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
+fn missing_bundle_dir() {
+    let c = Ctx::new("nobundle");
+    let missing = c.scratch("no-such-bundle");
+    let o = c.rt(&[
+        "create",
+        "--bundle",
+        missing.to_str().expect("utf-8"),
+        &c.id,
+    ]);
+    o.fails_with_any(&["no such file or directory"]);
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
+fn missing_config_json() {
+    let c = Ctx::new("noconfig");
+    let b = c.bundle();
+    let o = c.rt(&["create", "--bundle", b.to_str().expect("utf-8"), &c.id]);
+    // runc: "JSON specification file config.json not found".
+    o.fails_with("config.json");
+    o.fails_with_any(&["not found", "no such file"]);
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
+fn malformed_json() {
+    let c = Ctx::new("badjson");
+    fs::write(c.bundle().join("config.json"), "{bad").expect("write");
+    let o = c.create_id(&c.id, &[]);
+    assert!(o.code.is_some_and(|x| x != 0), "{o}");
+    assert!(!o.stderr.trim().is_empty(), "a message is expected: {o}");
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
+fn unknown_namespace_type_names_it() {
+    let mut c = Ctx::new("badns");
+    c.set_ns("bogusns", None);
+    let o = create_fails(&c);
+    // runc: `namespace {"bogusns" ""} does not exist`.
+    o.fails_with("bogusns");
+    o.fails_with_any(&["namespace"]);
+}
+
+#[test]
+fn hostname_without_uts_namespace() {
+    let mut c = Ctx::new("hostnouts");
+    c.remove_ns("uts");
+    let host = HostSetting::save("/proc/sys/kernel/hostname");
+    let o = create_fails(&c);
+    // runc: "unable to set hostname without a private UTS namespace".
+    o.fails_with_any(&["hostname"]);
+    assert!(!host.changed(), "host hostname changed");
+}
+
+#[test]
+fn invalid_container_id() {
+    let c = Ctx::new("badid");
+    c.write_config();
+    for bad in ["../escape", "a/b", ""] {
+        let o = c.create_id(bad, &[]);
+        assert!(o.code.is_some_and(|x| x != 0), "id {bad:?} accepted: {o}");
+    }
+    assert!(
+        !c.tmp.path().join("escape").exists(),
+        "state escaped --root"
+    );
+    let left: Vec<_> = fs::read_dir(c.root())
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "state left in --root: {left:?}");
+}
+
+#[test]
+fn unknown_mount_type() {
+    let mut c = Ctx::new("badmount");
+    c.push_mount(json!({"destination": "/x", "type": "nosuchfs", "source": "none"}));
+    let o = create_fails(&c);
+    o.fails_with("/x");
+}
+
+#[test]
+fn duplicate_container_id() {
+    let mut c = Ctx::new("dupid");
+    c.args(&["sleep", "1000"]);
+    c.create();
+    let pid = c.state(&c.id)["pid"].clone();
+    let o = c.create_id(&c.id, &[]);
+    // runc: "container with given ID already exists".
+    o.fails_with("already exists");
+    // The first container is untouched.
+    let s = c.state(&c.id);
+    assert_eq!(s["status"], "created", "{s}");
+    assert_eq!(s["pid"], pid, "{s}");
+}
+
+#[test]
+fn start_of_running_container() {
+    let mut c = Ctx::new("startrunning");
+    c.args(&["sleep", "1000"]);
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    c.rt(&["start", &c.id])
+        .fails_with("cannot start an already running container");
+    assert_eq!(c.status(&c.id), "running");
+}
+
+#[test]
+fn start_of_stopped_container() {
+    let mut c = Ctx::new("startstopped");
+    c.args(&["true"]);
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    c.wait_status(&c.id, "stopped", std::time::Duration::from_secs(10));
+    // runc: "cannot start a container that has stopped".
+    c.rt(&["start", &c.id]).fails_with_any(&["stopped"]);
+}
+
+#[test]
+fn kill_of_stopped_container() {
+    let mut c = Ctx::new("killstopped");
+    c.args(&["true"]);
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    c.wait_status(&c.id, "stopped", std::time::Duration::from_secs(10));
+    c.rt(&["kill", &c.id, "KILL"])
+        .fails_with("container not running");
+}
+
+#[test]
+fn commands_on_missing_container() {
+    let c = Ctx::new("missing");
+    for cmd in [
+        vec!["state", c.id.as_str()],
+        vec!["delete", c.id.as_str()],
+        vec!["kill", c.id.as_str(), "KILL"],
+        vec!["start", c.id.as_str()],
+    ] {
+        c.rt(&cmd).fails_with("container does not exist");
+    }
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
+fn missing_executable_in_path() {
+    let mut c = Ctx::new("noexe");
+    c.args(&["no-such-command"]);
+    let o = create_fails(&c);
+    o.fails_with("no-such-command");
+    o.fails_with_any(&[
+        "executable file not found in $PATH",
+        "no such file or directory",
+    ]);
+}
+
+#[test]
+fn missing_executable_absolute() {
+    let mut c = Ctx::new("noexeabs");
+    c.args(&["/no/such/binary"]);
+    let o = create_fails(&c);
+    o.fails_with("/no/such/binary");
+    o.fails_with_any(&["no such file or directory"]);
+}
+
+#[test]
+fn missing_executable_through_run() {
+    let mut c = Ctx::new("noexerun");
+    c.args(&["no-such-command"]);
+    let o = c.run();
+    o.fails_with_any(&[
+        "executable file not found in $PATH",
+        "no such file or directory",
+    ]);
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
+fn non_executable_file() {
+    let mut c = Ctx::new("noexec");
+    c.args(&["/etc/passwd"]);
+    let o = create_fails(&c);
+    o.fails_with_any(&["permission denied"]);
+}
+
+#[test]
+fn failing_create_with_json_log_leaves_nothing() {
+    let mut c = Ctx::new("failjsonlog");
+    c.args(&["no-such-command"]);
+    c.write_config();
+    let log = c.scratch("log.json");
+    let b = c.bundle();
+    let o = c.rt(&[
+        "--log",
+        log.to_str().expect("utf-8"),
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        b.to_str().expect("utf-8"),
+        &c.id,
+    ]);
+    assert!(o.code.is_some_and(|x| x != 0), "{o}");
+    let text = fs::read_to_string(&log).expect("log written");
+    let last_error = text
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "error")
+        .unwrap_or_else(|| panic!("no error line in {text:?}"));
+    let msg = last_error["msg"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("executable file not found in $PATH")
+            || msg.contains("no such file or directory"),
+        "engines map this msg to exit 127: {msg:?}"
+    );
+    c.assert_nothing_left(&c.id);
+}

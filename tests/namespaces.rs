@@ -1,0 +1,146 @@
+//! Namespaces as the workload sees them: new ones differ from the host's, unlisted ones
+//! are the host's, `path` joins an existing one; hostname and domainname.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+const ALL: [&str; 7] = ["cgroup", "ipc", "mnt", "net", "pid", "uts", "user"];
+
+/// Run the container and return its ns links by /proc name.
+fn ns_inside(c: &mut Ctx) -> BTreeMap<String, String> {
+    c.sh("for n in cgroup ipc mnt net pid uts user; do echo $n $(readlink /proc/self/ns/$n); done");
+    let o = c.run();
+    o.ok();
+    o.stdout
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect()
+}
+
+fn check(inside: &BTreeMap<String, String>, new: &[&str]) {
+    for n in ALL {
+        let host = ns_link("self", n);
+        let got = inside.get(n).map(String::as_str).unwrap_or("");
+        assert!(!got.is_empty(), "no {n} link inside: {inside:?}");
+        if new.contains(&n) {
+            assert_ne!(got, host, "{n} should be a new namespace");
+        } else {
+            assert_eq!(got, host, "{n} is not listed, so it must be the host's");
+        }
+    }
+}
+
+#[test]
+fn default_namespaces_are_new_and_others_are_the_hosts() {
+    let mut c = Ctx::new("nsdefault");
+    let inside = ns_inside(&mut c);
+    check(&inside, &["ipc", "mnt", "net", "pid", "uts"]);
+}
+
+#[test]
+fn cgroup_namespace_is_new_when_listed() {
+    let mut c = Ctx::new("nscgroup");
+    c.set_ns("cgroup", None);
+    let inside = ns_inside(&mut c);
+    check(&inside, &["cgroup", "ipc", "mnt", "net", "pid", "uts"]);
+}
+
+#[test]
+fn unlisted_namespaces_are_the_hosts() {
+    let mut c = Ctx::new("nsfew");
+    c.remove_ns("network").remove_ns("ipc").remove_ns("uts");
+    c.config.as_object_mut().map(|o| o.remove("hostname"));
+    let inside = ns_inside(&mut c);
+    check(&inside, &["mnt", "pid"]);
+}
+
+#[test]
+fn user_namespace_with_mappings() {
+    let mut c = Ctx::new("nsuser");
+    c.set_ns("user", None);
+    c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    // cgroup v1 hierarchies cannot be bind-mounted from inside a user namespace.
+    if let Some(m) = c.config["mounts"].as_array_mut() {
+        m.retain(|m| m["destination"] != "/sys/fs/cgroup");
+    }
+    let inside = ns_inside(&mut c);
+    check(&inside, &["ipc", "mnt", "net", "pid", "uts", "user"]);
+
+    c.id = c.new_id("nsuser2");
+    c.sh("cat /proc/self/uid_map /proc/self/gid_map; id -u");
+    let o = c.run();
+    o.ok();
+    let rows: Vec<Vec<&str>> = o
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{o}");
+    assert_eq!(rows[0], ["0", "200000", "65536"], "uid_map: {o}");
+    assert_eq!(rows[1], ["0", "200000", "65536"], "gid_map: {o}");
+    assert_eq!(rows[2], ["0"], "{o}");
+}
+
+#[test]
+fn pid_namespace_makes_workload_pid_1() {
+    let mut c = Ctx::new("nspid1");
+    c.sh("echo $$");
+    let o = c.run();
+    o.ok();
+    assert_eq!(o.stdout.trim(), "1", "{o}");
+}
+
+#[test]
+fn join_network_and_uts_namespaces_by_path() {
+    let Some(holder) = NsHolder::new(&["--net", "--uts"], "net") else {
+        skip("cannot start `unshare --net --uts sleep`");
+        return;
+    };
+    let pid = holder.pid().to_string();
+    let mut c = Ctx::new("nsjoin");
+    c.set_ns("network", Some(&format!("/proc/{pid}/ns/net")));
+    c.set_ns("uts", Some(&format!("/proc/{pid}/ns/uts")));
+    // Setting a hostname would change the holder's namespace: leave it alone.
+    c.config.as_object_mut().map(|o| o.remove("hostname"));
+    let inside = ns_inside(&mut c);
+    assert_eq!(inside["net"], ns_link(&pid, "net"), "{inside:?}");
+    assert_eq!(inside["uts"], ns_link(&pid, "uts"), "{inside:?}");
+    assert_ne!(inside["net"], ns_link("self", "net"));
+    assert_ne!(inside["ipc"], ns_link("self", "ipc"), "ipc is still new");
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
+fn join_by_path_to_wrong_namespace_type_fails() {
+    let mut c = Ctx::new("nsjoinbad");
+    // The path is a uts namespace, the entry says network.
+    c.set_ns("network", Some("/proc/self/ns/uts"));
+    let o = c.run();
+    assert_ne!(o.code, Some(0), "{o}");
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
+fn hostname_and_domainname() {
+    let _host = HostSetting::save("/proc/sys/kernel/hostname");
+    let _domain = HostSetting::save("/proc/sys/kernel/domainname");
+    let mut c = Ctx::new("nshost");
+    c.config["hostname"] = json!("capsa-host");
+    c.config["domainname"] = json!("capsa.example");
+    c.sh("hostname; cat /proc/sys/kernel/domainname");
+    let o = c.run();
+    o.ok();
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines.first(), Some(&"capsa-host"), "{o}");
+    // runc 1.1 ignores `domainname` (it prints "(none)"); runc 1.2 and crun set it.
+    if is_capsa() {
+        assert_eq!(lines.get(1), Some(&"capsa.example"), "{o}");
+    } else if lines.get(1) != Some(&"capsa.example") {
+        eprintln!("NOTE: {} did not set domainname: {o}", runtime().display());
+    }
+}

@@ -1,0 +1,278 @@
+//! The filesystem as the workload sees it: mounts, readonly root, masked and readonly
+//! paths, /dev contents.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+
+/// Mounts inside the container: (mount point, fstype, per-mount opts, super opts).
+fn mounts_inside(c: &mut Ctx) -> Vec<(String, String, String, String)> {
+    c.args(&["cat", "/proc/self/mountinfo"]);
+    let o = c.run();
+    o.ok();
+    parse_mountinfo(&o.stdout)
+}
+
+fn find<'a>(
+    m: &'a [(String, String, String, String)],
+    point: &str,
+) -> &'a (String, String, String, String) {
+    // The last entry for a mount point is the one on top.
+    m.iter()
+        .rev()
+        .find(|e| e.0 == point)
+        .unwrap_or_else(|| panic!("no mount at {point}: {m:#?}"))
+}
+
+fn has_opt(opts: &str, o: &str) -> bool {
+    opts.split(',').any(|x| x == o)
+}
+
+#[test]
+fn default_mounts_are_in_place() {
+    let mut c = Ctx::new("mounts");
+    let src = c.scratch("bindsrc");
+    fs::create_dir_all(&src).expect("mkdir bind source");
+    c.push_mount(json!({
+        "destination": "/mnt", "type": "bind", "source": src.to_str(),
+        "options": ["rbind", "ro"]
+    }));
+    let m = mounts_inside(&mut c);
+
+    let root = find(&m, "/");
+    assert!(has_opt(&root.2, "ro"), "readonly root: {root:?}");
+    assert_eq!(find(&m, "/proc").1, "proc");
+    let sys = find(&m, "/sys");
+    assert_eq!(sys.1, "sysfs");
+    assert!(has_opt(&sys.2, "ro"), "{sys:?}");
+    for opt in ["nosuid", "nodev", "noexec"] {
+        assert!(has_opt(&sys.2, opt), "/sys lacks {opt}: {sys:?}");
+    }
+    let dev = find(&m, "/dev");
+    assert_eq!(dev.1, "tmpfs");
+    assert!(has_opt(&dev.2, "nosuid"), "{dev:?}");
+    assert!(has_opt(&dev.3, "mode=755"), "{dev:?}");
+    let pts = find(&m, "/dev/pts");
+    assert_eq!(pts.1, "devpts");
+    assert!(has_opt(&pts.3, "ptmxmode=666"), "{pts:?}");
+    assert!(has_opt(&pts.3, "gid=5"), "{pts:?}");
+    let shm = find(&m, "/dev/shm");
+    assert_eq!(shm.1, "tmpfs");
+    // tmpfs shows no mode= for its default 1777.
+    assert!(
+        has_opt(&shm.2, "noexec") && has_opt(&shm.2, "nodev"),
+        "{shm:?}"
+    );
+    assert_eq!(find(&m, "/dev/mqueue").1, "mqueue");
+    // The `cgroup` mount: on v1 hosts one ro cgroup mount per hierarchy under a tmpfs
+    // (runc 1.1 leaves that tmpfs rw); on pure v2 one ro cgroup2 mount.
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let cg = find(&m, "/sys/fs/cgroup");
+        assert_eq!(cg.1, "cgroup2", "{cg:?}");
+        assert!(has_opt(&cg.2, "ro"), "{cg:?}");
+    } else {
+        for ctl in ["memory", "pids", "devices"] {
+            if !std::path::Path::new(&format!("/sys/fs/cgroup/{ctl}")).is_dir() {
+                continue;
+            }
+            let cg = find(&m, &format!("/sys/fs/cgroup/{ctl}"));
+            assert_eq!(cg.1, "cgroup", "{cg:?}");
+            assert!(has_opt(&cg.2, "ro"), "{cg:?}");
+        }
+    }
+    let mnt = find(&m, "/mnt");
+    assert!(has_opt(&mnt.2, "ro"), "bind mount must be ro: {mnt:?}");
+    assert!(
+        !m.iter()
+            .any(|e| e.0.starts_with(c.tmp.path().to_str().expect("utf-8"))),
+        "host paths of the bundle are visible inside: {m:#?}"
+    );
+}
+
+#[test]
+fn bind_mount_ro_is_readable_not_writable() {
+    let mut c = Ctx::new("bindro");
+    let src = c.scratch("bindsrc");
+    fs::create_dir_all(&src).expect("mkdir");
+    fs::write(src.join("hello"), "from-host").expect("write");
+    c.push_mount(json!({
+        "destination": "/data", "type": "bind", "source": src.to_str(),
+        "options": ["rbind", "ro"]
+    }));
+    c.sh_writes("cat /data/hello; echo; touch /data/new && echo WROTE");
+    let o = c.run();
+    assert!(o.stdout.starts_with("from-host\n"), "{o}");
+    assert!(!o.stdout.contains("WROTE"), "{o}");
+    assert!(o.stderr.contains("Read-only file system"), "{o}");
+    assert!(!src.join("new").exists());
+}
+
+#[test]
+fn bind_mount_rw_writes_through() {
+    let mut c = Ctx::new("bindrw");
+    let src = c.scratch("bindsrc");
+    fs::create_dir_all(&src).expect("mkdir");
+    c.push_mount(json!({
+        "destination": "/data", "type": "bind", "source": src.to_str(),
+        "options": ["rbind", "rw"]
+    }));
+    c.sh_writes("echo inside > /data/out");
+    c.run().ok();
+    assert_eq!(
+        fs::read_to_string(src.join("out")).expect("written"),
+        "inside\n"
+    );
+}
+
+#[test]
+fn readonly_root_refuses_writes() {
+    let mut c = Ctx::new("roroot");
+    c.sh_writes("touch /newfile");
+    let o = c.run();
+    assert_ne!(o.code, Some(0), "{o}");
+    assert!(o.stderr.contains("Read-only file system"), "{o}");
+    assert!(!c.rootfs().join("newfile").exists());
+}
+
+#[test]
+fn writable_root_accepts_writes() {
+    let mut c = Ctx::new("rwroot");
+    c.config["root"]["readonly"] = json!(false);
+    c.sh_writes("echo x > /newfile");
+    c.run().ok();
+    assert!(c.rootfs().join("newfile").exists());
+}
+
+#[test]
+fn masked_paths_read_empty() {
+    // Only paths the host kernel has: masking a missing path is a no-op.
+    let files: Vec<&str> = [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+    ]
+    .into_iter()
+    .filter(|p| std::path::Path::new(p).exists())
+    .collect();
+    if files.is_empty() || !std::path::Path::new("/sys/firmware").exists() {
+        skip("host lacks the masked paths to check");
+        return;
+    }
+    let mut script = String::from("ls -A /sys/firmware | wc -l");
+    for f in &files {
+        script.push_str(&format!("; wc -c < {f}"));
+    }
+    let mut c = Ctx::new("masked");
+    c.sh(&script);
+    let o = c.run();
+    o.ok();
+    let nums: Vec<&str> = o.stdout.split_whitespace().collect();
+    assert_eq!(nums.len(), files.len() + 1, "{o}");
+    assert!(
+        nums.iter().all(|n| *n == "0"),
+        "masked paths must read empty: {o}"
+    );
+}
+
+#[test]
+fn readonly_paths_refuse_writes() {
+    let mut c = Ctx::new("ropaths");
+    c.sh_writes("echo changed > /proc/sys/kernel/hostname");
+    let o = c.run();
+    assert_ne!(o.code, Some(0), "{o}");
+    assert!(o.stderr.contains("Read-only file system"), "{o}");
+
+    c.id = c.new_id("ropaths2");
+    let m = mounts_inside(&mut c);
+    for p in [
+        "/proc/sys",
+        "/proc/bus",
+        "/proc/fs",
+        "/proc/irq",
+        "/proc/sysrq-trigger",
+    ] {
+        if let Some(e) = m.iter().rev().find(|e| e.0 == p) {
+            assert!(has_opt(&e.2, "ro"), "{p} must be ro: {e:?}");
+        } else if std::path::Path::new(p).exists() {
+            panic!("{p} exists on the host but is not a ro mount inside: {m:#?}");
+        }
+    }
+}
+
+#[test]
+fn default_devices_exist() {
+    let mut c = Ctx::new("devices");
+    c.sh(
+        "for d in null zero full random urandom tty; do stat -c '%n %F %t:%T %a' /dev/$d; done; \
+         echo discard > /dev/null && head -c 5 /dev/zero | wc -c",
+    );
+    let o = c.run();
+    o.ok();
+    let want = [
+        ("/dev/null", "1:3"),
+        ("/dev/zero", "1:5"),
+        ("/dev/full", "1:7"),
+        ("/dev/random", "1:8"),
+        ("/dev/urandom", "1:9"),
+        ("/dev/tty", "5:0"),
+    ];
+    for (dev, majmin) in want {
+        let line = o
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{dev} ")))
+            .unwrap_or_else(|| panic!("no {dev}: {o}"));
+        assert!(line.contains("character special file"), "{line}");
+        assert!(line.contains(&format!(" {majmin} ")), "{line}");
+        assert!(line.ends_with(" 666"), "{dev} mode: {line}");
+    }
+    assert_eq!(o.stdout.lines().last(), Some("5"), "{o}");
+}
+
+#[test]
+fn dev_symlinks() {
+    let mut c = Ctx::new("devlinks");
+    c.sh("for l in fd stdin stdout stderr ptmx; do echo $l $(readlink /dev/$l); done");
+    let o = c.run();
+    o.ok();
+    for want in [
+        "fd /proc/self/fd",
+        "stdin /proc/self/fd/0",
+        "stdout /proc/self/fd/1",
+        "stderr /proc/self/fd/2",
+        "ptmx pts/ptmx",
+    ] {
+        assert!(o.stdout.lines().any(|l| l == want), "missing {want:?}: {o}");
+    }
+}
+
+#[test]
+fn tmpfs_mount_with_options() {
+    let mut c = Ctx::new("tmpfs");
+    c.push_mount(json!({
+        "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+        "options": ["nosuid", "nodev", "mode=700", "size=1m"]
+    }));
+    c.sh_writes("stat -c %a /scratch; echo ok > /scratch/f && cat /scratch/f");
+    let o = c.run();
+    o.ok();
+    assert_eq!(o.stdout, "700\nok\n", "{o}");
+}
+
+#[test]
+fn mount_destination_is_created() {
+    // The destination does not exist in the rootfs; the runtime creates it.
+    let mut c = Ctx::new("mkdest");
+    c.require_isolated_root();
+    c.config["root"]["readonly"] = json!(false);
+    c.push_mount(json!({
+        "destination": "/deep/new/dir", "type": "tmpfs", "source": "tmpfs", "options": []
+    }));
+    c.args(&["grep", " /deep/new/dir ", "/proc/self/mountinfo"]);
+    let o = c.run();
+    o.ok();
+    assert!(o.stdout.contains("tmpfs"), "{o}");
+}
