@@ -532,7 +532,14 @@ fn rss(samples: &[Sample]) -> f64 {
 fn print_report(runtimes: &[Runtime], results: &[Results], iters: usize, warmup: usize) {
     let capsa = runtimes.iter().position(|r| r.name == "capsa");
     let others: Vec<usize> = (0..runtimes.len()).filter(|&i| Some(i) != capsa).collect();
+    let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
     println!();
+    println!(
+        "host: {} cpus, load average {} (other work on the host inflates the times)",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load.join(" ")
+    );
     println!(
         "{iters} iterations (+{warmup} warm-up), runtimes interleaved in rotating order; \
          medians; busybox bundle running /bin/true"
