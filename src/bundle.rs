@@ -1,1 +1,277 @@
-//! (in progress)
+//! Reading a bundle: config.json is parsed once (errors name the JSON path of
+//! the bad field) and validated completely in the parent, before any fork, so
+//! the init only carries out a plan it cannot refuse for a reason we could
+//! have known earlier.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::security::CapSets;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("bundle {path}: {msg}")]
+    Bundle { path: PathBuf, msg: String },
+    #[error("{path}: {msg}")]
+    Parse { path: PathBuf, msg: String },
+    #[error("config.json: {field}: {msg}")]
+    Invalid { field: String, msg: String },
+}
+
+fn invalid(field: impl Into<String>, msg: impl Into<String>) -> BundleError {
+    BundleError::Invalid {
+        field: field.into(),
+        msg: msg.into(),
+    }
+}
+
+/// A namespace to join by path.
+#[derive(Debug, Clone)]
+pub struct Join {
+    pub kind: LinuxNamespaceType,
+    pub flag: CloneFlags,
+    pub path: PathBuf,
+    /// Index in linux.namespaces, for error messages.
+    pub index: usize,
+}
+
+/// Everything derived from config.json that the parent and the init need.
+#[derive(Debug)]
+pub struct Bundle {
+    /// Absolute path of the bundle directory.
+    pub dir: PathBuf,
+    /// Absolute, canonical path of the root filesystem.
+    pub rootfs: PathBuf,
+    pub spec: Spec,
+    /// Namespaces to create.
+    pub new_ns: CloneFlags,
+    /// Namespaces to join, the user namespace first.
+    pub join: Vec<Join>,
+    /// The init ends up in a user namespace other than the host's.
+    pub userns: bool,
+    pub uid_map: String,
+    pub gid_map: String,
+    /// process.args and process.env as C strings (checked for NUL here).
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    pub caps: CapSets,
+}
+
+impl Bundle {
+    /// Load and validate `dir/config.json`.
+    pub fn load(dir: &Path) -> Result<Bundle, BundleError> {
+        let dir = fs::canonicalize(dir).map_err(|e| BundleError::Bundle {
+            path: dir.to_path_buf(),
+            msg: e.to_string().to_lowercase(),
+        })?;
+        let cfg = dir.join("config.json");
+        let data = fs::read(&cfg).map_err(|e| BundleError::Parse {
+            path: cfg.clone(),
+            msg: e.to_string().to_lowercase(),
+        })?;
+        let de = &mut serde_json::Deserializer::from_slice(&data);
+        let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            BundleError::Parse {
+                path: cfg.clone(),
+                msg: if field == "." {
+                    inner.to_string()
+                } else {
+                    format!("{field}: {inner}")
+                },
+            }
+        })?;
+        Self::from_spec(dir, spec)
+    }
+
+    /// Validate a parsed spec for a bundle at `dir` (absolute).
+    pub fn from_spec(dir: PathBuf, spec: Spec) -> Result<Bundle, BundleError> {
+        let root = spec
+            .root()
+            .as_ref()
+            .ok_or_else(|| invalid("root", "root must be set"))?;
+        let rootfs_cfg = if root.path().is_absolute() {
+            root.path().clone()
+        } else {
+            dir.join(root.path())
+        };
+        let rootfs = fs::canonicalize(&rootfs_cfg).map_err(|e| {
+            invalid(
+                "root.path",
+                format!("{}: {}", rootfs_cfg.display(), e.to_string().to_lowercase()),
+            )
+        })?;
+        if !rootfs.is_dir() {
+            return Err(invalid(
+                "root.path",
+                format!("{} is not a directory", rootfs.display()),
+            ));
+        }
+
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| invalid("process", "process must be set"))?;
+        let args = process
+            .args()
+            .as_ref()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| invalid("process.args", "args must not be empty"))?;
+        let args = to_cstrings(args, "process.args")?;
+        let env = to_cstrings(process.env().as_deref().unwrap_or(&[]), "process.env")?;
+        if !process.cwd().is_absolute() {
+            return Err(invalid("process.cwd", "cwd must be an absolute path"));
+        }
+        for (i, r) in process.rlimits().iter().flatten().enumerate() {
+            if r.soft() > r.hard() {
+                return Err(invalid(
+                    format!("process.rlimits[{i}]"),
+                    format!("soft limit {} is above hard limit {}", r.soft(), r.hard()),
+                ));
+            }
+        }
+        let caps = CapSets::from_spec(process.capabilities().as_ref())
+            .map_err(|msg| invalid("process.capabilities", msg))?;
+
+        let linux = spec
+            .linux()
+            .as_ref()
+            .ok_or_else(|| invalid("linux", "linux must be set"))?;
+
+        let mut new_ns = CloneFlags::empty();
+        let mut join = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+            let kind = ns.typ();
+            if !seen.insert(kind) {
+                return Err(invalid(
+                    format!("linux.namespaces[{i}].type"),
+                    format!("duplicate namespace {kind}"),
+                ));
+            }
+            let flag = crate::namespaces::flag(kind);
+            match ns.path() {
+                Some(p) if !p.as_os_str().is_empty() => {
+                    if !p.is_absolute() {
+                        return Err(invalid(
+                            format!("linux.namespaces[{i}].path"),
+                            format!("{} is not an absolute path", p.display()),
+                        ));
+                    }
+                    join.push(Join {
+                        kind,
+                        flag,
+                        path: p.clone(),
+                        index: i,
+                    });
+                }
+                _ => new_ns |= flag,
+            }
+        }
+        // The user namespace is joined first: the others may belong to it.
+        join.sort_by_key(|j| j.kind != LinuxNamespaceType::User);
+        let has = |k: LinuxNamespaceType| seen.contains(&k);
+        if !has(LinuxNamespaceType::Mount) {
+            return Err(invalid(
+                "linux.namespaces",
+                "a mount namespace is required (capsa sets up the root filesystem in it)",
+            ));
+        }
+        if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+            && !has(LinuxNamespaceType::Uts)
+        {
+            return Err(invalid(
+                "hostname",
+                "unable to set hostname without a private UTS namespace",
+            ));
+        }
+        if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
+            && !has(LinuxNamespaceType::Uts)
+        {
+            return Err(invalid(
+                "domainname",
+                "unable to set domainname without a private UTS namespace",
+            ));
+        }
+        if linux.time_offsets().is_some()
+            && !new_ns.contains(crate::namespaces::flag(LinuxNamespaceType::Time))
+        {
+            return Err(invalid(
+                "linux.timeOffsets",
+                "time offsets need a new time namespace",
+            ));
+        }
+
+        let userns = has(LinuxNamespaceType::User);
+        let new_userns = new_ns.contains(CloneFlags::CLONE_NEWUSER);
+        let (uid_map, gid_map) = if new_userns {
+            let uid =
+                crate::namespaces::id_map(linux.uid_mappings().as_deref(), "linux.uidMappings")
+                    .map_err(|(f, m)| invalid(f, m))?;
+            let gid =
+                crate::namespaces::id_map(linux.gid_mappings().as_deref(), "linux.gidMappings")
+                    .map_err(|(f, m)| invalid(f, m))?;
+            (uid, gid)
+        } else {
+            let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+                || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+            if has_maps && !userns {
+                return Err(invalid(
+                    "linux.uidMappings",
+                    "id mappings need a user namespace in linux.namespaces",
+                ));
+            }
+            (String::new(), String::new())
+        };
+
+        for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
+            crate::namespaces::check_sysctl(key, &seen)
+                .map_err(|m| invalid(format!("linux.sysctl.{key}"), m))?;
+        }
+
+        Ok(Bundle {
+            dir,
+            rootfs,
+            new_ns,
+            join,
+            userns,
+            uid_map,
+            gid_map,
+            args,
+            env,
+            caps,
+            spec,
+        })
+    }
+
+    /// The `process` section (validated present).
+    pub fn process(&self) -> &oci_spec::runtime::Process {
+        // Validated in from_spec: process is Some.
+        self.spec
+            .process()
+            .as_ref()
+            .expect("validated: process is set")
+    }
+
+    /// The `linux` section (validated present).
+    pub fn linux(&self) -> &oci_spec::runtime::Linux {
+        self.spec.linux().as_ref().expect("validated: linux is set")
+    }
+}
+
+fn to_cstrings(items: &[String], field: &str) -> Result<Vec<CString>, BundleError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            CString::new(s.as_bytes())
+                .map_err(|_| invalid(format!("{field}[{i}]"), "contains a NUL byte"))
+        })
+        .collect()
+}

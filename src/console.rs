@@ -32,3 +32,29 @@ pub fn connect(_path: &Path) -> Result<OwnedFd, ConsoleError> {
 pub fn setup_in_container(_socket: OwnedFd) -> Result<(), ConsoleError> {
     Ok(())
 }
+
+/// `run` in the foreground with a terminal: a connected pair; the child end
+/// stands in for --console-socket in the init.
+pub fn socketpair() -> Result<(OwnedFd, OwnedFd), ConsoleError> {
+    Err(ConsoleError::Socket {
+        path: String::new(),
+        msg: "not implemented".into(),
+    })
+}
+
+/// Receive the pty master the init sent over `sock`.
+pub fn recv_master(_sock: &OwnedFd) -> Result<OwnedFd, ConsoleError> {
+    Err(ConsoleError::Socket {
+        path: String::new(),
+        msg: "not implemented".into(),
+    })
+}
+
+/// Fork a process that copies stdin -> master and master -> stdout until
+/// the master hangs up. Returns its pid.
+pub fn spawn_proxy(_master: OwnedFd) -> Result<libc::pid_t, ConsoleError> {
+    Err(ConsoleError::Socket {
+        path: String::new(),
+        msg: "not implemented".into(),
+    })
+}

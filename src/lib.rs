@@ -5,13 +5,18 @@ pub mod bundle;
 pub mod cgroups;
 pub mod console;
 pub mod error;
+pub mod features;
 pub mod log;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
+pub mod runtime;
 pub mod security;
+pub mod signals;
+pub mod spec;
 pub mod state;
 pub mod sys;
 
-
+pub use error::{Error, Result};
 pub use oci_spec;
+pub use runtime::{CreateOptions, Runtime};

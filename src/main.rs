@@ -1,1 +1,203 @@
-fn main() {}
+//! The `capsa` binary: parse runc's command line, call the library, report
+//! an error once (stderr, and the --log file in runc's format), exit.
+
+mod cli;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use capsa::log::{Format, Logger};
+use capsa::{CreateOptions, Error, Runtime};
+use clap::Parser;
+use cli::{Cli, Cmd, CreateArgs, ListFormat, LogFormat};
+
+fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
+    if a.pidfd_socket.is_some() {
+        return Err(Error::Unsupported("--pidfd-socket".into()));
+    }
+    Ok(CreateOptions {
+        bundle: a.bundle.clone(),
+        pid_file: a.pid_file.clone(),
+        console_socket: a.console_socket.clone(),
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+    })
+}
+
+/// runc's signal syntax: a number, or a name with or without "SIG", any case.
+fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, Error> {
+    use nix::sys::signal::Signal;
+    use std::str::FromStr;
+    if let Ok(n) = s.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| Error::Usage(format!("unknown signal {s:?}")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") {
+        up
+    } else {
+        format!("SIG{up}")
+    };
+    Signal::from_str(&name).map_err(|_| Error::Usage(format!("unknown signal {s:?}")))
+}
+
+fn run(cli: Cli) -> Result<i32, Error> {
+    if cli.systemd_cgroup {
+        return Err(Error::Unsupported(
+            "--systemd-cgroup (systemd cgroup driver; this host has no systemd)".into(),
+        ));
+    }
+    let spec_cmd = matches!(cli.cmd, Cmd::Spec { .. });
+    match cli.rootless.as_deref() {
+        None | Some("false") | Some("auto") => {}
+        Some("true") if spec_cmd => {}
+        Some("true") => return Err(Error::Unsupported("--rootless=true".into())),
+        Some(v) => {
+            return Err(Error::Usage(format!(
+                "--rootless: invalid value {v:?} (true, false or auto)"
+            )));
+        }
+    }
+    let rt = Runtime::new(&cli.root);
+    let out = &mut std::io::stdout().lock();
+    match cli.cmd {
+        Cmd::Create(a) => rt.create(&a.id, &create_options(&a)?).map(|_| 0),
+        Cmd::Start { id } => rt.start(&id).map(|_| 0),
+        Cmd::Run {
+            create,
+            detach,
+            keep,
+            no_subreaper: _,
+        } => {
+            if keep {
+                return Err(Error::Unsupported("run --keep".into()));
+            }
+            rt.run(&create.id, &create_options(&create)?, detach)
+        }
+        Cmd::State { id } => {
+            let s = rt.state(&id)?;
+            let _ = writeln!(out, "{s}");
+            Ok(0)
+        }
+        Cmd::Kill { all, id, signal } => {
+            let sig = parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
+            rt.kill(&id, sig, all).map(|_| 0)
+        }
+        Cmd::Delete { force, id } => rt.delete(&id, force).map(|_| 0),
+        Cmd::List { format, quiet } => {
+            let list = rt.list()?;
+            if quiet {
+                for (st, _) in &list {
+                    let _ = writeln!(out, "{}", st.id);
+                }
+            } else if format == ListFormat::Json {
+                let v: Vec<_> = list.iter().map(|(st, status)| st.oci(*status)).collect();
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
+                );
+            } else {
+                let rows: Vec<[String; 6]> = list
+                    .iter()
+                    .map(|(st, status)| {
+                        let o = st.oci(*status);
+                        [
+                            st.id.clone(),
+                            o.pid.to_string(),
+                            status.as_str().to_string(),
+                            st.bundle.display().to_string(),
+                            st.created.clone(),
+                            st.owner.clone(),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    out,
+                    &["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"],
+                    &rows,
+                );
+            }
+            Ok(0)
+        }
+        Cmd::Spec { bundle } => {
+            let rootless = cli.rootless.as_deref() == Some("true");
+            let path = bundle.join("config.json");
+            if path.exists() {
+                return Err(Error::Usage(
+                    "File config.json exists. Remove it first".into(),
+                ));
+            }
+            let spec = capsa::spec::default_spec(
+                rootless,
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            );
+            let text = serde_json::to_string_pretty(&spec).unwrap_or_default();
+            capsa::state::write_atomic(&path, text.as_bytes(), 0o666)?;
+            Ok(0)
+        }
+        Cmd::Features => {
+            let text =
+                serde_json::to_string_pretty(&capsa::features::features()).unwrap_or_default();
+            let _ = writeln!(out, "{text}");
+            Ok(0)
+        }
+        Cmd::Other(args) => Err(Error::Unsupported(format!(
+            "the \"{}\" command",
+            args.first().map(String::as_str).unwrap_or("")
+        ))),
+    }
+}
+
+/// Columns padded like runc's tabwriter (min width 12, 3 spaces padding).
+fn print_table(out: &mut impl Write, header: &[&str; 6], rows: &[[String; 6]]) {
+    let mut width = [0usize; 6];
+    for (i, h) in header.iter().enumerate() {
+        width[i] = h.len();
+    }
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}", w = (width[i] + 3).max(12)));
+            }
+        }
+        s
+    };
+    let _ = writeln!(out, "{}", line(header.to_vec()));
+    for r in rows {
+        let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = match cli.log_format {
+        LogFormat::Json => Format::Json,
+        LogFormat::Text => Format::Text,
+    };
+    let mut logger = match Logger::new(cli.log.as_deref(), format, cli.debug) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("capsa: opening log file: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            let msg = e.to_string();
+            logger.error(&msg);
+            eprintln!("{msg}");
+            ExitCode::from(e.exit_code().clamp(0, 255) as u8)
+        }
+    }
+}

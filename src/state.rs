@@ -1,1 +1,359 @@
-//! (in progress)
+//! Container state on disk: one directory per container under `--root`,
+//! locked with flock while a command works on it, with `state.json` written
+//! atomically (write + fsync + rename) and the status derived from the kernel
+//! (pid + start time), never trusted from the file.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg, OFlag, open};
+use nix::sys::stat::Mode;
+use serde::{Deserialize, Serialize};
+
+use crate::cgroups::Cgroup;
+use crate::sys::{Ctx, SysError, proc_start_time};
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+/// runtime-spec version capsa implements and reports.
+pub const OCI_VERSION: &str = "1.3.0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("container does not exist")]
+    NotExist,
+    #[error("container with given ID already exists")]
+    Exists,
+    #[error("invalid container id {0:?}: only letters, digits, '_', '+', '-' and '.' are allowed")]
+    InvalidId(String),
+    #[error("{0}")]
+    Sys(#[from] SysError),
+    #[error("{path}: {msg}")]
+    Corrupt { path: PathBuf, msg: String },
+}
+
+/// The status of a container, as runtime-spec names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// What capsa keeps about a container. The OCI fields are printed by
+/// `state`; the rest is capsa's own bookkeeping for later commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+    /// starttime of the init (/proc/PID/stat field 22): tells a reused pid apart.
+    pub init_start_time: u64,
+    #[serde(default)]
+    pub cgroup: Cgroup,
+    /// Set once `start` released the init (exec.fifo consumed).
+    #[serde(default)]
+    pub started: bool,
+}
+
+/// runc's `state` output shape.
+#[derive(Serialize)]
+pub struct OciState<'a> {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: &'a str,
+    pub id: &'a str,
+    pub pid: i32,
+    pub status: &'a str,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub created: &'a str,
+    pub owner: &'a str,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: &'a HashMap<String, String>,
+}
+
+/// Container ids as runc accepts them: `[A-Za-z0-9_+.-]+`, not "." or "..".
+pub fn validate_id(id: &str) -> Result<(), StateError> {
+    let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::InvalidId(id.to_string()))
+    }
+}
+
+/// A container directory, held under an exclusive flock for as long as this
+/// value lives. The lock fd is O_CLOEXEC so no child ever inherits it.
+pub struct ContainerDir {
+    pub path: PathBuf,
+    lock: Flock<OwnedFd>,
+}
+
+impl ContainerDir {
+    /// Make a new container directory (fails if the id is taken) and lock it.
+    pub fn create(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
+        validate_id(id)?;
+        match fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(root)
+        {
+            Ok(()) => {}
+            Err(e) => return Err(SysError::io("mkdir", root, &e).into()),
+        }
+        let path = root.join(id);
+        match fs::DirBuilder::new().mode(0o711).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(StateError::Exists);
+            }
+            Err(e) => return Err(SysError::io("mkdir", &path, &e).into()),
+        }
+        Self::lock(path)
+    }
+
+    /// Lock an existing container directory.
+    pub fn open(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
+        validate_id(id)?;
+        let path = root.join(id);
+        if !path.is_dir() {
+            return Err(StateError::NotExist);
+        }
+        Self::lock(path)
+    }
+
+    fn lock(path: PathBuf) -> Result<ContainerDir, StateError> {
+        let fd = match open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Err(StateError::NotExist),
+            Err(e) => return Err(SysError::at("open", &path, e).into()),
+        };
+        let lock = Flock::lock(fd, FlockArg::LockExclusive)
+            .map_err(|(_, e)| SysError::at("flock", &path, e))?;
+        Ok(ContainerDir { path, lock })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.lock.as_fd()
+    }
+
+    pub fn raw_fd(&self) -> i32 {
+        self.lock.as_raw_fd()
+    }
+
+    pub fn fifo_path(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    pub fn load(&self) -> Result<State, StateError> {
+        let file = self.path.join(STATE_FILE);
+        let data = match fs::read(&file) {
+            Ok(d) => d,
+            // A directory with no state.json is a create that has not finished
+            // (or crashed): to every other command the container does not exist.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotExist),
+            Err(e) => return Err(SysError::io("read", &file, &e).into()),
+        };
+        serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
+            path: file,
+            msg: e.to_string(),
+        })
+    }
+
+    /// Atomically replace state.json: a reader sees the old or the new file, never half.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let data = serde_json::to_vec(state).map_err(|e| StateError::Corrupt {
+            path: self.path.join(STATE_FILE),
+            msg: e.to_string(),
+        })?;
+        write_atomic(&self.path.join(STATE_FILE), &data, 0o600)?;
+        Ok(())
+    }
+
+    /// Remove the directory and everything in it.
+    pub fn remove(self) -> Result<(), StateError> {
+        match fs::remove_dir_all(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(SysError::io("remove", &self.path, &e).into()),
+        }
+    }
+}
+
+/// Write `data` to `path` through a temporary file in the same directory and
+/// rename(2), so readers never see a partial file.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), SysError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .ctx_at("open", &tmp)?;
+    let res = f
+        .write_all(data)
+        .and_then(|_| f.sync_all())
+        .ctx_at("write", &tmp);
+    drop(f);
+    let res = res.and_then(|_| fs::rename(&tmp, path).ctx_at("rename", path));
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+impl State {
+    /// The status, asked of the kernel: is the init (same pid AND same start
+    /// time) alive, and has it been released by `start`?
+    pub fn status(&self, dir: &Path) -> Status {
+        if !self.init_alive() {
+            return Status::Stopped;
+        }
+        if !self.started && dir.join(EXEC_FIFO).exists() {
+            return Status::Created;
+        }
+        Status::Running
+    }
+
+    pub fn init_alive(&self) -> bool {
+        if self.pid <= 0 {
+            return false;
+        }
+        match proc_start_time(self.pid) {
+            Some((start, st)) => start == self.init_start_time && st != 'Z' && st != 'X',
+            None => false,
+        }
+    }
+
+    pub fn oci(&self, status: Status) -> OciState<'_> {
+        OciState {
+            oci_version: &self.oci_version,
+            id: &self.id,
+            pid: if status == Status::Stopped {
+                0
+            } else {
+                self.pid
+            },
+            status: status.as_str(),
+            bundle: &self.bundle,
+            rootfs: &self.rootfs,
+            created: &self.created,
+            owner: &self.owner,
+            annotations: &self.annotations,
+        }
+    }
+}
+
+/// Now as RFC 3339 with nanoseconds in UTC, as runc prints `created`.
+pub fn rfc3339_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(now.as_secs(), now.subsec_nanos())
+}
+
+/// Format seconds since the epoch as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+pub fn rfc3339(secs: u64, nanos: u32) -> String {
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Every container id under `root` (directories), sorted.
+pub fn list_ids(root: &Path) -> Result<Vec<String>, StateError> {
+    let rd = match fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(SysError::io("readdir", root, &e).into()),
+    };
+    let mut ids: Vec<String> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|id| validate_id(id).is_ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// Write the --pid-file: digits only, no newline, atomically (engines read it
+/// as soon as it appears).
+pub fn write_pid_file(path: &Path, pid: i32) -> Result<(), SysError> {
+    write_atomic(path, pid.to_string().as_bytes(), 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_dates() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(rfc3339(1_795_444_200, 0), "2026-11-23T14:30:00.000000000Z");
+    }
+
+    #[test]
+    fn ids() {
+        assert!(validate_id("abc-DEF_1.2+x").is_ok());
+        for bad in ["", ".", "..", "a/b", "a b", "a\0b", "ü"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

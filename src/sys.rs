@@ -36,10 +36,23 @@ impl SysError {
     }
 }
 
+impl SysError {
+    /// From a std::io error, keeping its errno.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, e: &std::io::Error) -> Self {
+        SysError::at(op, path, io_errno(e))
+    }
+}
+
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.path {
-            Some(p) => write!(f, "{} {}: {}", self.op, p.display(), self.errno.desc().to_lowercase()),
+            Some(p) => write!(
+                f,
+                "{} {}: {}",
+                self.op,
+                p.display(),
+                self.errno.desc().to_lowercase()
+            ),
             None => write!(f, "{}: {}", self.op, self.errno.desc().to_lowercase()),
         }
     }
@@ -166,7 +179,14 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> SysResult<libc::pid_t> {
 pub fn close_fds_from(first: RawFd) -> SysResult<()> {
     // SAFETY: close_range only closes descriptors; nothing in this process
     // uses fds >= first after this point except those re-opened later.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0u32) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0u32,
+        )
+    };
     if ret == 0 {
         return Ok(());
     }

@@ -44,9 +44,9 @@ impl Cgroup {
         None
     }
 
-    /// Move `pid` into the leaf of every hierarchy (skipping one already
-    /// joined via CLONE_INTO_CGROUP).
-    pub fn add_pid(&self, _pid: i32) -> Result<(), CgroupError> {
+    /// Move `pid` into the leaf of every hierarchy (skipping the unified one
+    /// if `in_unified`: it was placed there by CLONE_INTO_CGROUP).
+    pub fn add_pid(&self, _pid: i32, _in_unified: bool) -> Result<(), CgroupError> {
         Ok(())
     }
 

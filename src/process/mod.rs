@@ -1,1 +1,229 @@
-//! (in progress)
+//! Parent side of starting a container's init: one clone (two when a
+//! namespace must be joined by path), the sync protocol of `sync.rs`, and a
+//! guard that kills whatever was started if anything fails.
+
+pub mod init;
+pub mod sync;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+
+use crate::bundle::Bundle;
+use crate::cgroups::{Cgroup, CgroupError};
+use crate::namespaces;
+use crate::sys::{self, Ctx, SysError};
+use init::InitArgs;
+use sync::{Msg, SyncError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("{0}")]
+    Sys(#[from] SysError),
+    #[error("{0}")]
+    Cgroup(#[from] CgroupError),
+    #[error("{0}")]
+    Sync(#[from] SyncError),
+    /// The init reported a failed step: its text is the user's error.
+    #[error("{0}")]
+    Init(String),
+}
+
+/// Kills and reaps the processes it holds when dropped, unless disarmed:
+/// a failed create leaves no process behind.
+#[derive(Default)]
+pub struct ChildGuard {
+    pids: Vec<i32>,
+}
+
+impl ChildGuard {
+    pub fn push(&mut self, pid: i32) {
+        self.pids.push(pid);
+    }
+    pub fn disarm(&mut self) {
+        self.pids.clear();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        for &pid in self.pids.iter().rev() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+        }
+    }
+}
+
+/// Everything `spawn` needs besides the bundle.
+pub struct SpawnOpts<'a> {
+    pub bundle: &'a Bundle,
+    pub cgroup: &'a Cgroup,
+    /// O_PATH fd of the state dir, for the init to open exec.fifo.
+    pub state_dir: &'a OwnedFd,
+    pub console: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub new_keyring: bool,
+    pub preserve_fds: i32,
+    pub id: &'a str,
+}
+
+/// Start the init and wait until it is ready (blocked on exec.fifo).
+/// Returns its pid; the pid is also in `guard` until the caller disarms it.
+pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> {
+    let b = o.bundle;
+    let (parent, child) = sync::pair()?;
+    let slow = !b.join.is_empty() || b.linux().time_offsets().is_some();
+    // The cgroup namespace is always unshared by the init once it sits in
+    // its cgroup, so that its cgroups become its root on every hierarchy.
+    let cgroupns = b.new_ns.contains(CloneFlags::CLONE_NEWCGROUP);
+    let mut args = InitArgs {
+        bundle: b,
+        chan: &child,
+        state_dir: o.state_dir.as_raw_fd(),
+        no_pivot: o.no_pivot,
+        new_keyring: o.new_keyring,
+        preserve_fds: o.preserve_fds,
+        wait_continue: !slow,
+        unshare_cgroupns: cgroupns,
+        id: o.id,
+    };
+    let flags = if slow {
+        0
+    } else {
+        (b.new_ns - CloneFlags::CLONE_NEWCGROUP).bits() as u64
+    };
+
+    let cg_fd = o.cgroup.clone_into_fd();
+    let (pid, in_unified) = match sys::clone3(flags, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
+        Ok(pid) => (pid, cg_fd.is_some()),
+        // CLONE_INTO_CGROUP can be refused (old kernel, unusable cgroup):
+        // place the child by writing cgroup.procs instead.
+        Err(e) if cg_fd.is_some() && e.errno != Errno::ENOMEM => (sys::clone3(flags, None)?, false),
+        Err(e) => return Err(e.into()),
+    };
+    if pid == 0 {
+        drop(parent);
+        if slow {
+            stage1(&mut args, o.console)
+        }
+        init::main(&args, o.console)
+    }
+    drop(child);
+    drop(o.console);
+    guard.push(pid);
+
+    o.cgroup.add_pid(pid, in_unified)?;
+    parent.send(&Msg::Continue)?;
+    let init_pid = if slow {
+        let mut init_pid = None;
+        while init_pid.is_none() {
+            match parent.recv()? {
+                Msg::MapRequest => {
+                    namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)?;
+                    parent.send(&Msg::MapDone)?;
+                }
+                Msg::InitPid(p) => {
+                    guard.push(p);
+                    init_pid = Some(p);
+                }
+                Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
+                m => return Err(SyncError::Unexpected(m).into()),
+            }
+        }
+        // Stage 1 has exited (or is about to): reap it.
+        let _ = waitpid(Pid::from_raw(pid), None);
+        init_pid.unwrap_or(pid)
+    } else {
+        if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
+            namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)?;
+        }
+        pid
+    };
+    match parent.recv() {
+        Ok(Msg::Ready) => Ok(init_pid),
+        Ok(Msg::Error { text, .. }) => Err(ProcessError::Init(text)),
+        Ok(m) => Err(SyncError::Unexpected(m).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Slow path, stage 1 (a plain child): join namespaces by path, make the
+/// new ones, and clone the init into them. Never returns.
+fn stage1(args: &mut InitArgs, console: Option<OwnedFd>) -> ! {
+    let chan = args.chan;
+    let res = (|| -> Result<i32, ProcessError> {
+        let b = args.bundle;
+        // SAFETY: prctl with integer arguments only.
+        unsafe {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            )
+        };
+        chan.expect(Msg::Continue)?;
+        for j in &b.join {
+            namespaces::join(j).map_err(|e| ProcessError::Init(e.to_string()))?;
+        }
+        if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
+            unshare(CloneFlags::CLONE_NEWUSER).ctx("unshare(CLONE_NEWUSER)")?;
+            chan.send(&Msg::MapRequest)?;
+            chan.expect(Msg::MapDone)?;
+        }
+        let rest = b.new_ns - CloneFlags::CLONE_NEWUSER - CloneFlags::CLONE_NEWCGROUP;
+        unshare(rest).ctx("unshare")?;
+        if let Some(offsets) = b.linux().time_offsets() {
+            write_time_offsets(offsets)?;
+        }
+        let pid = sys::clone3(libc::CLONE_PARENT as u64, None)?;
+        if pid == 0 {
+            args.wait_continue = false;
+            init::main(args, console)
+        }
+        Ok(pid)
+    })();
+    match res {
+        Ok(pid) => {
+            let _ = chan.send(&Msg::InitPid(pid));
+            sys::child_exit(0)
+        }
+        Err(e) => {
+            let _ = chan.send(&Msg::Error {
+                errno: 0,
+                text: e.to_string(),
+            });
+            sys::child_exit(1)
+        }
+    }
+}
+
+/// linux.timeOffsets, written before any process enters the time namespace.
+fn write_time_offsets(
+    offsets: &std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>,
+) -> Result<(), ProcessError> {
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        let name = match clock.as_str() {
+            "monotonic" | "boottime" => clock.as_str(),
+            other => {
+                return Err(ProcessError::Init(format!(
+                    "linux.timeOffsets.{other}: only monotonic and boottime can be offset"
+                )));
+            }
+        };
+        text.push_str(&format!(
+            "{name} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
+    }
+    let path = std::path::Path::new("/proc/self/timens_offsets");
+    std::fs::write(path, text).ctx_at("write", path)?;
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Command line, mirroring runc's flags and subcommands exactly. Only the
+//! binary uses this module; the library API has no clap types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "capsa", version = version_text(), about = "An OCI container runtime", disable_version_flag = true)]
+pub struct Cli {
+    /// Print the version.
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: Option<bool>,
+    /// Root directory for container state.
+    #[arg(long, global = true, default_value = "/run/capsa")]
+    pub root: PathBuf,
+    /// Log file (errors; debug lines too with --debug).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Debug logging.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd for cgroups (cgroupsPath slice:prefix:name).
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode: true, false or auto (`spec --rootless`: a rootless spec).
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// criu binary (checkpoint/restore); accepted for runc compatibility.
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<String>,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+fn version_text() -> &'static str {
+    concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.3.0")
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Path to the bundle (defaults to the current directory).
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Unix socket to send the pty master to.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Write the init's pid here.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root.
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not give the container its own session keyring.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass N extra fds (3 .. 3+N-1) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Send a pidfd of the init to this socket (not supported yet).
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
+    /// Container id.
+    pub id: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Create a container (its init waits for `start`).
+    Create(CreateArgs),
+    /// Start a created container.
+    Start { id: String },
+    /// Create and start a container.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Detach from the container's process.
+        #[arg(short = 'd', long)]
+        detach: bool,
+        /// Keep the container's state after it exits (not supported yet).
+        #[arg(long)]
+        keep: bool,
+        /// Accepted for runc compatibility: capsa's run does not need a subreaper.
+        #[arg(long = "no-subreaper")]
+        no_subreaper: bool,
+    },
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// Send a signal to the container's init (default SIGTERM).
+    Kill {
+        /// Send the signal to every process of the container.
+        #[arg(short = 'a', long)]
+        all: bool,
+        id: String,
+        signal: Option<String>,
+    },
+    /// Delete a container.
+    Delete {
+        /// Kill the container first if it is running.
+        #[arg(short = 'f', long)]
+        force: bool,
+        id: String,
+    },
+    /// List containers.
+    List {
+        #[arg(short = 'f', long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// Print only the ids.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Write a default config.json.
+    Spec {
+        #[arg(short = 'b', long, default_value = ".")]
+        bundle: PathBuf,
+        // `spec --rootless` is the global --rootless flag (clap cannot
+        // have both), read by the spec command.
+    },
+    /// Print the features this runtime implements (runtime-spec features.md).
+    Features,
+    /// Not implemented yet; refused with a clear error.
+    #[command(external_subcommand)]
+    Other(Vec<String>),
+}

@@ -1,0 +1,405 @@
+//! The lifecycle verbs: create, start, run, state, kill, delete, list. Each
+//! takes the container's lock, derives its status from the kernel, and
+//! follows runc's rules (and error texts) for what is allowed in which state.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
+use nix::unistd::mkfifo;
+
+use crate::bundle::Bundle;
+use crate::cgroups::Cgroup;
+use crate::console;
+use crate::error::{Error, Result};
+use crate::process::{self, ChildGuard, SpawnOpts};
+use crate::state::{self, ContainerDir, State, StateError, Status};
+use crate::sys::{self, Ctx, SysError};
+
+/// Options of `create` (and `run`), as runc's flags name them.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// A runtime instance: where its state lives.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub root: PathBuf,
+}
+
+/// Removes what a create made so far when dropped, unless disarmed.
+struct CreateGuard {
+    dir: Option<PathBuf>,
+    cgroup: Option<Cgroup>,
+}
+
+impl CreateGuard {
+    fn disarm(&mut self) {
+        self.dir = None;
+        self.cgroup = None;
+    }
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        if let Some(cg) = self.cgroup.take() {
+            let _ = cg.destroy();
+        }
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A container that `create` left waiting on its exec.fifo.
+pub struct Created {
+    pub dir: ContainerDir,
+    pub state: State,
+    /// `run` in the foreground with a terminal: our end of the console pair.
+    pub console: Option<OwnedFd>,
+}
+
+impl Runtime {
+    pub fn new(root: impl Into<PathBuf>) -> Runtime {
+        Runtime { root: root.into() }
+    }
+
+    /// `create`: set the container up and leave its init waiting for `start`.
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<()> {
+        let c = self.create_inner(id, opts, false)?;
+        drop(c);
+        Ok(())
+    }
+
+    fn create_inner(&self, id: &str, opts: &CreateOptions, foreground: bool) -> Result<Created> {
+        state::validate_id(id)?;
+        // Parse and validate everything before making anything.
+        let bundle = Bundle::load(&opts.bundle)?;
+        let terminal = bundle.process().terminal().unwrap_or(false);
+        if terminal && opts.console_socket.is_none() && !foreground {
+            return Err(Error::Usage(
+                "cannot allocate tty if capsa will detach without setting console socket".into(),
+            ));
+        }
+        if !terminal && opts.console_socket.is_some() {
+            return Err(Error::Usage(
+                "cannot use console socket if capsa will not detach or allocate tty".into(),
+            ));
+        }
+        let linux = bundle.linux();
+        let cgroups_path = linux
+            .cgroups_path()
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
+
+        let dir = ContainerDir::create(&self.root, id)?;
+        let mut cleanup = CreateGuard {
+            dir: Some(dir.path.clone()),
+            cgroup: None,
+        };
+        let cgroup = Cgroup::create(cgroups_path.as_deref(), id)?;
+        cleanup.cgroup = Some(cgroup.clone());
+
+        let fifo = dir.fifo_path();
+        mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx_at("mkfifo", &fifo)?;
+        // mkfifo honours the umask; the init may run as any user.
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            &fifo,
+            Mode::from_bits_truncate(0o622),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .ctx_at("chmod", &fifo)?;
+        let state_dir = open(
+            &dir.path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx_at("open", &dir.path)?;
+
+        let (console_child, console_parent) = match (&opts.console_socket, terminal) {
+            (Some(path), true) => (Some(console::connect(path)?), None),
+            (None, true) => {
+                let (p, c) = console::socketpair()?;
+                (Some(c), Some(p))
+            }
+            _ => (None, None),
+        };
+
+        let mut guard = ChildGuard::default();
+        let pid = process::spawn(
+            SpawnOpts {
+                bundle: &bundle,
+                cgroup: &cgroup,
+                state_dir: &state_dir,
+                console: console_child,
+                no_pivot: opts.no_pivot,
+                new_keyring: !opts.no_new_keyring,
+                preserve_fds: i32::try_from(opts.preserve_fds)
+                    .map_err(|_| Error::Usage("--preserve-fds: too large".into()))?,
+                id,
+            },
+            &mut guard,
+        )?;
+        let (start_time, _) = sys::proc_start_time(pid).ok_or_else(|| {
+            Error::Lifecycle("the container init exited before it was ready".into())
+        })?;
+        let state = State {
+            oci_version: bundle.spec.version().clone(),
+            id: id.to_string(),
+            pid,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs.clone(),
+            created: state::rfc3339_now(),
+            owner: String::new(),
+            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+            init_start_time: start_time,
+            cgroup,
+            started: false,
+        };
+        dir.save(&state)?;
+        if let Some(pf) = &opts.pid_file {
+            state::write_pid_file(&absolute(pf), pid)?;
+        }
+        guard.disarm();
+        cleanup.disarm();
+        Ok(Created {
+            dir,
+            state,
+            console: console_parent,
+        })
+    }
+
+    /// `start`: release a created container's init into its workload.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let dir = ContainerDir::open(&self.root, id)?;
+        let mut st = dir.load()?;
+        match st.status(&dir.path) {
+            Status::Created => {}
+            Status::Stopped => {
+                return Err(Error::Lifecycle(
+                    "cannot start a container that has stopped".into(),
+                ));
+            }
+            _ => {
+                return Err(Error::Lifecycle(
+                    "cannot start an already running container".into(),
+                ));
+            }
+        }
+        release(&dir, &st)?;
+        st.started = true;
+        dir.save(&st)?;
+        Ok(())
+    }
+
+    /// `run`: create + start; in the foreground, forward signals to the
+    /// init, wait for it, clean up, and return its exit status.
+    pub fn run(&self, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
+        if detach {
+            self.create(id, opts)?;
+            if let Err(e) = self.start(id) {
+                let _ = self.delete(id, true);
+                return Err(e);
+            }
+            return Ok(0);
+        }
+        let signals = crate::signals::Forwarder::new()?;
+        let created = self.create_inner(id, opts, true)?;
+        let Created {
+            dir,
+            mut state,
+            console,
+        } = created;
+        let proxy = match console {
+            Some(sock) => {
+                let master = console::recv_master(&sock)?;
+                Some(console::spawn_proxy(master)?)
+            }
+            None => None,
+        };
+        if let Err(e) = release(&dir, &state) {
+            drop(dir);
+            let _ = self.delete(id, true);
+            return Err(e);
+        }
+        state.started = true;
+        dir.save(&state)?;
+        // Others (kill, state) may now work on the container while it runs.
+        drop(dir);
+        let code = signals.wait_for(state.pid, proxy);
+        let _ = self.delete(id, true);
+        code
+    }
+
+    /// `state`: runc's state JSON.
+    pub fn state(&self, id: &str) -> Result<String> {
+        let dir = ContainerDir::open(&self.root, id)?;
+        let st = dir.load()?;
+        let status = st.status(&dir.path);
+        serde_json::to_string_pretty(&st.oci(status))
+            .map_err(|e| Error::Lifecycle(format!("encoding state: {e}")))
+    }
+
+    /// `kill`: send `sig` to the init (or, with `all`, to every process of
+    /// the container's cgroup).
+    pub fn kill(&self, id: &str, sig: Signal, all: bool) -> Result<()> {
+        let dir = ContainerDir::open(&self.root, id)?;
+        let st = dir.load()?;
+        if st.status(&dir.path) == Status::Stopped {
+            return Err(Error::Lifecycle("container not running".into()));
+        }
+        if all {
+            for pid in st.cgroup.pids()? {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+            }
+            return Ok(());
+        }
+        signal_init(&st, sig)
+    }
+
+    /// `delete`: remove a stopped (or, with `force`, any) container.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let dir = match ContainerDir::open(&self.root, id) {
+            Ok(d) => d,
+            Err(StateError::NotExist) if force => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let st = match dir.load() {
+            Ok(st) => st,
+            // A directory without state: a create that died half way.
+            Err(StateError::NotExist) if force => return Ok(dir.remove()?),
+            Err(e) => return Err(e.into()),
+        };
+        match st.status(&dir.path) {
+            Status::Stopped => {}
+            Status::Created => kill_and_wait(&st)?,
+            s if force => {
+                let _ = s;
+                kill_and_wait(&st)?
+            }
+            s => {
+                return Err(Error::Lifecycle(format!(
+                    "cannot delete container {id} that is not stopped: {}",
+                    s.as_str()
+                )));
+            }
+        }
+        st.cgroup.destroy()?;
+        dir.remove()?;
+        Ok(())
+    }
+
+    /// Every container under the root with its derived status.
+    pub fn list(&self) -> Result<Vec<(State, Status)>> {
+        let mut out = Vec::new();
+        for id in state::list_ids(&self.root)? {
+            let Ok(dir) = ContainerDir::open(&self.root, &id) else {
+                continue;
+            };
+            if let Ok(st) = dir.load() {
+                let status = st.status(&dir.path);
+                out.push((st, status));
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// Open exec.fifo for reading: the init, blocked opening it for writing,
+/// writes one byte and execs. Its pidfd tells us if it died instead.
+fn release(dir: &ContainerDir, st: &State) -> Result<()> {
+    let path = dir.fifo_path();
+    let fifo = open(
+        &path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx_at("open", &path)?;
+    let pidfd = sys::pidfd_open(st.pid)?;
+    loop {
+        let mut fds = [
+            PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+            PollFd::new(pidfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SysError::at("poll", &path, e).into()),
+        }
+        let fifo_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let died = fds[1].revents().is_some_and(|r| !r.is_empty());
+        if fifo_ready {
+            let mut b = [0u8; 1];
+            match nix::unistd::read(&fifo, &mut b) {
+                Ok(1) => break,
+                Ok(_) => {}
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(SysError::at("read", &path, e).into()),
+            }
+        }
+        if died || fifo_ready {
+            return Err(Error::Lifecycle(
+                "container init exited before it could be started".into(),
+            ));
+        }
+    }
+    std::fs::remove_file(&path).ctx_at("remove", &path)?;
+    Ok(())
+}
+
+/// Signal exactly the container's init: a pidfd, checked against the
+/// recorded start time, so a reused pid is never signalled.
+fn signal_init(st: &State, sig: Signal) -> Result<()> {
+    let pidfd = match sys::pidfd_open(st.pid) {
+        Ok(fd) => fd,
+        Err(e) if e.errno == Errno::ESRCH => {
+            return Err(Error::Lifecycle("container not running".into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !st.init_alive() {
+        return Err(Error::Lifecycle("container not running".into()));
+    }
+    sys::pidfd_send_signal(&pidfd, sig as i32)?;
+    Ok(())
+}
+
+/// SIGKILL the init (and anything else in its cgroup) and wait until it is gone.
+fn kill_and_wait(st: &State) -> Result<()> {
+    let pidfd = match sys::pidfd_open(st.pid) {
+        Ok(fd) => fd,
+        Err(e) if e.errno == Errno::ESRCH => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if !st.init_alive() {
+        return Ok(());
+    }
+    sys::pidfd_send_signal(&pidfd, libc::SIGKILL)?;
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    // A SIGKILLed process is gone within milliseconds; don't hang forever on
+    // one stuck in the kernel (D state): the cgroup clean-up reports it.
+    let _ = poll(&mut fds, PollTimeout::from(10_000u16));
+    let _ = pidfd.as_raw_fd();
+    Ok(())
+}
