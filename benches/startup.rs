@@ -182,7 +182,7 @@ fn enter_private_mount_ns() -> Res<()> {
     Ok(())
 }
 
-/// A busybox rootfs and a config.json from the first runtime's `spec`.
+/// A busybox rootfs and a config.json from a runtime's `spec` (runc's if present).
 fn prepare_bundle(workdir: &Path, runtimes: &[Runtime]) -> Res<Bench> {
     let bundle = workdir.join("bundle");
     let bin = bundle.join("rootfs/bin");
@@ -193,7 +193,11 @@ fn prepare_bundle(workdir: &Path, runtimes: &[Runtime]) -> Res<Bench> {
         symlink("busybox", bin.join(applet)).map_err(|e| format!("symlink {applet}: {e}"))?;
     }
     let mut last_err = String::from("no runtime to run `spec`");
-    for rt in runtimes {
+    // runc's spec first: the reference runtime's default config, which crun
+    // 1.8 also accepts (it refuses capsa's newer ociVersion 1.3.0).
+    let mut by_preference: Vec<&Runtime> = runtimes.iter().collect();
+    by_preference.sort_by_key(|rt| ["runc", "crun", "capsa"].iter().position(|n| *n == rt.name));
+    for rt in by_preference {
         let out = Command::new(&rt.bin)
             .arg("spec")
             .current_dir(&bundle)
