@@ -100,7 +100,9 @@ conformance() {
 }
 capsa=$repo/target/release/capsa
 if [ -e oci-conformance/run ]; then
-  run_part "OCI conformance (host)" conformance "$capsa"
+  # CONFORMANCE_ARGS: extra driver options, e.g. "--work DIR" beside another run on this host.
+  # shellcheck disable=SC2086 # word splitting wanted
+  run_part "OCI conformance (host)" conformance "$capsa" ${CONFORMANCE_ARGS:-}
   run_part "OCI conformance (VM lane, cgroup v2)" conformance --vm "$capsa"
 else
   summary+=("$(printf '%-44s %-14s' "OCI conformance" "none (no oci-conformance/run)")")
