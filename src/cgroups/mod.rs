@@ -1,14 +1,35 @@
 //! Placing the container in its cgroup(s) on v1, v2 and hybrid hosts, and
 //! removing them again. Limits (linux.resources) come in a later step.
 //!
-//! INTERFACE OWNED BY THE CGROUPS WORK.
+//! Where the container goes: `linux.cgroupsPath` names one path that is
+//! used in every mounted hierarchy, below that hierarchy's mount root:
+//! - absolute ("/a/b") and relative ("a/b") paths both mean
+//!   `<mount>/a/b`. runc resolves a relative path against its own cgroup;
+//!   we don't, so the result does not depend on where the caller happens to
+//!   run (a systemd unit, a shell in a user slice).
+//! - absent: `<mount>/<id>`. runc uses `<own cgroup>/<id>`; using the root
+//!   means capsa never nests inside a cgroup it did not create (on v2 a
+//!   process-holding parent would refuse children anyway).
+//!
+//! On a hybrid host the container is placed in every v1 hierarchy and in
+//! the unified one. Only directories capsa made are ever removed.
 
+pub mod hierarchy;
+
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
-use crate::sys::SysError;
+use crate::sys::{self, Ctx, SysError};
+use hierarchy::{Hierarchy, Kind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -16,48 +37,451 @@ pub enum CgroupError {
     Sys(#[from] SysError),
     #[error("linux.cgroupsPath: {0}")]
     Path(String),
+    #[error("container id {0:?} cannot name a cgroup directory")]
+    Id(String),
+    #[error("no cgroup filesystem is mounted (/proc/self/mountinfo lists no cgroup or cgroup2)")]
+    NoHierarchy,
+    #[error("cannot initialise cpuset of {dir}: {parent} has an empty {file}")]
+    CpusetEmpty {
+        dir: PathBuf,
+        parent: PathBuf,
+        file: &'static str,
+    },
+    #[error("cgroup {dir} still holds processes {pids:?} after SIGKILL")]
+    Busy { dir: PathBuf, pids: Vec<i32> },
 }
 
 /// The cgroup directories of one container; stored in its state so that
 /// `kill --all` / `delete` find them without re-deriving anything.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Cgroup {
-    /// The container's leaf directory in every hierarchy it was placed in.
+    /// The container's leaf directory in every hierarchy it was placed in
+    /// (the unified leaf included).
     pub dirs: Vec<PathBuf>,
     /// Every directory capsa itself created, parents before children; only
     /// these are removed on delete.
     pub created: Vec<PathBuf>,
-    /// The leaf directory on the unified (cgroup2) hierarchy, if any.
+    /// The leaf directory on the unified (cgroup2) hierarchy, if any; also
+    /// listed in `dirs`.
     pub unified: Option<PathBuf>,
 }
+
+/// How long destroy waits for killed processes to leave the cgroup.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+/// How long rmdir is retried on EBUSY (a v1 cgroup can stay busy briefly
+/// after its last task exited).
+const RMDIR_WAIT: Duration = Duration::from_millis(500);
 
 impl Cgroup {
     /// Create (or reuse) the container's cgroup at `cgroups_path`
     /// (linux.cgroupsPath; None = default for `id`) in every hierarchy.
-    pub fn create(_cgroups_path: Option<&str>, _id: &str) -> Result<Cgroup, CgroupError> {
-        Ok(Cgroup::default())
+    /// On failure, whatever this call created is removed again.
+    pub fn create(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup, CgroupError> {
+        let rel = relative_path(cgroups_path, id)?;
+        let hierarchies = hierarchy::host()?;
+        let mut cg = Cgroup {
+            dirs: Vec::with_capacity(hierarchies.len()),
+            created: Vec::new(),
+            unified: None,
+        };
+        for h in hierarchies {
+            match make_dirs(h, rel, &mut cg.created) {
+                Ok(leaf) => {
+                    if h.kind == Kind::V2 {
+                        cg.unified = Some(leaf.clone());
+                    }
+                    cg.dirs.push(leaf);
+                }
+                Err(e) => {
+                    // Nothing was placed yet, so the dirs are empty; a
+                    // removal error would only hide the real one.
+                    let _ = cg.remove_created();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(cg)
     }
 
-    /// On a pure cgroup v2 host: an O_PATH|O_DIRECTORY fd of the leaf for
-    /// clone3(CLONE_INTO_CGROUP). None on v1/hybrid hosts.
+    /// A descriptor of the unified leaf for clone3(CLONE_INTO_CGROUP), on
+    /// pure v2 and hybrid hosts; None on v1 hosts or if it cannot be opened
+    /// (then the caller places the child with `add_pid(pid, false)`).
+    /// O_PATH suffices: the kernel takes the cgroup from the fd's dentry
+    /// (fdget_raw in cgroup_css_set_fork) and checks write access to the
+    /// target's cgroup.procs with the caller's credentials.
     pub fn clone_into_fd(&self) -> Option<OwnedFd> {
-        None
+        let dir = self.unified.as_ref()?;
+        nix::fcntl::open(
+            dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
     }
 
-    /// Move `pid` into the leaf of every hierarchy (skipping the unified one
-    /// if `in_unified`: it was placed there by CLONE_INTO_CGROUP).
-    pub fn add_pid(&self, _pid: i32, _in_unified: bool) -> Result<(), CgroupError> {
+    /// Move `pid` into the leaf of every hierarchy. `in_unified`: the process
+    /// was already placed in the unified leaf by CLONE_INTO_CGROUP.
+    pub fn add_pid(&self, pid: i32, in_unified: bool) -> Result<(), CgroupError> {
+        let text = pid.to_string();
+        for dir in &self.dirs {
+            if in_unified && self.unified.as_ref() == Some(dir) {
+                continue;
+            }
+            write_file(&dir.join("cgroup.procs"), text.as_bytes())?;
+        }
         Ok(())
     }
 
-    /// Host pids of every process in the container's cgroup.
+    /// Host pids of every process in the container's cgroup: the union over
+    /// all leaves, so a process that left one hierarchy (possible with a
+    /// writable cgroupfs inside the container) is still found. Leaves that
+    /// no longer exist contribute nothing.
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
-        Ok(Vec::new())
+        let mut pids = Vec::new();
+        for dir in &self.dirs {
+            let path = dir.join("cgroup.procs");
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(SysError::at("read", path, sys::io_errno(&e)).into()),
+            };
+            pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
     }
 
     /// Kill any process still inside, then remove the directories capsa
     /// created, deepest first. Succeeds if they are already gone.
     pub fn destroy(&self) -> Result<(), CgroupError> {
+        self.kill_all()?;
+        self.remove_created()
+    }
+
+    /// SIGKILL everything in the leaves and wait (bounded) until they are
+    /// empty. v2 (and the unified leaf on hybrid hosts) uses cgroup.kill
+    /// (Linux 5.14), which also catches processes forked meanwhile;
+    /// otherwise each pid is signalled through a pidfd that is only used
+    /// after the pid was seen in the cgroup again, so a recycled pid of an
+    /// unrelated process is never signalled.
+    fn kill_all(&self) -> Result<(), CgroupError> {
+        let mut pids = self.pids()?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        let kill_file = self.unified.as_ref().map(|u| u.join("cgroup.kill"));
+        let freezer = match &kill_file {
+            Some(_) => None,
+            None => self
+                .dirs
+                .iter()
+                .map(|d| d.join("freezer.state"))
+                .find(|f| f.exists()),
+        };
+        let deadline = Instant::now() + KILL_WAIT;
+        let mut delay = Duration::from_millis(1);
+        loop {
+            let by_cgroup = match &kill_file {
+                Some(f) => match write_file(f, b"1") {
+                    Ok(()) => true,
+                    // No cgroup.kill (old kernel) or the leaf is gone.
+                    Err(e) if e.errno == Errno::ENOENT => false,
+                    Err(e) => return Err(e.into()),
+                },
+                None => false,
+            };
+            if !by_cgroup {
+                // Frozen processes can neither fork nor exit, so the set we
+                // signal is complete and no pid in it can be recycled.
+                let frozen = freezer.as_deref().is_some_and(freeze);
+                let killed = self.kill_pids(&pids);
+                if frozen && let Some(f) = &freezer {
+                    write_file(f, b"THAWED")?;
+                }
+                killed?;
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_millis(50));
+            pids = self.pids()?;
+            if pids.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let dir = self.dirs.first().cloned().unwrap_or_default();
+                return Err(CgroupError::Busy { dir, pids });
+            }
+        }
+    }
+
+    fn kill_pids(&self, seen: &[i32]) -> Result<(), CgroupError> {
+        let mut fds = Vec::with_capacity(seen.len());
+        for &pid in seen {
+            match sys::pidfd_open(pid) {
+                Ok(fd) => fds.push((pid, fd)),
+                Err(e) if e.errno == Errno::ESRCH => {}
+                // Before Linux 5.3: plain kill, with the pid-reuse window
+                // that runc has too (narrowed by the freezer if present).
+                Err(e) if e.errno == Errno::ENOSYS => {
+                    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL) {
+                        Ok(()) | Err(Errno::ESRCH) => {}
+                        Err(e) => return Err(SysError::new("kill", e).into()),
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // A pid still listed now belongs to the process its pidfd names
+        // (a live pid is unique), or that process is gone and the signal
+        // fails with ESRCH.
+        let now = self.pids()?;
+        for (pid, fd) in &fds {
+            if now.binary_search(pid).is_ok() {
+                match sys::pidfd_send_signal(fd, libc::SIGKILL) {
+                    Ok(()) => {}
+                    Err(e) if e.errno == Errno::ESRCH => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// rmdir the created directories, deepest first, in every hierarchy.
+    /// ENOENT is success. A created parent that is busy holds a cgroup
+    /// someone else made meanwhile: it is left alone. Errors on leaves do
+    /// not stop the other hierarchies; the first one is returned.
+    fn remove_created(&self) -> Result<(), CgroupError> {
+        let mut first_err = None;
+        for dir in self.created.iter().rev() {
+            let leaf = self.dirs.contains(dir);
+            if let Err(e) = rmdir_retry(dir, leaf) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), |e| Err(e.into()))
+    }
+}
+
+/// Ask the v1 freezer to freeze and wait (bounded) until it has; true if
+/// the freeze was requested, so the caller thaws again.
+fn freeze(state: &Path) -> bool {
+    if write_file(state, b"FROZEN").is_err() {
+        return false;
+    }
+    let deadline = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < deadline {
+        match std::fs::read(state) {
+            Ok(s) if s.trim_ascii() == b"FROZEN" => break,
+            Ok(_) => std::thread::sleep(Duration::from_millis(1)),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
+fn rmdir_retry(dir: &Path, leaf: bool) -> Result<(), SysError> {
+    let deadline = Instant::now() + RMDIR_WAIT;
+    loop {
+        let errno = match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) => sys::io_errno(&e),
+        };
+        match errno {
+            Errno::ENOENT => return Ok(()),
+            Errno::EBUSY | Errno::ENOTEMPTY if !leaf => return Ok(()),
+            Errno::EBUSY if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            _ => return Err(SysError::at("rmdir", dir, errno)),
+        }
+    }
+}
+
+/// mkdir -p of `rel` below the hierarchy's mount, recording each directory
+/// this call made; returns the leaf. On v1 cpuset, each new level gets the
+/// parent's cpus and mems, without which it could not take tasks.
+fn make_dirs(h: &Hierarchy, rel: &str, created: &mut Vec<PathBuf>) -> Result<PathBuf, CgroupError> {
+    let cpuset_files = match &h.kind {
+        Kind::V1 { noprefix, .. } if h.has_controller("cpuset") => Some(if *noprefix {
+            ["cpus", "mems"]
+        } else {
+            ["cpuset.cpus", "cpuset.mems"]
+        }),
+        _ => None,
+    };
+    let mut dir = h.mount.clone();
+    let mut components = rel.split('/').peekable();
+    while let Some(component) = components.next() {
+        dir.push(component);
+        match nix::unistd::mkdir(&dir, Mode::from_bits_truncate(0o755)) {
+            Ok(()) => {
+                created.push(dir.clone());
+                if let Some(files) = cpuset_files {
+                    copy_cpuset(&dir, files)?;
+                }
+                if h.kind == Kind::V2 && components.peek().is_some() {
+                    delegate_controllers(&dir)?;
+                }
+            }
+            Err(Errno::EEXIST) => {}
+            Err(e) => return Err(SysError::at("mkdir", &dir, e).into()),
+        }
+    }
+    Ok(dir)
+}
+
+/// On v2, a controller reaches a child only if its parent lists it in
+/// cgroup.subtree_control. For an intermediate level capsa made, pass on
+/// everything it received, so the leaf can take the limits that its
+/// nearest pre-existing ancestor allows. Pre-existing levels are not ours
+/// to change.
+fn delegate_controllers(dir: &Path) -> Result<(), CgroupError> {
+    let from = dir.join("cgroup.controllers");
+    let available = std::fs::read_to_string(&from).ctx_at("read", &from)?;
+    let mut enable = String::with_capacity(available.len() * 2);
+    for c in available.split_ascii_whitespace() {
+        enable.push('+');
+        enable.push_str(c);
+        enable.push(' ');
+    }
+    if !enable.is_empty() {
+        write_file(
+            &dir.join("cgroup.subtree_control"),
+            enable.trim_end().as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+fn copy_cpuset(dir: &Path, files: [&'static str; 2]) -> Result<(), CgroupError> {
+    let parent = dir.parent().unwrap_or(dir);
+    for file in files {
+        let from = parent.join(file);
+        let value = std::fs::read(&from).ctx_at("read", &from)?;
+        if value.trim_ascii().is_empty() {
+            return Err(CgroupError::CpusetEmpty {
+                dir: dir.to_owned(),
+                parent: parent.to_owned(),
+                file,
+            });
+        }
+        write_file(&dir.join(file), &value)?;
+    }
+    Ok(())
+}
+
+/// Write a cgroup control file in one write(2), without creating it.
+fn write_file(path: &Path, data: &[u8]) -> Result<(), SysError> {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(data))
+        .ctx_at("write", path)
+}
+
+/// The cgroup path below each hierarchy's mount, without a leading '/':
+/// `cgroups_path` if given, else the id. Rejects what could escape the
+/// hierarchy or name its root.
+pub fn relative_path<'a>(
+    cgroups_path: Option<&'a str>,
+    id: &'a str,
+) -> Result<&'a str, CgroupError> {
+    let Some(path) = cgroups_path else {
+        if id.is_empty() || id == "." || id == ".." || id.contains(['/', '\0']) {
+            return Err(CgroupError::Id(id.to_owned()));
+        }
+        return Ok(id);
+    };
+    let bad = |why: &str| Err(CgroupError::Path(format!("{path:?} {why}")));
+    if path.contains('\0') {
+        return bad("contains a NUL byte");
+    }
+    if path.contains(':') {
+        return bad(
+            "looks like the systemd form slice:prefix:name, which needs the systemd cgroup driver; give a cgroupfs path such as /a/b",
+        );
+    }
+    let rel = path.strip_prefix('/').unwrap_or(path);
+    if rel.is_empty() {
+        return bad("names the root cgroup; the container needs a cgroup of its own");
+    }
+    for component in rel.split('/') {
+        match component {
+            "" => return bad("has an empty component (\"//\" or a trailing \"/\")"),
+            "." | ".." => return bad("has a \".\" or \"..\" component"),
+            _ => {}
+        }
+    }
+    Ok(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroups_path_forms() {
+        let ok = [
+            (Some("/a/b"), "id", "a/b"),
+            (Some("a/b"), "id", "a/b"),
+            (Some("/x"), "id", "x"),
+            (Some("..a/b.c/..."), "id", "..a/b.c/..."),
+            (None, "my-ctr", "my-ctr"),
+        ];
+        for (path, id, want) in ok {
+            assert_eq!(relative_path(path, id).ok(), Some(want), "{path:?} {id}");
+        }
+    }
+
+    #[test]
+    fn cgroups_path_rejected() {
+        let bad = [
+            ("", "root cgroup"),
+            ("/", "root cgroup"),
+            ("/a/../b", "\"..\""),
+            ("..", "\"..\""),
+            ("/a/./b", "\".\""),
+            ("/a//b", "empty component"),
+            ("/a/b/", "empty component"),
+            ("//a", "empty component"),
+            ("/a\0b", "NUL"),
+            ("system.slice:capsa:ctr", "systemd"),
+        ];
+        for (path, want) in bad {
+            let msg = relative_path(Some(path), "id")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(msg.starts_with("linux.cgroupsPath: "), "{path:?}: {msg}");
+            assert!(msg.contains(want), "{path:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn bad_ids_rejected() {
+        for id in ["", ".", "..", "a/b", "a\0"] {
+            assert!(
+                matches!(relative_path(None, id), Err(CgroupError::Id(_))),
+                "{id:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn state_round_trip() {
+        let cg = Cgroup {
+            dirs: vec![
+                "/sys/fs/cgroup/cpu/x".into(),
+                "/sys/fs/cgroup/unified/x".into(),
+            ],
+            created: vec!["/sys/fs/cgroup/cpu/x".into()],
+            unified: Some("/sys/fs/cgroup/unified/x".into()),
+        };
+        let json = serde_json::to_string(&cg).unwrap_or_default();
+        let back: Cgroup = serde_json::from_str(&json).unwrap_or_default();
+        assert_eq!(back.dirs, cg.dirs);
+        assert_eq!(back.created, cg.created);
+        assert_eq!(back.unified, cg.unified);
     }
 }

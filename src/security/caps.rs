@@ -167,6 +167,7 @@ mod tests {
         let c = LinuxCapabilitiesBuilder::default()
             .bounding(set.clone())
             .effective(set)
+            .ambient(Capabilities::new())
             .build()
             .unwrap();
         let m = CapSets::from_spec(Some(&c)).unwrap();
