@@ -7,9 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-[ "$(id -u)" = 0 ] || { echo "demo: run as root (it creates a real container)" >&2; exit 1; }
-[ -d /root/.cargo/bin ] && PATH=/root/.cargo/bin:$PATH
-command -v cargo >/dev/null || { echo "demo: cargo not found (install Rust with rustup)" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+need_root demo
+cargo_on_path demo
 
 # What the demo needs from Debian, installed only if missing.
 missing=()
@@ -25,7 +26,7 @@ fi
 
 echo "== cargo build --release"
 cargo build --release
-capsa=$PWD/target/release/capsa
+capsa=$(capsa_bin)
 
 work=$(mktemp -d /var/tmp/capsa-demo.XXXXXX)
 root=$work/state # capsa's --root: keeps the demo's state apart from anything else
