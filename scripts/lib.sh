@@ -15,6 +15,10 @@ cargo_on_path() {
 # capsa_bin: the newest release binary. .cargo/config.toml may set a build target,
 # which puts it in target/<triple>/release instead of target/release.
 capsa_bin() {
-  # shellcheck disable=SC2012 # fixed, known paths
-  ls -t "$PWD"/target/release/capsa "$PWD"/target/*/release/capsa 2>/dev/null | head -n 1
+  local f newest=
+  for f in "$PWD"/target/release/capsa "$PWD"/target/*/release/capsa; do
+    if [ -x "$f" ] && { [ -z "$newest" ] || [ "$f" -nt "$newest" ]; }; then newest=$f; fi
+  done
+  [ -n "$newest" ] || { echo "no target/*/release/capsa: build it first" >&2; return 1; }
+  printf '%s\n' "$newest"
 }

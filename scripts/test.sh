@@ -23,6 +23,7 @@ cargo_on_path test
 
 summary=()
 failed=0
+trap 'echo "test.sh: stopped by a failing command at line $LINENO" >&2' ERR
 section() { printf '\n======== %s ========\n' "$*"; }
 # run_part NAME CMD...: runs one part, records PASS/FAIL and its duration.
 run_part() {
