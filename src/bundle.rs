@@ -30,6 +30,17 @@ fn invalid(field: impl Into<String>, msg: impl Into<String>) -> BundleError {
     }
 }
 
+/// The hook kinds of runtime-spec config.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
+}
+
 /// A namespace to join by path.
 #[derive(Debug, Clone)]
 pub struct Join {
@@ -56,10 +67,54 @@ pub struct Bundle {
     pub userns: bool,
     pub uid_map: String,
     pub gid_map: String,
+    /// The workload process, prepared for the init.
+    pub plan: ProcessPlan,
+}
+
+/// A process to start in a container (config.json's `process`, or an
+/// `exec`'s), checked and converted before any fork.
+#[derive(Debug, Clone)]
+pub struct ProcessPlan {
     /// process.args and process.env as C strings (checked for NUL here).
     pub args: Vec<CString>,
     pub env: Vec<CString>,
     pub caps: CapSets,
+}
+
+impl ProcessPlan {
+    /// Validate `process` (field names under `prefix`, e.g. "process").
+    pub fn new(
+        process: &oci_spec::runtime::Process,
+        prefix: &str,
+    ) -> Result<ProcessPlan, BundleError> {
+        let args = process
+            .args()
+            .as_ref()
+            .filter(|a| !a.is_empty())
+            .ok_or_else(|| invalid(format!("{prefix}.args"), "args must not be empty"))?;
+        let args = to_cstrings(args, &format!("{prefix}.args"))?;
+        let env = to_cstrings(
+            process.env().as_deref().unwrap_or(&[]),
+            &format!("{prefix}.env"),
+        )?;
+        if !process.cwd().is_absolute() {
+            return Err(invalid(
+                format!("{prefix}.cwd"),
+                "cwd must be an absolute path",
+            ));
+        }
+        for (i, r) in process.rlimits().iter().flatten().enumerate() {
+            if r.soft() > r.hard() {
+                return Err(invalid(
+                    format!("{prefix}.rlimits[{i}]"),
+                    format!("soft limit {} is above hard limit {}", r.soft(), r.hard()),
+                ));
+            }
+        }
+        let caps = CapSets::from_spec(process.capabilities().as_ref())
+            .map_err(|msg| invalid(format!("{prefix}.capabilities"), msg))?;
+        Ok(ProcessPlan { args, env, caps })
+    }
 }
 
 impl Bundle {
@@ -69,6 +124,12 @@ impl Bundle {
             path: dir.to_path_buf(),
             msg: e.to_string().to_lowercase(),
         })?;
+        let spec = Self::read_spec(&dir)?;
+        Self::from_spec(dir, spec)
+    }
+
+    /// Parse `dir/config.json` (no validation).
+    pub fn read_spec(dir: &Path) -> Result<Spec, BundleError> {
         let cfg = dir.join("config.json");
         let data = fs::read(&cfg).map_err(|e| BundleError::Parse {
             path: cfg.clone(),
@@ -87,7 +148,7 @@ impl Bundle {
                 },
             }
         })?;
-        Self::from_spec(dir, spec)
+        Ok(spec)
     }
 
     /// Validate a parsed spec for a bundle at `dir` (absolute).
@@ -118,26 +179,7 @@ impl Bundle {
             .process()
             .as_ref()
             .ok_or_else(|| invalid("process", "process must be set"))?;
-        let args = process
-            .args()
-            .as_ref()
-            .filter(|a| !a.is_empty())
-            .ok_or_else(|| invalid("process.args", "args must not be empty"))?;
-        let args = to_cstrings(args, "process.args")?;
-        let env = to_cstrings(process.env().as_deref().unwrap_or(&[]), "process.env")?;
-        if !process.cwd().is_absolute() {
-            return Err(invalid("process.cwd", "cwd must be an absolute path"));
-        }
-        for (i, r) in process.rlimits().iter().flatten().enumerate() {
-            if r.soft() > r.hard() {
-                return Err(invalid(
-                    format!("process.rlimits[{i}]"),
-                    format!("soft limit {} is above hard limit {}", r.soft(), r.hard()),
-                ));
-            }
-        }
-        let caps = CapSets::from_spec(process.capabilities().as_ref())
-            .map_err(|msg| invalid("process.capabilities", msg))?;
+        let plan = ProcessPlan::new(process, "process")?;
 
         let linux = spec
             .linux()
@@ -235,7 +277,7 @@ impl Bundle {
                 .map_err(|m| invalid(format!("linux.sysctl.{key}"), m))?;
         }
 
-        Ok(Bundle {
+        let bundle = Bundle {
             dir,
             rootfs,
             new_ns,
@@ -243,11 +285,33 @@ impl Bundle {
             userns,
             uid_map,
             gid_map,
-            args,
-            env,
-            caps,
+            plan,
             spec,
-        })
+        };
+        for (kind, name) in [
+            (HookKind::Prestart, "prestart"),
+            (HookKind::CreateRuntime, "createRuntime"),
+            (HookKind::CreateContainer, "createContainer"),
+            (HookKind::StartContainer, "startContainer"),
+            (HookKind::Poststart, "poststart"),
+            (HookKind::Poststop, "poststop"),
+        ] {
+            for (i, h) in bundle.hooks(kind).iter().enumerate() {
+                if !h.path().is_absolute() {
+                    return Err(invalid(
+                        format!("hooks.{name}[{i}].path"),
+                        format!("{} is not an absolute path", h.path().display()),
+                    ));
+                }
+                if h.timeout().is_some_and(|t| t <= 0) {
+                    return Err(invalid(
+                        format!("hooks.{name}[{i}].timeout"),
+                        "timeout must be greater than zero",
+                    ));
+                }
+            }
+        }
+        Ok(bundle)
     }
 
     /// The `process` section (validated present).
@@ -257,6 +321,36 @@ impl Bundle {
             .process()
             .as_ref()
             .expect("validated: process is set")
+    }
+
+    /// The hooks of one kind (empty if none). prestart is deprecated but
+    /// still honoured, as runc does.
+    #[allow(deprecated)]
+    pub fn hooks(&self, kind: HookKind) -> &[oci_spec::runtime::Hook] {
+        let Some(h) = self.spec.hooks().as_ref() else {
+            return &[];
+        };
+        let v = match kind {
+            HookKind::Prestart => h.prestart(),
+            HookKind::CreateRuntime => h.create_runtime(),
+            HookKind::CreateContainer => h.create_container(),
+            HookKind::StartContainer => h.start_container(),
+            HookKind::Poststart => h.poststart(),
+            HookKind::Poststop => h.poststop(),
+        };
+        v.as_deref().unwrap_or(&[])
+    }
+
+    /// Whether the init must stop before its root switch for hooks.
+    pub fn init_needs_hooks(&self) -> bool {
+        [
+            HookKind::Prestart,
+            HookKind::CreateRuntime,
+            HookKind::CreateContainer,
+            HookKind::StartContainer,
+        ]
+        .iter()
+        .any(|k| !self.hooks(*k).is_empty())
     }
 
     /// The `linux` section (validated present).

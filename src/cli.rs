@@ -6,11 +6,15 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "capsa", version = version_text(), about = "An OCI container runtime", disable_version_flag = true)]
+#[command(
+    name = "capsa",
+    about = "An OCI container runtime",
+    disable_version_flag = true
+)]
 pub struct Cli {
-    /// Print the version.
-    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
-    pub version: Option<bool>,
+    /// Print the version (runc's format: engines parse it).
+    #[arg(short = 'v', long = "version")]
+    pub version: bool,
     /// Root directory for container state.
     #[arg(long, global = true, default_value = "/run/capsa")]
     pub root: PathBuf,
@@ -32,13 +36,29 @@ pub struct Cli {
     /// criu binary (checkpoint/restore); accepted for runc compatibility.
     #[arg(long, global = true, hide = true)]
     pub criu: Option<String>,
+    /// Cgroup manager: cgroupfs (default), systemd (not supported), or
+    /// disabled (no cgroup is created; podman passes this).
+    #[arg(long = "cgroup-manager", global = true, value_enum)]
+    pub cgroup_manager: Option<CgroupManager>,
     #[command(subcommand)]
-    pub cmd: Cmd,
+    pub cmd: Option<Cmd>,
 }
 
-fn version_text() -> &'static str {
-    concat!(env!("CARGO_PKG_VERSION"), "\nspec: 1.3.0")
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupManager {
+    Cgroupfs,
+    Systemd,
+    Disabled,
 }
+
+/// `runc --version`'s shape: "NAME version X", then "commit:", "spec:".
+pub const VERSION_TEXT: &str = concat!(
+    "capsa version ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("CARGO_PKG_VERSION"),
+    "\nspec: 1.3.0"
+);
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -133,7 +153,69 @@ pub enum Cmd {
     },
     /// Print the features this runtime implements (runtime-spec features.md).
     Features,
+    /// Run a new process inside a running container.
+    Exec(Box<ExecArgs>),
     /// Not implemented yet; refused with a clear error.
     #[command(external_subcommand)]
     Other(Vec<String>),
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    /// Path to a runtime-spec process.json ("-" for stdin).
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-TTY.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Unix socket to send the pty master to.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE).
+    #[arg(short = 'e', long)]
+    pub env: Vec<String>,
+    /// UID[:GID] to run as.
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Additional gids.
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the bounding, effective and permitted sets.
+    #[arg(short = 'c', long)]
+    pub cap: Vec<String>,
+    /// Set no_new_privs.
+    #[arg(long = "no-new-privs")]
+    pub no_new_privs: bool,
+    /// AppArmor profile (no AppArmor support in capsa yet: refused).
+    #[arg(short = 'a', long)]
+    pub apparmor: Option<String>,
+    /// SELinux process label (no SELinux support in capsa yet: refused).
+    #[arg(short = 'l', long = "process-label")]
+    pub process_label: Option<String>,
+    /// Detach from the process.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Write the process's pid here.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Pass N extra fds (3 .. 3+N-1).
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Allow exec in a paused container.
+    #[arg(long = "ignore-paused")]
+    pub ignore_paused: bool,
+    /// Sub-cgroup to run the process in (not supported yet: refused).
+    #[arg(long)]
+    pub cgroup: Vec<String>,
+    /// Send a pidfd of the process to this socket (not supported yet).
+    #[arg(long = "pidfd-socket")]
+    pub pidfd_socket: Option<PathBuf>,
+    /// Container id.
+    pub id: String,
+    /// Command and arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }

@@ -6,6 +6,7 @@ pub mod cgroups;
 pub mod console;
 pub mod error;
 pub mod features;
+pub mod hooks;
 pub mod log;
 pub mod namespaces;
 pub mod process;
@@ -19,4 +20,4 @@ pub mod sys;
 
 pub use error::{Error, Result};
 pub use oci_spec;
-pub use runtime::{CreateOptions, Runtime};
+pub use runtime::{CreateOptions, ExecOptions, Runtime};

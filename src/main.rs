@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use capsa::log::{Format, Logger};
 use capsa::{CreateOptions, Error, Runtime};
 use clap::Parser;
-use cli::{Cli, Cmd, CreateArgs, ListFormat, LogFormat};
+use cli::{CgroupManager, Cli, Cmd, CreateArgs, ExecArgs, ListFormat, LogFormat};
 
 fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
     if a.pidfd_socket.is_some() {
@@ -23,6 +23,42 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
     })
+}
+
+fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
+    if a.apparmor.is_some() {
+        return Err(Error::Unsupported(
+            "exec --apparmor (no AppArmor on this host)".into(),
+        ));
+    }
+    if a.process_label.is_some() {
+        return Err(Error::Unsupported(
+            "exec --process-label (no SELinux on this host)".into(),
+        ));
+    }
+    if !a.cgroup.is_empty() {
+        return Err(Error::Unsupported("exec --cgroup".into()));
+    }
+    if a.pidfd_socket.is_some() {
+        return Err(Error::Unsupported("--pidfd-socket".into()));
+    }
+    let opts = capsa::ExecOptions {
+        process: a.process,
+        args: a.command,
+        tty: a.tty,
+        console_socket: a.console_socket,
+        cwd: a.cwd,
+        env: a.env,
+        user: a.user,
+        additional_gids: a.additional_gids,
+        caps: a.cap,
+        no_new_privs: a.no_new_privs,
+        detach: a.detach,
+        pid_file: a.pid_file,
+        preserve_fds: a.preserve_fds,
+        ignore_paused: a.ignore_paused,
+    };
+    Ok((a.id, opts))
 }
 
 /// runc's signal syntax: a number, or a name with or without "SIG", any case.
@@ -42,12 +78,19 @@ fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, Error> {
 }
 
 fn run(cli: Cli) -> Result<i32, Error> {
-    if cli.systemd_cgroup {
+    let Some(cmd) = cli.cmd else {
+        if cli.version {
+            println!("{}", cli::VERSION_TEXT);
+            return Ok(0);
+        }
+        return Err(Error::Usage("no command given (see capsa --help)".into()));
+    };
+    if cli.systemd_cgroup || cli.cgroup_manager == Some(CgroupManager::Systemd) {
         return Err(Error::Unsupported(
             "--systemd-cgroup (systemd cgroup driver; this host has no systemd)".into(),
         ));
     }
-    let spec_cmd = matches!(cli.cmd, Cmd::Spec { .. });
+    let spec_cmd = matches!(cmd, Cmd::Spec { .. });
     match cli.rootless.as_deref() {
         None | Some("false") | Some("auto") => {}
         Some("true") if spec_cmd => {}
@@ -58,9 +101,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
             )));
         }
     }
-    let rt = Runtime::new(&cli.root);
+    let mut rt = Runtime::new(&cli.root);
+    rt.no_cgroups = cli.cgroup_manager == Some(CgroupManager::Disabled);
     let out = &mut std::io::stdout().lock();
-    match cli.cmd {
+    match cmd {
         Cmd::Create(a) => rt.create(&a.id, &create_options(&a)?).map(|_| 0),
         Cmd::Start { id } => rt.start(&id).map(|_| 0),
         Cmd::Run {
@@ -73,6 +117,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 return Err(Error::Unsupported("run --keep".into()));
             }
             rt.run(&create.id, &create_options(&create)?, detach)
+        }
+        Cmd::Exec(a) => {
+            let (id, opts) = exec_options(*a)?;
+            rt.exec(&id, &opts)
         }
         Cmd::State { id } => {
             let s = rt.state(&id)?;

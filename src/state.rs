@@ -81,6 +81,11 @@ pub struct State {
     /// Set once `start` released the init (exec.fifo consumed).
     #[serde(default)]
     pub started: bool,
+    /// Hooks run by later commands (`start`, `delete`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststart: Vec<oci_spec::runtime::Hook>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub poststop: Vec<oci_spec::runtime::Hook>,
 }
 
 /// runc's `state` output shape.

@@ -129,9 +129,16 @@ pub const CLONE_INTO_CGROUP: u64 = 0x200000000;
 /// The caller must be single-threaded (capsa starts no threads), and the child
 /// must end in execve or _exit without unwinding into the caller's frames.
 pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> SysResult<libc::pid_t> {
+    // With CLONE_PARENT the child inherits our exit signal (clone3 refuses
+    // one): it is the caller's sibling, reported to the caller's parent.
+    let exit_signal = if flags & libc::CLONE_PARENT as u64 != 0 {
+        0
+    } else {
+        libc::SIGCHLD as u64
+    };
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        exit_signal,
         ..Default::default()
     };
     if let Some(fd) = cgroup_fd {
@@ -158,7 +165,7 @@ pub fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> SysResult<libc::pid_t> {
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_clone,
-                (flags | libc::SIGCHLD as u64) as libc::c_ulong,
+                (flags | exit_signal) as libc::c_ulong,
                 0usize,
                 0usize,
                 0usize,

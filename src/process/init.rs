@@ -3,23 +3,23 @@
 //! in execve, or sends its error to the parent and _exits.
 
 use std::convert::Infallible;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::fd::{OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::stat::Mode;
 
+use super::finalize;
 use super::sync::{Channel, Msg};
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, HookKind};
 use crate::console::{self, ConsoleError};
+use crate::hooks::{self, HookError};
 use crate::namespaces::NamespaceError;
 use crate::rootfs::{self, RootfsError, RootfsOptions};
-use crate::security::{self, SecurityError, caps};
+use crate::security::{self, SecurityError};
 use crate::sys::{self, Ctx, SysError};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,8 @@ pub enum InitError {
     Console(#[from] ConsoleError),
     #[error("{0}")]
     Security(#[from] SecurityError),
+    #[error("{0}")]
+    Hook(#[from] HookError),
     #[error("{field}: {source}")]
     Field { field: String, source: SysError },
     /// Executable look-up failures, in runc's words (engines match on them).
@@ -125,6 +127,24 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         join_session_keyring(a.id)?;
     }
 
+    // Hooks that must run before the root switch; the parent tells us our
+    // pid in its namespace for the state JSON.
+    let mut host_pid = 0;
+    if b.init_needs_hooks() {
+        chan.send(&Msg::HooksRequest)?;
+        match chan.recv()? {
+            Msg::HooksDone(p) => host_pid = p,
+            m => return Err(super::sync::SyncError::Unexpected(m).into()),
+        }
+        let annotations = b.spec.annotations().clone().unwrap_or_default();
+        let state = hooks::state_json(a.id, "creating", host_pid, &b.dir, &annotations);
+        hooks::run(
+            "createContainer",
+            b.hooks(HookKind::CreateContainer),
+            &state,
+        )?;
+    }
+
     rootfs::setup(&RootfsOptions {
         spec: &b.spec,
         rootfs: &b.rootfs,
@@ -160,36 +180,12 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
             })?;
     }
     security::set_oom_score_adj(process)?;
-    security::set_rlimits(process)?;
-
     let cwd = process.cwd();
     // runc creates a missing cwd; do it as root, before the user switch.
     if std::fs::symlink_metadata(cwd).is_err() {
         let _ = std::fs::create_dir_all(cwd);
     }
-
-    caps::apply_bounding(&b.caps).map_err(|source| InitError::Field {
-        field: "process.capabilities.bounding".into(),
-        source,
-    })?;
-    security::set_user(process)?;
-    enter_cwd(cwd)?;
-    let exe = lookup(&b.args[0], &b.env)?;
-    security::set_no_new_privs(process)?;
-    caps::apply(&b.caps).map_err(|source| InitError::Field {
-        field: "process.capabilities".into(),
-        source,
-    })?;
-
-    // Nothing but stdio and the --preserve-fds range may reach the workload
-    // (containerd's shim leaks fd 3 into the runtime).
-    let first_closed = 3 + a.preserve_fds;
-    sys::cloexec_fds_from(first_closed)?;
-    for fd in 3..first_closed {
-        // SAFETY: F_SETFD on an integer fd touches only that fd's flags; a
-        // closed fd just yields EBADF.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    }
+    let exe = finalize::prepare(process, &b.plan, a.preserve_fds)?;
 
     prctl(libc::PR_SET_PDEATHSIG, 0, "prctl(PR_SET_PDEATHSIG)")?;
     chan.send(&Msg::Ready)?;
@@ -210,18 +206,30 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
             Err(e) => return Err(SysError::new("open exec.fifo", e).into()),
         }
     };
+    // The fifo stays open (close-on-exec): `start` reads until end-of-file,
+    // which comes with a successful execve; anything written before that is
+    // an error it reports.
     let _ = nix::unistd::write(&fifo, b"0");
-    drop(fifo);
+    if !b.hooks(HookKind::StartContainer).is_empty() {
+        let annotations = b.spec.annotations().clone().unwrap_or_default();
+        let state = hooks::state_json(a.id, "created", host_pid, &b.dir, &annotations);
+        if let Err(e) = hooks::run("startContainer", b.hooks(HookKind::StartContainer), &state) {
+            let _ = nix::unistd::write(&fifo, e.to_string().as_bytes());
+            sys::child_exit(1)
+        }
+    }
     // SAFETY: state_dir is an fd we own in this process; nothing uses it after this.
     unsafe { libc::close(a.state_dir) };
 
-    let err = nix::unistd::execve(&exe, &b.args, &b.env).unwrap_err();
-    // Past `Ready` nobody reads the channel: tell the workload's stderr.
-    eprintln!(
-        "capsa: exec {}: {}",
+    let err = nix::unistd::execve(&exe, &b.plan.args, &b.plan.env).unwrap_err();
+    let msg = format!(
+        "exec {}: {}",
         exe.to_string_lossy(),
         err.desc().to_lowercase()
     );
+    let _ = nix::unistd::write(&fifo, msg.as_bytes());
+    // Past `Ready` nobody reads the channel: tell the workload's stderr too.
+    eprintln!("capsa: {msg}");
     sys::child_exit(if err == Errno::ENOENT { 127 } else { 126 })
 }
 
@@ -250,64 +258,4 @@ fn join_session_keyring(id: &str) -> Result<(), SysError> {
         }
     }
     Ok(())
-}
-
-/// chdir to process.cwd and make sure we really are under the container's
-/// root afterwards: a cwd through a leaked fd (/proc/self/fd/N) would land
-/// outside it (CVE-2024-21626 class), and getcwd then reports it unreachable.
-fn enter_cwd(cwd: &Path) -> Result<(), InitError> {
-    nix::unistd::chdir(cwd)
-        .ctx_at("chdir", cwd)
-        .map_err(|source| InitError::Field {
-            field: "process.cwd".into(),
-            source,
-        })?;
-    match nix::unistd::getcwd() {
-        Ok(p) if p.is_absolute() => Ok(()),
-        _ => Err(InitError::Field {
-            field: "process.cwd".into(),
-            source: SysError::at("cwd is outside the container root", cwd, Errno::EPERM),
-        }),
-    }
-}
-
-/// Find the executable as runc does (Go's exec.LookPath with the container's
-/// PATH), so that create fails with the texts engines map to 126/127.
-fn lookup(arg0: &CStr, env: &[CString]) -> Result<CString, InitError> {
-    let name = Path::new(std::ffi::OsStr::from_bytes(arg0.to_bytes()));
-    let shown = name.display();
-    if arg0.to_bytes().contains(&b'/') {
-        return match std::fs::metadata(name) {
-            Ok(m) if !m.is_dir() && m.permissions().mode() & 0o111 != 0 => Ok(arg0.to_owned()),
-            Ok(_) => Err(InitError::Exec(format!("\"{shown}\": permission denied"))),
-            Err(e) => Err(InitError::Exec(format!(
-                "\"{shown}\": stat {shown}: {}",
-                Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT))
-                    .desc()
-                    .to_lowercase()
-            ))),
-        };
-    }
-    let path = env
-        .iter()
-        .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
-        .unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    let mut denied = false;
-    for dir in path.split(|&c| c == b':') {
-        let dir = if dir.is_empty() { &b"."[..] } else { dir };
-        let cand = Path::new(std::ffi::OsStr::from_bytes(dir)).join(name);
-        if let Ok(m) = std::fs::metadata(&cand) {
-            if !m.is_dir() && m.permissions().mode() & 0o111 != 0 {
-                return CString::new(cand.as_os_str().as_bytes())
-                    .map_err(|_| InitError::Exec(format!("\"{shown}\": invalid path")));
-            }
-            denied = true;
-        }
-    }
-    if denied {
-        return Err(InitError::Exec(format!("\"{shown}\": permission denied")));
-    }
-    Err(InitError::Exec(format!(
-        "\"{shown}\": executable file not found in $PATH"
-    )))
 }

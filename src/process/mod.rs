@@ -2,6 +2,8 @@
 //! namespace must be joined by path), the sync protocol of `sync.rs`, and a
 //! guard that kills whatever was started if anything fails.
 
+pub mod exec;
+pub mod finalize;
 pub mod init;
 pub mod sync;
 
@@ -13,8 +15,9 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, HookKind};
 use crate::cgroups::{Cgroup, CgroupError};
+use crate::hooks;
 use crate::namespaces;
 use crate::sys::{self, Ctx, SysError};
 use init::InitArgs;
@@ -143,11 +146,31 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         }
         pid
     };
-    match parent.recv() {
-        Ok(Msg::Ready) => Ok(init_pid),
-        Ok(Msg::Error { text, .. }) => Err(ProcessError::Init(text)),
-        Ok(m) => Err(SyncError::Unexpected(m).into()),
-        Err(e) => Err(e.into()),
+    loop {
+        match parent.recv()? {
+            Msg::Ready => return Ok(init_pid),
+            Msg::HooksRequest => {
+                // prestart and createRuntime: runtime namespace, before the
+                // init switches root (runtime-spec config.md).
+                let state = hooks::state_json(
+                    o.id,
+                    "creating",
+                    init_pid,
+                    &b.dir,
+                    &b.spec.annotations().clone().unwrap_or_default(),
+                );
+                for (kind, name) in [
+                    (HookKind::Prestart, "prestart"),
+                    (HookKind::CreateRuntime, "createRuntime"),
+                ] {
+                    hooks::run(name, b.hooks(kind), &state)
+                        .map_err(|e| ProcessError::Init(e.to_string()))?;
+                }
+                parent.send(&Msg::HooksDone(init_pid))?;
+            }
+            Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
+            m => return Err(SyncError::Unexpected(m).into()),
+        }
     }
 }
 

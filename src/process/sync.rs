@@ -18,6 +18,11 @@
 //! answers `MapDone`), unshares the rest, then clones the init as the
 //! parent's sibling (CLONE_PARENT), reports `InitPid` and exits. The init
 //! then continues at step 3 without waiting again.
+//!
+//! Hooks: when config.json has prestart/createRuntime/createContainer/
+//! startContainer hooks, the init sends `HooksRequest` before it switches
+//! root; the parent runs prestart + createRuntime (runtime namespace) and
+//! answers `HooksDone(init pid)`; the init then runs createContainer.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -40,6 +45,12 @@ pub enum Msg {
     InitPid(i32),
     /// init -> parent: everything up to exec is done; waiting on exec.fifo.
     Ready,
+    /// init -> parent: about to switch root; run prestart and createRuntime
+    /// hooks now (runtime namespace) and answer `HooksDone`.
+    HooksRequest,
+    /// parent -> init: hooks done; the init's pid in the runtime namespace
+    /// (for the state JSON of the hooks the init runs itself).
+    HooksDone(i32),
     /// init -> parent: a step failed (errno, or 0, and the message).
     Error { errno: i32, text: String },
 }
@@ -53,6 +64,8 @@ impl Msg {
             Msg::InitPid(p) => (4, *p, ""),
             Msg::Ready => (5, 0, ""),
             Msg::Error { errno, text } => (6, *errno, text),
+            Msg::HooksRequest => (7, 0, ""),
+            Msg::HooksDone(p) => (8, *p, ""),
         };
         buf.push(kind);
         buf.extend_from_slice(&val.to_ne_bytes());
@@ -76,6 +89,8 @@ impl Msg {
                 errno: val,
                 text: String::from_utf8_lossy(&rest[4..]).into_owned(),
             },
+            7 => Msg::HooksRequest,
+            8 => Msg::HooksDone(val),
             _ => return None,
         })
     }
@@ -159,6 +174,8 @@ mod tests {
             Msg::MapDone,
             Msg::InitPid(4242),
             Msg::Ready,
+            Msg::HooksRequest,
+            Msg::HooksDone(7),
             Msg::Error {
                 errno: 2,
                 text: "exec: \"x\": executable file not found in $PATH".into(),

@@ -2,6 +2,10 @@
 //! takes the container's lock, derives its status from the kernel, and
 //! follows runc's rules (and error texts) for what is allowed in which state.
 
+mod exec;
+
+pub use exec::ExecOptions;
+
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -12,10 +16,11 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::unistd::mkfifo;
 
-use crate::bundle::Bundle;
+use crate::bundle::{Bundle, HookKind};
 use crate::cgroups::Cgroup;
 use crate::console;
 use crate::error::{Error, Result};
+use crate::hooks;
 use crate::process::{self, ChildGuard, SpawnOpts};
 use crate::state::{self, ContainerDir, State, StateError, Status};
 use crate::sys::{self, Ctx, SysError};
@@ -35,6 +40,8 @@ pub struct CreateOptions {
 #[derive(Debug, Clone)]
 pub struct Runtime {
     pub root: PathBuf,
+    /// `--cgroup-manager disabled`: create no cgroup for new containers.
+    pub no_cgroups: bool,
 }
 
 /// Removes what a create made so far when dropped, unless disarmed.
@@ -71,7 +78,10 @@ pub struct Created {
 
 impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
-        Runtime { root: root.into() }
+        Runtime {
+            root: root.into(),
+            no_cgroups: false,
+        }
     }
 
     /// `create`: set the container up and leave its init waiting for `start`.
@@ -107,7 +117,11 @@ impl Runtime {
             dir: Some(dir.path.clone()),
             cgroup: None,
         };
-        let cgroup = Cgroup::create(cgroups_path.as_deref(), id)?;
+        let cgroup = if self.no_cgroups {
+            Cgroup::default()
+        } else {
+            Cgroup::create(cgroups_path.as_deref(), id)?
+        };
         cleanup.cgroup = Some(cgroup.clone());
 
         let fifo = dir.fifo_path();
@@ -166,6 +180,8 @@ impl Runtime {
             init_start_time: start_time,
             cgroup,
             started: false,
+            poststart: bundle.hooks(HookKind::Poststart).to_vec(),
+            poststop: bundle.hooks(HookKind::Poststop).to_vec(),
         };
         dir.save(&state)?;
         if let Some(pf) = &opts.pid_file {
@@ -200,6 +216,7 @@ impl Runtime {
         release(&dir, &st)?;
         st.started = true;
         dir.save(&st)?;
+        run_poststart(&st);
         Ok(())
     }
 
@@ -235,6 +252,7 @@ impl Runtime {
         }
         state.started = true;
         dir.save(&state)?;
+        run_poststart(&state);
         // Others (kill, state) may now work on the container while it runs.
         drop(dir);
         let code = signals.wait_for(state.pid, proxy);
@@ -297,6 +315,13 @@ impl Runtime {
         }
         st.cgroup.destroy()?;
         dir.remove()?;
+        if !st.poststop.is_empty() {
+            let json = hooks::state_json(id, "stopped", 0, &st.bundle, &st.annotations);
+            // poststop failures are logged, not fatal (runtime-spec, runc).
+            if let Err(e) = hooks::run("poststop", &st.poststop, &json) {
+                eprintln!("capsa: warning: {e}");
+            }
+        }
         Ok(())
     }
 
@@ -316,13 +341,25 @@ impl Runtime {
     }
 }
 
-fn absolute(p: &Path) -> PathBuf {
+pub(crate) fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
         std::env::current_dir()
             .map(|d| d.join(p))
             .unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+/// poststart hooks, in the runtime namespace after the workload started;
+/// a failure is logged, not fatal (runtime-spec, runc).
+fn run_poststart(st: &State) {
+    if st.poststart.is_empty() {
+        return;
+    }
+    let json = hooks::state_json(&st.id, "running", st.pid, &st.bundle, &st.annotations);
+    if let Err(e) = hooks::run("poststart", &st.poststart, &json) {
+        eprintln!("capsa: warning: {e}");
     }
 }
 
@@ -352,7 +389,10 @@ fn release(dir: &ContainerDir, st: &State) -> Result<()> {
         if fifo_ready {
             let mut b = [0u8; 1];
             match nix::unistd::read(&fifo, &mut b) {
-                Ok(1) => break,
+                Ok(1) => {
+                    wait_exec(&fifo, &path)?;
+                    break;
+                }
                 Ok(_) => {}
                 Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
                 Err(e) => return Err(SysError::at("read", &path, e).into()),
@@ -366,6 +406,31 @@ fn release(dir: &ContainerDir, st: &State) -> Result<()> {
     }
     std::fs::remove_file(&path).ctx_at("remove", &path)?;
     Ok(())
+}
+
+/// After the release byte, the init keeps the fifo open until its execve
+/// closes it: end-of-file is success; text before it is the init's error
+/// (a failed startContainer hook, or execve itself).
+fn wait_exec(fifo: &OwnedFd, path: &Path) -> Result<()> {
+    let mut msg = Vec::new();
+    let mut buf = [0u8; 512];
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(SysError::at("poll", path, e).into()),
+        }
+        match nix::unistd::read(fifo, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => msg.extend_from_slice(&buf[..n]),
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SysError::at("read", path, e).into()),
+        }
+    }
+    if msg.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Lifecycle(String::from_utf8_lossy(&msg).into_owned()))
 }
 
 /// Signal exactly the container's init: a pidfd, checked against the

@@ -1,0 +1,115 @@
+//! OCI hooks: each runs as a child with the container's state JSON on its
+//! stdin, its own args (args[0] is argv[0]) and env, and an optional
+//! timeout in seconds. Which process runs which hook, and when, is decided
+//! by the callers (see runtime-spec config.md "POSIX-platform Hooks"):
+//! prestart + createRuntime by the parent, createContainer and
+//! startContainer by the init, poststart by `start`, poststop by `delete`.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use oci_spec::runtime::Hook;
+
+use crate::sys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("error running {kind} hook #{index} ({path}): {msg}")]
+    Failed {
+        kind: &'static str,
+        index: usize,
+        path: String,
+        msg: String,
+    },
+}
+
+/// Run `hooks` in order, stopping at the first failure.
+pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
+    for (index, h) in hooks.iter().enumerate() {
+        run_one(h, state_json).map_err(|msg| HookError::Failed {
+            kind,
+            index,
+            path: h.path().display().to_string(),
+            msg,
+        })?;
+    }
+    Ok(())
+}
+
+fn run_one(h: &Hook, state_json: &[u8]) -> Result<(), String> {
+    let mut cmd = Command::new(h.path());
+    if let Some((first, rest)) = h.args().as_deref().and_then(|a| a.split_first()) {
+        cmd.arg0(first);
+        cmd.args(rest);
+    }
+    cmd.env_clear();
+    for kv in h.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| e.to_string().to_lowercase())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is not an error (EPIPE).
+        let _ = stdin.write_all(state_json);
+    }
+    if let Some(secs) = h.timeout() {
+        if secs <= 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("timeout must be positive, got {secs}"));
+        }
+        let pidfd = sys::pidfd_open(child.id() as i32).map_err(|e| e.to_string())?;
+        let ms = secs.saturating_mul(1000).min(i64::from(i32::MAX)) as i32;
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        let ready = poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        )
+        .unwrap_or(0);
+        if ready == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("timed out after {secs}s"));
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{}, stdout: {}, stderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        String::from_utf8_lossy(&out.stderr).trim_end()
+    ))
+}
+
+/// The state JSON hooks receive (runtime.md "State").
+pub fn state_json(
+    id: &str,
+    status: &str,
+    pid: i32,
+    bundle: &std::path::Path,
+    annotations: &std::collections::HashMap<String, String>,
+) -> Vec<u8> {
+    let mut v = serde_json::json!({
+        "ociVersion": crate::state::OCI_VERSION,
+        "id": id,
+        "status": status,
+        "bundle": bundle,
+    });
+    if pid > 0 {
+        v["pid"] = pid.into();
+    }
+    if !annotations.is_empty() {
+        v["annotations"] = serde_json::json!(annotations);
+    }
+    serde_json::to_vec(&v).unwrap_or_default()
+}

@@ -1,0 +1,187 @@
+//! Parent side of `exec`: a stage-1 child joins every namespace of the
+//! container's init (the user namespace first, the mount namespace last) and
+//! clones the new process as our sibling, so that it really is inside the
+//! pid and time namespaces; the process then runs the same pre-exec steps as
+//! an init (finalize.rs) and execs.
+//!
+//! | step | parent (`capsa exec`)         | stage 1                | process                  |
+//! |------|-------------------------------|------------------------|--------------------------|
+//! | 1    | clone3([cgroup fd])           | waits for `Continue`   |                          |
+//! | 2    | cgroup add_pid; `Continue` -> | setns x N; clone3      |                          |
+//! | 3    | <- `InitPid`, reap stage 1    | _exit                  | console, finalize        |
+//! | 4    | <- `Ready`                    |                        | execve                   |
+//! | 5    | EOF = exec succeeded          |                        | (or `Error`, _exit)      |
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+use nix::sched::{CloneFlags, setns};
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::Process;
+
+use super::finalize;
+use super::init::InitError;
+use super::sync::{Channel, Msg, SyncError};
+use super::{ChildGuard, ProcessError};
+use crate::bundle::ProcessPlan;
+use crate::cgroups::Cgroup;
+use crate::console;
+use crate::sys::{self, Ctx, SysError};
+
+/// Namespaces in the order they are joined: user first (it owns the
+/// others), mount last (joining it changes how paths resolve).
+const NAMESPACES: [(&str, CloneFlags); 8] = [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("pid", CloneFlags::CLONE_NEWPID),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
+/// Open the namespaces of `pid` that differ from ours.
+fn namespaces_of(pid: i32) -> Result<Vec<(File, CloneFlags)>, SysError> {
+    let mut out = Vec::with_capacity(NAMESPACES.len());
+    for (name, flag) in NAMESPACES {
+        let theirs = format!("/proc/{pid}/ns/{name}");
+        let f = match File::open(&theirs) {
+            Ok(f) => f,
+            // A kernel without that namespace type.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(SysError::io("open", theirs, &e)),
+        };
+        let ours = std::fs::metadata(format!("/proc/self/ns/{name}"));
+        let theirs_meta = f.metadata().ctx_at("stat", std::path::Path::new(&theirs))?;
+        if ours.is_ok_and(|m| m.ino() == theirs_meta.ino() && m.dev() == theirs_meta.dev()) {
+            continue;
+        }
+        out.push((f, flag));
+    }
+    Ok(out)
+}
+
+pub struct ExecSpawn<'a> {
+    pub init_pid: i32,
+    pub process: &'a Process,
+    pub plan: &'a ProcessPlan,
+    pub cgroup: &'a Cgroup,
+    pub console: Option<OwnedFd>,
+    pub preserve_fds: i32,
+}
+
+/// Start the process and return its pid once execve succeeded.
+pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> {
+    let ns = namespaces_of(o.init_pid)?;
+    let (parent, child) = super::sync::pair()?;
+    let cg_fd = o.cgroup.clone_into_fd();
+    let (stage, in_unified) = match sys::clone3(0, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
+        Ok(pid) => (pid, cg_fd.is_some()),
+        Err(_) if cg_fd.is_some() => (sys::clone3(0, None)?, false),
+        Err(e) => return Err(e.into()),
+    };
+    if stage == 0 {
+        drop(parent);
+        stage1(&child, &ns, &o)
+    }
+    drop(child);
+    drop(o.console);
+    drop(ns);
+    guard.push(stage);
+    o.cgroup.add_pid(stage, in_unified)?;
+    parent.send(&Msg::Continue)?;
+    let pid = match parent.recv()? {
+        Msg::InitPid(p) => p,
+        Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
+        m => return Err(SyncError::Unexpected(m).into()),
+    };
+    guard.push(pid);
+    let _ = waitpid(Pid::from_raw(stage), None);
+    match parent.recv()? {
+        Msg::Ready => {}
+        Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
+        m => return Err(SyncError::Unexpected(m).into()),
+    }
+    // The channel is close-on-exec: end-of-file means execve succeeded.
+    match parent.recv() {
+        Err(SyncError::Eof) => Ok(pid),
+        Ok(Msg::Error { text, .. }) => Err(ProcessError::Init(text)),
+        Ok(m) => Err(SyncError::Unexpected(m).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn stage1(chan: &Channel, ns: &[(File, CloneFlags)], o: &ExecSpawn) -> ! {
+    let res = (|| -> Result<i32, ProcessError> {
+        chan.expect(Msg::Continue)?;
+        for (f, flag) in ns {
+            setns(f.as_fd(), *flag).ctx("setns")?;
+        }
+        let pid = sys::clone3(libc::CLONE_PARENT as u64, None)?;
+        if pid == 0 {
+            run_process(chan, o)
+        }
+        Ok(pid)
+    })();
+    match res {
+        Ok(pid) => {
+            let _ = chan.send(&Msg::InitPid(pid));
+            sys::child_exit(0)
+        }
+        Err(e) => {
+            let _ = chan.send(&Msg::Error {
+                errno: 0,
+                text: e.to_string(),
+            });
+            sys::child_exit(1)
+        }
+    }
+}
+
+fn run_process(chan: &Channel, o: &ExecSpawn) -> ! {
+    let res = (|| -> Result<std::ffi::CString, InitError> {
+        // Not dumpable until exec (CVE-2019-5736 class), and the signal mask
+        // of a foreground `capsa exec` must not leak into the workload.
+        // SAFETY: prctl with integer arguments only.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&nix::sys::signal::SigSet::empty()),
+            None,
+        )
+        .ctx("sigprocmask")?;
+        if let Some(sock) = &o.console {
+            let sock = sock.try_clone().ctx("dup console socket")?;
+            console::setup_for_exec(sock)?;
+        }
+        finalize::prepare(o.process, o.plan, o.preserve_fds)
+    })();
+    let exe = match res {
+        Ok(exe) => exe,
+        Err(e) => {
+            let _ = chan.send(&Msg::Error {
+                errno: 0,
+                text: e.to_string(),
+            });
+            sys::child_exit(1)
+        }
+    };
+    let _ = chan.send(&Msg::Ready);
+    let err = nix::unistd::execve(&exe, &o.plan.args, &o.plan.env).unwrap_err();
+    let _ = chan.send(&Msg::Error {
+        errno: err as i32,
+        text: format!(
+            "exec {}: {}",
+            exe.to_string_lossy(),
+            err.desc().to_lowercase()
+        ),
+    });
+    sys::child_exit(if err == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    })
+}

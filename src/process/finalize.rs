@@ -1,0 +1,116 @@
+//! The last steps before execve, shared by a container's init and by
+//! `exec`: rlimits, bounding set, user, cwd, executable look-up,
+//! no_new_privs, capabilities, and closing every descriptor the workload
+//! must not inherit.
+
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use nix::errno::Errno;
+use oci_spec::runtime::Process;
+
+use super::init::InitError;
+use crate::bundle::ProcessPlan;
+use crate::security::{self, caps};
+use crate::sys::{self, Ctx, SysError};
+
+/// Apply `process` to the calling process and return the executable to
+/// execve. Order matters: rlimits and the bounding set need privileges the
+/// user switch drops; capabilities are set last, after no_new_privs.
+pub fn prepare(
+    process: &Process,
+    plan: &ProcessPlan,
+    preserve_fds: i32,
+) -> Result<CString, InitError> {
+    security::set_rlimits(process)?;
+    caps::apply_bounding(&plan.caps).map_err(|source| InitError::Field {
+        field: "process.capabilities.bounding".into(),
+        source,
+    })?;
+    security::set_user(process)?;
+    enter_cwd(process.cwd())?;
+    let exe = lookup(&plan.args[0], &plan.env)?;
+    security::set_no_new_privs(process)?;
+    caps::apply(&plan.caps).map_err(|source| InitError::Field {
+        field: "process.capabilities".into(),
+        source,
+    })?;
+    close_inherited_fds(preserve_fds)?;
+    Ok(exe)
+}
+
+/// Nothing but stdio and the --preserve-fds range may reach the workload
+/// (containerd's shim leaks fd 3 into the runtime; a leaked host directory
+/// fd is how CVE-2024-21626 escaped).
+pub fn close_inherited_fds(preserve_fds: i32) -> Result<(), SysError> {
+    let first_closed = 3 + preserve_fds;
+    sys::cloexec_fds_from(first_closed)?;
+    for fd in 3..first_closed {
+        // SAFETY: F_SETFD on an integer fd touches only that fd's flags; a
+        // closed fd just yields EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    Ok(())
+}
+
+/// chdir to process.cwd and make sure we really are under the container's
+/// root afterwards: a cwd through a leaked fd (/proc/self/fd/N) would land
+/// outside it (CVE-2024-21626 class), and getcwd then reports it unreachable.
+pub fn enter_cwd(cwd: &Path) -> Result<(), InitError> {
+    nix::unistd::chdir(cwd)
+        .ctx_at("chdir", cwd)
+        .map_err(|source| InitError::Field {
+            field: "process.cwd".into(),
+            source,
+        })?;
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => Err(InitError::Field {
+            field: "process.cwd".into(),
+            source: SysError::at("cwd is outside the container root", cwd, Errno::EPERM),
+        }),
+    }
+}
+
+/// Find the executable as runc does (Go's exec.LookPath with the container's
+/// PATH), so that create fails with the texts engines map to 126/127.
+pub fn lookup(arg0: &CStr, env: &[CString]) -> Result<CString, InitError> {
+    let name = Path::new(std::ffi::OsStr::from_bytes(arg0.to_bytes()));
+    let shown = name.display();
+    if arg0.to_bytes().contains(&b'/') {
+        return match std::fs::metadata(name) {
+            Ok(m) if !m.is_dir() && m.permissions().mode() & 0o111 != 0 => Ok(arg0.to_owned()),
+            Ok(_) => Err(InitError::Exec(format!("\"{shown}\": permission denied"))),
+            Err(e) => Err(InitError::Exec(format!(
+                "\"{shown}\": stat {shown}: {}",
+                Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT))
+                    .desc()
+                    .to_lowercase()
+            ))),
+        };
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.to_bytes().strip_prefix(b"PATH="))
+        .unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let mut denied = false;
+    for dir in path.split(|&c| c == b':') {
+        let dir = if dir.is_empty() { &b"."[..] } else { dir };
+        let cand = Path::new(std::ffi::OsStr::from_bytes(dir)).join(name);
+        if let Ok(m) = std::fs::metadata(&cand) {
+            if !m.is_dir() && m.permissions().mode() & 0o111 != 0 {
+                return CString::new(cand.as_os_str().as_bytes())
+                    .map_err(|_| InitError::Exec(format!("\"{shown}\": invalid path")));
+            }
+            denied = true;
+        }
+    }
+    if denied {
+        return Err(InitError::Exec(format!("\"{shown}\": permission denied")));
+    }
+    Err(InitError::Exec(format!(
+        "\"{shown}\": executable file not found in $PATH"
+    )))
+}

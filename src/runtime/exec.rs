@@ -1,0 +1,199 @@
+//! `exec`: run another process in a running container, from a runtime-spec
+//! Process JSON (`--process`, as engines pass it) or from runc's flags.
+
+use std::path::PathBuf;
+
+use oci_spec::runtime::{Capability, Process};
+
+use super::Runtime;
+use crate::bundle::{BundleError, ProcessPlan};
+use crate::console;
+use crate::error::{Error, Result};
+use crate::process::ChildGuard;
+use crate::process::exec::{self, ExecSpawn};
+use crate::state::{self, ContainerDir, Status};
+
+/// runc's `exec` flags.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// A runtime-spec Process JSON file ("-" = stdin).
+    pub process: Option<PathBuf>,
+    /// Command and arguments (when no --process).
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub console_socket: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<String>,
+    /// "uid[:gid]".
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+}
+
+fn usage(msg: impl Into<String>) -> Error {
+    Error::Usage(msg.into())
+}
+
+/// The process to run: --process as given, or the container's process with
+/// the flags applied (runc's rules).
+fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
+    if let Some(path) = &o.process {
+        let data = if path.as_os_str() == "-" {
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+                .map_err(|e| usage(format!("reading process JSON from stdin: {e}")))?;
+            v
+        } else {
+            std::fs::read(path).map_err(|e| usage(format!("{}: {e}", path.display())))?
+        };
+        let de = &mut serde_json::Deserializer::from_slice(&data);
+        let p: Process = serde_path_to_error::deserialize(de).map_err(|e| {
+            Error::Bundle(BundleError::Parse {
+                path: path.clone(),
+                msg: format!("{}: {}", e.path(), e.inner()),
+            })
+        })?;
+        return Ok(p);
+    }
+    if o.args.is_empty() {
+        return Err(usage(
+            "exec: no command given (pass one, or --process FILE)",
+        ));
+    }
+    let mut p = base.clone();
+    p.set_args(Some(o.args.clone()));
+    p.set_terminal(Some(o.tty));
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    let mut env = p.env().clone().unwrap_or_default();
+    for e in &o.env {
+        let key = e.split('=').next().unwrap_or(e);
+        env.retain(|old| old.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    p.set_env(Some(env));
+    let mut user = p.user().clone();
+    if let Some(u) = &o.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (u.as_str(), None),
+        };
+        user.set_uid(
+            uid.parse()
+                .map_err(|_| usage(format!("--user: invalid uid {uid:?}")))?,
+        );
+        user.set_gid(match gid {
+            Some(g) => g
+                .parse()
+                .map_err(|_| usage(format!("--user: invalid gid {g:?}")))?,
+            None => 0,
+        });
+    }
+    if !o.additional_gids.is_empty() {
+        user.set_additional_gids(Some(o.additional_gids.clone()));
+    }
+    p.set_user(user);
+    if !o.caps.is_empty() {
+        let mut c = p.capabilities().clone().unwrap_or_default();
+        for name in &o.caps {
+            let cap: Capability = serde_json::from_value(serde_json::Value::from(name.as_str()))
+                .map_err(|_| usage(format!("--cap: unknown capability {name:?}")))?;
+            let add = |s: &Option<oci_spec::runtime::Capabilities>| {
+                let mut s = s.clone().unwrap_or_default();
+                s.insert(cap);
+                Some(s)
+            };
+            let (b, e, pm) = (add(c.bounding()), add(c.effective()), add(c.permitted()));
+            c.set_bounding(b);
+            c.set_effective(e);
+            c.set_permitted(pm);
+        }
+        p.set_capabilities(Some(c));
+    }
+    if o.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}
+
+impl Runtime {
+    /// `exec`; returns the process's exit status (0 with --detach).
+    pub fn exec(&self, id: &str, o: &ExecOptions) -> Result<i32> {
+        let dir = ContainerDir::open(&self.root, id)?;
+        let st = dir.load()?;
+        match st.status(&dir.path) {
+            Status::Stopped => {
+                return Err(Error::Lifecycle(
+                    "cannot exec in a stopped container".into(),
+                ));
+            }
+            Status::Paused if !o.ignore_paused => {
+                return Err(Error::Lifecycle(
+                    "cannot exec in a paused container (use --ignore-paused to override)".into(),
+                ));
+            }
+            _ => {}
+        }
+        let base = crate::bundle::Bundle::read_spec(&st.bundle)?;
+        let base_process = base.process().clone().unwrap_or_default();
+        let process = build_process(&base_process, o)?;
+        let plan = ProcessPlan::new(&process, "process")?;
+        let terminal = process.terminal().unwrap_or(false);
+        if terminal && o.detach && o.console_socket.is_none() {
+            return Err(usage(
+                "cannot allocate tty if capsa will detach without setting console socket",
+            ));
+        }
+        if !terminal && o.console_socket.is_some() {
+            return Err(usage(
+                "cannot use console socket if capsa will not detach or allocate tty",
+            ));
+        }
+        let (console_child, console_parent) = match (&o.console_socket, terminal) {
+            (Some(path), true) => (Some(console::connect(path)?), None),
+            (None, true) => {
+                let (p, c) = console::socketpair()?;
+                (Some(c), Some(p))
+            }
+            _ => (None, None),
+        };
+        let signals = if o.detach {
+            None
+        } else {
+            Some(crate::signals::Forwarder::new()?)
+        };
+        let mut guard = ChildGuard::default();
+        let pid = exec::spawn(
+            ExecSpawn {
+                init_pid: st.pid,
+                process: &process,
+                plan: &plan,
+                cgroup: &st.cgroup,
+                console: console_child,
+                preserve_fds: i32::try_from(o.preserve_fds)
+                    .map_err(|_| usage("--preserve-fds: too large"))?,
+            },
+            &mut guard,
+        )?;
+        guard.disarm();
+        // Others may work on the container while the process runs.
+        drop(dir);
+        if let Some(pf) = &o.pid_file {
+            state::write_pid_file(&super::absolute(pf), pid)?;
+        }
+        let proxy = match console_parent {
+            Some(sock) => Some(console::spawn_proxy(console::recv_master(&sock)?)?),
+            None => None,
+        };
+        match signals {
+            Some(s) => s.wait_for(pid, proxy),
+            None => Ok(0),
+        }
+    }
+}
