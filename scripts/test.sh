@@ -100,10 +100,12 @@ conformance() {
   [ -n "$last" ] || { echo "conformance: no 'N passed, M failed' line" >&2; return 1; }
   [[ $last =~ ([0-9]+)\ failed ]] && [ "${BASH_REMATCH[1]}" = 0 ]
 }
-capsa=$(capsa_bin)
-known=()
-[ -f oci-conformance/known-failures/capsa.txt ] && known=(--known "$repo/oci-conformance/known-failures/capsa.txt")
 if [ -e oci-conformance/run ]; then
+  capsa=$(capsa_bin)
+  known=()
+  if [ -f oci-conformance/known-failures/capsa.txt ]; then
+    known=(--known "$repo/oci-conformance/known-failures/capsa.txt")
+  fi
   # CONFORMANCE_ARGS: extra driver options, e.g. "--work DIR" beside another run on this host.
   # shellcheck disable=SC2086 # word splitting wanted
   run_part "OCI conformance (host)" conformance "$capsa" "${known[@]}" ${CONFORMANCE_ARGS:-}
