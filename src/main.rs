@@ -156,7 +156,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                             status.as_str().to_string(),
                             st.bundle.display().to_string(),
                             st.created.clone(),
-                            st.owner.clone(),
+                            owner_name(&cli.root.join(&st.id)),
                         ]
                     })
                     .collect();
@@ -243,6 +243,23 @@ fn run(cli: Cli) -> Result<i32, Error> {
     }
 }
 
+/// runc's OWNER column: the user owning the container's state directory.
+fn owner_name(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
+        return String::new();
+    };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| uid.to_string())
+}
+
 /// Columns padded like runc's tabwriter (min width 12, 3 spaces padding).
 fn print_table(out: &mut impl Write, header: &[&str; 6], rows: &[[String; 6]]) {
     let mut width = [0usize; 6];
@@ -288,8 +305,13 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             let msg = e.to_string();
-            logger.error(&msg);
-            eprintln!("{msg}");
+            if logger.has_file() {
+                logger.error(&msg);
+                eprintln!("{msg}");
+            } else {
+                // runc: without --log, the formatted line goes to stderr.
+                eprint!("{}", Logger::line(format, "error", &msg));
+            }
             ExitCode::from(e.exit_code().clamp(0, 255) as u8)
         }
     }

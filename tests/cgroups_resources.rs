@@ -136,7 +136,14 @@ impl Ctr {
     fn err(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(!out.status.success(), "capsa {args:?} should fail");
-        String::from_utf8_lossy(&out.stderr).trim().to_owned()
+        let text = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        // Without --log, errors come as runc's logrus line: take its msg.
+        match text.split_once(" msg=") {
+            Some((_, m)) if text.starts_with("time=") => {
+                serde_json::from_str::<String>(m).unwrap_or(text.clone())
+            }
+            _ => text,
+        }
     }
 
     fn start_detached(&self) {

@@ -50,6 +50,8 @@ impl Bundle {
         let mut cfg: Value =
             serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
         cfg["process"]["terminal"] = json!(false);
+        // The workloads create scratch directories.
+        cfg["root"]["readonly"] = json!(false);
         cfg["process"]["args"] = json!(args);
         cfg["process"]["noNewPrivileges"] = json!(nnp);
         cfg["linux"]["seccomp"] = seccomp;

@@ -170,7 +170,8 @@ fn run_process(chan: &Channel, o: &ExecSpawn) -> ! {
         }
     };
     let _ = chan.send(&Msg::Ready);
-    let err = nix::unistd::execve(&exe, &o.plan.args, &o.plan.env).unwrap_err();
+    let env = finalize::env_with_home(o.process, &o.plan.env);
+    let err = nix::unistd::execve(&exe, &o.plan.args, &env).unwrap_err();
     let _ = chan.send(&Msg::Error {
         errno: err as i32,
         text: format!(

@@ -149,3 +149,26 @@ pub fn lookup(arg0: &CStr, env: &[CString]) -> Result<CString, InitError> {
         "\"{shown}\": executable file not found in $PATH"
     )))
 }
+
+/// The environment to exec with: runc adds HOME from the container's
+/// /etc/passwd (or "/") when the config does not set it.
+pub fn env_with_home(process: &Process, env: &[CString]) -> Vec<CString> {
+    let mut out = env.to_vec();
+    if env.iter().any(|e| e.to_bytes().starts_with(b"HOME=")) {
+        return out;
+    }
+    let uid = process.user().uid().to_string();
+    let home = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 5 && f[2] == uid && !f[5].is_empty()).then(|| f[5].to_string())
+            })
+        })
+        .unwrap_or_else(|| "/".to_string());
+    if let Ok(c) = CString::new(format!("HOME={home}")) {
+        out.push(c);
+    }
+    out
+}

@@ -147,6 +147,9 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         )?;
     }
 
+    // Relative bind-mount sources are relative to the bundle (runc chdirs
+    // there too).
+    nix::unistd::chdir(&b.dir).ctx_at("chdir", &b.dir)?;
     rootfs::setup(&RootfsOptions {
         spec: &b.spec,
         rootfs: &b.rootfs,
@@ -155,6 +158,16 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     })?;
     if let Some(sock) = console {
         console::setup_in_container(sock)?;
+    }
+    // sysctls before readonlyPaths make /proc/sys read-only.
+    for (key, val) in b.linux().sysctl().iter().flatten() {
+        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
+        std::fs::write(&path, val)
+            .ctx_at("write", &path)
+            .map_err(|source| InitError::Field {
+                field: format!("linux.sysctl.{key}"),
+                source,
+            })?;
     }
     rootfs::finish(&b.spec)?;
 
@@ -171,15 +184,6 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
             field: "domainname".into(),
             source,
         })?;
-    }
-    for (key, val) in b.linux().sysctl().iter().flatten() {
-        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, val)
-            .ctx_at("write", &path)
-            .map_err(|source| InitError::Field {
-                field: format!("linux.sysctl.{key}"),
-                source,
-            })?;
     }
     security::set_oom_score_adj(process)?;
     let cwd = process.cwd();
@@ -227,7 +231,8 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     // SAFETY: state_dir is an fd we own in this process; nothing uses it after this.
     unsafe { libc::close(a.state_dir) };
 
-    let err = nix::unistd::execve(&exe, &b.plan.args, &b.plan.env).unwrap_err();
+    let env = finalize::env_with_home(process, &b.plan.env);
+    let err = nix::unistd::execve(&exe, &b.plan.args, &env).unwrap_err();
     let msg = format!(
         "exec {}: {}",
         exe.to_string_lossy(),

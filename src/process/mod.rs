@@ -122,6 +122,11 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     guard.push(pid);
 
     o.cgroup.add_pid(pid, in_unified)?;
+    // Fast path: the init is already in its user namespace; its maps must
+    // be there before it goes on (it becomes root of the namespace first).
+    if !slow && b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
+        namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)?;
+    }
     parent.send(&Msg::Continue)?;
     let init_pid = if slow {
         let mut init_pid = None;
@@ -143,9 +148,6 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         let _ = waitpid(Pid::from_raw(pid), None);
         init_pid.unwrap_or(pid)
     } else {
-        if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
-            namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)?;
-        }
         pid
     };
     loop {

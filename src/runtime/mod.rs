@@ -469,6 +469,8 @@ fn kill_and_wait(st: &State) -> Result<()> {
         return Ok(());
     }
     sys::pidfd_send_signal(&pidfd, libc::SIGKILL)?;
+    // A frozen (paused) init cannot die until it is thawed.
+    let _ = crate::cgroups::freezer::thaw(&st.cgroup);
     let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
     // A SIGKILLed process is gone within milliseconds; don't hang forever on
     // one stuck in the kernel (D state): the cgroup clean-up reports it.
