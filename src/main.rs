@@ -249,14 +249,8 @@ fn owner_name(dir: &std::path::Path) -> String {
     let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
         return String::new();
     };
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
-            })
-        })
+    capsa::sys::passwd_entry(uid)
+        .map(|(name, _)| name)
         .unwrap_or_else(|| uid.to_string())
 }
 

@@ -266,3 +266,14 @@ pub fn proc_start_time(pid: libc::pid_t) -> Option<(u64, char)> {
     let start = fields.nth(18)?.parse().ok()?;
     Some((start, state))
 }
+
+/// The `/etc/passwd` entry of `uid` as seen from the current root: (name,
+/// home directory). capsa never uses NSS (it is linked statically).
+pub fn passwd_entry(uid: u32) -> Option<(String, String)> {
+    let text = std::fs::read_to_string("/etc/passwd").ok()?;
+    let uid = uid.to_string();
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 5 && f[2] == uid).then(|| (f[0].to_string(), f[5].to_string()))
+    })
+}

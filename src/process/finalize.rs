@@ -157,15 +157,9 @@ pub fn env_with_home(process: &Process, env: &[CString]) -> Vec<CString> {
     if env.iter().any(|e| e.to_bytes().starts_with(b"HOME=")) {
         return out;
     }
-    let uid = process.user().uid().to_string();
-    let home = std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 5 && f[2] == uid && !f[5].is_empty()).then(|| f[5].to_string())
-            })
-        })
+    let home = sys::passwd_entry(process.user().uid())
+        .map(|(_, home)| home)
+        .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "/".to_string());
     if let Ok(c) = CString::new(format!("HOME={home}")) {
         out.push(c);
