@@ -194,6 +194,31 @@ fn run_detach_leaves_it_running() {
     c.assert_nothing_left(&c.id);
 }
 
+/// Engines run exec probes back to back: every one must work. (The exec'd
+/// process's `Ready` could overtake its stage 1's report of its pid, which
+/// capsa once took for a protocol error, a few times in a hundred.)
+#[test]
+fn exec_repeatedly_into_a_running_container() {
+    let mut c = Ctx::new("execrep");
+    c.args(&["sleep", "1000"]);
+    c.write_config();
+    let b = c.bundle();
+    c.rt(&[
+        "run",
+        "--detach",
+        "--bundle",
+        b.to_str().expect("utf-8"),
+        &c.id,
+    ])
+    .ok();
+    for i in 0..60 {
+        let o = c.rt(&["exec", &c.id, "/bin/true"]);
+        assert!(o.success(), "exec #{i} failed: {o}");
+    }
+    c.rt(&["delete", "--force", &c.id]).ok();
+    c.assert_nothing_left(&c.id);
+}
+
 /// `2026-11-23T14:09:46.427196631Z` or with an offset: date, `T`, time, zone.
 fn looks_rfc3339(s: &str) -> bool {
     let b = s.as_bytes();

@@ -9,7 +9,7 @@
 //! | 1    | clone3([cgroup fd])           | waits for `Continue`   |                          |
 //! | 2    | cgroup add_pid; `Continue` -> | setns x N; clone3      |                          |
 //! | 3    | <- `InitPid`, reap stage 1    | _exit                  | console, finalize        |
-//! | 4    | <- `Ready`                    |                        | execve                   |
+//! | 4    | <- `Ready` (before or after 3)|                        | execve                   |
 //! | 5    | EOF = exec succeeded          |                        | (or `Error`, _exit)      |
 
 use std::fs::File;
@@ -93,18 +93,23 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     guard.push(stage);
     o.cgroup.add_pid(stage, in_unified)?;
     parent.send(&Msg::Continue)?;
-    let pid = match parent.recv()? {
-        Msg::InitPid(p) => p,
-        Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
-        m => return Err(SyncError::Unexpected(m).into()),
-    };
-    guard.push(pid);
-    let _ = waitpid(Pid::from_raw(stage), None);
-    match parent.recv()? {
-        Msg::Ready => {}
-        Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
-        m => return Err(SyncError::Unexpected(m).into()),
+    // Stage 1's `InitPid` and the process's `Ready` share the channel and
+    // race: the process may be ready before stage 1 has reported it.
+    let mut pid = None;
+    let mut ready = false;
+    while pid.is_none() || !ready {
+        match parent.recv()? {
+            Msg::InitPid(p) if pid.is_none() => {
+                guard.push(p);
+                pid = Some(p);
+                let _ = waitpid(Pid::from_raw(stage), None);
+            }
+            Msg::Ready if !ready => ready = true,
+            Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
+            m => return Err(SyncError::Unexpected(m).into()),
+        }
     }
+    let pid = pid.unwrap_or(stage);
     // The channel is close-on-exec: end-of-file means execve succeeded.
     match parent.recv() {
         Err(SyncError::Eof) => Ok(pid),

@@ -128,20 +128,26 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)?;
     }
     parent.send(&Msg::Continue)?;
+    // The init's first message (it waits for the answer to any but the
+    // last) may overtake stage 1's `InitPid` on the shared channel.
+    let mut early = None;
     let init_pid = if slow {
         let mut init_pid = None;
         while init_pid.is_none() {
-            match parent.recv()? {
-                Msg::MapRequest => {
+            match parent.recv_fd()? {
+                (Msg::MapRequest, _) => {
                     namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)?;
                     parent.send(&Msg::MapDone)?;
                 }
-                Msg::InitPid(p) => {
+                (Msg::InitPid(p), _) => {
                     guard.push(p);
                     init_pid = Some(p);
                 }
-                Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
-                m => return Err(SyncError::Unexpected(m).into()),
+                (Msg::Error { text, .. }, _) => return Err(ProcessError::Init(text)),
+                (m @ (Msg::Ready | Msg::SeccompFd | Msg::HooksRequest), fd) if early.is_none() => {
+                    early = Some((m, fd));
+                }
+                (m, _) => return Err(SyncError::Unexpected(m).into()),
             }
         }
         // Stage 1 has exited (or is about to): reap it.
@@ -151,7 +157,10 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         pid
     };
     loop {
-        let (msg, fd) = parent.recv_fd()?;
+        let (msg, fd) = match early.take() {
+            Some(m) => m,
+            None => parent.recv_fd()?,
+        };
         match msg {
             Msg::Ready => return Ok(init_pid),
             Msg::SeccompFd => {

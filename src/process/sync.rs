@@ -17,7 +17,8 @@
 //! the user namespace and sends `MapRequest` (the parent writes the maps and
 //! answers `MapDone`), unshares the rest, then clones the init as the
 //! parent's sibling (CLONE_PARENT), reports `InitPid` and exits. The init
-//! then continues at step 3 without waiting again.
+//! then continues at step 3 without waiting again, so its first message can
+//! reach the parent before `InitPid` (the parent holds it until then).
 //!
 //! Hooks: when config.json has prestart/createRuntime/createContainer/
 //! startContainer hooks, the init sends `HooksRequest` before it switches
