@@ -4,9 +4,11 @@
 //! iteration number, so slow drift on the host (page cache, other load) hits
 //! all runtimes alike. Per runtime it measures, through the binaries:
 //! `run` of /bin/true, then `create`, `start` and `delete` of a second
-//! container, with the wall time and the peak RSS (wait4 `ru_maxrss`) of each
-//! command, and the memory a created-but-not-started container holds on the
-//! host (Pss and private memory of every process the runtime leaves behind).
+//! container, then `exec` of /bin/true into a third, running one (the
+//! exec probes engines run), with the wall time and the peak RSS (wait4
+//! `ru_maxrss`) of each command, and the memory a created-but-not-started
+//! container holds on the host (Pss and private memory of every process the
+//! runtime leaves behind).
 //!
 //! All runs happen in a private mount namespace made here: crun 1.8 refuses
 //! a hybrid cgroup layout, so an empty file is bind-mounted over
@@ -36,6 +38,10 @@ const STATE_PARENT: &str = "/run/capsa-bench";
 const CONTROLLERS: &str = "/sys/fs/cgroup/unified/cgroup.controllers";
 /// Every container's cgroupsPath starts with this, so leftovers can be found.
 const CGROUP_PREFIX: &str = "capsa-bench-";
+/// The workload measured by run/create/start/delete.
+const TRUE: &[&str] = &["/bin/true"];
+/// The container `exec` goes into: running, and idle.
+const SLEEP: &[&str] = &["/bin/sleep", "1000"];
 
 type Res<T> = Result<T, String>;
 
@@ -67,7 +73,18 @@ struct Results {
     create: Vec<Sample>,
     start: Vec<Sample>,
     delete: Vec<Sample>,
+    exec: Vec<Sample>,
     held: Vec<Held>,
+}
+
+/// One iteration's samples for one runtime.
+struct Iteration {
+    run: Sample,
+    create: Sample,
+    held: Held,
+    start: Sample,
+    delete: Sample,
+    exec: Sample,
 }
 
 struct Bench {
@@ -189,7 +206,7 @@ fn prepare_bundle(workdir: &Path, runtimes: &[Runtime]) -> Res<Bench> {
     fs::create_dir_all(&bin).map_err(|e| format!("mkdir {}: {e}", bin.display()))?;
     fs::copy("/bin/busybox", bin.join("busybox"))
         .map_err(|e| format!("copy /bin/busybox (install busybox-static): {e}"))?;
-    for applet in ["sh", "true"] {
+    for applet in ["sh", "true", "sleep"] {
         symlink("busybox", bin.join(applet)).map_err(|e| format!("symlink {applet}: {e}"))?;
     }
     let mut last_err = String::from("no runtime to run `spec`");
@@ -213,7 +230,6 @@ fn prepare_bundle(workdir: &Path, runtimes: &[Runtime]) -> Res<Bench> {
         let mut config: Value =
             serde_json::from_slice(&text).map_err(|e| format!("parse config.json: {e}"))?;
         config["process"]["terminal"] = Value::Bool(false);
-        config["process"]["args"] = serde_json::json!(["/bin/true"]);
         println!(
             "bundle: busybox rootfs, config.json from `{} spec`",
             rt.name
@@ -229,11 +245,13 @@ fn prepare_bundle(workdir: &Path, runtimes: &[Runtime]) -> Res<Bench> {
 }
 
 impl Bench {
-    /// Writes config.json with a cgroupsPath of its own for the next container.
-    fn next_container(&mut self, rt: &Runtime, kind: &str) -> Res<String> {
+    /// Writes config.json with a cgroupsPath of its own for the next
+    /// container, which runs `args`.
+    fn next_container(&mut self, rt: &Runtime, kind: &str, args: &[&str]) -> Res<String> {
         self.seq += 1;
         let id = format!("{CGROUP_PREFIX}{}-{kind}{}", rt.name, self.seq);
         self.config["linux"]["cgroupsPath"] = Value::String(format!("/{id}"));
+        self.config["process"]["args"] = serde_json::json!(args);
         let path = self.bundle.join("config.json");
         let text = serde_json::to_vec_pretty(&self.config).map_err(|e| e.to_string())?;
         fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
@@ -287,15 +305,15 @@ impl Bench {
                 let rt = &runtimes[i];
                 let one = self.one_iteration(rt);
                 reap_leftovers();
-                let (run, create, held, start, delete) =
-                    one.map_err(|e| format!("iteration {iter}, {}: {e}", rt.name))?;
+                let one = one.map_err(|e| format!("iteration {iter}, {}: {e}", rt.name))?;
                 if iter >= warmup {
                     let r = &mut results[i];
-                    r.run.push(run);
-                    r.create.push(create);
-                    r.held.push(held);
-                    r.start.push(start);
-                    r.delete.push(delete);
+                    r.run.push(one.run);
+                    r.create.push(one.create);
+                    r.held.push(one.held);
+                    r.start.push(one.start);
+                    r.delete.push(one.delete);
+                    r.exec.push(one.exec);
                 }
             }
             order.rotate_left(1);
@@ -303,11 +321,11 @@ impl Bench {
         Ok(results)
     }
 
-    fn one_iteration(&mut self, rt: &Runtime) -> Res<(Sample, Sample, Held, Sample, Sample)> {
-        let id = self.next_container(rt, "run")?;
+    fn one_iteration(&mut self, rt: &Runtime) -> Res<Iteration> {
+        let id = self.next_container(rt, "run", TRUE)?;
         let run = self.exec(rt, &["run", "--bundle", ".", &id])?;
 
-        let id = self.next_container(rt, "life")?;
+        let id = self.next_container(rt, "life", TRUE)?;
         let create = self.exec(rt, &["create", "--bundle", ".", &id])?;
         let measured = held_memory().and_then(|held| Ok((held, init_pid(rt, &id)?)));
         let (held, pid) = match measured {
@@ -328,7 +346,21 @@ impl Bench {
             }
         };
         let delete = self.exec(rt, &["delete", &id])?;
-        Ok((run, create, held, start, delete))
+
+        let id = self.next_container(rt, "exec", SLEEP)?;
+        self.exec(rt, &["run", "--detach", "--bundle", ".", &id])?;
+        let exec = self.exec(rt, &["exec", &id, "/bin/true"]);
+        let gone = self.exec(rt, &["delete", "--force", &id]);
+        let exec = exec?;
+        gone?;
+        Ok(Iteration {
+            run,
+            create,
+            held,
+            start,
+            delete,
+            exec,
+        })
     }
 }
 
@@ -567,16 +599,18 @@ fn print_report(runtimes: &[Runtime], results: &[Results], iters: usize, warmup:
     );
     // (label, median of one runtime's results, decimals shown)
     type Metric = (&'static str, fn(&Results) -> f64, usize);
-    let metrics: [Metric; 12] = [
+    let metrics: [Metric; 14] = [
         ("run /bin/true (ms)", |r| ms(&r.run), 1),
         ("create (ms)", |r| ms(&r.create), 1),
         ("start (ms)", |r| ms(&r.start), 1),
         ("delete (ms)", |r| ms(&r.delete), 1),
         ("create+start+delete (ms)", total_ms, 1),
+        ("exec /bin/true, running (ms)", |r| ms(&r.exec), 1),
         ("peak RSS run (KiB)", |r| rss(&r.run), 0),
         ("peak RSS create (KiB)", |r| rss(&r.create), 0),
         ("peak RSS start (KiB)", |r| rss(&r.start), 0),
         ("peak RSS delete (KiB)", |r| rss(&r.delete), 0),
+        ("peak RSS exec (KiB)", |r| rss(&r.exec), 0),
         (
             "created, idle: Pss held (KiB)",
             |r| held(r, |h| h.pss_kib as f64),
