@@ -8,9 +8,7 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, openat};
 use nix::sched::{CloneFlags, unshare};
-use nix::sys::stat::Mode;
 
 use super::finalize;
 use super::sync::{Channel, Msg};
@@ -201,21 +199,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     chan.send(&Msg::Ready)?;
 
     // Block until `capsa start` opens the fifo for reading.
-    let fifo = loop {
-        // SAFETY: state_dir is open (owned by the parent's OwnedFd, inherited
-        // by this copy of the process) for as long as we use it here.
-        let dir = unsafe { std::os::fd::BorrowedFd::borrow_raw(a.state_dir) };
-        match openat(
-            dir,
-            crate::state::EXEC_FIFO,
-            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => break fd,
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(SysError::new("open exec.fifo", e).into()),
-        }
-    };
+    let fifo = super::idle::wait_for_start(a.state_dir, b.seccomp.as_ref())?;
     // The fifo stays open (close-on-exec): `start` reads until end-of-file,
     // which comes with a successful execve; anything written before that is
     // an error it reports.

@@ -4,6 +4,7 @@
 
 pub mod exec;
 pub mod finalize;
+mod idle;
 pub mod init;
 pub mod sync;
 

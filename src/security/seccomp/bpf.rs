@@ -130,7 +130,7 @@ impl Asm {
 /// A classic-BPF interpreter for the subset the compiler emits, run against
 /// a `struct seccomp_data` image. Tests use it to check programs as data,
 /// without the kernel; it also verifies that every jump stays in bounds.
-#[cfg(test)]
+/// The init asks it whether the loaded filter lets it madvise (idle.rs).
 pub fn run(prog: &[Insn], data: &[u8; 64]) -> Result<u32, String> {
     let mut a: u32 = 0;
     let mut pc = 0usize;

@@ -68,7 +68,7 @@ impl Abi {
         }
     }
 
-    fn audit(self) -> u32 {
+    pub(crate) fn audit(self) -> u32 {
         match self {
             Abi::X86_64 | Abi::X32 => AUDIT_ARCH_X86_64,
             Abi::X86 => AUDIT_ARCH_I386,

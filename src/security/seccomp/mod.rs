@@ -103,6 +103,22 @@ impl Filter {
         self.program.is_empty()
     }
 
+    /// Whether the filter plainly allows native syscall `nr` with `args`
+    /// (SCMP_ACT_ALLOW; not LOG, ERRNO or anything else): the init makes
+    /// calls of its own after loading it only if so.
+    pub fn allows(&self, nr: i64, args: [u64; 6]) -> bool {
+        const SECCOMP_RET_ACTION_FULL: u32 = 0xffff_0000;
+        // struct seccomp_data: nr, arch, instruction_pointer, args[6].
+        let mut data = [0u8; 64];
+        data[0..4].copy_from_slice(&(nr as i32).to_ne_bytes());
+        data[4..8].copy_from_slice(&compile::Abi::native().audit().to_ne_bytes());
+        for (i, a) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_ne_bytes());
+        }
+        bpf::run(&self.program, &data)
+            .is_ok_and(|ret| ret & SECCOMP_RET_ACTION_FULL == compile::RET_ALLOW)
+    }
+
     /// seccomp(SECCOMP_SET_MODE_FILTER) on the calling thread. Needs
     /// no_new_privs or CAP_SYS_ADMIN. Returns the listener fd when the
     /// profile uses SCMP_ACT_NOTIFY.

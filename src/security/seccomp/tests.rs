@@ -555,3 +555,36 @@ fn name_index_finds_every_entry_and_nothing_else() {
     assert_eq!(Abi::X32.nr("execve"), Some(X32_BIT | 520));
     assert_eq!(Abi::Aarch64.nr("mkdirat"), Some(34));
 }
+
+#[test]
+fn allows_is_true_only_for_a_plain_allow() {
+    let f = |v| super::Filter::from_spec(&spec(v)).expect("profile compiles");
+    let madvise = libc::SYS_madvise;
+    let dontneed = [0, 4096, libc::MADV_DONTNEED as u64, 0, 0, 0];
+    assert!(f(json!({"defaultAction": "SCMP_ACT_ALLOW"})).allows(madvise, dontneed));
+    let listed = f(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["madvise"], "action": "SCMP_ACT_ALLOW"}]
+    }));
+    assert!(listed.allows(madvise, dontneed));
+    assert!(!listed.allows(libc::SYS_mkdir, dontneed));
+    for action in [
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_LOG",
+        "SCMP_ACT_TRAP",
+    ] {
+        let denied = f(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["madvise"], "action": action}]
+        }));
+        assert!(!denied.allows(madvise, dontneed), "{action}");
+    }
+    // An argument condition is evaluated with the arguments given.
+    let only_cold = f(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": ["madvise"], "action": "SCMP_ACT_ALLOW",
+                      "args": [{"index": 2, "value": libc::MADV_COLD, "op": "SCMP_CMP_EQ"}]}]
+    }));
+    assert!(!only_cold.allows(madvise, dontneed));
+}

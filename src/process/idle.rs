@@ -1,0 +1,155 @@
+//! The created init's wait for `start`, and what it gives back for it.
+//!
+//! A created container can wait for hours (engines create, then start
+//! later; some never start). The init is a copy of `capsa create`: its RSS
+//! is the capsa code it ran (fault-around maps it in 64 KiB windows), and
+//! heap the parse of config.json left behind. No other process maps a static
+//! capsa's pages, so Pss charges them all to the waiting container. Before
+//! blocking on exec.fifo the init therefore:
+//! - returns free heap to the kernel (malloc_trim);
+//! - drops its own mappings of capsa's read-only segments (text, rodata)
+//!   with MADV_DONTNEED. The pages stay in the page cache (no other capsa
+//!   command reads them from disk again); the init faults back in the few
+//!   it runs after `start`. Writable segments (data, RELRO, which holds
+//!   relocated pointers) are never touched.
+//!
+//! After a seccomp filter is loaded (before the wait, in runc's order), this
+//! happens only if the filter plainly allows those calls.
+
+use std::os::fd::{OwnedFd, RawFd};
+
+use nix::errno::Errno;
+
+use crate::security::seccomp::Filter;
+use crate::sys::{self, SysError};
+
+/// exec.fifo (crate::state::EXEC_FIFO) as a C string for openat.
+const EXEC_FIFO: &std::ffi::CStr = c"exec.fifo";
+
+/// Give memory back (see above), then block until `capsa start` opens
+/// exec.fifo for reading; returns our write end.
+pub fn wait_for_start(state_dir: RawFd, seccomp: Option<&Filter>) -> Result<OwnedFd, SysError> {
+    if trim_allowed(seccomp) {
+        trim_heap();
+        drop_own_code();
+    }
+    // Straight to the blocking openat: the code that runs between the drop
+    // and the block is all it faults back in while waiting.
+    loop {
+        // SAFETY: openat with an fd of ours (the state dir, open for the
+        // init's lifetime) and a NUL-terminated constant path.
+        let fd = unsafe {
+            libc::openat(
+                state_dir,
+                EXEC_FIFO.as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            return Ok(sys::own(fd));
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            e => return Err(SysError::new("open exec.fifo", e)),
+        }
+    }
+}
+
+fn trim_allowed(seccomp: Option<&Filter>) -> bool {
+    let Some(f) = seccomp else {
+        return true;
+    };
+    // glibc's trim shrinks the heap with brk and frees pages with madvise.
+    f.allows(
+        libc::SYS_madvise,
+        [0, 0, libc::MADV_DONTNEED as u64, 0, 0, 0],
+    ) && f.allows(libc::SYS_brk, [0; 6])
+}
+
+fn trim_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only rearranges the allocator's free memory; no
+    // allocation is live across threads (the init has one thread).
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// MADV_DONTNEED over every non-writable PT_LOAD segment of our own
+/// executable, pages wholly inside it only.
+fn drop_own_code() {
+    // Read every header first: they live in the first segment dropped.
+    let mut segs = [(0, 0); 8];
+    for (slot, seg) in segs.iter_mut().zip(read_only_segments()) {
+        *slot = seg;
+    }
+    for &(start, end) in segs.iter().filter(|(s, e)| s < e) {
+        // SAFETY: the range lies inside a read-only, file-backed private
+        // mapping of our executable that nothing ever writes: dropping its
+        // pages only makes the next access fault them in again from the
+        // file, unchanged. Failure is harmless (the pages stay).
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
+    }
+}
+
+/// Page-aligned [start, end) of each non-writable PT_LOAD segment of the
+/// executable, from its program headers (the auxiliary vector points at them).
+fn read_only_segments() -> impl Iterator<Item = (usize, usize)> {
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let (phdr, phnum, page) = unsafe {
+        (
+            libc::getauxval(libc::AT_PHDR) as usize,
+            libc::getauxval(libc::AT_PHNUM) as usize,
+            libc::getauxval(libc::AT_PAGESZ) as usize,
+        )
+    };
+    let headers: &[libc::Elf64_Phdr] = if phdr == 0 || page == 0 {
+        &[]
+    } else {
+        // SAFETY: the kernel put AT_PHNUM program headers at AT_PHDR, mapped
+        // read-only for the life of the process.
+        unsafe { std::slice::from_raw_parts(phdr as *const libc::Elf64_Phdr, phnum) }
+    };
+    // Static non-PIE: 0; PIE: where the kernel put the image.
+    let bias = headers
+        .iter()
+        .find(|h| h.p_type == libc::PT_PHDR)
+        .map_or(0, |h| phdr.wrapping_sub(h.p_vaddr as usize));
+    headers
+        .iter()
+        .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W == 0)
+        .filter_map(move |h| {
+            let lo = bias.wrapping_add(h.p_vaddr as usize);
+            let start = lo.checked_add(page - 1)? / page * page;
+            let end = lo.checked_add(h.p_memsz as usize)? / page * page;
+            (start < end).then_some((start, end))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_name_matches_the_state_dirs() {
+        assert_eq!(EXEC_FIFO.to_str(), Ok(crate::state::EXEC_FIFO));
+    }
+
+    #[test]
+    fn read_only_segments_cover_our_code_and_not_our_data() {
+        static DATA: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let segs: Vec<_> = read_only_segments().collect();
+        let code = read_only_segments as fn() -> _ as usize;
+        let data = &DATA as *const _ as usize;
+        assert!(
+            segs.iter().any(|&(s, e)| s <= code && code < e),
+            "{segs:x?}"
+        );
+        assert!(
+            !segs.iter().any(|&(s, e)| s <= data && data < e),
+            "{segs:x?}"
+        );
+    }
+}
