@@ -31,6 +31,7 @@ pub mod freezer;
 pub mod hierarchy;
 pub mod resources;
 pub mod stats;
+mod warmup;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -48,6 +49,7 @@ use crate::sys::{self, Ctx, SysError};
 use hierarchy::{Hierarchy, Kind};
 
 pub use freezer::is_frozen;
+pub use warmup::Warmup;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
