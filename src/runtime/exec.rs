@@ -127,6 +127,9 @@ impl Runtime {
     pub fn exec(&self, id: &str, o: &ExecOptions) -> Result<i32> {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
+        // Placing the process in the container's cgroup starts a grace
+        // period: start it now (see cgroups/warmup.rs).
+        let warmup = (!st.cgroup.dirs.is_empty()).then(crate::cgroups::Warmup::start);
         match st.status(&dir.path) {
             Status::Stopped => {
                 return Err(Error::Lifecycle(
@@ -182,6 +185,7 @@ impl Runtime {
             &mut guard,
         )?;
         guard.disarm();
+        drop(warmup);
         // Others may work on the container while the process runs.
         drop(dir);
         if let Some(pf) = &o.pid_file {
