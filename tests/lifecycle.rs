@@ -175,9 +175,9 @@ fn kill_of_created_container() {
     c.assert_nothing_left(&c.id);
 }
 
-#[test]
-fn run_detach_leaves_it_running() {
-    let mut c = Ctx::new("detach");
+/// `run --detach` of `sleep 1000`.
+fn run_sleeper(tag: &str) -> Ctx {
+    let mut c = Ctx::new(tag);
     c.args(&["sleep", "1000"]);
     c.write_config();
     let b = c.bundle();
@@ -189,6 +189,12 @@ fn run_detach_leaves_it_running() {
         &c.id,
     ])
     .ok();
+    c
+}
+
+#[test]
+fn run_detach_leaves_it_running() {
+    let c = run_sleeper("detach");
     assert_eq!(c.status(&c.id), "running");
     c.rt(&["delete", "--force", &c.id]).ok();
     c.assert_nothing_left(&c.id);
@@ -199,18 +205,7 @@ fn run_detach_leaves_it_running() {
 /// capsa once took for a protocol error, a few times in a hundred.)
 #[test]
 fn exec_repeatedly_into_a_running_container() {
-    let mut c = Ctx::new("execrep");
-    c.args(&["sleep", "1000"]);
-    c.write_config();
-    let b = c.bundle();
-    c.rt(&[
-        "run",
-        "--detach",
-        "--bundle",
-        b.to_str().expect("utf-8"),
-        &c.id,
-    ])
-    .ok();
+    let c = run_sleeper("execrep");
     for i in 0..60 {
         let o = c.rt(&["exec", &c.id, "/bin/true"]);
         assert!(o.success(), "exec #{i} failed: {o}");

@@ -5,7 +5,7 @@
 //! the cgroup, then the state dir), so a failed create leaves nothing.
 
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
@@ -52,9 +52,9 @@ impl Drop for CgroupGuard {
 
 /// The init's console: the end it gets, and (foreground `run` with a
 /// terminal and no --console-socket) the end we keep to receive the master.
-struct ConsoleEnds {
-    child: Option<OwnedFd>,
-    parent: Option<OwnedFd>,
+pub(super) struct ConsoleEnds {
+    pub child: Option<OwnedFd>,
+    pub parent: Option<OwnedFd>,
 }
 
 impl Runtime {
@@ -70,7 +70,8 @@ impl Runtime {
         let _warmup = (!self.no_cgroups).then(Warmup::start);
         // Parse and validate everything before making anything.
         let bundle = Bundle::load(&opts.bundle)?;
-        let terminal = check_console_flags(&bundle, opts, foreground)?;
+        let terminal = bundle.process().terminal().unwrap_or(false);
+        check_console_flags(terminal, opts.console_socket.as_deref(), !foreground)?;
         let preserve_fds = i32::try_from(opts.preserve_fds)
             .map_err(|_| Error::Usage("--preserve-fds: too large".into()))?;
 
@@ -78,7 +79,7 @@ impl Runtime {
         let mut dir_guard = DirGuard(Some(dir.path.clone()));
         let (cgroup, mut cgroup_guard) = self.make_cgroup(&bundle, id)?;
         let state_dir = make_fifo(&dir)?;
-        let console = console_ends(opts, terminal)?;
+        let console = console_ends(opts.console_socket.as_deref(), terminal)?;
 
         let mut children = ChildGuard::default();
         let pid = process::spawn(
@@ -127,21 +128,24 @@ impl Runtime {
     }
 }
 
-/// runc's rules for process.terminal and --console-socket; returns
-/// process.terminal.
-fn check_console_flags(bundle: &Bundle, opts: &CreateOptions, foreground: bool) -> Result<bool> {
-    let terminal = bundle.process().terminal().unwrap_or(false);
-    if terminal && opts.console_socket.is_none() && !foreground {
+/// runc's rules for process.terminal and --console-socket (create, run,
+/// exec): a terminal needs somewhere to go, a socket needs a terminal.
+pub(super) fn check_console_flags(
+    terminal: bool,
+    console_socket: Option<&Path>,
+    detach: bool,
+) -> Result<()> {
+    if terminal && console_socket.is_none() && detach {
         return Err(Error::Usage(
             "cannot allocate tty if capsa will detach without setting console socket".into(),
         ));
     }
-    if !terminal && opts.console_socket.is_some() {
+    if !terminal && console_socket.is_some() {
         return Err(Error::Usage(
             "cannot use console socket if capsa will not detach or allocate tty".into(),
         ));
     }
-    Ok(terminal)
+    Ok(())
 }
 
 /// exec.fifo in the state dir (removed with it), and an O_PATH fd of the
@@ -166,8 +170,10 @@ fn make_fifo(dir: &ContainerDir) -> Result<OwnedFd> {
     Ok(state_dir)
 }
 
-fn console_ends(opts: &CreateOptions, terminal: bool) -> Result<ConsoleEnds> {
-    let (child, parent) = match (&opts.console_socket, terminal) {
+/// The console ends, if process.terminal: to the --console-socket, or a
+/// pair whose parent end receives the pty master.
+pub(super) fn console_ends(console_socket: Option<&Path>, terminal: bool) -> Result<ConsoleEnds> {
+    let (child, parent) = match (console_socket, terminal) {
         (Some(path), true) => (Some(console::connect(path)?), None),
         (None, true) => {
             let (p, c) = console::socketpair()?;

@@ -148,24 +148,8 @@ impl Runtime {
         let process = build_process(&base_process, o)?;
         let plan = ProcessPlan::new(&process, "process")?;
         let terminal = process.terminal().unwrap_or(false);
-        if terminal && o.detach && o.console_socket.is_none() {
-            return Err(usage(
-                "cannot allocate tty if capsa will detach without setting console socket",
-            ));
-        }
-        if !terminal && o.console_socket.is_some() {
-            return Err(usage(
-                "cannot use console socket if capsa will not detach or allocate tty",
-            ));
-        }
-        let (console_child, console_parent) = match (&o.console_socket, terminal) {
-            (Some(path), true) => (Some(console::connect(path)?), None),
-            (None, true) => {
-                let (p, c) = console::socketpair()?;
-                (Some(c), Some(p))
-            }
-            _ => (None, None),
-        };
+        super::create::check_console_flags(terminal, o.console_socket.as_deref(), o.detach)?;
+        let console = super::create::console_ends(o.console_socket.as_deref(), terminal)?;
         let signals = if o.detach {
             None
         } else {
@@ -178,7 +162,7 @@ impl Runtime {
                 process: &process,
                 plan: &plan,
                 cgroup: &st.cgroup,
-                console: console_child,
+                console: console.child,
                 preserve_fds: i32::try_from(o.preserve_fds)
                     .map_err(|_| usage("--preserve-fds: too large"))?,
             },
@@ -191,7 +175,7 @@ impl Runtime {
         if let Some(pf) = &o.pid_file {
             state::write_pid_file(&super::absolute(pf), pid)?;
         }
-        let proxy = match console_parent {
+        let proxy = match console.parent {
             Some(sock) => Some(console::spawn_proxy(console::recv_master(&sock)?)?),
             None => None,
         };
