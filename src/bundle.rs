@@ -115,6 +115,7 @@ impl ProcessPlan {
         }
         let caps = CapSets::from_spec(process.capabilities().as_ref())
             .map_err(|msg| invalid(format!("{prefix}.capabilities"), msg))?;
+        crate::security::lsm::check(process, prefix).map_err(|(f, m)| invalid(f, m))?;
         Ok(ProcessPlan { args, env, caps })
     }
 }

@@ -64,8 +64,8 @@ pub fn features() -> Value {
             "capabilities": caps,
             "cgroup": {"v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false},
             "seccomp": crate::security::seccomp::features(),
-            "apparmor": {"enabled": false},
-            "selinux": {"enabled": false},
+            "apparmor": {"enabled": crate::security::lsm::apparmor_enabled()},
+            "selinux": {"enabled": crate::security::lsm::selinux_enabled()},
             "intelRdt": {"enabled": false},
             "mountExtensions": {"idmap": {"enabled": false}}
         },

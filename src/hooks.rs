@@ -39,6 +39,41 @@ pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), 
     Ok(())
 }
 
+/// Run every hook of `hooks` in order, whatever the others do, and return
+/// the failures: poststop hooks (runtime-spec runtime.md, lifecycle step
+/// 13: a failure is a warning and the remaining hooks still run).
+pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Vec<HookError> {
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(index, h)| {
+            run_one(h, state_json).err().map(|msg| HookError::Failed {
+                kind,
+                index,
+                path: h.path().display().to_string(),
+                msg,
+            })
+        })
+        .collect()
+}
+
+/// poststop hooks with the "stopped" state: each failure is a warning on
+/// stderr, never an error.
+pub fn run_poststop(
+    hooks: &[Hook],
+    id: &str,
+    bundle: &std::path::Path,
+    annotations: &std::collections::HashMap<String, String>,
+) {
+    if hooks.is_empty() {
+        return;
+    }
+    let json = state_json(id, "stopped", 0, bundle, annotations);
+    for e in run_all("poststop", hooks, &json) {
+        eprintln!("capsa: warning: {e}");
+    }
+}
+
 fn run_one(h: &Hook, state_json: &[u8]) -> Result<(), String> {
     let mut cmd = Command::new(h.path());
     if let Some((first, rest)) = h.args().as_deref().and_then(|a| a.split_first()) {

@@ -26,16 +26,6 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
 }
 
 fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
-    if a.apparmor.is_some() {
-        return Err(Error::Unsupported(
-            "exec --apparmor (no AppArmor on this host)".into(),
-        ));
-    }
-    if a.process_label.is_some() {
-        return Err(Error::Unsupported(
-            "exec --process-label (no SELinux on this host)".into(),
-        ));
-    }
     if !a.cgroup.is_empty() {
         return Err(Error::Unsupported("exec --cgroup".into()));
     }
@@ -57,6 +47,8 @@ fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
         pid_file: a.pid_file,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        apparmor: a.apparmor,
+        process_label: a.process_label,
     };
     Ok((a.id, opts))
 }

@@ -26,8 +26,10 @@ use super::init::InitError;
 use super::sync::{Channel, Msg, SyncError};
 use super::{ChildGuard, ProcessError};
 use crate::bundle::ProcessPlan;
-use crate::cgroups::Cgroup;
 use crate::console;
+use crate::security::seccomp::Filter;
+use crate::security::seccomp::notify::AgentState;
+use crate::state::State;
 use crate::sys::{self, Ctx, SysError};
 
 /// Namespaces in the order they are joined: user first (it owns the
@@ -65,19 +67,23 @@ fn namespaces_of(pid: i32) -> Result<Vec<(File, CloneFlags)>, SysError> {
 }
 
 pub struct ExecSpawn<'a> {
-    pub init_pid: i32,
+    /// The container, as `create` recorded it.
+    pub container: &'a State,
     pub process: &'a Process,
     pub plan: &'a ProcessPlan,
-    pub cgroup: &'a Cgroup,
+    /// The container's linux.seccomp, loaded into the process as into the
+    /// init (runc does the same).
+    pub seccomp: Option<&'a Filter>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
 }
 
 /// Start the process and return its pid once execve succeeded.
 pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> {
-    let ns = namespaces_of(o.init_pid)?;
+    let ns = namespaces_of(o.container.pid)?;
     let (parent, child) = super::sync::pair()?;
-    let cg_fd = o.cgroup.clone_into_fd();
+    let cgroup = &o.container.cgroup;
+    let cg_fd = cgroup.clone_into_fd();
     let (stage, in_unified) = match sys::clone3(0, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
         Ok(pid) => (pid, cg_fd.is_some()),
         Err(_) if cg_fd.is_some() => (sys::clone3(0, None)?, false),
@@ -91,7 +97,7 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     drop(o.console);
     drop(ns);
     guard.push(stage);
-    o.cgroup.add_pid(stage, in_unified)?;
+    cgroup.add_pid(stage, in_unified)?;
     parent.send(&Msg::Continue)?;
     let pid = match parent.recv()? {
         Msg::InitPid(p) => p,
@@ -100,10 +106,27 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     };
     guard.push(pid);
     let _ = waitpid(Pid::from_raw(stage), None);
-    match parent.recv()? {
-        Msg::Ready => {}
-        Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
-        m => return Err(SyncError::Unexpected(m).into()),
+    loop {
+        let (msg, fd) = parent.recv_fd()?;
+        match msg {
+            Msg::Ready => break,
+            Msg::SeccompFd => {
+                let fd = fd.ok_or(SyncError::Unexpected(Msg::SeccompFd))?;
+                let c = o.container;
+                let agent = AgentState {
+                    id: &c.id,
+                    pid: c.pid,
+                    process_pid: pid,
+                    status: "running",
+                    bundle: &c.bundle,
+                    annotations: Some(&c.annotations),
+                };
+                super::seccomp_agent(o.seccomp, &agent, fd)?;
+                parent.send(&Msg::SeccompDone)?;
+            }
+            Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
+            m => return Err(SyncError::Unexpected(m).into()),
+        }
     }
     // The channel is close-on-exec: end-of-file means execve succeeded.
     match parent.recv() {
@@ -116,6 +139,9 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
 
 fn stage1(chan: &Channel, ns: &[(File, CloneFlags)], o: &ExecSpawn) -> ! {
     let res = (|| -> Result<i32, ProcessError> {
+        // Before entering anything: the process cloned below inherits it
+        // and is visible in the container from its first instruction.
+        crate::security::set_non_dumpable()?;
         chan.expect(Msg::Continue)?;
         for (f, flag) in ns {
             setns(f.as_fd(), *flag).ctx("setns")?;
@@ -143,10 +169,10 @@ fn stage1(chan: &Channel, ns: &[(File, CloneFlags)], o: &ExecSpawn) -> ! {
 
 fn run_process(chan: &Channel, o: &ExecSpawn) -> ! {
     let res = (|| -> Result<std::ffi::CString, InitError> {
-        // Not dumpable until exec (CVE-2019-5736 class), and the signal mask
+        // Not dumpable until exec (CVE-2019-5736 class; again, as joining
+        // the user namespace changed our credentials), and the signal mask
         // of a foreground `capsa exec` must not leak into the workload.
-        // SAFETY: prctl with integer arguments only.
-        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        crate::security::set_non_dumpable()?;
         nix::sys::signal::sigprocmask(
             nix::sys::signal::SigmaskHow::SIG_SETMASK,
             Some(&nix::sys::signal::SigSet::empty()),
@@ -157,7 +183,8 @@ fn run_process(chan: &Channel, o: &ExecSpawn) -> ! {
             let sock = sock.try_clone().ctx("dup console socket")?;
             console::setup_for_exec(sock)?;
         }
-        finalize::prepare(o.process, o.plan, o.preserve_fds, None)
+        let seccomp = o.seccomp.map(|filter| finalize::Seccomp { filter, chan });
+        finalize::prepare(o.process, o.plan, o.preserve_fds, seccomp)
     })();
     let exe = match res {
         Ok(exe) => exe,

@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::os::fd::{OwnedFd, RawFd};
-use std::path::PathBuf;
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
@@ -18,6 +17,7 @@ use crate::bundle::{Bundle, HookKind};
 use crate::console::{self, ConsoleError};
 use crate::hooks::{self, HookError};
 use crate::namespaces::NamespaceError;
+use crate::procfs::ProcRoot;
 use crate::rootfs::{self, RootfsError, RootfsOptions};
 use crate::security::{self, SecurityError};
 use crate::sys::{self, Ctx, SysError};
@@ -102,7 +102,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     )?;
     // Not dumpable until exec: the container cannot ptrace us or open
     // /proc/1/{exe,mem,fd} of the runtime (CVE-2019-5736 class).
-    prctl(libc::PR_SET_DUMPABLE, 0, "prctl(PR_SET_DUMPABLE)")?;
+    security::set_non_dumpable()?;
     // `capsa run` blocks signals for its signalfd; the workload must not inherit that.
     nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
@@ -120,6 +120,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
             .ctx("setresgid(0) in the user namespace")?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .ctx("setresuid(0) in the user namespace")?;
+        security::set_non_dumpable()?;
     }
     if a.unshare_cgroupns {
         // After the parent moved us into our cgroup, so it becomes the root.
@@ -155,19 +156,30 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         rootfs: &b.rootfs,
         no_pivot: a.no_pivot,
         userns: b.userns,
+        mount_label: security::lsm::mount_label(b.linux().mount_label().as_deref()),
     })?;
     if let Some(sock) = console {
         console::setup_in_container(sock)?;
     }
+    // Writes to /proc files go through a procfs the container cannot have
+    // covered (CVE-2025-52881 class), never through a "/proc/..." path.
+    let needs_proc = b.linux().sysctl().as_ref().is_some_and(|s| !s.is_empty())
+        || process.oom_score_adj().is_some();
+    let proc = if needs_proc {
+        Some(ProcRoot::open()?)
+    } else {
+        None
+    };
     // sysctls before readonlyPaths make /proc/sys read-only.
-    for (key, val) in b.linux().sysctl().iter().flatten() {
-        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, val)
-            .ctx_at("write", &path)
-            .map_err(|source| InitError::Field {
-                field: format!("linux.sysctl.{key}"),
-                source,
-            })?;
+    if let Some(proc) = &proc {
+        for (key, val) in b.linux().sysctl().iter().flatten() {
+            let rel = format!("sys/{}", key.replace('.', "/"));
+            proc.write(&rel, val.as_bytes())
+                .map_err(|source| InitError::Field {
+                    field: format!("linux.sysctl.{key}"),
+                    source,
+                })?;
+        }
     }
     rootfs::finish(&b.spec)?;
 
@@ -185,7 +197,10 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
             source,
         })?;
     }
-    security::set_oom_score_adj(process)?;
+    if let Some(proc) = &proc {
+        security::set_oom_score_adj(process, proc)?;
+    }
+    drop(proc);
     let cwd = process.cwd();
     // runc creates a missing cwd; do it as root, before the user switch.
     if std::fs::symlink_metadata(cwd).is_err() {

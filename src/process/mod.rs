@@ -19,6 +19,8 @@ use crate::bundle::{Bundle, HookKind};
 use crate::cgroups::{Cgroup, CgroupError};
 use crate::hooks;
 use crate::namespaces;
+use crate::security::seccomp::Filter;
+use crate::security::seccomp::notify::{AgentState, send_to_agent};
 use crate::sys::{self, Ctx, SysError};
 use init::InitArgs;
 use sync::{Msg, SyncError};
@@ -156,7 +158,16 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
             Msg::Ready => return Ok(init_pid),
             Msg::SeccompFd => {
                 let fd = fd.ok_or(SyncError::Unexpected(Msg::SeccompFd))?;
-                seccomp_agent(b, o.id, init_pid, fd)?;
+                let annotations = b.spec.annotations().as_ref();
+                let agent = AgentState {
+                    id: o.id,
+                    pid: init_pid,
+                    process_pid: init_pid,
+                    status: "creating",
+                    bundle: &b.dir,
+                    annotations,
+                };
+                seccomp_agent(b.seccomp.as_ref(), &agent, fd)?;
                 parent.send(&Msg::SeccompDone)?;
             }
             Msg::HooksRequest => {
@@ -184,22 +195,20 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     }
 }
 
-/// SCMP_ACT_NOTIFY: give the init's listener fd and the container state to
-/// the agent at linux.seccomp.listenerPath. Our copy of the fd closes on
-/// return: from then on only the agent holds it.
-fn seccomp_agent(b: &Bundle, id: &str, pid: i32, fd: OwnedFd) -> Result<(), ProcessError> {
-    use crate::security::seccomp::notify::{AgentState, send_to_agent};
+/// SCMP_ACT_NOTIFY: give a listener fd (of the init, or of an exec'd
+/// process) and the container state to the agent at
+/// linux.seccomp.listenerPath. Our copy of the fd closes on return: from
+/// then on only the agent holds it.
+pub(crate) fn seccomp_agent(
+    filter: Option<&Filter>,
+    state: &AgentState,
+    fd: OwnedFd,
+) -> Result<(), ProcessError> {
     use std::os::fd::AsFd;
-    let Some(l) = b.seccomp.as_ref().and_then(|f| f.listener.as_ref()) else {
+    let Some(l) = filter.and_then(|f| f.listener.as_ref()) else {
         return Err(SyncError::Unexpected(Msg::SeccompFd).into());
     };
-    let state = AgentState {
-        id,
-        pid,
-        bundle: &b.dir,
-        annotations: b.spec.annotations().as_ref(),
-    };
-    send_to_agent(l, fd.as_fd(), &state)?;
+    send_to_agent(l, fd.as_fd(), state)?;
     Ok(())
 }
 
@@ -219,6 +228,9 @@ fn stage1(args: &mut InitArgs, console: Option<OwnedFd>) -> ! {
                 0,
             )
         };
+        // Inherited by the init, which may be cloned into a joined pid
+        // namespace where other processes can see it at once.
+        crate::security::set_non_dumpable()?;
         chan.expect(Msg::Continue)?;
         for j in &b.join {
             namespaces::join(j).map_err(|e| ProcessError::Init(e.to_string()))?;
@@ -275,7 +287,8 @@ fn write_time_offsets(
             off.nanosecs().unwrap_or(0)
         ));
     }
-    let path = std::path::Path::new("/proc/self/timens_offsets");
-    std::fs::write(path, text).ctx_at("write", path)?;
+    // Through a verified procfs: a joined mount namespace may have
+    // anything at /proc.
+    crate::procfs::ProcRoot::open()?.write("self/timens_offsets", text.as_bytes())?;
     Ok(())
 }

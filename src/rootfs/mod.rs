@@ -57,6 +57,8 @@ pub struct RootfsOptions<'a> {
     /// The init is in a new user namespace: devices are bind-mounted from
     /// the host instead of mknod'ed.
     pub userns: bool,
+    /// linux.mountLabel if SELinux can use it (`security::lsm::mount_label`).
+    pub mount_label: Option<&'a str>,
 }
 
 /// runc creates device nodes unless /dev itself is bind-mounted.
@@ -138,12 +140,16 @@ pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
     // 2. `mounts`, in order, each resolved inside the rootfs. The fd is
     // taken after the self-bind so that it refers to the new mount.
     let root = RootDir::open(opts.rootfs)?;
+    // Every mount below targets "/proc/self/fd/N": make sure that is the
+    // kernel's procfs, not something a joined mount namespace put there.
+    root.check_proc_fd()?;
     let setup_dev = !dev_is_bind_mounted(mounts);
     let ctx = MountCtx {
         root: &root,
         userns: opts.userns,
         cgroupns,
         defer_dev_ro: setup_dev,
+        mount_label: opts.mount_label,
     };
     for (i, m) in mounts.iter().enumerate() {
         mounts::mount_entry(&ctx, m, i)?;

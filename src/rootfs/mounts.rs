@@ -20,6 +20,7 @@ use super::options::{
 };
 use super::paths::{RootDir, proc_fd};
 use super::{RootfsError, cgroupfs};
+use crate::security::lsm::label_mount_data;
 use crate::sys::{Ctx, SysError, SysResult};
 
 /// What every mount step needs to know about the container.
@@ -30,6 +31,8 @@ pub struct MountCtx<'a> {
     /// Mount a read-only /dev read-write: devices are created in it first
     /// (the caller remounts it read-only afterwards, as runc).
     pub defer_dev_ro: bool,
+    /// SELinux context for new file systems (None without SELinux).
+    pub mount_label: Option<&'a str>,
 }
 
 /// mount(2) onto an fd obtained by safe resolution; errors name `dest`,
@@ -112,6 +115,7 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), Rootfs
                 let target = ctx.root.mkdir_all(&dest).map_err(at)?;
                 let fstype = typ.unwrap_or("none");
                 let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
+                opts.data = label_mount_data(&opts.data, fstype, ctx.mount_label);
                 if opts.copy_up && fstype == "tmpfs" {
                     return tmpfs_copy_up(ctx, &source, &target, &dest, &opts).map_err(at);
                 }

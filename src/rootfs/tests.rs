@@ -230,6 +230,7 @@ fn run_container(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<String, S
             rootfs,
             no_pivot,
             userns: false,
+            mount_label: None,
         };
         setup(&opts).map_err(|e| format!("setup: {e}"))?;
         finish(spec).map_err(|e| format!("finish: {e}"))?;
@@ -357,6 +358,7 @@ fn cgroupns_mounts_hierarchies() {
             rootfs: &rootfs,
             no_pivot: false,
             userns: false,
+            mount_label: None,
         };
         setup(&opts).map_err(|e| e.to_string())?;
         report()
@@ -558,6 +560,7 @@ fn user_namespace_binds_and_locked_flags() {
                 rootfs: &rootfs,
                 no_pivot: false,
                 userns: true,
+                mount_label: None,
             };
             setup(&opts).map_err(|e| format!("setup: {e}"))?;
             finish(&s).map_err(|e| format!("finish: {e}"))?;
@@ -636,6 +639,7 @@ fn copyup_recursive_ro_and_readonly_dev() {
             rootfs: &rootfs,
             no_pivot: false,
             userns: false,
+            mount_label: None,
         };
         setup(&opts).map_err(|e| format!("setup: {e}"))?;
         finish(&s).map_err(|e| format!("finish: {e}"))?;

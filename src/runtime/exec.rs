@@ -11,6 +11,7 @@ use crate::console;
 use crate::error::{Error, Result};
 use crate::process::ChildGuard;
 use crate::process::exec::{self, ExecSpawn};
+use crate::security::seccomp::Filter;
 use crate::state::{self, ContainerDir, Status};
 
 /// runc's `exec` flags.
@@ -33,6 +34,10 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// --apparmor: process.apparmorProfile.
+    pub apparmor: Option<String>,
+    /// --process-label: process.selinuxLabel.
+    pub process_label: Option<String>,
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -119,6 +124,12 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
     if o.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    if let Some(a) = &o.apparmor {
+        p.set_apparmor_profile(Some(a.clone()));
+    }
+    if let Some(l) = &o.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
     Ok(p)
 }
 
@@ -168,13 +179,22 @@ impl Runtime {
         } else {
             Some(crate::signals::Forwarder::new()?)
         };
+        let seccomp = st
+            .seccomp
+            .as_ref()
+            .map(Filter::from_spec)
+            .transpose()
+            .map_err(|e| BundleError::Invalid {
+                field: e.field,
+                msg: e.msg,
+            })?;
         let mut guard = ChildGuard::default();
         let pid = exec::spawn(
             ExecSpawn {
-                init_pid: st.pid,
+                container: &st,
                 process: &process,
                 plan: &plan,
-                cgroup: &st.cgroup,
+                seccomp: seccomp.as_ref(),
                 console: console_child,
                 preserve_fds: i32::try_from(o.preserve_fds)
                     .map_err(|_| usage("--preserve-fds: too large"))?,

@@ -51,26 +51,35 @@ pub struct Runtime {
     pub no_cgroups: bool,
 }
 
-/// Removes what a create made so far when dropped, unless disarmed.
-struct CreateGuard {
+/// Removes what a create made so far when dropped, unless disarmed, then
+/// runs the poststop hooks: a failed create is a container destroyed at
+/// lifecycle step 12, and step 13 (poststop) follows (runtime-spec
+/// runtime.md; runc does the same once its container exists).
+struct CreateGuard<'a> {
     dir: Option<PathBuf>,
     cgroup: Option<Cgroup>,
+    poststop: Option<(&'a Bundle, &'a str)>,
 }
 
-impl CreateGuard {
+impl CreateGuard<'_> {
     fn disarm(&mut self) {
         self.dir = None;
         self.cgroup = None;
+        self.poststop = None;
     }
 }
 
-impl Drop for CreateGuard {
+impl Drop for CreateGuard<'_> {
     fn drop(&mut self) {
         if let Some(cg) = self.cgroup.take() {
             let _ = cg.destroy();
         }
         if let Some(dir) = self.dir.take() {
             let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some((b, id)) = self.poststop.take() {
+            let annotations = b.spec.annotations().clone().unwrap_or_default();
+            hooks::run_poststop(b.hooks(HookKind::Poststop), id, &b.dir, &annotations);
         }
     }
 }
@@ -123,6 +132,7 @@ impl Runtime {
         let mut cleanup = CreateGuard {
             dir: Some(dir.path.clone()),
             cgroup: None,
+            poststop: Some((&bundle, id)),
         };
         let cgroup = if self.no_cgroups {
             Cgroup::default()
@@ -190,6 +200,7 @@ impl Runtime {
             started: false,
             poststart: bundle.hooks(HookKind::Poststart).to_vec(),
             poststop: bundle.hooks(HookKind::Poststop).to_vec(),
+            seccomp: linux.seccomp().clone(),
         };
         dir.save(&state)?;
         if let Some(pf) = &opts.pid_file {
@@ -224,8 +235,7 @@ impl Runtime {
         release(&dir, &st)?;
         st.started = true;
         dir.save(&st)?;
-        run_poststart(&st);
-        Ok(())
+        run_poststart(&st)
     }
 
     /// `run`: create + start; in the foreground, forward signals to the
@@ -260,7 +270,11 @@ impl Runtime {
         }
         state.started = true;
         dir.save(&state)?;
-        run_poststart(&state);
+        if let Err(e) = run_poststart(&state) {
+            drop(dir);
+            let _ = self.delete(id, true);
+            return Err(e);
+        }
         // Others (kill, state) may now work on the container while it runs.
         drop(dir);
         let code = signals.wait_for(state.pid, proxy);
@@ -323,13 +337,7 @@ impl Runtime {
         }
         st.cgroup.destroy()?;
         dir.remove()?;
-        if !st.poststop.is_empty() {
-            let json = hooks::state_json(id, "stopped", 0, &st.bundle, &st.annotations);
-            // poststop failures are logged, not fatal (runtime-spec, runc).
-            if let Err(e) = hooks::run("poststop", &st.poststop, &json) {
-                eprintln!("capsa: warning: {e}");
-            }
-        }
+        hooks::run_poststop(&st.poststop, id, &st.bundle, &st.annotations);
         Ok(())
     }
 
@@ -359,16 +367,23 @@ pub(crate) fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-/// poststart hooks, in the runtime namespace after the workload started;
-/// a failure is logged, not fatal (runtime-spec, runc).
-fn run_poststart(st: &State) {
+/// poststart hooks, in the runtime namespace after the workload started.
+/// A failure stops the container and is the command's error: runtime-spec
+/// 1.3 (runtime.md lifecycle step 9, "generate an error, stop the
+/// container, and continue the lifecycle at step 12") and runc agree; only
+/// the 1.0.2-1.2 text said "log a warning". The container is left stopped
+/// for `delete`, which runs the poststop hooks, as after a failed
+/// startContainer hook.
+fn run_poststart(st: &State) -> Result<()> {
     if st.poststart.is_empty() {
-        return;
+        return Ok(());
     }
     let json = hooks::state_json(&st.id, "running", st.pid, &st.bundle, &st.annotations);
     if let Err(e) = hooks::run("poststart", &st.poststart, &json) {
-        eprintln!("capsa: warning: {e}");
+        kill_and_wait(st)?;
+        return Err(Error::Lifecycle(e.to_string()));
     }
+    Ok(())
 }
 
 /// Open exec.fifo for reading: the init, blocked opening it for writing,
