@@ -275,6 +275,9 @@ fn print_table(out: &mut impl Write, header: &[&str; 6], rows: &[[String; 6]]) {
 }
 
 fn main() -> ExitCode {
+    // The container workload's last execve goes through us (CVE-2019-5736
+    // defence); in that mode nothing else of capsa runs.
+    capsa::process::trampoline::run_if_asked();
     let cli = Cli::parse();
     let format = match cli.log_format {
         LogFormat::Json => Format::Json,

@@ -277,3 +277,26 @@ pub fn passwd_entry(uid: u32) -> Option<(String, String)> {
         (f.len() > 5 && f[2] == uid).then(|| (f[0].to_string(), f[5].to_string()))
     })
 }
+
+/// execveat(2) of the file `fd` refers to (AT_EMPTY_PATH). Returns only on
+/// failure, with the errno.
+pub fn execveat_fd(fd: &impl AsRawFd, argv: &[&std::ffi::CStr], envp: &[CString]) -> Errno {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: `a` and `e` are NULL-terminated arrays of pointers to
+    // NUL-terminated strings that all outlive the call; the path is the
+    // empty static string, as AT_EMPTY_PATH requires.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            a.as_ptr(),
+            e.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Errno::last()
+}

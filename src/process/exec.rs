@@ -22,6 +22,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Process;
 
 use super::finalize;
+use super::trampoline::{self, Report, Trampoline};
 use super::init::InitError;
 use super::sync::{Channel, Msg, SyncError};
 use super::{ChildGuard, ProcessError};
@@ -81,6 +82,7 @@ pub struct ExecSpawn<'a> {
 /// Start the process and return its pid once execve succeeded.
 pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> {
     let ns = namespaces_of(o.container.pid)?;
+    let trampoline = Trampoline::prepare()?;
     let (parent, child) = super::sync::pair()?;
     let cgroup = &o.container.cgroup;
     let cg_fd = cgroup.clone_into_fd();
@@ -91,7 +93,7 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     };
     if stage == 0 {
         drop(parent);
-        stage1(&child, &ns, &o)
+        stage1(&child, &ns, &o, &trampoline)
     }
     drop(child);
     drop(o.console);
@@ -137,7 +139,7 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     }
 }
 
-fn stage1(chan: &Channel, ns: &[(File, CloneFlags)], o: &ExecSpawn) -> ! {
+fn stage1(chan: &Channel, ns: &[(File, CloneFlags)], o: &ExecSpawn, t: &Trampoline) -> ! {
     let res = (|| -> Result<i32, ProcessError> {
         // Before entering anything: the process cloned below inherits it
         // and is visible in the container from its first instruction.
@@ -148,7 +150,7 @@ fn stage1(chan: &Channel, ns: &[(File, CloneFlags)], o: &ExecSpawn) -> ! {
         }
         let pid = sys::clone3(libc::CLONE_PARENT as u64, None)?;
         if pid == 0 {
-            run_process(chan, o)
+            run_process(chan, o, t)
         }
         Ok(pid)
     })();
@@ -167,7 +169,7 @@ fn stage1(chan: &Channel, ns: &[(File, CloneFlags)], o: &ExecSpawn) -> ! {
     }
 }
 
-fn run_process(chan: &Channel, o: &ExecSpawn) -> ! {
+fn run_process(chan: &Channel, o: &ExecSpawn, t: &Trampoline) -> ! {
     let res = (|| -> Result<std::ffi::CString, InitError> {
         // Not dumpable until exec (CVE-2019-5736 class; again, as joining
         // the user namespace changed our credentials), and the signal mask
@@ -198,18 +200,8 @@ fn run_process(chan: &Channel, o: &ExecSpawn) -> ! {
     };
     let _ = chan.send(&Msg::Ready);
     let env = finalize::env_with_home(o.process, &o.plan.env);
-    let err = nix::unistd::execve(&exe, &o.plan.args, &env).unwrap_err();
-    let _ = chan.send(&Msg::Error {
-        errno: err as i32,
-        text: format!(
-            "exec {}: {}",
-            exe.to_string_lossy(),
-            err.desc().to_lowercase()
-        ),
-    });
-    sys::child_exit(if err == nix::errno::Errno::ENOENT {
-        127
-    } else {
-        126
-    })
+    let report = Report::Chan(chan.0.as_raw_fd());
+    let failure = trampoline::exec_workload(Some(t), report, o.process, &exe, &o.plan.args, &env);
+    report.failed(failure.errno(), &failure.message(&exe));
+    sys::child_exit(failure.exit_code())
 }

@@ -26,12 +26,6 @@ pub fn prepare(
     seccomp: Option<Seccomp>,
 ) -> Result<CString, InitError> {
     security::set_rlimits(process)?;
-    // While we may still write our own attributes, and before a seccomp
-    // filter could refuse the syscalls it takes.
-    security::lsm::apply_on_exec(process).map_err(|(field, source)| InitError::Field {
-        field: field.into(),
-        source,
-    })?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // while we still have it, before the bounding set, the user switch and
     // the caps (runc's order); with no_new_privs, as late as possible.

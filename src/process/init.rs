@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
@@ -13,6 +13,7 @@ use nix::sys::stat::Mode;
 
 use super::finalize;
 use super::sync::{Channel, Msg};
+use super::trampoline::{self, Report, Trampoline};
 use crate::bundle::{Bundle, HookKind};
 use crate::console::{self, ConsoleError};
 use crate::hooks::{self, HookError};
@@ -62,6 +63,8 @@ pub struct InitArgs<'a> {
     /// Unshare the cgroup namespace here, after the parent placed us.
     pub unshare_cgroupns: bool,
     pub id: &'a str,
+    /// The read-only capsa the workload is exec'd through (CVE-2019-5736).
+    pub trampoline: &'a Trampoline,
 }
 
 /// The init's entry point. `console` is the connected console socket (or
@@ -238,7 +241,10 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     if !b.hooks(HookKind::StartContainer).is_empty() {
         let annotations = b.spec.annotations().clone().unwrap_or_default();
         let state = hooks::state_json(a.id, "created", host_pid, &b.dir, &annotations);
-        if let Err(e) = hooks::run("startContainer", b.hooks(HookKind::StartContainer), &state) {
+        // Their paths resolve in the container: spawned through the
+        // trampoline, so an image cannot make them run capsa's binary.
+        let start_hooks = b.hooks(HookKind::StartContainer);
+        if let Err(e) = hooks::run_via(Some(a.trampoline), "startContainer", start_hooks, &state) {
             let _ = nix::unistd::write(&fifo, e.to_string().as_bytes());
             sys::child_exit(1)
         }
@@ -247,16 +253,17 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     unsafe { libc::close(a.state_dir) };
 
     let env = finalize::env_with_home(process, &b.plan.env);
-    let err = nix::unistd::execve(&exe, &b.plan.args, &env).unwrap_err();
-    let msg = format!(
-        "exec {}: {}",
-        exe.to_string_lossy(),
-        err.desc().to_lowercase()
+    let report = Report::Fifo(fifo.as_raw_fd());
+    let failure = trampoline::exec_workload(
+        Some(a.trampoline),
+        report,
+        process,
+        &exe,
+        &b.plan.args,
+        &env,
     );
-    let _ = nix::unistd::write(&fifo, msg.as_bytes());
-    // Past `Ready` nobody reads the channel: tell the workload's stderr too.
-    eprintln!("capsa: {msg}");
-    sys::child_exit(if err == Errno::ENOENT { 127 } else { 126 })
+    report.failed(failure.errno(), &failure.message(&exe));
+    sys::child_exit(failure.exit_code())
 }
 
 fn set_domainname(d: &str) -> Result<(), SysError> {

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod finalize;
 pub mod init;
 pub mod sync;
+pub mod trampoline;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -23,6 +24,7 @@ use crate::security::seccomp::Filter;
 use crate::security::seccomp::notify::{AgentState, send_to_agent};
 use crate::sys::{self, Ctx, SysError};
 use init::InitArgs;
+use trampoline::Trampoline;
 use sync::{Msg, SyncError};
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +84,7 @@ pub struct SpawnOpts<'a> {
 /// Returns its pid; the pid is also in `guard` until the caller disarms it.
 pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> {
     let b = o.bundle;
+    let trampoline = Trampoline::prepare()?;
     let (parent, child) = sync::pair()?;
     let slow = !b.join.is_empty() || b.linux().time_offsets().is_some();
     // The cgroup namespace is always unshared by the init once it sits in
@@ -97,6 +100,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         wait_continue: !slow,
         unshare_cgroupns: cgroupns,
         id: o.id,
+        trampoline: &trampoline,
     };
     let flags = if slow {
         0

@@ -15,7 +15,7 @@ mod copyup;
 mod devices;
 mod masked;
 mod mounts;
-mod newmount;
+pub(crate) mod newmount;
 mod options;
 mod paths;
 mod pivot;

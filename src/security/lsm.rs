@@ -76,16 +76,18 @@ pub fn check(process: &Process, prefix: &str) -> Result<(), (String, String)> {
     Ok(())
 }
 
-/// Ask the kernel to switch to the process's AppArmor profile and SELinux
-/// label at the coming execve. Runs in the process itself (only a task can
-/// set its own attributes), through a verified procfs: a /proc the
-/// container controls must not receive the write (CVE-2025-52881 class).
-pub fn apply_on_exec(process: &Process) -> Result<(), (&'static str, SysError)> {
-    let profile = process
-        .apparmor_profile()
-        .as_deref()
-        .filter(|p| !p.is_empty());
-    let label = process.selinux_label().as_deref().filter(|l| !l.is_empty());
+/// Ask the kernel to switch to an AppArmor profile and/or SELinux label at
+/// the coming execve. Runs in the process itself (only a task can set its
+/// own attributes), right before that execve (the trampoline's, see
+/// process/trampoline.rs), through a verified procfs: a /proc the container
+/// controls must not receive the write (CVE-2025-52881 class). Empty values
+/// mean "not set".
+pub fn apply_labels(
+    profile: Option<&str>,
+    label: Option<&str>,
+) -> Result<(), (&'static str, SysError)> {
+    let profile = profile.filter(|p| !p.is_empty());
+    let label = label.filter(|l| !l.is_empty());
     if profile.is_none() && label.is_none() {
         return Ok(());
     }
