@@ -7,8 +7,8 @@
 
 use std::ffi::{CString, OsStr};
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
@@ -62,12 +62,14 @@ pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Vec<Hoo
         .iter()
         .enumerate()
         .filter_map(|(index, h)| {
-            run_one(None, h, state_json).err().map(|msg| HookError::Failed {
-                kind,
-                index,
-                path: h.path().display().to_string(),
-                msg,
-            })
+            run_one(None, h, state_json)
+                .err()
+                .map(|msg| HookError::Failed {
+                    kind,
+                    index,
+                    path: h.path().display().to_string(),
+                    msg,
+                })
         })
         .collect()
 }

@@ -22,9 +22,9 @@ use nix::unistd::Pid;
 use oci_spec::runtime::Process;
 
 use super::finalize;
-use super::trampoline::{self, Report, Trampoline};
 use super::init::InitError;
 use super::sync::{Channel, Msg, SyncError};
+use super::trampoline::{self, Report, Trampoline};
 use super::{ChildGuard, ProcessError};
 use crate::bundle::ProcessPlan;
 use crate::console;

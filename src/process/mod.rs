@@ -24,8 +24,8 @@ use crate::security::seccomp::Filter;
 use crate::security::seccomp::notify::{AgentState, send_to_agent};
 use crate::sys::{self, Ctx, SysError};
 use init::InitArgs;
-use trampoline::Trampoline;
 use sync::{Msg, SyncError};
+use trampoline::Trampoline;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {

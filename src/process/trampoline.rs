@@ -191,7 +191,8 @@ impl Trampoline {
     /// with `argv`, reporting to `report`, with `process`'s LSM labels.
     pub fn args(report: Report, exe: &CStr, process: &Process, argv: &[CString]) -> Vec<CString> {
         let (kind, fd) = report.encode();
-        let text = |v: &Option<String>| CString::new(v.clone().unwrap_or_default()).unwrap_or_default();
+        let text =
+            |v: &Option<String>| CString::new(v.clone().unwrap_or_default()).unwrap_or_default();
         let mut out = vec![
             kind.to_owned(),
             fd,

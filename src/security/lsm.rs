@@ -33,8 +33,7 @@ pub fn apparmor_enabled() -> bool {
 
 /// SELinux is active: selinuxfs is mounted where libselinux expects it.
 pub fn selinux_enabled() -> bool {
-    nix::sys::statfs::statfs("/sys/fs/selinux")
-        .is_ok_and(|s| s.filesystem_type() == SELINUX_MAGIC)
+    nix::sys::statfs::statfs("/sys/fs/selinux").is_ok_and(|s| s.filesystem_type() == SELINUX_MAGIC)
 }
 
 /// The LSM fields of `process` (config.json's, or an exec's) that this host
