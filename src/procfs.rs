@@ -232,6 +232,41 @@ mod tests {
         assert_eq!(fstat(fd.as_fd()).expect("stat").st_ino, PROC_ROOT_INO);
     }
 
+    /// The point of it all: a file bind-mounted over /proc/sys/kernel/hostname
+    /// (what a container could place there) does not receive the write; the
+    /// kernel's sysctl does (in a private UTS namespace) or, with the /proc
+    /// directory fallback, the mount crossing is refused.
+    #[test]
+    fn writes_are_not_redirected_by_a_mount_over_proc() {
+        use nix::mount::{MsFlags, mount};
+        use nix::sched::CloneFlags;
+        let decoy = std::env::temp_dir().join(format!("capsa-procfs-decoy-{}", std::process::id()));
+        std::fs::write(&decoy, "decoy\n").expect("write decoy");
+        let res = crate::rootfs::tests::in_child(CloneFlags::CLONE_NEWUTS, || {
+            let none: Option<&str> = None;
+            mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+                .map_err(|e| format!("make / private: {e}"))?;
+            mount(Some(&decoy), "/proc/sys/kernel/hostname", none, MsFlags::MS_BIND, none)
+                .map_err(|e| format!("bind decoy: {e}"))?;
+            ProcRoot::open()
+                .and_then(|p| p.write("sys/kernel/hostname", b"capsa-procfs-test"))
+                .map_err(|e| format!("private procfs write: {e}"))?;
+            let host = nix::unistd::gethostname().map_err(|e| e.to_string())?;
+            let via_dir = ProcRoot { fd: open_proc_dir().map_err(|e| e.to_string())? }
+                .write("sys/kernel/hostname", b"redirected")
+                .map(|()| "written".to_string())
+                .unwrap_or_else(|e| e.to_string());
+            Ok(format!("{}\n{via_dir}", host.to_string_lossy()))
+        });
+        let decoy_after = std::fs::read_to_string(&decoy).unwrap_or_default();
+        let _ = std::fs::remove_file(&decoy);
+        let out = res.expect("child");
+        let (host, via_dir) = out.split_once('\n').expect("two lines");
+        assert_eq!(host, "capsa-procfs-test", "the sysctl was not written");
+        assert_eq!(decoy_after, "decoy\n", "the write went to the mounted file");
+        assert!(via_dir.contains("cross-device"), "fallback crossed the mount: {via_dir}");
+    }
+
     #[test]
     fn self_fd_is_ours() {
         let f = std::fs::File::open("/").expect("open /");

@@ -20,7 +20,7 @@ mod options;
 mod paths;
 mod pivot;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::Path;
 

@@ -113,6 +113,7 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), Rootfs
                     refuse_symlink(ctx.root, &dest, &field)?;
                 }
                 let target = ctx.root.mkdir_all(&dest).map_err(at)?;
+                refuse_resolved_proc(&target, &dest, &field)?;
                 let fstype = typ.unwrap_or("none");
                 let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
                 opts.data = label_mount_data(&opts.data, fstype, ctx.mount_label);
@@ -212,6 +213,34 @@ fn refuse_symlink(root: &RootDir, dest: &Path, field: &str) -> Result<(), Rootfs
     Ok(())
 }
 
+/// A destination that config.json puts outside /proc must not have led
+/// into a procfs through a symlink in the image (runc checks the resolved
+/// path too): a mount there could hide a kernel file the container must
+/// not reach, or redirect what is written to one. Destinations under /proc
+/// are checked on their literal path (`proc_destination_allowed`).
+fn refuse_resolved_proc(target: &OwnedFd, dest: &Path, field: &str) -> Result<(), RootfsError> {
+    if dest.starts_with("/proc") {
+        return Ok(());
+    }
+    let on_proc = fstatfs(target.as_fd())
+        .map_err(|e| RootfsError::At {
+            field: field.to_string(),
+            source: SysError::at("statfs", dest, e),
+        })?
+        .filesystem_type()
+        == PROC_SUPER_MAGIC;
+    if on_proc {
+        return Err(RootfsError::Config {
+            field: format!("{field}.destination"),
+            msg: format!(
+                "{} leads into /proc through a symlink in the root filesystem",
+                dest.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn proc_refused(field: &str, dest: &Path) -> RootfsError {
     RootfsError::Config {
         field: format!("{field}.destination"),
@@ -252,6 +281,7 @@ pub fn bind_mount(
         ctx.root.create_file(dest, 0o644)
     }
     .map_err(at)?;
+    refuse_resolved_proc(&target, dest, field)?;
     let flags = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
     mount_at(Some(&proc_fd(&src_fd)), &target, dest, None, flags, "").map_err(at)?;
     if opts.bind_needs_remount() {

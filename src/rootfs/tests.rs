@@ -116,7 +116,7 @@ fn read_all(fd: OwnedFd) -> String {
 
 /// Fork; the child unshares `flags` (always a mount namespace), runs `f`
 /// and reports its Ok/Err text; the parent returns it.
-fn in_child(
+pub(crate) fn in_child(
     flags: CloneFlags,
     f: impl FnOnce() -> Result<String, String>,
 ) -> Result<String, String> {
