@@ -48,15 +48,20 @@ impl Drop for HostPaths {
 /// file reads empty, the read-only one refuses writes, the copy-up brought the image's file
 /// and not the host directory's; on the host nothing is created.
 ///
-/// Seen failing: with RESOLVE_IN_ROOT dropped from rootfs/paths.rs, the host got
-/// /tmp/capsa-host-*-A, -dst/sub, -inter and -dev, and the mounts were missing inside.
+/// Seen failing: with rootfs/paths.rs resolving like a naive runtime (relative to the rootfs
+/// fd, without RESOLVE_IN_ROOT), the runtime created these paths on the host.
 #[test]
 fn symlinked_destinations_resolve_inside_the_root() {
     let mut c = Ctx::new("symdest");
     c.require_isolated_root();
     let tag = format!("capsa-host-{}", c.id);
     let host = |s: &str| PathBuf::from(format!("/tmp/{tag}-{s}"));
-    let guard = HostPaths::new(&[host("A"), host("dst"), host("inter"), host("dev")]);
+    // `dst` points at an existing host directory (a runtime that follows it would create
+    // `sub` there); the others do not exist on the host (one that follows would create them).
+    let host_dst = host("dst");
+    let _dst = HostPaths::new(std::slice::from_ref(&host_dst));
+    fs::create_dir(&host_dst).expect("host dst dir");
+    let guard = HostPaths::new(&[host("A"), host_dst.join("sub"), host("inter"), host("dev")]);
     // Host files the runtime must not touch either.
     let host_mask = host("mask");
     let host_copy = host("copy");
@@ -97,12 +102,12 @@ fn symlinked_destinations_resolve_inside_the_root() {
          [ -c {t}-dev ] && echo dev"
     ));
     let o = c.run();
+    guard.assert_untouched();
     o.ok();
     let want = format!(
         "mount {t}-A\nmount {t}-dst/sub\nmount {t}-inter\nmount {t}-copy\nbound\ninner\nmask=[]\nro-refused\ndev"
     );
     assert_eq!(o.stdout.trim(), want, "{o}");
-    guard.assert_untouched();
     assert_eq!(fs::read_to_string(&host_mask).unwrap_or_default(), "HOST");
     assert!(host_copy.join("SECRET").exists());
     c.assert_nothing_left(&c.id);
@@ -128,18 +133,22 @@ fn symlink_loop_in_a_destination_fails_cleanly() {
 /// CVE-2021-30465: a process on the host (or in another container sharing the image's
 /// directory) swaps a path component between a directory and a symlink to a host path while
 /// the runtime resolves and mounts. A thread exchanges `race` (a directory) and `spare` (a
-/// symlink to /tmp/capsa-race-*) atomically (renameat2 RENAME_EXCHANGE), in a loop, across 15
-/// creates with a tmpfs at /race/sub. The host path must never appear. Not strictly
+/// symlink to the host directory /tmp/capsa-race-*) atomically (renameat2 RENAME_EXCHANGE),
+/// in a loop, across 15 creates with a tmpfs at /race/sub. /tmp/capsa-race-*/sub must never
+/// appear on the host. Not strictly
 /// deterministic, but a runtime that resolves paths on the host loses many of these races.
 ///
-/// Seen failing: with RESOLVE_IN_ROOT dropped from rootfs/paths.rs, /tmp/capsa-race-*/sub
-/// was created on the host within the first few creates.
+/// Seen failing: with rootfs/paths.rs resolving like a naive runtime (relative to the rootfs
+/// fd, without RESOLVE_IN_ROOT), /tmp/capsa-race-*/sub was created on the host.
 #[test]
 fn racing_symlink_swap_cannot_redirect_a_mount() {
     let mut c = Ctx::new("symrace");
     c.require_isolated_root();
+    // An existing host directory: a runtime that follows the symlink creates `sub` in it.
     let target = PathBuf::from(format!("/tmp/capsa-race-{}", c.id));
-    let guard = HostPaths::new(std::slice::from_ref(&target));
+    let _target = HostPaths::new(std::slice::from_ref(&target));
+    fs::create_dir(&target).expect("host target dir");
+    let guard = HostPaths::new(&[target.join("sub")]);
     let rootfs = c.rootfs();
     fs::create_dir(rootfs.join("race")).expect("race dir");
     symlink(&target, rootfs.join("spare")).expect("spare link");
