@@ -246,16 +246,24 @@ mod tests {
             let none: Option<&str> = None;
             mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
                 .map_err(|e| format!("make / private: {e}"))?;
-            mount(Some(&decoy), "/proc/sys/kernel/hostname", none, MsFlags::MS_BIND, none)
-                .map_err(|e| format!("bind decoy: {e}"))?;
+            mount(
+                Some(&decoy),
+                "/proc/sys/kernel/hostname",
+                none,
+                MsFlags::MS_BIND,
+                none,
+            )
+            .map_err(|e| format!("bind decoy: {e}"))?;
             ProcRoot::open()
                 .and_then(|p| p.write("sys/kernel/hostname", b"capsa-procfs-test"))
                 .map_err(|e| format!("private procfs write: {e}"))?;
             let host = nix::unistd::gethostname().map_err(|e| e.to_string())?;
-            let via_dir = ProcRoot { fd: open_proc_dir().map_err(|e| e.to_string())? }
-                .write("sys/kernel/hostname", b"redirected")
-                .map(|()| "written".to_string())
-                .unwrap_or_else(|e| e.to_string());
+            let via_dir = ProcRoot {
+                fd: open_proc_dir().map_err(|e| e.to_string())?,
+            }
+            .write("sys/kernel/hostname", b"redirected")
+            .map(|()| "written".to_string())
+            .unwrap_or_else(|e| e.to_string());
             Ok(format!("{}\n{via_dir}", host.to_string_lossy()))
         });
         let decoy_after = std::fs::read_to_string(&decoy).unwrap_or_default();
@@ -264,7 +272,10 @@ mod tests {
         let (host, via_dir) = out.split_once('\n').expect("two lines");
         assert_eq!(host, "capsa-procfs-test", "the sysctl was not written");
         assert_eq!(decoy_after, "decoy\n", "the write went to the mounted file");
-        assert!(via_dir.contains("cross-device"), "fallback crossed the mount: {via_dir}");
+        assert!(
+            via_dir.contains("cross-device"),
+            "fallback crossed the mount: {via_dir}"
+        );
     }
 
     #[test]
