@@ -116,6 +116,7 @@ impl ProcessPlan {
         let caps = CapSets::from_spec(process.capabilities().as_ref())
             .map_err(|msg| invalid(format!("{prefix}.capabilities"), msg))?;
         crate::security::lsm::check(process, prefix).map_err(|(f, m)| invalid(f, m))?;
+        crate::limits::check_process(process, prefix).map_err(|(f, m)| invalid(f, m))?;
         Ok(ProcessPlan { args, env, caps })
     }
 }
@@ -138,6 +139,7 @@ impl Bundle {
             path: cfg.clone(),
             msg: e.to_string().to_lowercase(),
         })?;
+        crate::limits::check_nul(&data).map_err(|(f, m)| invalid(f, m))?;
         let de = &mut serde_json::Deserializer::from_slice(&data);
         let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
@@ -183,6 +185,7 @@ impl Bundle {
             .as_ref()
             .ok_or_else(|| invalid("process", "process must be set"))?;
         let plan = ProcessPlan::new(process, "process")?;
+        crate::limits::check_spec(&spec).map_err(|(f, m)| invalid(f, m))?;
 
         let linux = spec
             .linux()

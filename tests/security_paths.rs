@@ -137,7 +137,7 @@ fn symlink_loop_in_a_destination_fails_cleanly() {
     c.assert_nothing_left(&c.id);
 }
 
-/// CVE-2021-30465: a process on the host (or in another container sharing the image's
+/// CVE-2021-30465 / CVE-2024-45310: a process on the host (or in another container sharing the image's
 /// directory) swaps a path component between a directory and a symlink to a host path while
 /// the runtime resolves and mounts. A thread exchanges `race` (a directory) and `spare` (a
 /// symlink to the host directory /tmp/capsa-race-*) atomically (renameat2 RENAME_EXCHANGE),
@@ -149,6 +149,11 @@ fn symlink_loop_in_a_destination_fails_cleanly() {
 /// fd, without RESOLVE_IN_ROOT), /tmp/capsa-race-*/sub was created on the host.
 #[test]
 fn racing_symlink_swap_cannot_redirect_a_mount() {
+    if skip_unless_capsa(
+        "runc 1.1.5 predates the CVE-2024-45310 fix: it sometimes creates sub on the host",
+    ) {
+        return;
+    }
     let mut c = Ctx::new("symrace");
     c.require_isolated_root();
     // An existing host directory: a runtime that follows the symlink creates `sub` in it.
@@ -267,6 +272,11 @@ fn a_fake_dev_null_cannot_defeat_masked_paths() {
 /// then a path mount), a `dev -> ...` symlink on the way was followed.
 #[test]
 fn console_cannot_be_redirected() {
+    if skip_unless_capsa(
+        "runc 1.1.5 predates the CVE-2025-52565 fix: it mounts the pty over the target",
+    ) {
+        return;
+    }
     let mut c = Ctx::new("consolelink");
     image_dev(&mut c);
     symlink(
@@ -322,7 +332,7 @@ fn proc_writes_cannot_be_redirected_by_a_mount() {
     c.config["process"]["oomScoreAdj"] = json!(123);
     c.sh("cat /proc/sys/net/ipv4/ip_forward /proc/self/oom_score_adj");
     let o = c.run();
-    if !o.success() {
+    if !o.success() && is_capsa() {
         o.fails_with("mounts[7]");
         o.fails_with("/proc");
     }

@@ -56,6 +56,8 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
         } else {
             std::fs::read(path).map_err(|e| usage(format!("{}: {e}", path.display())))?
         };
+        crate::limits::check_nul(&data)
+            .map_err(|(field, msg)| BundleError::Invalid { field, msg })?;
         let de = &mut serde_json::Deserializer::from_slice(&data);
         let p: Process = serde_path_to_error::deserialize(de).map_err(|e| {
             Error::Bundle(BundleError::Parse {
