@@ -330,3 +330,107 @@ fn notify_hands_the_listener_to_the_agent() {
         assert!(state["ociVersion"].is_string());
     }
 }
+
+/// `exec` loads the container's linux.seccomp into its process, in the init's order against
+/// no_new_privs and the capability drop (runc does the same): a syscall the profile denies
+/// fails with the configured errno in the exec'd process, with and without no_new_privs.
+///
+/// Seen failing: with exec passing no filter (as before), mkdir succeeded (rc=0).
+#[test]
+fn exec_gets_the_containers_filter() {
+    let (a, _rm) = scratch("exec");
+    for nnp in [true, false] {
+        let b = Bundle::new(
+            &["busybox", "sleep", "1000"],
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}),
+            nnp,
+        );
+        let st = b
+            .capsa()
+            .args(["run", "-d", "--bundle"])
+            .arg(&b.dir)
+            .arg(&b.id)
+            .status()
+            .unwrap();
+        assert!(st.success(), "run -d");
+        let out = b
+            .capsa()
+            .args(["exec", &b.id, "sh", "-c", &format!("mkdir {a}; echo rc=$?")])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(
+            text.contains("Function not implemented"),
+            "nnp={nnp}: {text}"
+        );
+        assert!(text.contains("rc=1"), "{text}");
+    }
+}
+
+/// SCMP_ACT_NOTIFY in an exec'd process: its own listener fd reaches the agent (after the
+/// init's), with the exec'd pid on top and the container's state inside, and the agent's
+/// answer is what the process gets.
+#[test]
+fn exec_hands_its_listener_to_the_agent() {
+    let (n, _rm) = scratch("execnotify");
+    let b = Bundle::new(
+        &["busybox", "sleep", "1000"],
+        json!({"defaultAction": "SCMP_ACT_ALLOW",
+               "listenerPath": "PLACEHOLDER",
+               "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}),
+        true,
+    );
+    let sock = b.dir.join("agent.sock");
+    let cfg_path = b.dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(
+        &cfg_path,
+        text.replace("PLACEHOLDER", sock.to_str().unwrap()),
+    )
+    .unwrap();
+    let listener = UnixListener::bind(&sock).unwrap();
+    // The init's connection comes first: keep it (and its fd) open, then serve exec's.
+    let t = std::thread::spawn(move || {
+        let first = listener.accept().unwrap();
+        let r = agent(listener, libc::EXDEV);
+        drop(first);
+        r
+    });
+    let st = b
+        .capsa()
+        .args(["run", "-d", "--bundle"])
+        .arg(&b.dir)
+        .arg(&b.id)
+        .status()
+        .unwrap();
+    assert!(st.success(), "run -d");
+    let out = b
+        .capsa()
+        .args(["exec", &b.id, "sh", "-c", &format!("mkdir {n}; echo rc=$?")])
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // (Checked before joining the agent: without a listener from exec it waits forever.)
+    assert!(text.contains("Invalid cross-device link"), "{text}");
+    let (state, nr) = t.join().unwrap();
+    assert!(nr == libc::SYS_mkdir as i32 || nr == libc::SYS_mkdirat as i32);
+    assert_eq!(state["state"]["id"], b.id.as_str());
+    assert_eq!(state["state"]["status"], "running");
+    let init: Value =
+        serde_json::from_slice(&b.capsa().args(["state", &b.id]).output().unwrap().stdout).unwrap();
+    assert_eq!(
+        state["state"]["pid"], init["pid"],
+        "state.pid is the init's"
+    );
+    assert_ne!(state["pid"], init["pid"], "pid is the exec'd process's");
+}
