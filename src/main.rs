@@ -279,6 +279,20 @@ fn main() -> ExitCode {
     // defence); in that mode nothing else of capsa runs.
     capsa::process::trampoline::run_if_asked();
     let cli = Cli::parse();
+    // Before we open anything: fds 3..3+N belong to the workload.
+    let preserve = match &cli.cmd {
+        Some(Cmd::Create(a)) => a.preserve_fds,
+        Some(Cmd::Run { create, .. }) => create.preserve_fds,
+        Some(Cmd::Exec(a)) => a.preserve_fds,
+        _ => 0,
+    };
+    if preserve > 0 {
+        let end = 3i32.saturating_add(i32::try_from(preserve).unwrap_or(i32::MAX));
+        if let Err(e) = capsa::sys::fill_fd_holes(3, end) {
+            eprintln!("capsa: --preserve-fds: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let format = match cli.log_format {
         LogFormat::Json => Format::Json,
         LogFormat::Text => Format::Text,
