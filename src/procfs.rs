@@ -25,7 +25,8 @@ use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::fstat;
 use nix::sys::statfs::{PROC_SUPER_MAGIC, fstatfs};
 
-use crate::sys::{SysError, SysResult, own};
+use crate::rootfs::newmount::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, new_fs};
+use crate::sys::{SysError, SysResult};
 
 /// procfs's root directory inode (PROC_ROOT_INO in the kernel).
 const PROC_ROOT_INO: u64 = 1;
@@ -117,47 +118,8 @@ impl ProcRoot {
 
 /// fsopen("proc") + fsmount: a procfs of our pid namespace, mounted nowhere.
 fn private_procfs() -> SysResult<OwnedFd> {
-    const FSOPEN_CLOEXEC: u32 = 1;
-    const FSCONFIG_CMD_CREATE: u32 = 6;
-    const FSMOUNT_CLOEXEC: u32 = 1;
-    const MOUNT_ATTR_NOSUID: u64 = 0x2;
-    const MOUNT_ATTR_NODEV: u64 = 0x4;
-    const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-    let path = Path::new("/proc");
-    // SAFETY: the fs name is a NUL-terminated static string.
-    let ret = unsafe { libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), FSOPEN_CLOEXEC) };
-    if ret < 0 {
-        return Err(SysError::at("fsopen proc", path, Errno::last()));
-    }
-    let fs = own(ret as i32);
-    // SAFETY: fs is an open fs context; key and value may be null for
-    // FSCONFIG_CMD_CREATE.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_char>(),
-            0,
-        )
-    };
-    if ret < 0 {
-        return Err(SysError::at("fsconfig proc", path, Errno::last()));
-    }
-    // SAFETY: fs is an open, created fs context; integer flags only.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_fsmount,
-            fs.as_raw_fd(),
-            FSMOUNT_CLOEXEC,
-            MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-        )
-    };
-    if ret < 0 {
-        return Err(SysError::at("fsmount proc", path, Errno::last()));
-    }
-    Ok(own(ret as i32))
+    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    new_fs(c"proc", Some(c"proc"), false, attrs, Path::new("/proc"))
 }
 
 /// The "/proc" directory itself (not a symlink). Whatever is mounted

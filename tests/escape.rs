@@ -105,6 +105,42 @@ fn assert_binary_intact(before: &[u8], copy: &Path, result: &str) {
     }
 }
 
+/// The malicious image of the CVE-2019-5736 tests: /bin/evil is `#!/proc/self/exe
+/// --log=/tmp/fifo-ID` (the FIFO blocks the runtime's binary where the attacker can see it),
+/// /bin/attack the attacker. Returns the runtime copy and its content before the attack.
+fn cve_5736_image(c: &mut Ctx) -> (PathBuf, Vec<u8>) {
+    let copy = runtime_copy(c);
+    let rootfs = c.rootfs();
+    let marker = format!("--log=/tmp/fifo-{}", c.id);
+    write_exec(
+        &rootfs.join("bin/evil"),
+        &format!("#!/proc/self/exe {marker}\n"),
+    );
+    mkfifo(&rootfs.join(format!("tmp/fifo-{}", c.id)));
+    write_exec(
+        &rootfs.join("bin/attack"),
+        &attacker_script(&marker, &format!("/tmp/fifo-{}", c.id), "/tmp/result"),
+    );
+    c.config["root"]["readonly"] = json!(false);
+    let before = sha(&copy);
+    (copy, before)
+}
+
+/// Wait for the attacker's verdict and check it.
+#[track_caller]
+fn cve_5736_outcome(c: &Ctx, copy: &Path, before: &[u8]) {
+    let result = wait_text(
+        &c.rootfs().join("tmp/result"),
+        "DONE",
+        Duration::from_secs(25),
+    );
+    assert!(
+        result.contains("DONE"),
+        "attacker did not finish: {result:?}"
+    );
+    assert_binary_intact(before, copy, &result);
+}
+
 /// CVE-2019-5736, as published: the image makes a program the runtime will exec into a script
 /// whose interpreter is `/proc/self/exe`. Run by `exec`, the kernel starts the *runtime's*
 /// binary as a container process; the container grabs /proc/PID/exe and, once the runtime is
@@ -117,37 +153,15 @@ fn assert_binary_intact(before: &[u8], copy: &Path, result: &str) {
 #[test]
 fn cve_2019_5736_exec_of_a_proc_self_exe_script() {
     let mut c = Ctx::new("cve5736exec");
-    let copy = runtime_copy(&c);
-    let rootfs = c.rootfs();
-    let marker = format!("--log=/tmp/fifo-{}", c.id);
-    write_exec(
-        &rootfs.join("bin/evil"),
-        &format!("#!/proc/self/exe {marker}\n"),
-    );
-    mkfifo(&rootfs.join(format!("tmp/fifo-{}", c.id)));
-    write_exec(
-        &rootfs.join("bin/attack"),
-        &attacker_script(&marker, &format!("/tmp/fifo-{}", c.id), "/tmp/result"),
-    );
-    c.config["root"]["readonly"] = json!(false);
+    let (copy, before) = cve_5736_image(&mut c);
     c.args(&["/bin/attack"]);
     c.write_config();
-    let before = sha(&copy);
     let b = c.bundle();
-    rt_bin(
-        &c,
-        &copy,
-        &["run", "-d", "--bundle", b.to_str().expect("utf-8"), &c.id],
-    )
-    .ok();
+    let b = b.to_str().expect("utf-8");
+    rt_bin(&c, &copy, &["run", "-d", "--bundle", b, &c.id]).ok();
     // Detached: once the script is running, no runtime process of ours holds the binary busy.
     let _ = rt_bin(&c, &copy, &["exec", "-d", &c.id, "/bin/evil"]);
-    let result = wait_text(&rootfs.join("tmp/result"), "DONE", Duration::from_secs(25));
-    assert!(
-        result.contains("DONE"),
-        "attacker did not finish: {result:?}"
-    );
-    assert_binary_intact(&before, &copy, &result);
+    cve_5736_outcome(&c, &copy, &before);
 }
 
 /// The same attack through the container's init: process.args is the `#!/proc/self/exe`
@@ -158,38 +172,16 @@ fn cve_2019_5736_exec_of_a_proc_self_exe_script() {
 #[test]
 fn cve_2019_5736_init_exec_of_a_proc_self_exe_script() {
     let mut c = Ctx::new("cve5736init");
-    let copy = runtime_copy(&c);
-    let rootfs = c.rootfs();
-    let marker = format!("--log=/tmp/fifo-{}", c.id);
-    write_exec(
-        &rootfs.join("bin/evil"),
-        &format!("#!/proc/self/exe {marker}\n"),
-    );
-    mkfifo(&rootfs.join(format!("tmp/fifo-{}", c.id)));
-    write_exec(
-        &rootfs.join("bin/attack"),
-        &attacker_script(&marker, &format!("/tmp/fifo-{}", c.id), "/tmp/result"),
-    );
-    c.config["root"]["readonly"] = json!(false);
+    let (copy, before) = cve_5736_image(&mut c);
     c.remove_ns("pid");
     c.args(&["/bin/evil"]);
     c.write_config();
-    let before = sha(&copy);
     let b = c.bundle();
-    rt_bin(
-        &c,
-        &copy,
-        &["create", "--bundle", b.to_str().expect("utf-8"), &c.id],
-    )
-    .ok();
+    let b = b.to_str().expect("utf-8");
+    rt_bin(&c, &copy, &["create", "--bundle", b, &c.id]).ok();
     let _ = rt_bin(&c, &copy, &["exec", "-d", &c.id, "/bin/attack"]);
     let _ = rt_bin(&c, &copy, &["start", &c.id]);
-    let result = wait_text(&rootfs.join("tmp/result"), "DONE", Duration::from_secs(25));
-    assert!(
-        result.contains("DONE"),
-        "attacker did not finish: {result:?}"
-    );
-    assert_binary_intact(&before, &copy, &result);
+    cve_5736_outcome(&c, &copy, &before);
     // The attacker runs in the host pid namespace: stop it with the container's cgroup.
     let _ = c.rt(&["kill", "--all", &c.id, "KILL"]);
 }

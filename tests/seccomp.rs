@@ -304,15 +304,7 @@ fn notify_hands_the_listener_to_the_agent() {
                    "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}),
             nnp,
         );
-        let sock = b.dir.join("agent.sock");
-        let cfg_path = b.dir.join("config.json");
-        let text = std::fs::read_to_string(&cfg_path).unwrap();
-        std::fs::write(
-            &cfg_path,
-            text.replace("PLACEHOLDER", sock.to_str().unwrap()),
-        )
-        .unwrap();
-        let listener = UnixListener::bind(&sock).unwrap();
+        let listener = b.agent_socket();
         let t = std::thread::spawn(move || agent(listener, libc::EROFS));
         let (code, out) = b.run();
         let (state, nr) = t.join().unwrap();
@@ -331,6 +323,49 @@ fn notify_hands_the_listener_to_the_agent() {
     }
 }
 
+impl Bundle {
+    /// Listen on `agent.sock` in the bundle and make it the config's listenerPath (which
+    /// holds "PLACEHOLDER" until then).
+    fn agent_socket(&self) -> UnixListener {
+        let sock = self.dir.join("agent.sock");
+        let cfg_path = self.dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path).unwrap();
+        std::fs::write(
+            &cfg_path,
+            text.replace("PLACEHOLDER", sock.to_str().unwrap()),
+        )
+        .unwrap();
+        UnixListener::bind(&sock).unwrap()
+    }
+
+    /// `capsa run -d`, asserting it worked.
+    fn run_detached(&self) {
+        let st = self
+            .capsa()
+            .args(["run", "-d", "--bundle"])
+            .arg(&self.dir)
+            .arg(&self.id)
+            .status()
+            .unwrap();
+        assert!(st.success(), "run -d");
+    }
+
+    /// `capsa exec ID sh -c SCRIPT`: (success, stdout + stderr).
+    fn exec_sh(&self, script: &str) -> (bool, String) {
+        let out = self
+            .capsa()
+            .args(["exec", &self.id, "sh", "-c", script])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+}
+
 /// `exec` loads the container's linux.seccomp into its process, in the init's order against
 /// no_new_privs and the capability drop (runc does the same): a syscall the profile denies
 /// fails with the configured errno in the exec'd process, with and without no_new_privs.
@@ -346,25 +381,9 @@ fn exec_gets_the_containers_filter() {
                 {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}),
             nnp,
         );
-        let st = b
-            .capsa()
-            .args(["run", "-d", "--bundle"])
-            .arg(&b.dir)
-            .arg(&b.id)
-            .status()
-            .unwrap();
-        assert!(st.success(), "run -d");
-        let out = b
-            .capsa()
-            .args(["exec", &b.id, "sh", "-c", &format!("mkdir {a}; echo rc=$?")])
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{text}");
+        b.run_detached();
+        let (ok, text) = b.exec_sh(&format!("mkdir {a}; echo rc=$?"));
+        assert!(ok, "{text}");
         assert!(
             text.contains("Function not implemented"),
             "nnp={nnp}: {text}"
@@ -386,15 +405,7 @@ fn exec_hands_its_listener_to_the_agent() {
                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}),
         true,
     );
-    let sock = b.dir.join("agent.sock");
-    let cfg_path = b.dir.join("config.json");
-    let text = std::fs::read_to_string(&cfg_path).unwrap();
-    std::fs::write(
-        &cfg_path,
-        text.replace("PLACEHOLDER", sock.to_str().unwrap()),
-    )
-    .unwrap();
-    let listener = UnixListener::bind(&sock).unwrap();
+    let listener = b.agent_socket();
     // The init's connection comes first: keep it (and its fd) open, then serve exec's.
     let t = std::thread::spawn(move || {
         let first = listener.accept().unwrap();
@@ -402,24 +413,8 @@ fn exec_hands_its_listener_to_the_agent() {
         drop(first);
         r
     });
-    let st = b
-        .capsa()
-        .args(["run", "-d", "--bundle"])
-        .arg(&b.dir)
-        .arg(&b.id)
-        .status()
-        .unwrap();
-    assert!(st.success(), "run -d");
-    let out = b
-        .capsa()
-        .args(["exec", &b.id, "sh", "-c", &format!("mkdir {n}; echo rc=$?")])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    b.run_detached();
+    let (_, text) = b.exec_sh(&format!("mkdir {n}; echo rc=$?"));
     // (Checked before joining the agent: without a listener from exec it waits forever.)
     assert!(text.contains("Invalid cross-device link"), "{text}");
     let (state, nr) = t.join().unwrap();

@@ -12,6 +12,7 @@ use nix::sys::statfs::{PROC_SUPER_MAGIC, SYSFS_MAGIC, fstatfs};
 use nix::unistd::{Pid, getpid, getsid, setsid};
 
 use super::{ConsoleError, ConsoleSize, send_master};
+use crate::rootfs::newmount::{attach, clone_tree};
 use crate::sys::{Ctx, SysError, own};
 
 const PTMX: &str = "/dev/ptmx";
@@ -265,38 +266,12 @@ fn console_target() -> Result<OwnedFd, ConsoleError> {
 }
 
 /// Bind the file behind `fd` over the file `target` refers to, with no
-/// path lookup at all: open_tree(OPEN_TREE_CLONE) makes a detached bind
-/// mount of the fd itself, and move_mount attaches it to the target fd.
+/// path lookup at all: a detached bind mount of the fd itself (open_tree),
+/// attached onto the target fd (move_mount).
 fn bind_fd(fd: &OwnedFd, target: &OwnedFd) -> nix::Result<()> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-    let empty = c"";
-    let flags =
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
-    // SAFETY: open_tree reads the NUL-terminated empty path and returns a new
-    // fd that we take ownership of; `fd` is open for the whole call.
-    let tree = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), empty.as_ptr(), flags) };
-    if tree < 0 {
-        return Err(Errno::last());
-    }
-    let tree = own(tree as RawFd);
-    // SAFETY: both paths are the NUL-terminated empty static string; `tree`
-    // and `target` are open fds for the whole call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            target.as_raw_fd(),
-            empty.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        )
-    };
-    if ret < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
+    let path = Path::new(CONSOLE);
+    let tree = clone_tree(fd, false, path).map_err(|e| e.errno)?;
+    attach(&tree, target, path).map_err(|e| e.errno)
 }
 
 /// TIOCSCTTY needs a session leader without a terminal. The lead's init may

@@ -42,15 +42,14 @@ use nix::sys::stat::Mode;
 use oci_spec::runtime::Process;
 
 use super::sync::{Channel, Msg};
-use crate::rootfs::newmount::{MOUNT_ATTR_RDONLY, clone_tree, set_attr};
+use crate::rootfs::newmount::{
+    MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, clone_tree, set_attr,
+};
 use crate::security::lsm;
 use crate::sys::{self, SysError, SysResult};
 
 /// argv[0] that puts the capsa binary in trampoline mode.
 pub const ARGV0: &CStr = c"capsa:[exec]";
-
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
 
 /// Where a failed execve of the workload is reported.
 #[derive(Debug, Clone, Copy)]
