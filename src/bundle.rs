@@ -274,6 +274,11 @@ impl Bundle {
             (String::new(), String::new())
         };
 
+        crate::rootfs::validate(&spec, userns).map_err(|e| match e {
+            crate::rootfs::RootfsError::Config { field, msg } => invalid(field, msg),
+            other => invalid("mounts", other.to_string()),
+        })?;
+
         for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
             crate::namespaces::check_sysctl(key, &seen)
                 .map_err(|m| invalid(format!("linux.sysctl.{key}"), m))?;

@@ -39,6 +39,9 @@ pub fn prepare(
         field: "process.capabilities.bounding".into(),
         source,
     })?;
+    // Before the switch, while we may still chown: the user must be able
+    // to reopen its stdio (see console::owner for what may change owner).
+    crate::console::fix_stdio_owner(process.user().uid(), process.terminal().unwrap_or(false))?;
     security::set_user(process)?;
     enter_cwd(process.cwd())?;
     let exe = lookup(&plan.args[0], &plan.env)?;

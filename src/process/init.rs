@@ -62,6 +62,8 @@ pub struct InitArgs<'a> {
     /// Unshare the cgroup namespace here, after the parent placed us.
     pub unshare_cgroupns: bool,
     pub id: &'a str,
+    /// Id-mapped mounts the parent made; the init attaches them.
+    pub idmapped: &'a rootfs::IdmappedTrees,
 }
 
 /// The init's entry point. `console` is the connected console socket (or
@@ -114,8 +116,9 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     if a.wait_continue {
         chan.expect(Msg::Continue)?;
     }
-    if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
-        // Become root of the new user namespace (its maps are written now).
+    if b.userns {
+        // Become root of the user namespace, new (its maps are written now)
+        // or joined, so that what the init creates is owned by that root.
         nix::unistd::setresgid(0.into(), 0.into(), 0.into())
             .ctx("setresgid(0) in the user namespace")?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
@@ -155,6 +158,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         rootfs: &b.rootfs,
         no_pivot: a.no_pivot,
         userns: b.userns,
+        idmapped: a.idmapped,
     })?;
     if let Some(sock) = console {
         console::setup_in_container(sock)?;

@@ -19,6 +19,7 @@ use crate::bundle::{Bundle, HookKind};
 use crate::cgroups::{Cgroup, CgroupError};
 use crate::hooks;
 use crate::namespaces;
+use crate::rootfs;
 use crate::sys::{self, Ctx, SysError};
 use init::InitArgs;
 use sync::{Msg, SyncError};
@@ -36,6 +37,10 @@ pub enum ProcessError {
     Init(String),
     #[error("{0}")]
     Seccomp(#[from] crate::security::seccomp::SeccompError),
+    #[error("{0}")]
+    Rootfs(#[from] crate::rootfs::RootfsError),
+    #[error("{0}")]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 /// Kills and reaps the processes it holds when dropped, unless disarmed:
@@ -80,6 +85,9 @@ pub struct SpawnOpts<'a> {
 /// Returns its pid; the pid is also in `guard` until the caller disarms it.
 pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> {
     let b = o.bundle;
+    // Id-mapped mounts need the host's privileges: made here, attached by
+    // the init (empty, and no syscall, without such mounts).
+    let idmapped = rootfs::prepare_idmapped(&b.spec, &b.dir, container_userns(b))?;
     let (parent, child) = sync::pair()?;
     let slow = !b.join.is_empty() || b.linux().time_offsets().is_some();
     // The cgroup namespace is always unshared by the init once it sits in
@@ -95,6 +103,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         wait_continue: !slow,
         unshare_cgroupns: cgroupns,
         id: o.id,
+        idmapped: &idmapped,
     };
     let flags = if slow {
         0
@@ -102,6 +111,16 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         (b.new_ns - CloneFlags::CLONE_NEWCGROUP).bits() as u64
     };
 
+    // Root of a new user namespace must be able to reopen the stdio pipes
+    // the init inherits (a terminal replaces them).
+    if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) && !b.process().terminal().unwrap_or(false) {
+        if let (Some(u), Some(g)) = (
+            namespaces::host_id(&b.uid_map, 0),
+            namespaces::host_id(&b.gid_map, 0),
+        ) {
+            crate::console::give_stdio_pipes(u, g)?;
+        }
+    }
     let cg_fd = o.cgroup.clone_into_fd();
     let (pid, in_unified) = match sys::clone3(flags, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
         Ok(pid) => (pid, cg_fd.is_some()),
@@ -184,6 +203,20 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     }
 }
 
+/// Where id-mapped mounts without mappings of their own take them from.
+fn container_userns(b: &Bundle) -> rootfs::ContainerUserns<'_> {
+    if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
+        return rootfs::ContainerUserns::New {
+            uid_map: &b.uid_map,
+            gid_map: &b.gid_map,
+        };
+    }
+    match b.join.iter().find(|j| j.flag == CloneFlags::CLONE_NEWUSER) {
+        Some(j) => rootfs::ContainerUserns::Join(&j.path),
+        None => rootfs::ContainerUserns::None,
+    }
+}
+
 /// SCMP_ACT_NOTIFY: give the init's listener fd and the container state to
 /// the agent at linux.seccomp.listenerPath. Our copy of the fd closes on
 /// return: from then on only the agent holds it.
@@ -220,9 +253,7 @@ fn stage1(args: &mut InitArgs, console: Option<OwnedFd>) -> ! {
             )
         };
         chan.expect(Msg::Continue)?;
-        for j in &b.join {
-            namespaces::join(j).map_err(|e| ProcessError::Init(e.to_string()))?;
-        }
+        namespaces::join_all(&b.join).map_err(|e| ProcessError::Init(e.to_string()))?;
         if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
             unshare(CloneFlags::CLONE_NEWUSER).ctx("unshare(CLONE_NEWUSER)")?;
             chan.send(&Msg::MapRequest)?;

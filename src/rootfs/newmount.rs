@@ -115,6 +115,36 @@ pub fn set_attr(
     ret_unit(ret, "mount_setattr", path)
 }
 
+/// Give the detached tree `fd` the id mapping of the user namespace
+/// `userns` (MOUNT_ATTR_IDMAP); only its top mount unless `recursive`. The
+/// kernel allows this only before the tree is attached anywhere.
+pub fn set_idmap(fd: &OwnedFd, userns: &OwnedFd, recursive: bool, path: &Path) -> SysResult<()> {
+    let flags = if recursive {
+        AT_EMPTY_PATH | AT_RECURSIVE
+    } else {
+        AT_EMPTY_PATH
+    };
+    let attr = MountAttr {
+        attr_set: super::options::ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: u64::from(userns.as_raw_fd().unsigned_abs()),
+    };
+    // SAFETY: as in set_attr; userns is an open user namespace fd that
+    // outlives the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            EMPTY.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    ret_unit(ret, "mount_setattr(MOUNT_ATTR_IDMAP)", path)
+}
+
 fn fsconfig(
     fs: &OwnedFd,
     cmd: u32,
