@@ -48,7 +48,7 @@ fn setup_in_container_sends_master_and_wires_slave() {
         }
         write_fd(1, &self_checks());
         // Hand the terminal to a non-root user, as before the uid switch.
-        let owner = capsa::console::fix_stdio_owner(4242).is_ok()
+        let owner = capsa::console::fix_stdio_owner(4242, true).is_ok()
             && nix::sys::stat::fstat(std::io::stdin().as_fd()).map(|s| s.st_uid) == Ok(4242);
         write_fd(1, &format!("owner={}\n", owner as u8));
         write_fd(1, "READY\n");

@@ -48,6 +48,8 @@ fn inspect(fd: RawFd) -> Option<(Kind, u32)> {
         return Some((Kind::Other, st.st_uid));
     }
     // SAFETY: fstatfs returned 0, so it filled the whole struct.
+    // (f_type's integer type differs between architectures.)
+    #[allow(clippy::useless_conversion)]
     let fs_type = i64::from(unsafe { fs.assume_init() }.f_type);
     let kind = match (st.st_mode & libc::S_IFMT, fs_type) {
         (libc::S_IFIFO, PIPEFS_MAGIC) => Kind::Pipe,

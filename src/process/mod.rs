@@ -113,13 +113,14 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
 
     // Root of a new user namespace must be able to reopen the stdio pipes
     // the init inherits (a terminal replaces them).
-    if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) && !b.process().terminal().unwrap_or(false) {
-        if let (Some(u), Some(g)) = (
+    if b.new_ns.contains(CloneFlags::CLONE_NEWUSER)
+        && !b.process().terminal().unwrap_or(false)
+        && let (Some(u), Some(g)) = (
             namespaces::host_id(&b.uid_map, 0),
             namespaces::host_id(&b.gid_map, 0),
-        ) {
-            crate::console::give_stdio_pipes(u, g)?;
-        }
+        )
+    {
+        crate::console::give_stdio_pipes(u, g)?;
     }
     let cg_fd = o.cgroup.clone_into_fd();
     let (pid, in_unified) = match sys::clone3(flags, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
