@@ -261,6 +261,13 @@ impl Bundle {
             let gid =
                 crate::namespaces::id_map(linux.gid_mappings().as_deref(), "linux.gidMappings")
                     .map_err(|(f, m)| invalid(f, m))?;
+            // The init sets the container up as root of the namespace (runc
+            // refuses this too).
+            for (map, field) in [(&uid, "linux.uidMappings"), (&gid, "linux.gidMappings")] {
+                if crate::namespaces::host_id(map, 0).is_none() {
+                    return Err(invalid(field, "no mapping for container id 0 (root)"));
+                }
+            }
             (uid, gid)
         } else {
             let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())

@@ -294,6 +294,36 @@ fn stdio_pipes_are_usable_by_the_mapped_users() {
     }
 }
 
+/// The same for a process `exec`'d into the container.
+#[test]
+fn exec_stdio_pipes_are_usable_by_the_mapped_users() {
+    let mut c = Ctx::new("usernsexec");
+    mapped(&mut c);
+    c.args(&["sleep", "1000"]);
+    c.create();
+    for user in ["0:0", "1000:0"] {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let o = c.rt_with(
+            &[
+                "exec",
+                "--user",
+                user,
+                &c.id,
+                "sh",
+                "-c",
+                "echo reopened-$(id -u) > /proc/self/fd/1",
+            ],
+            move |cmd| {
+                cmd.stdin(Stdio::null()).stdout(Stdio::from(w));
+            },
+        );
+        let got = read_pipe(r);
+        assert!(o.success(), "{o}");
+        let uid = user.split(':').next().unwrap_or("");
+        assert_eq!(got.trim(), format!("reopened-{uid}"), "{o}");
+    }
+}
+
 /// Stdio on the host's /dev/null (and a host file) must never change owner: only the
 /// container's own pipes and terminal are handed over. A previous capsa chowned the
 /// host's /dev/null to the container's root.
@@ -350,6 +380,19 @@ fn mapping_errors_name_the_field() {
     assert!(!o.success(), "{o}");
     if is_capsa() {
         o.fails_with("linux.uidMappings");
+    }
+    c.assert_nothing_left(&c.id);
+
+    // Root must be mapped: the init sets the container up as root.
+    let mut c = Ctx::new("usernsnoroot");
+    c.set_ns("user", None);
+    c.config["linux"]["uidMappings"] = json!([{"containerID": 1, "hostID": 100001, "size": 10}]);
+    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 10}]);
+    c.args(&["true"]);
+    let o = c.run();
+    assert!(!o.success(), "{o}");
+    if is_capsa() {
+        o.fails_with("linux.uidMappings: no mapping for container id 0");
     }
     c.assert_nothing_left(&c.id);
 
