@@ -10,15 +10,9 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-fn features(c: &Ctx) -> Value {
-    let o = c.rt(&["features"]);
-    o.ok();
-    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("features not JSON ({e}): {o}"))
-}
-
 /// Whether the runtime says it implements id-mapped mounts (runc 1.1 does not).
 fn idmap_supported(c: &Ctx) -> bool {
-    let yes = features(c)["linux"]["mountExtensions"]["idmap"]["enabled"] == json!(true);
+    let yes = c.features()["linux"]["mountExtensions"]["idmap"]["enabled"] == json!(true);
     if !yes {
         skip("the runtime does not list id-mapped mounts in `features`");
     }
@@ -321,7 +315,7 @@ fn features_list_the_whole_option_table_and_idmap() {
     if skip_unless_capsa("capsa implements the whole table") {
         return;
     }
-    let f = features(&c);
+    let f = c.features();
     let listed: Vec<&str> = f["mountOptions"]
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_str).collect())
@@ -391,15 +385,8 @@ const RUNC_11_BROKEN: &[&str] = &["defaults", "ratime", "rnostrictatime", "rnore
 #[test]
 fn every_listed_option_works_in_a_real_mount() {
     let mut c = Ctx::new("optall");
-    let f = features(&c);
-    let listed: Vec<String> = f["mountOptions"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let f = c.features();
+    let listed = str_list(&f["mountOptions"]);
     assert!(!listed.is_empty(), "no mountOptions in features: {f}");
     let (src, _sub) = source_tree(&c, "src", 0);
     let idmap = f["linux"]["mountExtensions"]["idmap"]["enabled"] == json!(true);

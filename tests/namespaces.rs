@@ -148,9 +148,7 @@ fn hostname_and_domainname() {
 /// Whether the runtime's `features` lists namespace type `ty` (runc 1.1 has no time
 /// namespace).
 fn runtime_supports_ns(c: &Ctx, ty: &str) -> bool {
-    let o = c.rt(&["features"]);
-    let f: serde_json::Value = serde_json::from_str(&o.stdout).unwrap_or_default();
-    f["linux"]["namespaces"]
+    c.features()["linux"]["namespaces"]
         .as_array()
         .is_some_and(|a| a.iter().any(|n| n == ty))
 }
@@ -232,12 +230,7 @@ fn join_time_namespace_by_path() {
         return;
     }
     time_ns_with_offsets(&mut holder);
-    holder.args(&["sleep", "1000"]);
-    holder.create();
-    let pid = holder.state(&holder.id)["pid"]
-        .as_i64()
-        .expect("holder pid")
-        .to_string();
+    let pid = holder.create_holder();
     let path = format!("/proc/{pid}/ns/time");
 
     let mut c = Ctx::new("nstimejoin");

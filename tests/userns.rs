@@ -17,58 +17,6 @@ use std::process::Stdio;
 const ROOT_HOST: u32 = 100000;
 const U1000_HOST: u32 = 300000;
 
-/// All capabilities the harness knows, by OCI name.
-fn all_caps() -> Vec<String> {
-    (0..41u32)
-        .map(|n| {
-            [
-                "CHOWN",
-                "DAC_OVERRIDE",
-                "DAC_READ_SEARCH",
-                "FOWNER",
-                "FSETID",
-                "KILL",
-                "SETGID",
-                "SETUID",
-                "SETPCAP",
-                "LINUX_IMMUTABLE",
-                "NET_BIND_SERVICE",
-                "NET_BROADCAST",
-                "NET_ADMIN",
-                "NET_RAW",
-                "IPC_LOCK",
-                "IPC_OWNER",
-                "SYS_MODULE",
-                "SYS_RAWIO",
-                "SYS_CHROOT",
-                "SYS_PTRACE",
-                "SYS_PACCT",
-                "SYS_ADMIN",
-                "SYS_BOOT",
-                "SYS_NICE",
-                "SYS_RESOURCE",
-                "SYS_TIME",
-                "SYS_TTY_CONFIG",
-                "MKNOD",
-                "LEASE",
-                "AUDIT_WRITE",
-                "AUDIT_CONTROL",
-                "SETFCAP",
-                "MAC_OVERRIDE",
-                "MAC_ADMIN",
-                "SYSLOG",
-                "WAKE_ALARM",
-                "BLOCK_SUSPEND",
-                "AUDIT_READ",
-                "PERFMON",
-                "BPF",
-                "CHECKPOINT_RESTORE",
-            ][n as usize]
-        })
-        .map(|n| format!("CAP_{n}"))
-        .collect()
-}
-
 /// Change the owner of everything under `dir` (symlinks themselves, not their targets).
 fn chown_tree(dir: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).expect("lchown");
@@ -101,7 +49,9 @@ fn root_mapped_to_an_unprivileged_host_uid_end_to_end() {
     let mut c = Ctx::new("usernsfull");
     mapped(&mut c);
     c.config["root"]["readonly"] = json!(false);
-    let caps = all_caps();
+    // Every capability the runtime knows.
+    let caps = str_list(&c.features()["linux"]["capabilities"]);
+    assert!(caps.len() > 30, "features lists the capabilities: {caps:?}");
     c.config["process"]["capabilities"] = json!({
         "bounding": caps, "effective": caps, "permitted": caps
     });
@@ -212,12 +162,7 @@ fn sysfs_without_a_network_namespace_falls_back_to_a_bind() {
 fn join_user_namespace_by_path_then_namespaces_it_owns() {
     let mut holder = Ctx::new("usernsholder");
     mapped(&mut holder);
-    holder.args(&["sleep", "1000"]);
-    holder.create();
-    let pid = holder.state(&holder.id)["pid"]
-        .as_i64()
-        .expect("holder pid")
-        .to_string();
+    let pid = holder.create_holder();
 
     let mut c = Ctx::new("usernsjoin");
     c.set_ns("user", Some(&format!("/proc/{pid}/ns/user")));

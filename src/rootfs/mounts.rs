@@ -232,26 +232,19 @@ pub fn bind_mount(
     opts: &MountOptions,
     field: &str,
 ) -> Result<(), RootfsError> {
-    let at = |e: SysError| RootfsError::At {
-        field: field.to_string(),
-        source: e,
-    };
     // The source is the host's business: follow its symlinks (runc does),
     // but pin what we found with an fd and mount from that.
     let src_fd = nix::fcntl::open(src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .ctx_at("open bind source", src)
-        .map_err(at)?;
-    let target = bind_target(ctx, &src_fd, src, dest, field)?;
-    let flags = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
-    mount_at(Some(&proc_fd(&src_fd)), &target, dest, None, flags, "").map_err(at)?;
-    if opts.bind_needs_remount() {
-        remount_bind(ctx, dest, opts.flags).map_err(at)?;
-    }
-    Ok(())
+        .map_err(|e| RootfsError::At {
+            field: field.to_string(),
+            source: e,
+        })?;
+    place_bind(ctx, &src_fd, src, false, dest, opts, field)
 }
 
 /// Attach an id-mapped tree the parent made onto `dest`, then apply the
-/// entry's flags, propagation and recursive attributes like a bind mount's.
+/// entry's flags like a bind mount's.
 fn attach_tree(
     ctx: &MountCtx,
     tree: &OwnedFd,
@@ -259,27 +252,22 @@ fn attach_tree(
     opts: &MountOptions,
     field: &str,
 ) -> Result<(), RootfsError> {
-    let at = |e: SysError| RootfsError::At {
-        field: field.to_string(),
-        source: e,
-    };
-    let target = bind_target(ctx, tree, Path::new("<id-mapped source>"), dest, field)?;
-    attach(tree, &target, dest).map_err(at)?;
-    if opts.bind_needs_remount() {
-        remount_bind(ctx, dest, opts.flags).map_err(at)?;
-    }
-    Ok(())
+    let name = Path::new("<id-mapped source>");
+    place_bind(ctx, tree, name, true, dest, opts, field)
 }
 
-/// The mount point for a bind of `src_fd`: a directory or a file like the
-/// source, created if missing; binds of procfs follow the /proc rule.
-fn bind_target(
+/// Put `src_fd` on `dest` (a directory or a file like the source, created
+/// if missing): bind it, or attach it if it is a detached tree; then
+/// remount it with the asked flags. Binds of procfs follow the /proc rule.
+fn place_bind(
     ctx: &MountCtx,
     src_fd: &OwnedFd,
     src: &Path,
+    detached: bool,
     dest: &Path,
+    opts: &MountOptions,
     field: &str,
-) -> Result<OwnedFd, RootfsError> {
+) -> Result<(), RootfsError> {
     let at = |e: SysError| RootfsError::At {
         field: field.to_string(),
         source: e,
@@ -292,13 +280,22 @@ fn bind_target(
     if !proc_destination_allowed(dest, src_is_proc) {
         return Err(proc_refused(field, dest));
     }
-    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-    if is_dir {
+    let target = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
         ctx.root.mkdir_all(dest)
     } else {
         ctx.root.create_file(dest, 0o644)
     }
-    .map_err(at)
+    .map_err(at)?;
+    if detached {
+        attach(src_fd, &target, dest).map_err(at)?;
+    } else {
+        let flags = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
+        mount_at(Some(&proc_fd(src_fd)), &target, dest, None, flags, "").map_err(at)?;
+    }
+    if opts.bind_needs_remount() {
+        remount_bind(ctx, dest, opts.flags).map_err(at)?;
+    }
+    Ok(())
 }
 
 /// MS_REMOUNT a bind mount at `dest` with `flags`, keeping the flags the

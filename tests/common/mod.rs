@@ -479,6 +479,22 @@ impl Ctx {
         serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("state is not JSON ({e}): {o}"))
     }
 
+    /// Create the default container running `sleep 1000` (it waits on start) to hold
+    /// its namespaces for others to join; returns its init's pid.
+    pub fn create_holder(&mut self) -> String {
+        self.args(&["sleep", "1000"]);
+        self.create();
+        let pid = self.state(&self.id)["pid"].as_i64().expect("holder pid");
+        pid.to_string()
+    }
+
+    /// The runtime's `features` output, parsed.
+    pub fn features(&self) -> Value {
+        let o = self.rt(&["features"]);
+        o.ok();
+        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("features not JSON ({e}): {o}"))
+    }
+
     pub fn status(&self, id: &str) -> String {
         self.state(id)["status"].as_str().unwrap_or("").to_owned()
     }
@@ -679,6 +695,17 @@ pub fn pass_fd_as(cmd: &mut Command, fd: std::os::fd::RawFd, target: std::os::fd
             Ok(())
         });
     }
+}
+
+/// The strings of a JSON array (empty if `v` is not one).
+pub fn str_list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// OCI namespace type -> /proc/<pid>/ns entry name.
