@@ -148,6 +148,45 @@ fn idmap_without_mappings_uses_the_user_namespace() {
     assert_eq!((new.uid(), new.gid()), (0, 0));
 }
 
+/// In a user namespace joined by path, `idmap` without mappings takes that namespace's.
+#[test]
+fn idmap_without_mappings_uses_a_joined_user_namespace() {
+    let mut holder = Ctx::new("idmapholder");
+    if !idmap_supported(&holder) {
+        return;
+    }
+    holder.set_ns("user", None);
+    holder.config["linux"]["uidMappings"] =
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    holder.config["linux"]["gidMappings"] =
+        json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    if let Some(m) = holder.config["mounts"].as_array_mut() {
+        m.retain(|m| m["destination"] != "/sys/fs/cgroup");
+    }
+    let pid = holder.create_holder();
+
+    let mut c = Ctx::new("idmapjoin");
+    let (src, _sub) = source_tree(&c, "src", 1000);
+    c.set_ns("user", Some(&format!("/proc/{pid}/ns/user")));
+    c.config["linux"]["uidMappings"] = holder.config["linux"]["uidMappings"].clone();
+    c.config["linux"]["gidMappings"] = holder.config["linux"]["gidMappings"].clone();
+    if let Some(m) = c.config["mounts"].as_array_mut() {
+        m.retain(|m| m["destination"] != "/sys/fs/cgroup");
+    }
+    fs::create_dir(c.rootfs().join("m")).expect("mkdir mount point");
+    c.push_mount(
+        json!({"destination": "/m", "type": "bind", "source": src, "options": ["rbind", "idmap"]}),
+    );
+    c.sh("stat -c '%u:%g %n' /m");
+    let o = c.run();
+    o.ok();
+    assert_eq!(
+        owners(&o.stdout).get("/m").map(String::as_str),
+        Some("1000:1000"),
+        "{o}"
+    );
+}
+
 /// `ridmap` maps every mount of an rbind; `idmap` only the top one.
 #[test]
 fn ridmap_reaches_submounts_idmap_does_not() {
