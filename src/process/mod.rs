@@ -2,6 +2,7 @@
 //! namespace must be joined by path), the sync protocol of `sync.rs`, and a
 //! guard that kills whatever was started if anything fails.
 
+pub mod attrs;
 pub mod exec;
 pub mod finalize;
 pub mod init;
@@ -36,6 +37,8 @@ pub enum ProcessError {
     Init(String),
     #[error("{0}")]
     Seccomp(#[from] crate::security::seccomp::SeccompError),
+    #[error("{0}")]
+    Netdev(#[from] crate::netdev::NetdevError),
 }
 
 /// Kills and reaps the processes it holds when dropped, unless disarmed:
@@ -150,6 +153,8 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     } else {
         pid
     };
+    // linux.netDevices: into the init's network namespace before any hook.
+    crate::netdev::move_all(&b.net_devices, init_pid)?;
     loop {
         let (msg, fd) = parent.recv_fd()?;
         match msg {

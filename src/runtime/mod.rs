@@ -41,6 +41,10 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Socket activation (runc's LISTEN_FDS): fds 3..3+N go to the
+    /// container before the --preserve-fds ones, with LISTEN_FDS=N and
+    /// LISTEN_PID=1 added to its environment.
+    pub listen_fds: u32,
 }
 
 /// A runtime instance: where its state lives.
@@ -101,7 +105,17 @@ impl Runtime {
     fn create_inner(&self, id: &str, opts: &CreateOptions, foreground: bool) -> Result<Created> {
         state::validate_id(id)?;
         // Parse and validate everything before making anything.
-        let bundle = Bundle::load(&opts.bundle)?;
+        let mut bundle = Bundle::load(&opts.bundle)?;
+        if opts.listen_fds > 0 {
+            for var in [
+                format!("LISTEN_FDS={}", opts.listen_fds),
+                "LISTEN_PID=1".into(),
+            ] {
+                let c =
+                    std::ffi::CString::new(var).map_err(|_| Error::Usage("LISTEN_FDS".into()))?;
+                bundle.plan.env.push(c);
+            }
+        }
         let terminal = bundle.process().terminal().unwrap_or(false);
         if terminal && opts.console_socket.is_none() && !foreground {
             return Err(Error::Usage(
@@ -167,8 +181,11 @@ impl Runtime {
                 console: console_child,
                 no_pivot: opts.no_pivot,
                 new_keyring: !opts.no_new_keyring,
-                preserve_fds: i32::try_from(opts.preserve_fds)
-                    .map_err(|_| Error::Usage("--preserve-fds: too large".into()))?,
+                preserve_fds: opts
+                    .preserve_fds
+                    .checked_add(opts.listen_fds)
+                    .and_then(|n| i32::try_from(n).ok())
+                    .ok_or_else(|| Error::Usage("--preserve-fds: too large".into()))?,
                 id,
             },
             &mut guard,
