@@ -181,6 +181,17 @@ fn move_one(
         source,
     };
     let index = host.link_index(&d.host).map_err(fail)?;
+    // A name taken in the container's namespace fails the move: say so
+    // before the device is touched (a "%d" template picks a free name).
+    if !d.name.contains('%') && inside.link_index(&d.name).is_ok() {
+        return Err(NetdevError::Protocol {
+            dev: d.host.clone(),
+            msg: format!(
+                "a device named {:?} already exists in the container's network namespace",
+                d.name
+            ),
+        });
+    }
     // The kernel drops addresses when a device changes namespace: read them
     // first (before the link goes down, which also flushes IPv6 ones).
     let addrs = host.permanent_global_addrs(index).map_err(fail)?;
