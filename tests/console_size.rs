@@ -15,6 +15,30 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Spawn `cmd` (which sends a terminal to `rx`), take the master, and wait
+/// for the command to succeed.
+fn take_master(
+    cmd: &mut std::process::Command,
+    rx: &Receiver,
+    ct: &Container<'_>,
+    what: &str,
+) -> std::os::fd::OwnedFd {
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let (_, master) = rx.accept_master();
+    let out = wait_deadline(child, ct, what);
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    master
+}
+
 fn set_config(bundle: &std::path::Path, f: impl FnOnce(&mut serde_json::Value)) {
     let path = bundle.join("config.json");
     let mut config: serde_json::Value =
@@ -39,23 +63,16 @@ fn init_pty_has_the_configured_size() {
         id: "console-size-init".into(),
     };
     let rx = Receiver::bind(tmp.path().join("console.sock"));
-    let create = capsa(&root)
-        .args(["create", "--bundle"])
-        .arg(&bundle)
-        .arg("--console-socket")
-        .arg(&rx.path)
-        .arg(&ct.id)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn capsa create");
-    let (_, master) = rx.accept_master();
-    let out = wait_deadline(create, &ct, "capsa create");
-    assert!(
-        out.status.success(),
-        "create: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let master = take_master(
+        capsa(&root)
+            .args(["create", "--bundle"])
+            .arg(&bundle)
+            .arg("--console-socket")
+            .arg(&rx.path)
+            .arg(&ct.id),
+        &rx,
+        &ct,
+        "capsa create",
     );
     let start = capsa(&root)
         .args(["start", &ct.id])
@@ -73,50 +90,28 @@ fn exec_pty_has_the_process_size() {
     }
     let tmp = TempDir::new("size-exec");
     let bundle = busybox_bundle(tmp.path(), &["sleep", "60"]);
-    set_config(&bundle, |c| c["process"]["terminal"] = json!(false));
     let root = tmp.path().join("state");
     let ct = Container {
         root: &root,
         id: "console-size-exec".into(),
     };
-    let errlog = tmp.path().join("run-d.err");
-    let status = capsa(&root)
-        .args(["run", "--detach", "--bundle"])
-        .arg(&bundle)
-        .arg(&ct.id)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&errlog).expect("create log"))
-        .status()
-        .expect("capsa run -d");
-    assert!(
-        status.success(),
-        "run -d: {}",
-        std::fs::read_to_string(&errlog).unwrap_or_default()
-    );
+    run_detached_without_terminal(&bundle, &ct, &tmp.path().join("run-d.err"));
     let process = tmp.path().join("process.json");
     let p = json!({"terminal": true, "consoleSize": {"height": 17, "width": 43},
         "args": ["stty", "size"], "cwd": "/", "user": {"uid": 0, "gid": 0},
         "env": ["PATH=/bin"]});
     std::fs::write(&process, p.to_string()).expect("write process.json");
     let rx = Receiver::bind(tmp.path().join("exec.sock"));
-    let exec = capsa(&root)
-        .args(["exec", "--detach", "--process"])
-        .arg(&process)
-        .arg("--console-socket")
-        .arg(&rx.path)
-        .arg(&ct.id)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn capsa exec");
-    let (_, master) = rx.accept_master();
-    let out = wait_deadline(exec, &ct, "capsa exec --detach");
-    assert!(
-        out.status.success(),
-        "exec: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let master = take_master(
+        capsa(&root)
+            .args(["exec", "--detach", "--process"])
+            .arg(&process)
+            .arg("--console-socket")
+            .arg(&rx.path)
+            .arg(&ct.id),
+        &rx,
+        &ct,
+        "capsa exec --detach",
     );
     let (text, _) = read_until_hangup(&master, Instant::now() + TIMEOUT);
     assert_eq!(text.trim(), "17 43", "{text:?}");

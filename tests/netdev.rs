@@ -57,6 +57,16 @@ impl Drop for Veth {
     }
 }
 
+/// A veth pair and a network namespace held by a process, or a skip.
+fn veth_and_netns() -> Option<(Veth, NsHolder)> {
+    let v = Veth::new()?;
+    let Some(holder) = NsHolder::new(&["--net"], "net") else {
+        skip("cannot make a network namespace with unshare");
+        return None;
+    };
+    Some((v, holder))
+}
+
 /// Poll until `cond` holds, for up to 5 s.
 fn eventually(cond: impl Fn() -> bool) -> bool {
     let start = Instant::now();
@@ -137,9 +147,8 @@ fn keeps_its_name_when_none_is_given_in_a_joined_namespace() {
     if skip_unless_capsa("linux.netDevices is runtime-spec 1.3") {
         return;
     }
-    let Some(v) = Veth::new() else { return };
-    let Some(holder) = NsHolder::new(&["--net"], "net") else {
-        return skip("cannot make a network namespace with unshare");
+    let Some((v, holder)) = veth_and_netns() else {
+        return;
     };
     let mut c = Ctx::new("netdevjoin");
     c.set_ns("network", Some(&format!("/proc/{}/ns/net", holder.pid())));
@@ -199,9 +208,8 @@ fn a_name_taken_in_the_container_is_refused_untouched() {
     if skip_unless_capsa("linux.netDevices is runtime-spec 1.3") {
         return;
     }
-    let Some(v) = Veth::new() else { return };
-    let Some(holder) = NsHolder::new(&["--net"], "net") else {
-        return skip("cannot make a network namespace with unshare");
+    let Some((v, holder)) = veth_and_netns() else {
+        return;
     };
     // Put the peer into the joined namespace: its name is taken there.
     assert!(ip(&[

@@ -76,7 +76,10 @@ impl Runtime {
             .and_then(|n| i32::try_from(n).ok())
             .ok_or_else(|| Error::Usage("--preserve-fds: too large".into()))?;
         if opts.listen_fds > 0 {
-            for var in [format!("LISTEN_FDS={}", opts.listen_fds), "LISTEN_PID=1".into()] {
+            for var in [
+                format!("LISTEN_FDS={}", opts.listen_fds),
+                "LISTEN_PID=1".into(),
+            ] {
                 let var = std::ffi::CString::new(var)
                     .map_err(|_| Error::Usage("LISTEN_FDS: not a number".into()))?;
                 bundle.plan.env.push(var);
