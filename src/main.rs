@@ -22,7 +22,23 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        listen_fds: listen_fds(),
     })
+}
+
+/// runc's socket activation: LISTEN_FDS=N counts when LISTEN_PID is us.
+fn listen_fds() -> u32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    if !ours {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {

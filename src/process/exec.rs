@@ -97,6 +97,10 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     drop(ns);
     guard.push(stage);
     o.cgroup.add_pid(stage, in_unified)?;
+    o.plan
+        .attrs
+        .apply_initial_cpus(stage)
+        .map_err(|e| ProcessError::Init(e.to_string()))?;
     parent.send(&Msg::Continue)?;
     let pid = match parent.recv()? {
         Msg::InitPid(p) => p,
@@ -177,7 +181,11 @@ fn run_process(chan: &Channel, o: &ExecSpawn) -> ! {
         .ctx("sigprocmask")?;
         if let Some(sock) = &o.console {
             let sock = sock.try_clone().ctx("dup console socket")?;
-            console::setup_for_exec(sock)?;
+            let opts = console::TerminalOptions {
+                size: o.plan.console_size,
+                mount_console: false,
+            };
+            console::setup_terminal(sock, &opts)?;
         }
         finalize::prepare(o.process, o.plan, o.preserve_fds, None)
     })();

@@ -17,8 +17,9 @@ use crate::security::{self, caps};
 use crate::sys::{self, Ctx, SysError};
 
 /// Apply `process` to the calling process and return the executable to
-/// execve. Order matters: rlimits and the bounding set need privileges the
-/// user switch drops; capabilities are set last, after no_new_privs.
+/// execve. Order matters: rlimits, the process attributes (scheduler, I/O
+/// priority...) and the bounding set need privileges the user switch drops;
+/// capabilities are set last, after no_new_privs.
 pub fn prepare(
     process: &Process,
     plan: &ProcessPlan,
@@ -26,6 +27,7 @@ pub fn prepare(
     seccomp: Option<Seccomp>,
 ) -> Result<CString, InitError> {
     security::set_rlimits(process)?;
+    plan.attrs.apply()?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // while we still have it, before the bounding set, the user switch and
     // the caps (runc's order); with no_new_privs, as late as possible.

@@ -40,6 +40,8 @@ pub enum InitError {
     Seccomp(#[from] crate::security::seccomp::SeccompError),
     #[error("{0}")]
     Hook(#[from] HookError),
+    #[error("{0}")]
+    Attrs(#[from] super::attrs::AttrsError),
     #[error("{field}: {source}")]
     Field { field: String, source: SysError },
     /// Executable look-up failures, in runc's words (engines match on them).
@@ -161,7 +163,11 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         idmapped: a.idmapped,
     })?;
     if let Some(sock) = console {
-        console::setup_in_container(sock)?;
+        let opts = console::TerminalOptions {
+            size: b.plan.console_size,
+            mount_console: true,
+        };
+        console::setup_terminal(sock, &opts)?;
     }
     // sysctls before readonlyPaths make /proc/sys read-only.
     for (key, val) in b.linux().sysctl().iter().flatten() {

@@ -2,6 +2,7 @@
 //! namespace must be joined by path), the sync protocol of `sync.rs`, and a
 //! guard that kills whatever was started if anything fails.
 
+pub mod attrs;
 pub mod exec;
 pub mod finalize;
 pub mod init;
@@ -41,6 +42,8 @@ pub enum ProcessError {
     Rootfs(#[from] crate::rootfs::RootfsError),
     #[error("{0}")]
     Console(#[from] crate::console::ConsoleError),
+    #[error("{0}")]
+    Netdev(#[from] crate::netdev::NetdevError),
 }
 
 /// Kills and reaps the processes it holds when dropped, unless disarmed:
@@ -170,6 +173,8 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     } else {
         pid
     };
+    // linux.netDevices: into the init's network namespace before any hook.
+    crate::netdev::move_all(&b.net_devices, init_pid)?;
     loop {
         let (msg, fd) = parent.recv_fd()?;
         match msg {

@@ -10,6 +10,7 @@ use crate::bundle::{BundleError, ProcessPlan};
 use crate::console;
 use crate::error::{Error, Result};
 use crate::process::ChildGuard;
+use crate::process::attrs::Role;
 use crate::process::exec::{self, ExecSpawn};
 use crate::state::{self, ContainerDir, Status};
 
@@ -51,8 +52,7 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
         } else {
             std::fs::read(path).map_err(|e| usage(format!("{}: {e}", path.display())))?
         };
-        let de = &mut serde_json::Deserializer::from_slice(&data);
-        let p: Process = serde_path_to_error::deserialize(de).map_err(|e| {
+        let p: Process = crate::spec_compat::from_slice(&data).map_err(|e| {
             Error::Bundle(BundleError::Parse {
                 path: path.clone(),
                 msg: format!("{}: {}", e.path(), e.inner()),
@@ -143,7 +143,7 @@ impl Runtime {
         let base = crate::bundle::Bundle::read_spec(&st.bundle)?;
         let base_process = base.process().clone().unwrap_or_default();
         let process = build_process(&base_process, o)?;
-        let plan = ProcessPlan::new(&process, "process")?;
+        let plan = ProcessPlan::new(&process, "process", base.linux().as_ref(), Role::Exec)?;
         let terminal = process.terminal().unwrap_or(false);
         if terminal && o.detach && o.console_socket.is_none() {
             return Err(usage(

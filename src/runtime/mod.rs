@@ -39,6 +39,10 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Socket activation (runc's LISTEN_FDS): fds 3..3+N go to the
+    /// container before the --preserve-fds ones, with LISTEN_FDS=N and
+    /// LISTEN_PID=1 added to its environment.
+    pub listen_fds: u32,
 }
 
 /// A runtime instance: where its state lives.
