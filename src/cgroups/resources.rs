@@ -245,6 +245,7 @@ impl<'a> Plan<'a> {
     }
 
     fn memory(&mut self, m: &LinuxMemory) -> Result<(), CgroupError> {
+        let m = &zero_is_unset(m);
         let any = m.limit().is_some()
             || m.reservation().is_some()
             || m.swap().is_some()
@@ -427,7 +428,8 @@ impl<'a> Plan<'a> {
             if leaf.is_v2() {
                 self.cpu_v2(c, &dir)?;
             } else {
-                if let Some(s) = c.shares() {
+                // 0 means unset, as in runc (Docker passes it).
+                if let Some(s) = c.shares().filter(|&s| s != 0) {
                     let f = self.file(&dir, "cpu.shares", "cpu.shares")?;
                     self.push_with(
                         "cpu.shares",
@@ -467,7 +469,10 @@ impl<'a> Plan<'a> {
             ("cpu.cpus", c.cpus(), "cpus"),
             ("cpu.mems", c.mems(), "mems"),
         ] {
-            let Some(v) = value else { continue };
+            // Empty means unset, as in runc.
+            let Some(v) = value.as_deref().filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
             let leaf = self.leaf(Controller::Cpuset, field)?;
             let file = match &leaf {
                 Leaf::V1 { noprefix: true, .. } => name.to_owned(),
@@ -562,8 +567,11 @@ impl<'a> Plan<'a> {
                 "wiops",
             ),
         ];
-        let any = b.weight().is_some()
-            || b.leaf_weight().is_some()
+        // 0 means unset, as in runc (Docker passes weight 0).
+        let weight = b.weight().filter(|&w| w != 0);
+        let leaf_weight = b.leaf_weight().filter(|&w| w != 0);
+        let any = weight.is_some()
+            || leaf_weight.is_some()
             || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
             || throttles
                 .iter()
@@ -593,7 +601,7 @@ impl<'a> Plan<'a> {
                 u64::from(w)
             }
         };
-        if let Some(w) = b.weight() {
+        if let Some(w) = weight {
             let f = self.weight_file(&dir, weight_file, "blockIO.weight")?;
             if v2 {
                 let line = format!("default {}", convert(w));
@@ -608,7 +616,7 @@ impl<'a> Plan<'a> {
                 self.push("blockIO.weight", f, w.to_string());
             }
         }
-        if let Some(w) = b.leaf_weight() {
+        if let Some(w) = leaf_weight {
             if v2 {
                 return Err(res_err(
                     "blockIO.leafWeight",
@@ -852,6 +860,21 @@ fn write_op(op: &Op) -> Result<(), CgroupError> {
             "the kernel accepted it but keeps {got} (it does not honour this setting)"
         )))
     }
+}
+
+/// runc writes none of the memory byte counts that are 0: engines send
+/// whole documents where 0 means "not set" (Docker's `update --memory`
+/// sends kernel 0, reservation 0 and, without --memory-swap, swap 0).
+#[allow(deprecated)]
+fn zero_is_unset(m: &LinuxMemory) -> LinuxMemory {
+    let nz = |v: Option<i64>| v.filter(|&v| v != 0);
+    let mut m = m.clone();
+    m.set_limit(nz(m.limit()));
+    m.set_reservation(nz(m.reservation()));
+    m.set_swap(nz(m.swap()));
+    m.set_kernel(nz(m.kernel()));
+    m.set_kernel_tcp(nz(m.kernel_tcp()));
+    m
 }
 
 #[allow(deprecated)]
