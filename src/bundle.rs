@@ -115,6 +115,7 @@ impl ProcessPlan {
         }
         let caps = CapSets::from_spec(process.capabilities().as_ref())
             .map_err(|msg| invalid(format!("{prefix}.capabilities"), msg))?;
+        let caps = caps.within(crate::security::caps::in_own_bounding(&caps));
         Ok(ProcessPlan { args, env, caps })
     }
 }

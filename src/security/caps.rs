@@ -45,6 +45,44 @@ impl CapSets {
             ambient: mask(c.ambient().as_ref())?,
         })
     }
+
+    /// Keep only the capabilities in `bound`. Docker 20.10's --privileged
+    /// asks for every capability the kernel knows, even those its host (a
+    /// container, a sandbox) lacks: runc then fails in capset with EPERM
+    /// (moby#42906). No process under the runtime can ever hold a capability
+    /// outside the runtime's bounding set, so asking for it grants nothing;
+    /// containerd and podman already trim privileged sets the same way.
+    pub fn within(self, bound: u64) -> CapSets {
+        CapSets {
+            bounding: self.bounding & bound,
+            effective: self.effective & bound,
+            permitted: self.permitted & bound,
+            inheritable: self.inheritable & bound,
+            ambient: self.ambient & bound,
+        }
+    }
+
+    fn any(&self) -> u64 {
+        self.bounding | self.effective | self.permitted | self.inheritable | self.ambient
+    }
+}
+
+/// Which of the capabilities in `wanted` are in this process's bounding
+/// set (one prctl per wanted capability).
+pub fn in_own_bounding(wanted: &CapSets) -> u64 {
+    let wanted = wanted.any();
+    let mut have = 0u64;
+    for cap in 0..64u32 {
+        if wanted & (1u64 << cap) == 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        if r == 1 {
+            have |= 1u64 << cap;
+        }
+    }
+    have
 }
 
 fn last_cap() -> u32 {
@@ -174,5 +212,8 @@ mod tests {
         assert_eq!(m.bounding, (1 << 0) | (1 << 5) | (1 << 40));
         assert_eq!(m.effective, m.bounding);
         assert_eq!(m.ambient, 0);
+        let trimmed = m.within(1 << 5);
+        assert_eq!(trimmed.bounding, 1 << 5);
+        assert_eq!(trimmed.effective, 1 << 5);
     }
 }
