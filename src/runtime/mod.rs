@@ -375,13 +375,23 @@ fn run_poststart(st: &State) {
 /// writes one byte and execs. Its pidfd tells us if it died instead.
 fn release(dir: &ContainerDir, st: &State) -> Result<()> {
     let path = dir.fifo_path();
+    // The pidfd first: once the fifo is open the init may exec a workload
+    // that exits (and is reaped by the engine's shim) before we look.
+    let pidfd = match sys::pidfd_open(st.pid) {
+        Ok(fd) => fd,
+        Err(e) if e.errno == Errno::ESRCH => {
+            return Err(Error::Lifecycle(
+                "container init exited before it could be started".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let fifo = open(
         &path,
         OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .ctx_at("open", &path)?;
-    let pidfd = sys::pidfd_open(st.pid)?;
     loop {
         let mut fds = [
             PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
