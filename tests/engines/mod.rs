@@ -463,6 +463,8 @@ pub fn run_on_pty(prog: &Path, args: &[&str], limit: Duration) -> (String, Optio
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {}: {e}", prog.display()));
+    // Command keeps its copies of the slave until dropped.
+    drop(cmd);
     drop(slave);
     // The reader ends at EIO once the last holder of the slave is gone.
     let mut reader = fs::File::from(master);
