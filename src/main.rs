@@ -12,9 +12,6 @@ use clap::Parser;
 use cli::{CgroupManager, Cli, Cmd, CreateArgs, ExecArgs, ListFormat, LogFormat};
 
 fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
-    if a.pidfd_socket.is_some() {
-        return Err(Error::Unsupported("--pidfd-socket".into()));
-    }
     Ok(CreateOptions {
         bundle: a.bundle.clone(),
         pid_file: a.pid_file.clone(),
@@ -22,6 +19,7 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        pidfd_socket: a.pidfd_socket.clone(),
     })
 }
 
@@ -35,12 +33,6 @@ fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
         return Err(Error::Unsupported(
             "exec --process-label (no SELinux on this host)".into(),
         ));
-    }
-    if !a.cgroup.is_empty() {
-        return Err(Error::Unsupported("exec --cgroup".into()));
-    }
-    if a.pidfd_socket.is_some() {
-        return Err(Error::Unsupported("--pidfd-socket".into()));
     }
     let opts = capsa::ExecOptions {
         process: a.process,
@@ -57,6 +49,8 @@ fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
         pid_file: a.pid_file,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        cgroup: a.cgroup,
+        pidfd_socket: a.pidfd_socket,
     };
     Ok((a.id, opts))
 }

@@ -7,6 +7,7 @@ mod exec;
 pub use exec::ExecOptions;
 mod events;
 mod pause;
+mod pidfd;
 mod ps;
 mod update;
 
@@ -41,6 +42,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Send a pidfd of the init to this unix socket (runc 1.2's flag).
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// A runtime instance: where its state lives.
@@ -119,6 +122,7 @@ impl Runtime {
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned());
 
+        let pidfd_socket = pidfd::connect(opts.pidfd_socket.as_deref())?;
         let dir = ContainerDir::create(&self.root, id)?;
         let mut cleanup = CreateGuard {
             dir: Some(dir.path.clone()),
@@ -173,6 +177,9 @@ impl Runtime {
             },
             &mut guard,
         )?;
+        if let Some(sock) = &pidfd_socket {
+            sock.send(pid)?;
+        }
         let (start_time, _) = sys::proc_start_time(pid).ok_or_else(|| {
             Error::Lifecycle("the container init exited before it was ready".into())
         })?;
