@@ -81,7 +81,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
     };
     if cli.systemd_cgroup || cli.cgroup_manager == Some(CgroupManager::Systemd) {
         return Err(Error::Unsupported(
-            "--systemd-cgroup (systemd cgroup driver; this host has no systemd)".into(),
+            "--systemd-cgroup (the systemd cgroup driver; configure the engine for \
+             cgroupfs: Docker native.cgroupdriver=cgroupfs, containerd SystemdCgroup = false, \
+             podman cgroup_manager = \"cgroupfs\")"
+                .into(),
         ));
     }
     let spec_cmd = matches!(cmd, Cmd::Spec { .. });

@@ -623,6 +623,21 @@ fn kubernetes_runtime_class(c: &Containerd) {
     }
 }
 
+/// containerd configured with SystemdCgroup passes --systemd-cgroup: capsa
+/// refuses it, and the user sees why and what to configure instead.
+fn systemd_cgroup_is_refused_clearly(c: &Containerd) {
+    if common::skip_unless_capsa("capsa's own refusal of --systemd-cgroup") {
+        return;
+    }
+    let o = c.run("--rm", "sd", &["--runc-systemd-cgroup"], &["true"]);
+    assert!(!o.success(), "{o}");
+    assert!(
+        o.stderr.contains("--systemd-cgroup") && o.stderr.contains("SystemdCgroup = false"),
+        "{o}"
+    );
+    let _ = c.ctr(&["containers", "rm", "sd"]);
+}
+
 fn main() -> ExitCode {
     let tests: &[Test<Containerd>] = &[
         ("run_rm_output_and_exit_codes", run_rm_output_and_exit_codes),
@@ -636,6 +651,10 @@ fn main() -> ExitCode {
         ("privileged", privileged),
         ("seccomp", seccomp),
         ("kubernetes_runtime_class", kubernetes_runtime_class),
+        (
+            "systemd_cgroup_is_refused_clearly",
+            systemd_cgroup_is_refused_clearly,
+        ),
     ];
     engines::run_suite(tests)
 }
