@@ -2,8 +2,10 @@
 //! takes the container's lock, derives its status from the kernel, and
 //! follows runc's rules (and error texts) for what is allowed in which state.
 
+mod create;
 mod exec;
 
+pub use create::Created;
 pub use exec::ExecOptions;
 mod events;
 mod pause;
@@ -22,14 +24,10 @@ use nix::fcntl::{OFlag, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
-use nix::unistd::mkfifo;
 
-use crate::bundle::{Bundle, HookKind};
-use crate::cgroups::Cgroup;
 use crate::console;
 use crate::error::{Error, Result};
 use crate::hooks;
-use crate::process::{self, ChildGuard, SpawnOpts};
 use crate::state::{self, ContainerDir, State, StateError, Status};
 use crate::sys::{self, Ctx, SysError};
 
@@ -54,38 +52,6 @@ pub struct Runtime {
     pub no_cgroups: bool,
 }
 
-/// Removes what a create made so far when dropped, unless disarmed.
-struct CreateGuard {
-    dir: Option<PathBuf>,
-    cgroup: Option<Cgroup>,
-}
-
-impl CreateGuard {
-    fn disarm(&mut self) {
-        self.dir = None;
-        self.cgroup = None;
-    }
-}
-
-impl Drop for CreateGuard {
-    fn drop(&mut self) {
-        if let Some(cg) = self.cgroup.take() {
-            let _ = cg.destroy();
-        }
-        if let Some(dir) = self.dir.take() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-/// A container that `create` left waiting on its exec.fifo.
-pub struct Created {
-    pub dir: ContainerDir,
-    pub state: State,
-    /// `run` in the foreground with a terminal: our end of the console pair.
-    pub console: Option<OwnedFd>,
-}
-
 impl Runtime {
     pub fn new(root: impl Into<PathBuf>) -> Runtime {
         Runtime {
@@ -99,116 +65,6 @@ impl Runtime {
         let c = self.create_inner(id, opts, false)?;
         drop(c);
         Ok(())
-    }
-
-    fn create_inner(&self, id: &str, opts: &CreateOptions, foreground: bool) -> Result<Created> {
-        state::validate_id(id)?;
-        // Parse and validate everything before making anything.
-        let bundle = Bundle::load(&opts.bundle)?;
-        let terminal = bundle.process().terminal().unwrap_or(false);
-        if terminal && opts.console_socket.is_none() && !foreground {
-            return Err(Error::Usage(
-                "cannot allocate tty if capsa will detach without setting console socket".into(),
-            ));
-        }
-        if !terminal && opts.console_socket.is_some() {
-            return Err(Error::Usage(
-                "cannot use console socket if capsa will not detach or allocate tty".into(),
-            ));
-        }
-        let linux = bundle.linux();
-        let cgroups_path = linux
-            .cgroups_path()
-            .as_ref()
-            .map(|p| p.to_string_lossy().into_owned());
-
-        let pidfd_socket = pidfd::connect(opts.pidfd_socket.as_deref())?;
-        let dir = ContainerDir::create(&self.root, id)?;
-        let mut cleanup = CreateGuard {
-            dir: Some(dir.path.clone()),
-            cgroup: None,
-        };
-        let cgroup = if self.no_cgroups {
-            Cgroup::default()
-        } else {
-            Cgroup::create(cgroups_path.as_deref(), id)?
-        };
-        cleanup.cgroup = Some(cgroup.clone());
-        cgroup.apply_linux(linux)?;
-
-        let fifo = dir.fifo_path();
-        mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx_at("mkfifo", &fifo)?;
-        // mkfifo honours the umask; the init may run as any user.
-        nix::sys::stat::fchmodat(
-            nix::fcntl::AT_FDCWD,
-            &fifo,
-            Mode::from_bits_truncate(0o622),
-            nix::sys::stat::FchmodatFlags::FollowSymlink,
-        )
-        .ctx_at("chmod", &fifo)?;
-        let state_dir = open(
-            &dir.path,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .ctx_at("open", &dir.path)?;
-
-        let (console_child, console_parent) = match (&opts.console_socket, terminal) {
-            (Some(path), true) => (Some(console::connect(path)?), None),
-            (None, true) => {
-                let (p, c) = console::socketpair()?;
-                (Some(c), Some(p))
-            }
-            _ => (None, None),
-        };
-
-        let mut guard = ChildGuard::default();
-        let pid = process::spawn(
-            SpawnOpts {
-                bundle: &bundle,
-                cgroup: &cgroup,
-                state_dir: &state_dir,
-                console: console_child,
-                no_pivot: opts.no_pivot,
-                new_keyring: !opts.no_new_keyring,
-                preserve_fds: i32::try_from(opts.preserve_fds)
-                    .map_err(|_| Error::Usage("--preserve-fds: too large".into()))?,
-                id,
-            },
-            &mut guard,
-        )?;
-        if let Some(sock) = &pidfd_socket {
-            sock.send(pid)?;
-        }
-        let (start_time, _) = sys::proc_start_time(pid).ok_or_else(|| {
-            Error::Lifecycle("the container init exited before it was ready".into())
-        })?;
-        let state = State {
-            oci_version: bundle.spec.version().clone(),
-            id: id.to_string(),
-            pid,
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs.clone(),
-            created: state::rfc3339_now(),
-            owner: String::new(),
-            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-            init_start_time: start_time,
-            cgroup,
-            started: false,
-            poststart: bundle.hooks(HookKind::Poststart).to_vec(),
-            poststop: bundle.hooks(HookKind::Poststop).to_vec(),
-        };
-        dir.save(&state)?;
-        if let Some(pf) = &opts.pid_file {
-            state::write_pid_file(&absolute(pf), pid)?;
-        }
-        guard.disarm();
-        cleanup.disarm();
-        Ok(Created {
-            dir,
-            state,
-            console: console_parent,
-        })
     }
 
     /// `start`: release a created container's init into its workload.

@@ -1,0 +1,196 @@
+//! linux.resources.memory: the v1 memory controller's files, or v2's
+//! memory.low/max/swap.max (with runc's memory+swap conversion).
+
+use std::path::Path;
+
+use oci_spec::runtime::LinuxMemory;
+
+use super::{Plan, Restore, Verify, kernel, max_or, read_u64, res_err, swap_to_v2};
+use crate::cgroups::{CgroupError, Controller};
+
+impl Plan<'_> {
+    pub(super) fn memory(&mut self, m: &LinuxMemory) -> Result<(), CgroupError> {
+        let m = &zero_is_unset(m);
+        let any = m.limit().is_some()
+            || m.reservation().is_some()
+            || m.swap().is_some()
+            || kernel(m).is_some()
+            || m.kernel_tcp().is_some()
+            || m.swappiness().is_some()
+            || m.disable_oom_killer().is_some()
+            || m.use_hierarchy().is_some();
+        if !any {
+            return Ok(());
+        }
+        let leaf = self.leaf(Controller::Memory, "memory")?;
+        let dir = leaf.dir().to_owned();
+        if let (Some(true), Some(limit)) = (m.check_before_update(), m.limit())
+            && limit > 0
+        {
+            let usage_file = if leaf.is_v2() {
+                "memory.current"
+            } else {
+                "memory.usage_in_bytes"
+            };
+            if let Some(usage) = read_u64(&dir.join(usage_file))
+                && (limit as u64) < usage
+            {
+                return Err(res_err(
+                    "memory.limit",
+                    format!(
+                        "{limit} is below the current usage of {usage} bytes (memory.checkBeforeUpdate is set)"
+                    ),
+                ));
+            }
+        }
+        if leaf.is_v2() {
+            return self.memory_v2(m, &dir);
+        }
+        if let Some(r) = m.reservation() {
+            let f = self.file(&dir, "memory.soft_limit_in_bytes", "memory.reservation")?;
+            self.push("memory.reservation", f, r.to_string());
+        }
+        let limit = m.limit();
+        let memsw = dir.join("memory.memsw.limit_in_bytes");
+        // Unlimited memory with swap unset means unlimited swap too, as in
+        // runc; only where the kernel accounts swap.
+        let swap = match (limit, m.swap()) {
+            (Some(-1), None) if memsw.exists() => Some(-1),
+            (_, s) => s,
+        };
+        let limit_op = match limit {
+            Some(_) => Some(self.file(&dir, "memory.limit_in_bytes", "memory.limit")?),
+            None => None,
+        };
+        let swap_op = match swap {
+            Some(_) => Some(self.file(&dir, "memory.memsw.limit_in_bytes", "memory.swap")?),
+            None => None,
+        };
+        // The kernel keeps limit <= memsw at every step: raise memsw first
+        // when the new swap total exceeds the current limit.
+        let swap_first = match (limit, swap) {
+            (Some(_), Some(s)) => {
+                s == -1
+                    || read_u64(&dir.join("memory.limit_in_bytes"))
+                        .is_some_and(|cur| (cur as i128) < s as i128)
+            }
+            _ => false,
+        };
+        let mut writes = Vec::new();
+        if let (Some(f), Some(l)) = (limit_op, limit) {
+            writes.push(("memory.limit", f, l));
+        }
+        if let (Some(f), Some(s)) = (swap_op, swap) {
+            writes.push(("memory.swap", f, s));
+        }
+        if swap_first {
+            writes.reverse();
+        }
+        for (field, f, v) in writes {
+            self.push(field, f, v.to_string());
+        }
+        if let Some(k) = kernel(m) {
+            let f = self.file(&dir, "memory.kmem.limit_in_bytes", "memory.kernel")?;
+            self.push_with(
+                "memory.kernel",
+                f,
+                k.to_string(),
+                Restore::Whole,
+                Verify::Page,
+            );
+        }
+        if let Some(k) = m.kernel_tcp() {
+            let f = self.file(&dir, "memory.kmem.tcp.limit_in_bytes", "memory.kernelTCP")?;
+            self.push("memory.kernelTCP", f, k.to_string());
+        }
+        if let Some(s) = m.swappiness() {
+            if s > 100 {
+                return Err(res_err(
+                    "memory.swappiness",
+                    format!("{s} is out of range 0-100"),
+                ));
+            }
+            let f = self.file(&dir, "memory.swappiness", "memory.swappiness")?;
+            self.push("memory.swappiness", f, s.to_string());
+        }
+        if let Some(d) = m.disable_oom_killer() {
+            let f = self.file(&dir, "memory.oom_control", "memory.disableOOMKiller")?;
+            let v = if d { "1" } else { "0" };
+            self.push_with(
+                "memory.disableOOMKiller",
+                f,
+                v.into(),
+                Restore::OomControl,
+                Verify::None,
+            );
+        }
+        if let Some(h) = m.use_hierarchy() {
+            let f = self.file(&dir, "memory.use_hierarchy", "memory.useHierarchy")?;
+            self.push("memory.useHierarchy", f, if h { "1" } else { "0" }.into());
+        }
+        Ok(())
+    }
+
+    fn memory_v2(&mut self, m: &LinuxMemory, dir: &Path) -> Result<(), CgroupError> {
+        let v2_lacks = |field: &str, what: &str| res_err(field, format!("cgroup v2 has no {what}"));
+        if kernel(m).is_some() {
+            return Err(v2_lacks("memory.kernel", "kernel memory limit"));
+        }
+        if m.kernel_tcp().is_some() {
+            return Err(v2_lacks("memory.kernelTCP", "kernel TCP memory limit"));
+        }
+        if m.swappiness().is_some() {
+            return Err(v2_lacks("memory.swappiness", "per-cgroup swappiness"));
+        }
+        if m.disable_oom_killer() == Some(true) {
+            return Err(v2_lacks(
+                "memory.disableOOMKiller",
+                "way to disable the OOM killer",
+            ));
+        }
+        if m.use_hierarchy() == Some(false) {
+            return Err(res_err(
+                "memory.useHierarchy",
+                "cgroup v2 is always hierarchical",
+            ));
+        }
+        if let Some(r) = m.reservation() {
+            let f = self.file(dir, "memory.low", "memory.reservation")?;
+            self.push("memory.reservation", f, max_or(r));
+        }
+        let limit = m.limit();
+        let swap = swap_to_v2(limit.unwrap_or(0), m.swap().unwrap_or(0))
+            .map_err(|e| res_err("memory.swap", e))?;
+        // Swap and limit may both change, in either direction: the two v2
+        // files are independent, so their order does not matter.
+        if swap != 0 {
+            let implicit = m.swap().is_none();
+            let f = dir.join("memory.swap.max");
+            if f.exists() {
+                self.push("memory.swap", f, max_or(swap));
+            } else if !implicit {
+                self.file(dir, "memory.swap.max", "memory.swap")?;
+            }
+        }
+        if let Some(l) = limit {
+            let f = self.file(dir, "memory.max", "memory.limit")?;
+            self.push("memory.limit", f, max_or(l));
+        }
+        Ok(())
+    }
+}
+
+/// runc writes none of the memory byte counts that are 0: engines send
+/// whole documents where 0 means "not set" (Docker's `update --memory`
+/// sends kernel 0, reservation 0 and, without --memory-swap, swap 0).
+#[allow(deprecated)]
+fn zero_is_unset(m: &LinuxMemory) -> LinuxMemory {
+    let nz = |v: Option<i64>| v.filter(|&v| v != 0);
+    let mut m = m.clone();
+    m.set_limit(nz(m.limit()));
+    m.set_reservation(nz(m.reservation()));
+    m.set_swap(nz(m.swap()));
+    m.set_kernel(nz(m.kernel()));
+    m.set_kernel_tcp(nz(m.kernel_tcp()));
+    m
+}

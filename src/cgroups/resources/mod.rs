@@ -1,0 +1,300 @@
+//! Applying linux.resources: every field becomes writes to control files of
+//! the hierarchy that has its controller (v1, or the unified one on pure v2
+//! and, for what it holds, on hybrid hosts), converted the way runc
+//! converts v1 values for v2 (shares -> cpu.weight, blkio -> io).
+//!
+//! All of it is planned first (validation, conversions, the existence of
+//! each file, so an unapplicable field fails before anything changed), then
+//! written in order. If a write fails, the files already written get their
+//! previous contents back: a rejected update leaves the old limits.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Linux, LinuxDevice, LinuxMemory, LinuxResources};
+
+use super::devices;
+use super::{Cgroup, CgroupError, Controller, Leaf, write_file};
+
+// One file per concern: the write engine (plan, apply, restore) is here.
+mod blkio;
+mod convert;
+mod cpu;
+mod memory;
+mod other;
+
+use convert::max_or;
+pub use convert::{blkio_to_io_weight, cpu_max, shares_to_weight, swap_to_v2};
+
+impl Cgroup {
+    /// Apply config.json's linux.resources to a container's new cgroup.
+    /// Device rules are set only if they deny something: a new cgroup
+    /// allows every device already.
+    pub fn apply_linux(&self, linux: &Linux) -> Result<(), CgroupError> {
+        let Some(r) = linux.resources() else {
+            return Ok(());
+        };
+        let rules = devices::rules(
+            r.devices().as_deref().unwrap_or(&[]),
+            linux.devices().as_deref().unwrap_or(&[]),
+        )?;
+        let mut plan = Plan::new(self);
+        plan.resources(r)?;
+        plan.apply(|| {
+            if rules.iter().any(|r| !r.allow) {
+                self.set_devices(&rules)
+            } else {
+                Ok(())
+            }
+        })
+    }
+
+    /// `update`: change what `r` names and nothing else. Device rules are
+    /// replaced if `r.devices` is given (with `linux_devices`, the
+    /// container's created devices, allowed after them as at create).
+    /// All or nothing: a rejected update leaves the old limits.
+    pub fn update(
+        &self,
+        r: &LinuxResources,
+        linux_devices: &[LinuxDevice],
+    ) -> Result<(), CgroupError> {
+        let rules = match r.devices() {
+            Some(d) => Some(devices::rules(d, linux_devices)?),
+            None => None,
+        };
+        let mut plan = Plan::new(self);
+        plan.resources(r)?;
+        plan.apply(|| match &rules {
+            Some(rules) => self.set_devices(rules),
+            None => Ok(()),
+        })
+    }
+}
+
+/// One write of the plan.
+#[derive(Debug, Clone)]
+pub(crate) struct Op {
+    /// The field below linux.resources, for errors.
+    pub field: String,
+    pub path: PathBuf,
+    pub value: String,
+    restore: Restore,
+    verify: Verify,
+}
+
+/// How a written file gets its old setting back.
+#[derive(Debug, Clone)]
+enum Restore {
+    /// Write back the old contents as read.
+    Whole,
+    /// A file with one line per key (device, interface): write back the old
+    /// line for `key`, or `absent` if there was none.
+    Keyed { key: String, absent: String },
+    /// memory.oom_control: reads as "oom_kill_disable N ...", takes "N".
+    OomControl,
+}
+
+/// A check after the write, for files the kernel accepts but may not honour.
+#[derive(Debug, Clone, Copy)]
+enum Verify {
+    None,
+    /// Read back the same number (cpu.shares is clamped silently).
+    Exact,
+    /// memory.kmem.limit_in_bytes: since Linux 5.16 writes are accepted and
+    /// ignored; the value read back (page-rounded) shows if it took.
+    Page,
+}
+
+fn res_err(field: impl Into<String>, msg: impl Into<String>) -> CgroupError {
+    CgroupError::Resource {
+        field: field.into(),
+        msg: msg.into(),
+    }
+}
+
+/// Builds the list of writes for one LinuxResources.
+pub(crate) struct Plan<'a> {
+    cg: &'a Cgroup,
+    pub ops: Vec<Op>,
+}
+
+impl<'a> Plan<'a> {
+    pub fn new(cg: &'a Cgroup) -> Plan<'a> {
+        Plan {
+            cg,
+            ops: Vec::new(),
+        }
+    }
+
+    fn leaf(&self, c: Controller, field: &str) -> Result<Leaf, CgroupError> {
+        self.cg.locate(c).map_err(|m| res_err(field, m))
+    }
+
+    /// `dir/name`, which must exist: a missing control file means this
+    /// kernel (or this hierarchy) cannot apply `field`.
+    fn file(&self, dir: &Path, name: &str, field: &str) -> Result<PathBuf, CgroupError> {
+        let p = dir.join(name);
+        if p.exists() {
+            Ok(p)
+        } else {
+            Err(res_err(
+                field,
+                format!(
+                    "{} does not exist: this kernel's cgroups cannot apply it",
+                    p.display()
+                ),
+            ))
+        }
+    }
+
+    fn push(&mut self, field: &str, path: PathBuf, value: String) {
+        self.push_with(field, path, value, Restore::Whole, Verify::None);
+    }
+
+    fn push_with(
+        &mut self,
+        field: &str,
+        path: PathBuf,
+        value: String,
+        restore: Restore,
+        verify: Verify,
+    ) {
+        self.ops.push(Op {
+            field: field.to_owned(),
+            path,
+            value,
+            restore,
+            verify,
+        });
+    }
+
+    fn push_keyed(
+        &mut self,
+        field: &str,
+        path: PathBuf,
+        key: String,
+        value: String,
+        absent: String,
+    ) {
+        self.push_with(
+            field,
+            path,
+            value,
+            Restore::Keyed { key, absent },
+            Verify::None,
+        );
+    }
+
+    /// Plan every field of `r` except devices (see devices.rs).
+    pub fn resources(&mut self, r: &LinuxResources) -> Result<(), CgroupError> {
+        if let Some(m) = r.memory() {
+            self.memory(m)?;
+        }
+        if let Some(c) = r.cpu() {
+            self.cpu(c)?;
+        }
+        if let Some(p) = r.pids() {
+            self.pids(p.limit())?;
+        }
+        if let Some(b) = r.block_io() {
+            self.block_io(b)?;
+        }
+        for (i, h) in r.hugepage_limits().iter().flatten().enumerate() {
+            self.hugetlb(i, h.page_size(), h.limit())?;
+        }
+        if let Some(n) = r.network() {
+            self.network(n)?;
+        }
+        if let Some(rdma) = r.rdma() {
+            self.rdma(rdma)?;
+        }
+        if let Some(u) = r.unified() {
+            self.unified(u)?;
+        }
+        Ok(())
+    }
+
+    /// Carry the plan out, then `after` (the device rules); if a write or
+    /// `after` fails, restore what was written.
+    pub fn apply(
+        &self,
+        after: impl FnOnce() -> Result<(), CgroupError>,
+    ) -> Result<(), CgroupError> {
+        let mut old: Vec<(PathBuf, String)> = Vec::new();
+        for op in &self.ops {
+            if !old.iter().any(|(p, _)| *p == op.path) {
+                let text = std::fs::read_to_string(&op.path).unwrap_or_default();
+                old.push((op.path.clone(), text));
+            }
+        }
+        for (i, op) in self.ops.iter().enumerate() {
+            if let Err(e) = write_op(op) {
+                self.restore(&self.ops[..i + 1], &old);
+                return Err(e);
+            }
+        }
+        after().inspect_err(|_| self.restore(&self.ops, &old))
+    }
+
+    /// Best effort: the first error is the one worth reporting.
+    fn restore(&self, done: &[Op], old: &[(PathBuf, String)]) {
+        for op in done.iter().rev() {
+            let Some((_, text)) = old.iter().find(|(p, _)| *p == op.path) else {
+                continue;
+            };
+            let value = match &op.restore {
+                Restore::Whole => text.trim().to_owned(),
+                Restore::Keyed { key, absent } => text
+                    .lines()
+                    .find(|l| l.split_whitespace().next() == Some(key.as_str()))
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| absent.clone()),
+                Restore::OomControl => text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("oom_kill_disable "))
+                    .unwrap_or("0")
+                    .trim()
+                    .to_owned(),
+            };
+            let _ = write_file(&op.path, value.as_bytes());
+        }
+    }
+}
+
+fn write_op(op: &Op) -> Result<(), CgroupError> {
+    let failed = |reason: String| CgroupError::Write {
+        field: op.field.clone(),
+        path: op.path.clone(),
+        value: op.value.clone(),
+        reason,
+    };
+    write_file(&op.path, op.value.as_bytes()).map_err(|e| failed(e.errno.desc().to_lowercase()))?;
+    let want: i64 = match op.verify {
+        Verify::None => return Ok(()),
+        _ => op.value.parse().unwrap_or(-1),
+    };
+    let Some(got) = read_u64(&op.path) else {
+        return Ok(());
+    };
+    let ok = match op.verify {
+        Verify::Exact => want >= 0 && got == want as u64,
+        // -1 (unlimited) reads back as a huge page-aligned number.
+        Verify::Page => want < 0 || got == (want as u64) / 4096 * 4096,
+        Verify::None => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(failed(format!(
+            "the kernel accepted it but keeps {got} (it does not honour this setting)"
+        )))
+    }
+}
+
+#[allow(deprecated)]
+fn kernel(m: &LinuxMemory) -> Option<i64> {
+    m.kernel()
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}

@@ -1,0 +1,202 @@
+//! `create`, as named steps: validate, make the state dir, the cgroup, the
+//! exec.fifo and the console ends, spawn the init, record its state. Each
+//! step that makes something on the host hands back a guard that removes it
+//! if a later step fails; the guards drop in reverse order (processes, then
+//! the cgroup, then the state dir), so a failed create leaves nothing.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::Mode;
+use nix::unistd::mkfifo;
+
+use super::{CreateOptions, Runtime, absolute};
+use crate::bundle::{Bundle, HookKind};
+use crate::cgroups::Cgroup;
+use crate::console;
+use crate::error::{Error, Result};
+use crate::process::{self, ChildGuard, SpawnOpts};
+use crate::state::{self, ContainerDir, State};
+use crate::sys::{self, Ctx};
+
+/// A container that `create` left waiting on its exec.fifo.
+pub struct Created {
+    pub dir: ContainerDir,
+    pub state: State,
+    /// `run` in the foreground with a terminal: our end of the console pair.
+    pub console: Option<OwnedFd>,
+}
+
+/// Removes the container's state directory when dropped, unless disarmed.
+struct DirGuard(Option<PathBuf>);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Destroys the container's cgroup when dropped, unless disarmed.
+struct CgroupGuard(Option<Cgroup>);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Some(cg) = self.0.take() {
+            let _ = cg.destroy();
+        }
+    }
+}
+
+/// The init's console: the end it gets, and (foreground `run` with a
+/// terminal and no --console-socket) the end we keep to receive the master.
+struct ConsoleEnds {
+    child: Option<OwnedFd>,
+    parent: Option<OwnedFd>,
+}
+
+impl Runtime {
+    pub(super) fn create_inner(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+        foreground: bool,
+    ) -> Result<Created> {
+        state::validate_id(id)?;
+        // Parse and validate everything before making anything.
+        let bundle = Bundle::load(&opts.bundle)?;
+        let terminal = check_console_flags(&bundle, opts, foreground)?;
+        let preserve_fds = i32::try_from(opts.preserve_fds)
+            .map_err(|_| Error::Usage("--preserve-fds: too large".into()))?;
+
+        let pidfd_socket = super::pidfd::connect(opts.pidfd_socket.as_deref())?;
+
+        let dir = ContainerDir::create(&self.root, id)?;
+        let mut dir_guard = DirGuard(Some(dir.path.clone()));
+        let (cgroup, mut cgroup_guard) = self.make_cgroup(&bundle, id)?;
+        let state_dir = make_fifo(&dir)?;
+        let console = console_ends(opts, terminal)?;
+
+        let mut children = ChildGuard::default();
+        let pid = process::spawn(
+            SpawnOpts {
+                bundle: &bundle,
+                cgroup: &cgroup,
+                state_dir: &state_dir,
+                console: console.child,
+                no_pivot: opts.no_pivot,
+                new_keyring: !opts.no_new_keyring,
+                preserve_fds,
+                id,
+            },
+            &mut children,
+        )?;
+        if let Some(sock) = &pidfd_socket {
+            sock.send(pid)?;
+        }
+        let state = created_state(id, &bundle, pid, cgroup)?;
+        dir.save(&state)?;
+        if let Some(pf) = &opts.pid_file {
+            state::write_pid_file(&absolute(pf), pid)?;
+        }
+        children.disarm();
+        cgroup_guard.0 = None;
+        dir_guard.0 = None;
+        Ok(Created {
+            dir,
+            state,
+            console: console.parent,
+        })
+    }
+
+    /// The container's cgroup with linux.resources applied (none with
+    /// `--cgroup-manager disabled`), guarded from the moment it exists.
+    fn make_cgroup(&self, bundle: &Bundle, id: &str) -> Result<(Cgroup, CgroupGuard)> {
+        if self.no_cgroups {
+            return Ok((Cgroup::default(), CgroupGuard(None)));
+        }
+        let linux = bundle.linux();
+        let cgroups_path = linux
+            .cgroups_path()
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned());
+        let cg = Cgroup::create(cgroups_path.as_deref(), id)?;
+        let guard = CgroupGuard(Some(cg.clone()));
+        cg.apply_linux(linux)?;
+        Ok((cg, guard))
+    }
+}
+
+/// runc's rules for process.terminal and --console-socket; returns
+/// process.terminal.
+fn check_console_flags(bundle: &Bundle, opts: &CreateOptions, foreground: bool) -> Result<bool> {
+    let terminal = bundle.process().terminal().unwrap_or(false);
+    if terminal && opts.console_socket.is_none() && !foreground {
+        return Err(Error::Usage(
+            "cannot allocate tty if capsa will detach without setting console socket".into(),
+        ));
+    }
+    if !terminal && opts.console_socket.is_some() {
+        return Err(Error::Usage(
+            "cannot use console socket if capsa will not detach or allocate tty".into(),
+        ));
+    }
+    Ok(terminal)
+}
+
+/// exec.fifo in the state dir (removed with it), and an O_PATH fd of the
+/// dir through which the init opens the fifo.
+fn make_fifo(dir: &ContainerDir) -> Result<OwnedFd> {
+    let fifo = dir.fifo_path();
+    mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx_at("mkfifo", &fifo)?;
+    // mkfifo honours the umask; the init may run as any user.
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        &fifo,
+        Mode::from_bits_truncate(0o622),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .ctx_at("chmod", &fifo)?;
+    let state_dir = open(
+        &dir.path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx_at("open", &dir.path)?;
+    Ok(state_dir)
+}
+
+fn console_ends(opts: &CreateOptions, terminal: bool) -> Result<ConsoleEnds> {
+    let (child, parent) = match (&opts.console_socket, terminal) {
+        (Some(path), true) => (Some(console::connect(path)?), None),
+        (None, true) => {
+            let (p, c) = console::socketpair()?;
+            (Some(c), Some(p))
+        }
+        _ => (None, None),
+    };
+    Ok(ConsoleEnds { child, parent })
+}
+
+/// The state.json of a container whose init `pid` waits on exec.fifo.
+fn created_state(id: &str, bundle: &Bundle, pid: i32, cgroup: Cgroup) -> Result<State> {
+    let (start_time, _) = sys::proc_start_time(pid)
+        .ok_or_else(|| Error::Lifecycle("the container init exited before it was ready".into()))?;
+    Ok(State {
+        oci_version: bundle.spec.version().clone(),
+        id: id.to_string(),
+        pid,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::rfc3339_now(),
+        owner: String::new(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        init_start_time: start_time,
+        cgroup,
+        started: false,
+        poststart: bundle.hooks(HookKind::Poststart).to_vec(),
+        poststop: bundle.hooks(HookKind::Poststop).to_vec(),
+    })
+}
