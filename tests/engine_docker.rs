@@ -9,7 +9,7 @@ mod common;
 mod engines;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -116,7 +116,7 @@ impl Drop for Docker {
 impl Docker {
     fn cli_run(
         scratch: &Scratch,
-        cli: &PathBuf,
+        cli: &Path,
         host: &str,
         args: &[&str],
         stdin: Option<&str>,

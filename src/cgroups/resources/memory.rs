@@ -186,7 +186,7 @@ impl Plan<'_> {
 #[allow(deprecated)]
 fn zero_is_unset(m: &LinuxMemory) -> LinuxMemory {
     let nz = |v: Option<i64>| v.filter(|&v| v != 0);
-    let mut m = m.clone();
+    let mut m = *m;
     m.set_limit(nz(m.limit()));
     m.set_reservation(nz(m.reservation()));
     m.set_swap(nz(m.swap()));
