@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use common::Output;
+use engines::dockerlike::{self, DockerLike};
 use engines::{Engine, Scratch, Test, s};
 
 const IMAGE: &str = "localhost/capsa-test/busybox:1";
@@ -140,8 +141,11 @@ impl Drop for Podman {
     }
 }
 
-impl Podman {
-    fn podman_with(&self, args: &[&str], stdin: Option<&str>) -> Output {
+impl DockerLike for Podman {
+    const RM_FORCE: &'static [&'static str] = &["rm", "-f", "-t", "0"];
+    const INIT_COMM: &'static str = "podman-init";
+
+    fn cli_with(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut full: Vec<&str> = self.global.iter().map(String::as_str).collect();
         full.extend_from_slice(args);
         let input = stdin.map(|text| self.scratch.write_file("stdin", text));
@@ -155,155 +159,27 @@ impl Podman {
         })
     }
 
+    fn run_flags(&self) -> Vec<String> {
+        vec!["--cgroup-parent".into(), self.scratch.cgroup_parent.clone()]
+    }
+
+    fn image(&self) -> &str {
+        IMAGE
+    }
+
+    fn scratch(&self) -> &Scratch {
+        &self.scratch
+    }
+
+    fn runtime_root(&self) -> PathBuf {
+        self.runtime_root.clone()
+    }
+}
+
+impl Podman {
     fn podman(&self, args: &[&str]) -> Output {
-        self.podman_with(args, None)
+        self.cli(args)
     }
-
-    /// `podman run --rm --cgroup-parent P OPTS IMAGE CMD...`
-    fn run_rm(&self, opts: &[&str], cmd: &[&str]) -> Output {
-        let mut args = vec![
-            "run",
-            "--rm",
-            "--cgroup-parent",
-            &self.scratch.cgroup_parent,
-        ];
-        args.extend_from_slice(opts);
-        args.push(IMAGE);
-        args.extend_from_slice(cmd);
-        self.podman(&args)
-    }
-
-    #[track_caller]
-    fn sh_ok(&self, opts: &[&str], script: &str) -> String {
-        let o = self.run_rm(opts, &["sh", "-c", script]);
-        o.ok();
-        o.stdout
-    }
-
-    /// A detached container named `name` running `cmd`; returns its id.
-    #[track_caller]
-    fn detached(&self, name: &str, opts: &[&str], cmd: &[&str]) -> String {
-        let _ = self.podman(&["rm", "-f", "-t", "0", name]);
-        let mut args = vec![
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--cgroup-parent",
-            &self.scratch.cgroup_parent,
-        ];
-        args.extend_from_slice(opts);
-        args.push(IMAGE);
-        args.extend_from_slice(cmd);
-        let o = self.podman(&args);
-        o.ok();
-        o.stdout.trim().to_owned()
-    }
-
-    fn inspect(&self, name: &str, format: &str) -> String {
-        let o = self.podman(&["inspect", "-f", format, name]);
-        o.ok();
-        o.stdout.trim().to_owned()
-    }
-
-    #[track_caller]
-    fn remove(&self, name: &str, id: &str) {
-        self.podman(&["rm", "-f", "-t", "0", name]).ok();
-        assert!(
-            !self.runtime_root.join(id).exists(),
-            "the runtime's state of {id} survived podman rm -f"
-        );
-    }
-}
-
-fn run_rm_output_and_exit_codes(p: &Podman) {
-    let o = p.run_rm(&[], &["sh", "-c", "echo out; echo err >&2; exit 3"]);
-    assert_eq!(o.code, Some(3), "{o}");
-    assert_eq!(o.stdout, "out\n", "{o}");
-    assert!(o.stderr.contains("err"), "{o}");
-    assert_eq!(p.run_rm(&[], &["true"]).code, Some(0));
-    let fds = p.sh_ok(&[], "ls /proc/1/fd; true");
-    assert_eq!(
-        fds.split_whitespace().collect::<Vec<_>>(),
-        ["0", "1", "2"],
-        "{fds}"
-    );
-}
-
-fn run_interactive(p: &Podman) {
-    let cg = p.scratch.cgroup_parent.clone();
-    let o = p.podman_with(
-        &[
-            "run",
-            "--rm",
-            "-i",
-            "--cgroup-parent",
-            &cg,
-            IMAGE,
-            "sh",
-            "-c",
-            "read l; echo got:$l; cat",
-        ],
-        Some("first\nsecond\n"),
-    );
-    o.ok();
-    assert_eq!(o.stdout, "got:first\nsecond\n", "{o}");
-}
-
-fn run_tty(p: &Podman) {
-    let out = p.sh_ok(&["-t"], "tty; [ -t 0 ] && [ -t 1 ] && echo both-ttys");
-    assert!(
-        out.contains("/dev/pts/") && out.contains("both-ttys"),
-        "{out:?}"
-    );
-}
-
-fn exec_flags(p: &Podman) {
-    let id = p.detached("exec", &[], &["sleep", "1000"]);
-    let o = p.podman(&["exec", "exec", "sh", "-c", "echo in; exit 7"]);
-    assert_eq!((o.code, o.stdout.as_str()), (Some(7), "in\n"), "{o}");
-    let o = p.podman(&["exec", "-t", "exec", "tty"]);
-    o.ok();
-    assert!(o.stdout.contains("/dev/pts/"), "{o}");
-    let o = p.podman(&[
-        "exec",
-        "-u",
-        "1000",
-        "-e",
-        "FOO=bar",
-        "-w",
-        "/tmp",
-        "exec",
-        "sh",
-        "-c",
-        "echo $(id -u):$FOO:$(pwd)",
-    ]);
-    o.ok();
-    assert_eq!(o.stdout, "1000:bar:/tmp\n", "{o}");
-    p.podman(&[
-        "exec",
-        "-d",
-        "exec",
-        "sh",
-        "-c",
-        "echo detached > /tmp/marker",
-    ])
-    .ok();
-    engines::wait_until("exec -d's file", Duration::from_secs(20), || {
-        (p.podman(&["exec", "exec", "cat", "/tmp/marker"]).stdout == "detached\n").then_some(())
-    });
-    let o = p.podman(&[
-        "exec",
-        "exec",
-        "sh",
-        "-c",
-        "cat /proc/1/cmdline | tr '\\0' ' '",
-    ]);
-    assert!(
-        o.stdout.starts_with("sleep 1000"),
-        "exec outside the pid namespace: {o}"
-    );
-    p.remove("exec", &id);
 }
 
 fn stop_term_then_kill(p: &Podman) {
@@ -356,99 +232,6 @@ fn restart(p: &Podman) {
     p.remove("restart", &id);
 }
 
-fn rm_force_running(p: &Podman) {
-    let id = p.detached("rmf", &[], &["sleep", "1000"]);
-    let pid = p.inspect("rmf", "{{.State.Pid}}");
-    p.remove("rmf", &id);
-    assert!(
-        !PathBuf::from(format!("/proc/{pid}")).exists(),
-        "the workload survived rm -f"
-    );
-}
-
-fn pause_unpause(p: &Podman) {
-    let id = p.detached(
-        "pause",
-        &[],
-        &[
-            "sh",
-            "-c",
-            "while :; do date +%s%N > /tmp/t; sleep 0.05; done",
-        ],
-    );
-    p.podman(&["pause", "pause"]).ok();
-    assert_eq!(p.inspect("pause", "{{.State.Status}}"), "paused");
-    let st = engines::runtime_state(&p.scratch, &p.runtime_root, &id);
-    assert_eq!(st["status"], "paused", "{st}");
-    p.podman(&["unpause", "pause"]).ok();
-    assert_eq!(p.inspect("pause", "{{.State.Status}}"), "running");
-    let a = p.podman(&["exec", "pause", "cat", "/tmp/t"]).stdout;
-    engines::wait_until("the workload to run again", Duration::from_secs(20), || {
-        (p.podman(&["exec", "pause", "cat", "/tmp/t"]).stdout != a).then_some(())
-    });
-    p.remove("pause", &id);
-}
-
-fn update_memory_and_cpus(p: &Podman) {
-    let id = p.detached("update", &[], &["sleep", "1000"]);
-    p.podman(&["update", "--memory", "64m", "--cpus", "0.5", "update"])
-        .ok();
-    let mem = engines::cg_read("memory/memory.limit_in_bytes", "memory.max");
-    let cpu = engines::cg_read("cpu/cpu.cfs_quota_us", "cpu.max");
-    let o = p.podman(&["exec", "update", "sh", "-c", &format!("{mem}; {cpu}")]);
-    o.ok();
-    let lines: Vec<&str> = o.stdout.lines().collect();
-    assert_eq!(engines::parse_limit(lines[0]), 64 << 20, "{o}");
-    assert!(lines[1].starts_with("50000"), "{o}");
-    p.remove("update", &id);
-}
-
-fn kill_signal(p: &Podman) {
-    let id = p.detached(
-        "kill",
-        &[],
-        &[
-            "sh",
-            "-c",
-            "trap 'echo usr1 > /tmp/got' USR1; while :; do sleep 0.1; done",
-        ],
-    );
-    p.podman(&["kill", "-s", "USR1", "kill"]).ok();
-    engines::wait_until("the USR1 trap", Duration::from_secs(20), || {
-        (p.podman(&["exec", "kill", "cat", "/tmp/got"]).stdout == "usr1\n").then_some(())
-    });
-    p.podman(&["kill", "-s", "KILL", "kill"]).ok();
-    engines::wait_until("the container to stop", Duration::from_secs(20), || {
-        (p.inspect("kill", "{{.State.Running}}") == "false").then_some(())
-    });
-    assert_eq!(p.inspect("kill", "{{.State.ExitCode}}"), "137");
-    p.remove("kill", &id);
-}
-
-fn resource_limits(p: &Podman) {
-    let script = [
-        engines::cg_read("memory/memory.limit_in_bytes", "memory.max"),
-        engines::cg_read("pids/pids.max", "pids.max"),
-        engines::cg_read("cpu/cpu.cfs_quota_us", "cpu.max"),
-    ]
-    .join("; ");
-    let out = p.sh_ok(
-        &["--memory", "32m", "--pids-limit", "50", "--cpus", "0.25"],
-        &script,
-    );
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(engines::parse_limit(lines[0]), 32 << 20, "{out}");
-    assert_eq!(lines[1], "50", "{out}");
-    assert!(lines[2].starts_with("25000"), "{out}");
-}
-
-fn cap_drop_all(p: &Podman) {
-    let out = p.sh_ok(&["--cap-drop", "ALL"], "cat /proc/self/status");
-    for key in ["CapPrm", "CapEff", "CapBnd", "CapInh", "CapAmb"] {
-        assert_eq!(engines::cap_field(&out, key), 0, "{key}: {out}");
-    }
-}
-
 fn privileged(p: &Podman) {
     let out = p.sh_ok(&["--privileged"], "cat /proc/self/status; ls /dev | wc -l");
     let eff = engines::cap_field(&out, "CapEff");
@@ -461,32 +244,6 @@ fn privileged(p: &Podman) {
         .find_map(|l| l.trim().parse().ok())
         .expect("device count");
     assert!(ndev > 20, "only {ndev} entries in /dev: {out}");
-}
-
-fn read_only_and_tmpfs(p: &Podman) {
-    let out = p.sh_ok(
-        &["--read-only", "--tmpfs", "/scratch"],
-        "touch /x 2>&1; echo rc=$?; touch /scratch/y && echo tmpfs-ok; grep ' /scratch ' /proc/mounts",
-    );
-    assert!(
-        out.contains("Read-only file system") && out.contains("rc=1"),
-        "{out}"
-    );
-    assert!(
-        out.contains("tmpfs-ok") && out.contains("tmpfs /scratch tmpfs rw"),
-        "{out}"
-    );
-}
-
-fn user_and_init(p: &Podman) {
-    assert_eq!(
-        p.sh_ok(&["--user", "1000"], "echo $(id -u):$(id -g)"),
-        "1000:1000\n"
-    );
-    let out = p.sh_ok(&["--init"], "cat /proc/1/comm; echo $$");
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "podman-init", "{out}");
-    assert_ne!(lines[1], "1", "{out}");
 }
 
 fn pid_host(p: &Podman) {
@@ -505,25 +262,6 @@ fn pid_host(p: &Podman) {
         "stop left the workload running"
     );
     p.remove("pidhost", &id);
-}
-
-fn volumes(p: &Podman) {
-    let dir = p.scratch.mkdir("vol");
-    fs::write(dir.join("in"), "from-host\n").expect("write");
-    let bind = format!("{}:/vol", s(&dir));
-    let ro = format!("{}:/ro:ro", s(&dir));
-    let out = p.sh_ok(
-        &["-v", &bind, "-v", &ro],
-        "cat /vol/in; echo from-container > /vol/out; touch /ro/x 2>&1 || true",
-    );
-    assert!(
-        out.starts_with("from-host\n") && out.contains("Read-only file system"),
-        "{out}"
-    );
-    assert_eq!(
-        fs::read_to_string(dir.join("out")).unwrap_or_default(),
-        "from-container\n"
-    );
 }
 
 fn network_none(p: &Podman) {
@@ -581,13 +319,11 @@ fn slirp4netns(p: &Podman) {
     assert_eq!(got, "hello-from-slirp\n", "{o}");
 }
 
-fn missing_and_non_executable(p: &Podman) {
+/// podman maps the runtime's JSON error to its own words (and to 127/126)
+/// only for runtimes in runtime_supports_json.
+fn error_messages_as_podman_words_them(p: &Podman) {
     let o = p.run_rm(&[], &["no-such-command"]);
     assert_eq!(o.code, Some(127), "{o}");
-    assert!(
-        o.stderr.contains("executable file not found in $PATH"),
-        "{o}"
-    );
     assert!(
         o.stderr
             .contains("OCI runtime attempted to invoke a command that was not found"),
@@ -595,34 +331,22 @@ fn missing_and_non_executable(p: &Podman) {
     );
     let o = p.run_rm(&[], &["/etc/not-executable"]);
     assert_eq!(o.code, Some(126), "{o}");
-    assert!(
-        o.stderr.contains("permission denied") && o.stderr.contains("OCI permission denied"),
-        "{o}"
-    );
+    assert!(o.stderr.contains("OCI permission denied"), "{o}");
 }
 
 fn main() -> ExitCode {
-    let tests: &[Test<Podman>] = &[
-        ("run_rm_output_and_exit_codes", run_rm_output_and_exit_codes),
-        ("run_interactive", run_interactive),
-        ("run_tty", run_tty),
-        ("exec_flags", exec_flags),
-        ("stop_term_then_kill", stop_term_then_kill),
+    let mut tests: Vec<Test<Podman>> = dockerlike::shared();
+    tests.extend([
+        ("stop_term_then_kill", stop_term_then_kill as fn(&Podman)),
         ("restart", restart),
-        ("rm_force_running", rm_force_running),
-        ("pause_unpause", pause_unpause),
-        ("update_memory_and_cpus", update_memory_and_cpus),
-        ("kill_signal", kill_signal),
-        ("resource_limits", resource_limits),
-        ("cap_drop_all", cap_drop_all),
         ("privileged", privileged),
-        ("read_only_and_tmpfs", read_only_and_tmpfs),
-        ("user_and_init", user_and_init),
         ("pid_host", pid_host),
-        ("volumes", volumes),
         ("network_none", network_none),
         ("slirp4netns", slirp4netns),
-        ("missing_and_non_executable", missing_and_non_executable),
-    ];
-    engines::run_suite(tests)
+        (
+            "error_messages_as_podman_words_them",
+            error_messages_as_podman_words_them,
+        ),
+    ]);
+    engines::run_suite(&tests)
 }

@@ -17,6 +17,8 @@
 
 #![allow(dead_code)] // each engine test file uses a different part
 
+pub mod dockerlike;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
