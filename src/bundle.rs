@@ -126,6 +126,12 @@ impl ProcessPlan {
         }
         let caps = CapSets::from_spec(process.capabilities().as_ref())
             .map_err(|msg| invalid(format!("{prefix}.capabilities"), msg))?;
+        caps.check_grantable().map_err(|(set, cap)| {
+            invalid(
+                format!("{prefix}.capabilities.{set}"),
+                format!("{cap} is not in the runtime's bounding set: this host does not grant it"),
+            )
+        })?;
         let attrs = ProcAttrs::new(process, linux, role).map_err(|e| match e {
             AttrsError::Invalid { field, msg } => invalid(field, msg),
             e => invalid(prefix, e.to_string()),

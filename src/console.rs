@@ -178,8 +178,19 @@ pub fn socketpair() -> Result<(OwnedFd, OwnedFd), ConsoleError> {
 
 /// Send `master` the way runc does: data = "/dev/ptmx", SCM_RIGHTS = [master].
 pub(crate) fn send_master(socket: &OwnedFd, master: &OwnedFd) -> Result<(), ConsoleError> {
-    let fds = [master.as_raw_fd()];
-    let iov = [IoSlice::new(MASTER_NAME)];
+    send_fd(socket, MASTER_NAME, master, "console master")
+}
+
+/// One `sendmsg` of `name` with SCM_RIGHTS = [fd] (runc's wire format for
+/// the console master and for --pidfd-socket); `what` names it in errors.
+pub(crate) fn send_fd(
+    socket: &OwnedFd,
+    name: &[u8],
+    fd: &OwnedFd,
+    what: &str,
+) -> Result<(), ConsoleError> {
+    let fds = [fd.as_raw_fd()];
+    let iov = [IoSlice::new(name)];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     loop {
         match nix::sys::socket::sendmsg::<UnixAddr>(
@@ -189,15 +200,15 @@ pub(crate) fn send_master(socket: &OwnedFd, master: &OwnedFd) -> Result<(), Cons
             MsgFlags::MSG_NOSIGNAL,
             None,
         ) {
-            Ok(n) if n == MASTER_NAME.len() => return Ok(()),
+            Ok(n) if n == name.len() => return Ok(()),
             Ok(n) => {
                 return Err(ConsoleError::Protocol(format!(
-                    "short send of the terminal master ({n} of {} bytes)",
-                    MASTER_NAME.len()
+                    "short send of the {what} ({n} of {} bytes)",
+                    name.len()
                 )));
             }
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(SysError::new("sendmsg (console master)", e).into()),
+            Err(e) => return Err(SysError::new("sendmsg", e).into()),
         }
     }
 }

@@ -86,6 +86,8 @@ impl Runtime {
             }
         }
 
+        let pidfd_socket = super::pidfd::connect(opts.pidfd_socket.as_deref())?;
+
         let dir = ContainerDir::create(&self.root, id)?;
         let mut dir_guard = DirGuard(Some(dir.path.clone()));
         let (cgroup, mut cgroup_guard) = self.make_cgroup(&bundle, id)?;
@@ -106,6 +108,9 @@ impl Runtime {
             },
             &mut children,
         )?;
+        if let Some(sock) = &pidfd_socket {
+            sock.send(pid)?;
+        }
         let state = created_state(id, &bundle, pid, cgroup)?;
         dir.save(&state)?;
         if let Some(pf) = &opts.pid_file {
