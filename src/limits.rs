@@ -153,10 +153,6 @@ pub fn check_spec(spec: &Spec) -> Result<(), Refusal> {
             ));
         }
     }
-    crate::rootfs::validate(spec).map_err(|e| match e {
-        crate::rootfs::RootfsError::Config { field, msg } => (field, msg),
-        e => refuse("mounts", e.to_string()),
-    })?;
     check_mount_count(spec)
 }
 

@@ -41,6 +41,8 @@ pub enum InitError {
     Seccomp(#[from] crate::security::seccomp::SeccompError),
     #[error("{0}")]
     Hook(#[from] HookError),
+    #[error("{0}")]
+    Attrs(#[from] super::attrs::AttrsError),
     #[error("{field}: {source}")]
     Field { field: String, source: SysError },
     /// Executable look-up failures, in runc's words (engines match on them).
@@ -65,6 +67,8 @@ pub struct InitArgs<'a> {
     pub id: &'a str,
     /// The read-only capsa the workload is exec'd through (CVE-2019-5736).
     pub trampoline: &'a Trampoline,
+    /// Id-mapped mounts the parent made; the init attaches them.
+    pub idmapped: &'a rootfs::IdmappedTrees,
 }
 
 /// The init's entry point. `console` is the connected console socket (or
@@ -117,8 +121,9 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     if a.wait_continue {
         chan.expect(Msg::Continue)?;
     }
-    if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
-        // Become root of the new user namespace (its maps are written now).
+    if b.userns {
+        // Become root of the user namespace, new (its maps are written now)
+        // or joined, so that what the init creates is owned by that root.
         nix::unistd::setresgid(0.into(), 0.into(), 0.into())
             .ctx("setresgid(0) in the user namespace")?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
@@ -160,9 +165,14 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         no_pivot: a.no_pivot,
         userns: b.userns,
         mount_label: security::lsm::mount_label(b.linux().mount_label().as_deref()),
+        idmapped: a.idmapped,
     })?;
     if let Some(sock) = console {
-        console::setup_in_container(sock)?;
+        let opts = console::TerminalOptions {
+            size: b.plan.console_size,
+            mount_console: true,
+        };
+        console::setup_terminal(sock, &opts)?;
     }
     // Writes to /proc files go through a procfs the container cannot have
     // covered (CVE-2025-52881 class), never through a "/proc/..." path.
