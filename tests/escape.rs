@@ -213,8 +213,8 @@ fn assert_all_denied(out: &str) {
     );
 }
 
-/// A user-namespaced container whose processes hold every capability, CAP_SYS_PTRACE included,
-/// in their namespace.
+/// A user-namespaced container whose processes hold every capability the host grants,
+/// CAP_SYS_PTRACE included, in their namespace.
 fn userns_all_caps(c: &mut Ctx) {
     c.set_ns("user", None);
     c.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 300000, "size": 65536}]);
@@ -222,7 +222,16 @@ fn userns_all_caps(c: &mut Ctx) {
     if let Some(m) = c.config["mounts"].as_array_mut() {
         m.retain(|m| m["destination"] != "/sys/fs/cgroup");
     }
-    let all: Vec<Value> = ALL_CAPS.iter().map(|n| json!(n)).collect();
+    // Every capability this host lets the runtime grant (its bounding set).
+    let bnd = fs::read_to_string("/proc/self/status").expect("status");
+    let bnd = status_field(&bnd, "CapBnd")
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .expect("CapBnd");
+    let all: Vec<Value> = ALL_CAPS
+        .iter()
+        .filter(|n| bnd & (1u64 << cap_number(n)) != 0)
+        .map(|n| json!(n))
+        .collect();
     for set in ["bounding", "effective", "permitted"] {
         c.config["process"]["capabilities"][set] = json!(all);
     }
