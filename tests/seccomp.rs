@@ -74,13 +74,17 @@ impl Bundle {
             .arg(&self.id)
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.code().unwrap_or(-1), text)
+        (out.status.code().unwrap_or(-1), both(&out))
     }
+}
+
+/// stdout followed by stderr, as text.
+fn both(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 impl Drop for Bundle {
@@ -357,12 +361,7 @@ impl Bundle {
             .args(["exec", &self.id, "sh", "-c", script])
             .output()
             .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        (out.status.success(), both(&out))
     }
 }
 
