@@ -128,12 +128,25 @@ impl ProcessPlan {
             .map_err(|msg| invalid(format!("{prefix}.capabilities"), msg))?;
         crate::security::lsm::check(process, prefix).map_err(|(f, m)| invalid(f, m))?;
         crate::limits::check_process(process, prefix).map_err(|(f, m)| invalid(f, m))?;
-        caps.check_grantable().map_err(|(set, cap)| {
-            invalid(
-                format!("{prefix}.capabilities.{set}"),
-                format!("{cap} is not in the runtime's bounding set: this host does not grant it"),
-            )
-        })?;
+        // A user namespace (new or joined) starts with every capability in
+        // its own bounding set: only a container without one is limited to
+        // the runtime's.
+        let own_userns = linux.is_some_and(|l| {
+            l.namespaces()
+                .iter()
+                .flatten()
+                .any(|n| n.typ() == LinuxNamespaceType::User)
+        });
+        if !own_userns {
+            caps.check_grantable().map_err(|(set, cap)| {
+                invalid(
+                    format!("{prefix}.capabilities.{set}"),
+                    format!(
+                        "{cap} is not in the runtime's bounding set: this host does not grant it"
+                    ),
+                )
+            })?;
+        }
         let attrs = ProcAttrs::new(process, linux, role).map_err(|e| match e {
             AttrsError::Invalid { field, msg } => invalid(field, msg),
             e => invalid(prefix, e.to_string()),
