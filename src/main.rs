@@ -12,9 +12,6 @@ use clap::Parser;
 use cli::{CgroupManager, Cli, Cmd, CreateArgs, ExecArgs, ListFormat, LogFormat};
 
 fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
-    if a.pidfd_socket.is_some() {
-        return Err(Error::Unsupported("--pidfd-socket".into()));
-    }
     Ok(CreateOptions {
         bundle: a.bundle.clone(),
         pid_file: a.pid_file.clone(),
@@ -22,26 +19,27 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        listen_fds: listen_fds(),
+        pidfd_socket: a.pidfd_socket.clone(),
     })
 }
 
+/// runc's socket activation: LISTEN_FDS=N counts when LISTEN_PID is us.
+fn listen_fds() -> u32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    if !ours {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
-    if a.apparmor.is_some() {
-        return Err(Error::Unsupported(
-            "exec --apparmor (no AppArmor on this host)".into(),
-        ));
-    }
-    if a.process_label.is_some() {
-        return Err(Error::Unsupported(
-            "exec --process-label (no SELinux on this host)".into(),
-        ));
-    }
-    if !a.cgroup.is_empty() {
-        return Err(Error::Unsupported("exec --cgroup".into()));
-    }
-    if a.pidfd_socket.is_some() {
-        return Err(Error::Unsupported("--pidfd-socket".into()));
-    }
     let opts = capsa::ExecOptions {
         process: a.process,
         args: a.command,
@@ -57,6 +55,10 @@ fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
         pid_file: a.pid_file,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        apparmor: a.apparmor,
+        process_label: a.process_label,
+        cgroup: a.cgroup,
+        pidfd_socket: a.pidfd_socket,
     };
     Ok((a.id, opts))
 }
@@ -87,7 +89,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
     };
     if cli.systemd_cgroup || cli.cgroup_manager == Some(CgroupManager::Systemd) {
         return Err(Error::Unsupported(
-            "--systemd-cgroup (systemd cgroup driver; this host has no systemd)".into(),
+            "--systemd-cgroup (the systemd cgroup driver; configure the engine for \
+             cgroupfs: Docker native.cgroupdriver=cgroupfs, containerd SystemdCgroup = false, \
+             podman cgroup_manager = \"cgroupfs\")"
+                .into(),
         ));
     }
     let spec_cmd = matches!(cmd, Cmd::Spec { .. });
@@ -283,7 +288,25 @@ fn print_table(out: &mut impl Write, header: &[&str; 6], rows: &[[String; 6]]) {
 }
 
 fn main() -> ExitCode {
+    // The container workload's last execve goes through us (CVE-2019-5736
+    // defence); in that mode nothing else of capsa runs.
+    capsa::process::trampoline::run_if_asked();
     let cli = Cli::parse();
+    // Before we open anything: fds 3..3+N belong to the workload.
+    // (create and run also pass on LISTEN_FDS sockets, as runc does.)
+    let preserve = match &cli.cmd {
+        Some(Cmd::Create(a)) => a.preserve_fds.saturating_add(listen_fds()),
+        Some(Cmd::Run { create, .. }) => create.preserve_fds.saturating_add(listen_fds()),
+        Some(Cmd::Exec(a)) => a.preserve_fds,
+        _ => 0,
+    };
+    if preserve > 0 {
+        let end = 3i32.saturating_add(i32::try_from(preserve).unwrap_or(i32::MAX));
+        if let Err(e) = capsa::sys::fill_fd_holes(3, end) {
+            eprintln!("capsa: --preserve-fds: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let format = match cli.log_format {
         LogFormat::Json => Format::Json,
         LogFormat::Text => Format::Text,

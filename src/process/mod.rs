@@ -2,11 +2,13 @@
 //! namespace must be joined by path), the sync protocol of `sync.rs`, and a
 //! guard that kills whatever was started if anything fails.
 
+pub mod attrs;
 pub mod exec;
 pub mod finalize;
 mod idle;
 pub mod init;
 pub mod sync;
+pub mod trampoline;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -20,9 +22,13 @@ use crate::bundle::{Bundle, HookKind};
 use crate::cgroups::{Cgroup, CgroupError};
 use crate::hooks;
 use crate::namespaces;
+use crate::rootfs;
+use crate::security::seccomp::Filter;
+use crate::security::seccomp::notify::{AgentState, send_to_agent};
 use crate::sys::{self, Ctx, SysError};
 use init::InitArgs;
 use sync::{Msg, SyncError};
+use trampoline::Trampoline;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -37,6 +43,12 @@ pub enum ProcessError {
     Init(String),
     #[error("{0}")]
     Seccomp(#[from] crate::security::seccomp::SeccompError),
+    #[error("{0}")]
+    Rootfs(#[from] crate::rootfs::RootfsError),
+    #[error("{0}")]
+    Console(#[from] crate::console::ConsoleError),
+    #[error("{0}")]
+    Netdev(#[from] crate::netdev::NetdevError),
 }
 
 /// Kills and reaps the processes it holds when dropped, unless disarmed:
@@ -81,6 +93,10 @@ pub struct SpawnOpts<'a> {
 /// Returns its pid; the pid is also in `guard` until the caller disarms it.
 pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> {
     let b = o.bundle;
+    let trampoline = Trampoline::prepare()?;
+    // Id-mapped mounts need the host's privileges: made here, attached by
+    // the init (empty, and no syscall, without such mounts).
+    let idmapped = rootfs::prepare_idmapped(&b.spec, &b.dir, container_userns(b))?;
     let (parent, child) = sync::pair()?;
     let slow = !b.join.is_empty() || b.linux().time_offsets().is_some();
     // The cgroup namespace is always unshared by the init once it sits in
@@ -96,6 +112,8 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         wait_continue: !slow,
         unshare_cgroupns: cgroupns,
         id: o.id,
+        trampoline: &trampoline,
+        idmapped: &idmapped,
     };
     let flags = if slow {
         0
@@ -103,6 +121,17 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         (b.new_ns - CloneFlags::CLONE_NEWCGROUP).bits() as u64
     };
 
+    // Root of a new user namespace must be able to reopen the stdio pipes
+    // the init inherits (a terminal replaces them).
+    if b.new_ns.contains(CloneFlags::CLONE_NEWUSER)
+        && !b.process().terminal().unwrap_or(false)
+        && let (Some(u), Some(g)) = (
+            namespaces::host_id(&b.uid_map, 0),
+            namespaces::host_id(&b.gid_map, 0),
+        )
+    {
+        crate::console::give_stdio_pipes(u, g)?;
+    }
     let cg_fd = o.cgroup.clone_into_fd();
     let (pid, in_unified) = match sys::clone3(flags, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
         Ok(pid) => (pid, cg_fd.is_some()),
@@ -157,6 +186,8 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     } else {
         pid
     };
+    // linux.netDevices: into the init's network namespace before any hook.
+    crate::netdev::move_all(&b.net_devices, init_pid)?;
     loop {
         let (msg, fd) = match early.take() {
             Some(m) => m,
@@ -166,7 +197,16 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
             Msg::Ready => return Ok(init_pid),
             Msg::SeccompFd => {
                 let fd = fd.ok_or(SyncError::Unexpected(Msg::SeccompFd))?;
-                seccomp_agent(b, o.id, init_pid, fd)?;
+                let annotations = b.spec.annotations().as_ref();
+                let agent = AgentState {
+                    id: o.id,
+                    pid: init_pid,
+                    process_pid: init_pid,
+                    status: "creating",
+                    bundle: &b.dir,
+                    annotations,
+                };
+                seccomp_agent(b.seccomp.as_ref(), &agent, fd)?;
                 parent.send(&Msg::SeccompDone)?;
             }
             Msg::HooksRequest => {
@@ -194,22 +234,34 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     }
 }
 
-/// SCMP_ACT_NOTIFY: give the init's listener fd and the container state to
-/// the agent at linux.seccomp.listenerPath. Our copy of the fd closes on
-/// return: from then on only the agent holds it.
-fn seccomp_agent(b: &Bundle, id: &str, pid: i32, fd: OwnedFd) -> Result<(), ProcessError> {
-    use crate::security::seccomp::notify::{AgentState, send_to_agent};
+/// Where id-mapped mounts without mappings of their own take them from.
+fn container_userns(b: &Bundle) -> rootfs::ContainerUserns<'_> {
+    if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
+        return rootfs::ContainerUserns::New {
+            uid_map: &b.uid_map,
+            gid_map: &b.gid_map,
+        };
+    }
+    match b.join.iter().find(|j| j.flag == CloneFlags::CLONE_NEWUSER) {
+        Some(j) => rootfs::ContainerUserns::Join(&j.path),
+        None => rootfs::ContainerUserns::None,
+    }
+}
+
+/// SCMP_ACT_NOTIFY: give a listener fd (of the init, or of an exec'd
+/// process) and the container state to the agent at
+/// linux.seccomp.listenerPath. Our copy of the fd closes on return: from
+/// then on only the agent holds it.
+pub(crate) fn seccomp_agent(
+    filter: Option<&Filter>,
+    state: &AgentState,
+    fd: OwnedFd,
+) -> Result<(), ProcessError> {
     use std::os::fd::AsFd;
-    let Some(l) = b.seccomp.as_ref().and_then(|f| f.listener.as_ref()) else {
+    let Some(l) = filter.and_then(|f| f.listener.as_ref()) else {
         return Err(SyncError::Unexpected(Msg::SeccompFd).into());
     };
-    let state = AgentState {
-        id,
-        pid,
-        bundle: &b.dir,
-        annotations: b.spec.annotations().as_ref(),
-    };
-    send_to_agent(l, fd.as_fd(), &state)?;
+    send_to_agent(l, fd.as_fd(), state)?;
     Ok(())
 }
 
@@ -229,10 +281,11 @@ fn stage1(args: &mut InitArgs, console: Option<OwnedFd>) -> ! {
                 0,
             )
         };
+        // Inherited by the init, which may be cloned into a joined pid
+        // namespace where other processes can see it at once.
+        crate::security::set_non_dumpable()?;
         chan.expect(Msg::Continue)?;
-        for j in &b.join {
-            namespaces::join(j).map_err(|e| ProcessError::Init(e.to_string()))?;
-        }
+        namespaces::join_all(&b.join).map_err(|e| ProcessError::Init(e.to_string()))?;
         if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
             unshare(CloneFlags::CLONE_NEWUSER).ctx("unshare(CLONE_NEWUSER)")?;
             chan.send(&Msg::MapRequest)?;
@@ -285,7 +338,8 @@ fn write_time_offsets(
             off.nanosecs().unwrap_or(0)
         ));
     }
-    let path = std::path::Path::new("/proc/self/timens_offsets");
-    std::fs::write(path, text).ctx_at("write", path)?;
+    // Through a verified procfs: a joined mount namespace may have
+    // anything at /proc.
+    crate::procfs::ProcRoot::open()?.write("self/timens_offsets", text.as_bytes())?;
     Ok(())
 }

@@ -16,6 +16,7 @@ use crate::bundle::{Bundle, HookKind};
 use crate::cgroups::{Cgroup, Warmup};
 use crate::console;
 use crate::error::{Error, Result};
+use crate::hooks;
 use crate::process::{self, ChildGuard, SpawnOpts};
 use crate::state::{self, ContainerDir, State};
 use crate::sys::{self, Ctx};
@@ -35,6 +36,21 @@ impl Drop for DirGuard {
     fn drop(&mut self) {
         if let Some(dir) = self.0.take() {
             let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Runs the poststop hooks when dropped, unless disarmed: a failed create is
+/// a container destroyed at lifecycle step 12, and step 13 (poststop)
+/// follows (runtime-spec runtime.md; runc does the same once its container
+/// exists). Made before the other guards, so it drops after them.
+struct PoststopGuard<'a>(Option<(&'a Bundle, &'a str)>);
+
+impl Drop for PoststopGuard<'_> {
+    fn drop(&mut self) {
+        if let Some((b, id)) = self.0.take() {
+            let annotations = b.spec.annotations().clone().unwrap_or_default();
+            hooks::run_poststop(b.hooks(HookKind::Poststop), id, &b.dir, &annotations);
         }
     }
 }
@@ -69,13 +85,31 @@ impl Runtime {
         // cgroups/warmup.rs). Reaped when create returns.
         let _warmup = (!self.no_cgroups).then(Warmup::start);
         // Parse and validate everything before making anything.
-        let bundle = Bundle::load(&opts.bundle)?;
+        let mut bundle = Bundle::load(&opts.bundle)?;
         let terminal = bundle.process().terminal().unwrap_or(false);
         check_console_flags(terminal, opts.console_socket.as_deref(), !foreground)?;
-        let preserve_fds = i32::try_from(opts.preserve_fds)
-            .map_err(|_| Error::Usage("--preserve-fds: too large".into()))?;
+        // Socket activation (runc): the LISTEN_FDS fds come first, then
+        // --preserve-fds; the workload learns how many from its environment.
+        let preserve_fds = opts
+            .preserve_fds
+            .checked_add(opts.listen_fds)
+            .and_then(|n| i32::try_from(n).ok())
+            .ok_or_else(|| Error::Usage("--preserve-fds: too large".into()))?;
+        if opts.listen_fds > 0 {
+            for var in [
+                format!("LISTEN_FDS={}", opts.listen_fds),
+                "LISTEN_PID=1".into(),
+            ] {
+                let var = std::ffi::CString::new(var)
+                    .map_err(|_| Error::Usage("LISTEN_FDS: not a number".into()))?;
+                bundle.plan.env.push(var);
+            }
+        }
+
+        let pidfd_socket = super::pidfd::connect(opts.pidfd_socket.as_deref())?;
 
         let dir = ContainerDir::create(&self.root, id)?;
+        let mut poststop_guard = PoststopGuard(Some((&bundle, id)));
         let mut dir_guard = DirGuard(Some(dir.path.clone()));
         let (cgroup, mut cgroup_guard) = self.make_cgroup(&bundle, id)?;
         let state_dir = make_fifo(&dir)?;
@@ -95,6 +129,9 @@ impl Runtime {
             },
             &mut children,
         )?;
+        if let Some(sock) = &pidfd_socket {
+            sock.send(pid)?;
+        }
         let state = created_state(id, &bundle, pid, cgroup)?;
         dir.save(&state)?;
         if let Some(pf) = &opts.pid_file {
@@ -103,6 +140,7 @@ impl Runtime {
         children.disarm();
         cgroup_guard.0 = None;
         dir_guard.0 = None;
+        poststop_guard.0 = None;
         Ok(Created {
             dir,
             state,
@@ -202,5 +240,6 @@ fn created_state(id: &str, bundle: &Bundle, pid: i32, cgroup: Cgroup) -> Result<
         started: false,
         poststart: bundle.hooks(HookKind::Poststart).to_vec(),
         poststop: bundle.hooks(HookKind::Poststop).to_vec(),
+        seccomp: bundle.linux().seccomp().clone(),
     })
 }

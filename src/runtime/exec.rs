@@ -7,10 +7,13 @@ use oci_spec::runtime::{Capability, Process};
 
 use super::Runtime;
 use crate::bundle::{BundleError, ProcessPlan};
+use crate::cgroups::SubCgroups;
 use crate::console;
 use crate::error::{Error, Result};
 use crate::process::ChildGuard;
+use crate::process::attrs::Role;
 use crate::process::exec::{self, ExecSpawn};
+use crate::security::seccomp::Filter;
 use crate::state::{self, ContainerDir, Status};
 
 /// runc's `exec` flags.
@@ -33,6 +36,14 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// --apparmor: process.apparmorProfile.
+    pub apparmor: Option<String>,
+    /// --process-label: process.selinuxLabel.
+    pub process_label: Option<String>,
+    /// `--cgroup`: sub-cgroup(s) of the container's to run in (runc's syntax).
+    pub cgroup: Vec<String>,
+    /// Send a pidfd of the process to this unix socket.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -51,8 +62,9 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
         } else {
             std::fs::read(path).map_err(|e| usage(format!("{}: {e}", path.display())))?
         };
-        let de = &mut serde_json::Deserializer::from_slice(&data);
-        let p: Process = serde_path_to_error::deserialize(de).map_err(|e| {
+        crate::limits::check_nul(&data)
+            .map_err(|(field, msg)| BundleError::Invalid { field, msg })?;
+        let p: Process = crate::spec_compat::from_slice(&data).map_err(|e| {
             Error::Bundle(BundleError::Parse {
                 path: path.clone(),
                 msg: format!("{}: {}", e.path(), e.inner()),
@@ -119,6 +131,12 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
     if o.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    if let Some(a) = &o.apparmor {
+        p.set_apparmor_profile(Some(a.clone()));
+    }
+    if let Some(l) = &o.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
     Ok(p)
 }
 
@@ -146,28 +164,44 @@ impl Runtime {
         let base = crate::bundle::Bundle::read_spec(&st.bundle)?;
         let base_process = base.process().clone().unwrap_or_default();
         let process = build_process(&base_process, o)?;
-        let plan = ProcessPlan::new(&process, "process")?;
+        let plan = ProcessPlan::new(&process, "process", base.linux().as_ref(), Role::Exec)?;
         let terminal = process.terminal().unwrap_or(false);
         super::create::check_console_flags(terminal, o.console_socket.as_deref(), o.detach)?;
+        let cgroup = st.cgroup.sub(&SubCgroups::parse(&o.cgroup)?)?;
+        let pidfd_socket = super::pidfd::connect(o.pidfd_socket.as_deref())?;
         let console = super::create::console_ends(o.console_socket.as_deref(), terminal)?;
         let signals = if o.detach {
             None
         } else {
             Some(crate::signals::Forwarder::new()?)
         };
+        let seccomp = st
+            .seccomp
+            .as_ref()
+            .map(Filter::from_spec)
+            .transpose()
+            .map_err(|e| BundleError::Invalid {
+                field: e.field,
+                msg: e.msg,
+            })?;
         let mut guard = ChildGuard::default();
         let pid = exec::spawn(
             ExecSpawn {
                 init_pid: st.pid,
+                container: &st,
                 process: &process,
                 plan: &plan,
-                cgroup: &st.cgroup,
+                seccomp: seccomp.as_ref(),
+                cgroup: &cgroup,
                 console: console.child,
                 preserve_fds: i32::try_from(o.preserve_fds)
                     .map_err(|_| usage("--preserve-fds: too large"))?,
             },
             &mut guard,
         )?;
+        if let Some(sock) = &pidfd_socket {
+            sock.send(pid)?;
+        }
         guard.disarm();
         drop(warmup);
         // Others may work on the container while the process runs.
