@@ -153,7 +153,43 @@ fn real_main() -> Res<()> {
     let results = outcome?;
     cleanup?;
     print_report(&runtimes, &results, iters, warmup);
+    if let Some(capsa) = runtimes.iter().find(|r| r.name == "capsa") {
+        report_symbol_order(&capsa.bin);
+    }
     Ok(())
+}
+
+/// How much of symbol-order.txt (scripts/symbol-order.sh) names functions
+/// of this binary as is. A new rustc, new dependencies or code changes
+/// rename them (hashes); scripts/link-ordered.sh then falls back to names
+/// without hashes, which packs more than the hot code: regenerate the file
+/// when few names match.
+fn report_symbol_order(bin: &Path) {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("symbol-order.txt");
+    let Ok(wanted) = fs::read_to_string(&file) else {
+        println!("no symbol-order.txt: capsa's hot code is not packed together");
+        return;
+    };
+    let Ok(nm) = Command::new("nm").arg("--defined-only").arg(bin).output() else {
+        println!("symbol-order.txt: cannot run nm to check it");
+        return;
+    };
+    let nm = String::from_utf8_lossy(&nm.stdout);
+    let have: std::collections::HashSet<&str> = nm
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let wanted: Vec<&str> = wanted.lines().filter(|l| !l.is_empty()).collect();
+    let found = wanted.iter().filter(|w| have.contains(*w)).count();
+    println!(
+        "symbol-order.txt: {found} of {} names found as is in the binary{}",
+        wanted.len(),
+        if found * 10 < wanted.len() * 9 {
+            " (regenerate it: scripts/symbol-order.sh)"
+        } else {
+            ""
+        }
+    );
 }
 
 fn find_runtime(name: &str) -> Option<PathBuf> {
