@@ -27,6 +27,7 @@ need_root symbol-order
 cargo_on_path symbol-order
 command -v python3 >/dev/null || { echo "symbol-order: needs python3" >&2; exit 1; }
 
+repo=$PWD
 cargo build --release
 bin=$(capsa_bin)
 work=$(mktemp -d /tmp/capsa-symbol-order.XXXXXX)
@@ -50,7 +51,7 @@ json.dump(c, open(path, "w"))
 EOF
 }
 addrs=$work/addresses
-trace() { python3 scripts/symbol-order.py trace "$addrs" "$bin" --root "$root" "$@" </dev/null >/dev/null; }
+trace() { python3 "$repo/scripts/symbol-order.py" trace "$addrs" "$bin" --root "$root" "$@" </dev/null >/dev/null; }
 plain() { "$bin" --root "$root" "$@" </dev/null >/dev/null; }
 
 cd "$bundle"
