@@ -2,8 +2,11 @@
 """Helpers for scripts/symbol-order.sh (see there).
 
   symbol-order.py trace OUT CMD...   single-step CMD and every process it
-      forks, until CMD exits (or execs something else); append to OUT each
-      distinct instruction address it ran, in first-executed order.
+      forks, until CMD exits; append to OUT each distinct instruction
+      address they ran, in first-executed order. A process that execs
+      anything but CMD's own program (whose entry point tells it apart: a
+      workload, a hook) is let go; one that execs CMD's program again
+      (capsa's trampoline) is followed.
   symbol-order.py symbols BINARY ADDRFILE...   print, once each and in order
       of first appearance, the text symbols of BINARY containing those
       addresses; their count and total size go to stderr.
@@ -34,7 +37,15 @@ def ptrace(req, pid, addr=0, data=0):
     return libc.ptrace(req, pid, ctypes.c_void_p(addr), ctypes.c_void_p(data))
 
 
+def entry_point(path):
+    """e_entry of an ELF64 executable."""
+    with open(path, "rb") as f:
+        header = f.read(32)
+    return int.from_bytes(header[24:32], "little")
+
+
 def trace(out, argv):
+    ours = entry_point(argv[0])
     root = os.fork()
     if root == 0:
         ptrace(PTRACE_TRACEME, 0)
@@ -58,10 +69,12 @@ def trace(out, argv):
             continue
         sig, event = os.WSTOPSIG(status), status >> 16
         if event == EVENT_EXEC:
-            if pid == root and not seen:
-                stepping.add(pid)  # our binary starts here
+            rip = ptrace(PTRACE_PEEKUSER, pid, RIP_OFFSET) & 0xFFFFFFFFFFFFFFFF
+            if rip == ours:
+                stepping.add(pid)  # our binary starts (again) here
                 ptrace(PTRACE_SINGLESTEP, pid)
             else:
+                stepping.discard(pid)
                 ptrace(PTRACE_DETACH, pid)  # a workload or hook: not ours
             continue
         if event:  # fork/clone reported; the new process stops by itself
