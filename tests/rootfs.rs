@@ -250,6 +250,31 @@ fn dev_symlinks() {
 }
 
 #[test]
+fn rootfs_propagation_unbindable() {
+    // The rootfs is bind-mounted onto itself before the switch: an unbindable
+    // tree there would refuse that, so the runtime must order it right.
+    if skip_unless_capsa("runc 1.1 fails it: it binds the rootfs under an unbindable /") {
+        return;
+    }
+    let mut c = Ctx::new("unbindable");
+    c.config["linux"]["rootfsPropagation"] = json!("unbindable");
+    c.args(&["cat", "/proc/self/mountinfo"]);
+    let o = c.run();
+    o.ok();
+    // id parent maj:min root mountpoint options [optional fields] - ...
+    let root = o
+        .stdout
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no / in mountinfo: {o}"));
+    let optional = root.split(" - ").next().unwrap_or("");
+    assert!(
+        optional.split(' ').skip(6).any(|f| f == "unbindable"),
+        "{root}"
+    );
+}
+
+#[test]
 fn tmpfs_mount_with_options() {
     let mut c = Ctx::new("tmpfs");
     c.push_mount(json!({
