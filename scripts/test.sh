@@ -3,9 +3,12 @@
 #   1. cargo build --release
 #   2. host lane: `cargo test` on this machine (unit tests, doc tests and every
 #      tests/*.rs except tests/cgroups_*.rs)
-#   3. VM lane: each tests/cgroups_*.rs inside a pure cgroup v2 QEMU VM
+#   3. engines lane: tests/engine_{docker,podman,containerd}.rs, the real engines
+#      (Debian's docker.io, podman, containerd) running their containers on capsa,
+#      each with a private daemon/storage; skipped with a message if not installed
+#   4. VM lane: each tests/cgroups_*.rs inside a pure cgroup v2 QEMU VM
 #      (../shared/vm-lane/vm-run.sh as the cargo runner; VM_RUN overrides it)
-#   4. oci-conformance/run against the release capsa, on the host and in the VM lane
+#   5. oci-conformance/run against the release capsa, on the host and in the VM lane
 #      (with known-failures/capsa.txt), if present
 # Every part runs even if an earlier one failed (except after a failed build);
 # the summary at the end lists each part, and the exit status is 1 if any failed.
@@ -45,6 +48,7 @@ finish() {
 
 # Integration test targets, split by lane. A target is tests/NAME.rs or tests/NAME/main.rs.
 host_tests=()
+engine_tests=()
 vm_tests=()
 for f in tests/*.rs tests/*/main.rs; do
   [ -e "$f" ] || continue
@@ -53,6 +57,7 @@ for f in tests/*.rs tests/*/main.rs; do
   name=${name%.rs}
   case $name in
     cgroups_*) vm_tests+=("$name") ;;
+    engine_*) engine_tests+=("$name") ;;
     *) host_tests+=("$name") ;;
   esac
 done
@@ -64,6 +69,12 @@ host_args=(--lib --bins)
 for t in "${host_tests[@]}"; do host_args+=(--test "$t"); done
 run_part "host lane: cargo test (${#host_tests[@]} test files)" cargo test --no-fail-fast "${host_args[@]}"
 run_part "host lane: doc tests" cargo test --doc
+
+if [ ${#engine_tests[@]} -gt 0 ]; then
+  engine_args=()
+  for t in "${engine_tests[@]}"; do engine_args+=(--test "$t"); done
+  run_part "engines lane: ${engine_tests[*]#engine_}" cargo test --no-fail-fast "${engine_args[@]}"
+fi
 
 if [ ${#vm_tests[@]} -gt 0 ]; then
   vm_run=${VM_RUN:-$repo/../shared/vm-lane/vm-run.sh}

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
+use crate::console::{ConsoleError, ConsoleSize};
+use crate::process::attrs::{AttrsError, ProcAttrs, Role};
 use crate::security::CapSets;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +73,8 @@ pub struct Bundle {
     pub plan: ProcessPlan,
     /// linux.seccomp, compiled to BPF (None: no filter).
     pub seccomp: Option<crate::security::seccomp::Filter>,
+    /// linux.netDevices, checked: moved in once the init exists.
+    pub net_devices: Vec<crate::netdev::NetDevice>,
 }
 
 /// A process to start in a container (config.json's `process`, or an
@@ -81,13 +85,20 @@ pub struct ProcessPlan {
     pub args: Vec<CString>,
     pub env: Vec<CString>,
     pub caps: CapSets,
+    /// personality, memory policy, I/O priority, scheduler, CPU affinity.
+    pub attrs: ProcAttrs,
+    /// process.consoleSize, for the pty of a process with a terminal.
+    pub console_size: Option<ConsoleSize>,
 }
 
 impl ProcessPlan {
-    /// Validate `process` (field names under `prefix`, e.g. "process").
+    /// Validate `process` (field names under `prefix`, e.g. "process"), with
+    /// the container's `linux` section for the attributes it holds.
     pub fn new(
         process: &oci_spec::runtime::Process,
         prefix: &str,
+        linux: Option<&oci_spec::runtime::Linux>,
+        role: Role,
     ) -> Result<ProcessPlan, BundleError> {
         let args = process
             .args()
@@ -115,7 +126,35 @@ impl ProcessPlan {
         }
         let caps = CapSets::from_spec(process.capabilities().as_ref())
             .map_err(|msg| invalid(format!("{prefix}.capabilities"), msg))?;
-        Ok(ProcessPlan { args, env, caps })
+        caps.check_grantable().map_err(|(set, cap)| {
+            invalid(
+                format!("{prefix}.capabilities.{set}"),
+                format!("{cap} is not in the runtime's bounding set: this host does not grant it"),
+            )
+        })?;
+        let attrs = ProcAttrs::new(process, linux, role).map_err(|e| match e {
+            AttrsError::Invalid { field, msg } => invalid(field, msg),
+            e => invalid(prefix, e.to_string()),
+        })?;
+        let console_size = match process.console_size() {
+            Some(b) => Some(
+                ConsoleSize::new(b.height(), b.width()).map_err(|e| match e {
+                    ConsoleError::Size { field, value } => invalid(
+                        format!("{prefix}.consoleSize.{field}"),
+                        format!("{value} is out of range (0 to 65535)"),
+                    ),
+                    e => invalid(format!("{prefix}.consoleSize"), e.to_string()),
+                })?,
+            ),
+            None => None,
+        };
+        Ok(ProcessPlan {
+            args,
+            env,
+            caps,
+            attrs,
+            console_size,
+        })
     }
 }
 
@@ -137,8 +176,7 @@ impl Bundle {
             path: cfg.clone(),
             msg: e.to_string().to_lowercase(),
         })?;
-        let de = &mut serde_json::Deserializer::from_slice(&data);
-        let spec: Spec = serde_path_to_error::deserialize(de).map_err(|e| {
+        let spec: Spec = crate::spec_compat::from_slice(&data).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
             BundleError::Parse {
@@ -181,12 +219,11 @@ impl Bundle {
             .process()
             .as_ref()
             .ok_or_else(|| invalid("process", "process must be set"))?;
-        let plan = ProcessPlan::new(process, "process")?;
-
         let linux = spec
             .linux()
             .as_ref()
             .ok_or_else(|| invalid("linux", "linux must be set"))?;
+        let plan = ProcessPlan::new(process, "process", Some(linux), Role::Init)?;
 
         let mut new_ns = CloneFlags::empty();
         let mut join = Vec::new();
@@ -261,6 +298,13 @@ impl Bundle {
             let gid =
                 crate::namespaces::id_map(linux.gid_mappings().as_deref(), "linux.gidMappings")
                     .map_err(|(f, m)| invalid(f, m))?;
+            // The init sets the container up as root of the namespace (runc
+            // refuses this too).
+            for (map, field) in [(&uid, "linux.uidMappings"), (&gid, "linux.gidMappings")] {
+                if crate::namespaces::host_id(map, 0).is_none() {
+                    return Err(invalid(field, "no mapping for container id 0 (root)"));
+                }
+            }
             (uid, gid)
         } else {
             let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
@@ -274,6 +318,11 @@ impl Bundle {
             (String::new(), String::new())
         };
 
+        crate::rootfs::validate(&spec, userns).map_err(|e| match e {
+            crate::rootfs::RootfsError::Config { field, msg } => invalid(field, msg),
+            other => invalid("mounts", other.to_string()),
+        })?;
+
         for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
             crate::namespaces::check_sysctl(key, &seen)
                 .map_err(|m| invalid(format!("linux.sysctl.{key}"), m))?;
@@ -286,8 +335,20 @@ impl Bundle {
             .transpose()
             .map_err(|e| invalid(e.field, e.msg))?;
 
+        let netns = match join.iter().find(|j| j.kind == LinuxNamespaceType::Network) {
+            Some(j) => crate::netdev::Netns::Join(&j.path),
+            None if has(LinuxNamespaceType::Network) => crate::netdev::Netns::New,
+            None => crate::netdev::Netns::None,
+        };
+        let net_devices = crate::netdev::plan(linux.net_devices().as_ref(), netns)
+            .map_err(|(f, m)| invalid(f, m))?;
+        if let Some(rdt) = linux.intel_rdt() {
+            return Err(invalid("linux.intelRdt", crate::intelrdt::refusal(rdt)));
+        }
+
         let bundle = Bundle {
             seccomp,
+            net_devices,
             dir,
             rootfs,
             new_ns,

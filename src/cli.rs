@@ -92,7 +92,7 @@ pub struct CreateArgs {
     /// Pass N extra fds (3 .. 3+N-1) to the container.
     #[arg(long = "preserve-fds", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Send a pidfd of the init to this socket (not supported yet).
+    /// Send a pidfd of the init to this unix socket.
     #[arg(long = "pidfd-socket")]
     pub pidfd_socket: Option<PathBuf>,
     /// Container id.
@@ -232,10 +232,10 @@ pub struct ExecArgs {
     /// Allow exec in a paused container.
     #[arg(long = "ignore-paused")]
     pub ignore_paused: bool,
-    /// Sub-cgroup to run the process in (not supported yet: refused).
+    /// Run in this existing sub-cgroup: PATH, or CTRL[,CTRL]:PATH (cgroup v1).
     #[arg(long)]
     pub cgroup: Vec<String>,
-    /// Send a pidfd of the process to this socket (not supported yet).
+    /// Send a pidfd of the process to this unix socket.
     #[arg(long = "pidfd-socket")]
     pub pidfd_socket: Option<PathBuf>,
     /// Container id.

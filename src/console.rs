@@ -12,7 +12,8 @@
 //! | or: a private socket pair (`run` in the foreground) | parent, before clone | [`socketpair`] |
 //! | open pty, send master, bind /dev/console, ctty, stdio | init, after the root switch | [`setup_in_container`] / [`setup_terminal`] |
 //! | the same without /dev/console | `exec`'d process, after joining the namespaces | [`setup_for_exec`] |
-//! | give the terminal to process.user | init / exec, right before setuid | [`fix_stdio_owner`] |
+//! | give stdio pipes to the user namespace's root | parent, before clone (create, exec) | [`give_stdio_pipes`] |
+//! | give the terminal and pipes to process.user | init / exec, right before setuid | [`fix_stdio_owner`] |
 //! | receive the master (`run` only) | parent, after the init is ready | [`recv_master`] |
 //! | copy stdin/stdout <-> master (`run` only) | forked proxy | [`spawn_proxy`] |
 //!
@@ -21,6 +22,7 @@
 //! message is SCM_RIGHTS carrying the master fd. runc's `recvtty`, conmon and
 //! containerd's shim all read exactly that.
 
+mod owner;
 mod proxy;
 mod pty;
 
@@ -38,10 +40,9 @@ use nix::sys::stat::Mode;
 
 use crate::sys::{Ctx, SysError};
 
+pub use owner::{fix_stdio_owner, give_stdio_pipes};
 pub use proxy::spawn_proxy;
-pub use pty::{
-    TerminalOptions, fix_stdio_owner, setup_for_exec, setup_in_container, setup_terminal,
-};
+pub use pty::{TerminalOptions, setup_for_exec, setup_in_container, setup_terminal};
 
 /// The data bytes that accompany the master fd, as runc sends them (the name
 /// of the file it opened). Receivers such as `recvtty` use it as the name.
@@ -177,8 +178,19 @@ pub fn socketpair() -> Result<(OwnedFd, OwnedFd), ConsoleError> {
 
 /// Send `master` the way runc does: data = "/dev/ptmx", SCM_RIGHTS = [master].
 pub(crate) fn send_master(socket: &OwnedFd, master: &OwnedFd) -> Result<(), ConsoleError> {
-    let fds = [master.as_raw_fd()];
-    let iov = [IoSlice::new(MASTER_NAME)];
+    send_fd(socket, MASTER_NAME, master, "console master")
+}
+
+/// One `sendmsg` of `name` with SCM_RIGHTS = [fd] (runc's wire format for
+/// the console master and for --pidfd-socket); `what` names it in errors.
+pub(crate) fn send_fd(
+    socket: &OwnedFd,
+    name: &[u8],
+    fd: &OwnedFd,
+    what: &str,
+) -> Result<(), ConsoleError> {
+    let fds = [fd.as_raw_fd()];
+    let iov = [IoSlice::new(name)];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     loop {
         match nix::sys::socket::sendmsg::<UnixAddr>(
@@ -188,15 +200,15 @@ pub(crate) fn send_master(socket: &OwnedFd, master: &OwnedFd) -> Result<(), Cons
             MsgFlags::MSG_NOSIGNAL,
             None,
         ) {
-            Ok(n) if n == MASTER_NAME.len() => return Ok(()),
+            Ok(n) if n == name.len() => return Ok(()),
             Ok(n) => {
                 return Err(ConsoleError::Protocol(format!(
-                    "short send of the terminal master ({n} of {} bytes)",
-                    MASTER_NAME.len()
+                    "short send of the {what} ({n} of {} bytes)",
+                    name.len()
                 )));
             }
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(SysError::new("sendmsg (console master)", e).into()),
+            Err(e) => return Err(SysError::new("sendmsg", e).into()),
         }
     }
 }

@@ -7,14 +7,17 @@ pub mod console;
 pub mod error;
 pub mod features;
 pub mod hooks;
+pub mod intelrdt;
 pub mod log;
 pub mod namespaces;
+pub mod netdev;
 pub mod process;
 pub mod rootfs;
 pub mod runtime;
 pub mod security;
 pub mod signals;
 pub mod spec;
+pub mod spec_compat;
 pub mod state;
 pub mod sys;
 

@@ -12,9 +12,6 @@ use clap::Parser;
 use cli::{CgroupManager, Cli, Cmd, CreateArgs, ExecArgs, ListFormat, LogFormat};
 
 fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
-    if a.pidfd_socket.is_some() {
-        return Err(Error::Unsupported("--pidfd-socket".into()));
-    }
     Ok(CreateOptions {
         bundle: a.bundle.clone(),
         pid_file: a.pid_file.clone(),
@@ -22,7 +19,24 @@ fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
+        listen_fds: listen_fds(),
+        pidfd_socket: a.pidfd_socket.clone(),
     })
+}
+
+/// runc's socket activation: LISTEN_FDS=N counts when LISTEN_PID is us.
+fn listen_fds() -> u32 {
+    let ours = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == std::process::id());
+    if !ours {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
@@ -35,12 +49,6 @@ fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
         return Err(Error::Unsupported(
             "exec --process-label (no SELinux on this host)".into(),
         ));
-    }
-    if !a.cgroup.is_empty() {
-        return Err(Error::Unsupported("exec --cgroup".into()));
-    }
-    if a.pidfd_socket.is_some() {
-        return Err(Error::Unsupported("--pidfd-socket".into()));
     }
     let opts = capsa::ExecOptions {
         process: a.process,
@@ -57,6 +65,8 @@ fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
         pid_file: a.pid_file,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        cgroup: a.cgroup,
+        pidfd_socket: a.pidfd_socket,
     };
     Ok((a.id, opts))
 }
@@ -87,7 +97,10 @@ fn run(cli: Cli) -> Result<i32, Error> {
     };
     if cli.systemd_cgroup || cli.cgroup_manager == Some(CgroupManager::Systemd) {
         return Err(Error::Unsupported(
-            "--systemd-cgroup (systemd cgroup driver; this host has no systemd)".into(),
+            "--systemd-cgroup (the systemd cgroup driver; configure the engine for \
+             cgroupfs: Docker native.cgroupdriver=cgroupfs, containerd SystemdCgroup = false, \
+             podman cgroup_manager = \"cgroupfs\")"
+                .into(),
         ));
     }
     let spec_cmd = matches!(cmd, Cmd::Spec { .. });

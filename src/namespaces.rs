@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::fcntl::{OFlag, open};
@@ -75,6 +75,17 @@ pub fn id_map(maps: Option<&[LinuxIdMapping]>, field: &str) -> Result<String, (S
     Ok(out)
 }
 
+/// The host id that `id` maps to in a /proc/PID/{uid,gid}_map text.
+pub fn host_id(map: &str, id: u32) -> Option<u32> {
+    let id = u64::from(id);
+    map.lines().find_map(|l| {
+        let mut f = l.split_whitespace().map(|x| x.parse::<u64>().ok());
+        let (inside, outside, count) = (f.next()??, f.next()??, f.next()??);
+        let off = id.checked_sub(inside).filter(|o| *o < count)?;
+        u32::try_from(outside + off).ok()
+    })
+}
+
 /// Write the id maps of the user namespace of `pid` (parent side, while the
 /// child waits). setgroups is denied only when there is no gid mapping for
 /// a privileged writer to rely on (we are root: leave it allowed).
@@ -86,20 +97,54 @@ pub fn write_id_maps(pid: i32, uid_map: &str, gid_map: &str) -> Result<(), SysEr
     Ok(())
 }
 
-/// Join one namespace by path.
-pub fn join(j: &Join) -> Result<(), NamespaceError> {
-    let wrap = |source: SysError| NamespaceError::Join {
+/// A user namespace with the given maps, held only by the returned fd: a
+/// child is cloned into a new user namespace, the maps are written, the
+/// namespace is opened through /proc and the child exits. Used for the id
+/// mapping of id-mapped mounts; costs one short-lived process.
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> Result<OwnedFd, SysError> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx("pipe2")?;
+    let pid = crate::sys::clone3(libc::CLONE_NEWUSER as u64, None)?;
+    if pid == 0 {
+        // Wait until the parent closes its end (done, or died), then go.
+        drop(w);
+        let mut b = [0u8; 1];
+        while nix::unistd::read(&r, &mut b) == Err(nix::errno::Errno::EINTR) {}
+        crate::sys::child_exit(0)
+    }
+    drop(r);
+    let res = (|| {
+        write_id_maps(pid, uid_map, gid_map)?;
+        let ns = PathBuf::from(format!("/proc/{pid}/ns/user"));
+        open(&ns, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).ctx_at("open", &ns)
+    })();
+    drop(w);
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    res
+}
+
+/// Join the namespaces `joins` (in order: the user namespace first). Every
+/// path is opened before the first setns: once in another user namespace we
+/// may no longer open /proc/PID/ns of a non-dumpable process such as another
+/// container's init.
+pub fn join_all(joins: &[Join]) -> Result<(), NamespaceError> {
+    let wrap = |j: &Join, source: SysError| NamespaceError::Join {
         index: j.index,
         kind: j.kind.to_string(),
         path: j.path.clone(),
         source,
     };
-    let fd = open(&j.path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx_at("open", &j.path)
-        .map_err(wrap)?;
-    setns(fd.as_fd(), j.flag)
-        .ctx_at("setns", &j.path)
-        .map_err(wrap)?;
+    let mut fds = Vec::with_capacity(joins.len());
+    for j in joins {
+        let fd = open(&j.path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .ctx_at("open", &j.path)
+            .map_err(|e| wrap(j, e))?;
+        fds.push(fd);
+    }
+    for (j, fd) in joins.iter().zip(&fds) {
+        setns(fd.as_fd(), j.flag)
+            .ctx_at("setns", &j.path)
+            .map_err(|e| wrap(j, e))?;
+    }
     Ok(())
 }
 
@@ -150,6 +195,17 @@ pub fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_ids() {
+        let map = "0 100000 1000\n1000 200000 10\n";
+        assert_eq!(host_id(map, 0), Some(100000));
+        assert_eq!(host_id(map, 999), Some(100999));
+        assert_eq!(host_id(map, 1005), Some(200005));
+        assert_eq!(host_id(map, 1010), None);
+        assert_eq!(host_id("         0          0 4294967295\n", 7), Some(7));
+        assert_eq!(host_id("", 0), None);
+    }
 
     #[test]
     fn sysctl_rules() {

@@ -48,7 +48,7 @@ fn setup_in_container_sends_master_and_wires_slave() {
         }
         write_fd(1, &self_checks());
         // Hand the terminal to a non-root user, as before the uid switch.
-        let owner = capsa::console::fix_stdio_owner(4242).is_ok()
+        let owner = capsa::console::fix_stdio_owner(4242, true).is_ok()
             && nix::sys::stat::fstat(std::io::stdin().as_fd()).map(|s| s.st_uid) == Ok(4242);
         write_fd(1, &format!("owner={}\n", owner as u8));
         write_fd(1, "READY\n");
@@ -472,34 +472,12 @@ fn container_exec_with_a_terminal() {
     require_root!();
     let tmp = TempDir::new("e2e-exec");
     let bundle = busybox_bundle(tmp.path(), &["sleep", "60"]);
-    // The init itself has no terminal: run -d needs no console socket.
-    let path = bundle.join("config.json");
-    let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("parse");
-    config["process"]["terminal"] = serde_json::Value::Bool(false);
-    std::fs::write(&path, serde_json::to_vec(&config).expect("encode")).expect("write");
     let root = tmp.path().join("state");
     let ct = Container {
         root: &root,
         id: "console-exec".into(),
     };
-    // The detached init keeps its stdio: a pipe would stay open until it
-    // exits, so its stderr goes to a file.
-    let errlog = tmp.path().join("run-d.err");
-    let status = capsa(&root)
-        .args(["run", "--detach", "--bundle"])
-        .arg(&bundle)
-        .arg(&ct.id)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&errlog).expect("create log"))
-        .status()
-        .expect("capsa run -d");
-    assert!(
-        status.success(),
-        "run -d: {}",
-        std::fs::read_to_string(&errlog).unwrap_or_default()
-    );
+    run_detached_without_terminal(&bundle, &ct, &tmp.path().join("run-d.err"));
 
     let report = "tty; test -t 0 && echo stdin-is-tty; \
         [ \"$(stat -L -c %t:%T /proc/self/fd/0)\" = \"$(stat -c %t:%T /dev/console)\" ] || echo console-is-not-this-pty; \

@@ -144,3 +144,135 @@ fn hostname_and_domainname() {
         eprintln!("NOTE: {} did not set domainname: {o}", runtime().display());
     }
 }
+
+/// Whether the runtime's `features` lists namespace type `ty` (runc 1.1 has no time
+/// namespace).
+fn runtime_supports_ns(c: &Ctx, ty: &str) -> bool {
+    c.features()["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|n| n == ty))
+}
+
+/// (clock, secs, nanosecs) rows of a /proc/PID/timens_offsets text.
+fn offsets(text: &str) -> Vec<(String, i64, i64)> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            match f.as_slice() {
+                [clock @ ("monotonic" | "boottime"), s, ns] => {
+                    Some((clock.to_string(), s.parse().ok()?, ns.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn host_uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn time_ns_with_offsets(c: &mut Ctx) {
+    c.set_ns("time", None);
+    c.config["linux"]["timeOffsets"] = json!({
+        "monotonic": {"secs": 1000000, "nanosecs": 250},
+        "boottime": {"secs": 2000000, "nanosecs": 0}
+    });
+}
+
+/// The offsets are in place before the workload enters the namespace: it sees them in
+/// /proc/self/timens_offsets, and /proc/uptime counts from the shifted boot time.
+#[test]
+fn time_namespace_with_offsets() {
+    let mut c = Ctx::new("nstime");
+    if !runtime_supports_ns(&c, "time") {
+        skip("the runtime does not list the time namespace");
+        return;
+    }
+    time_ns_with_offsets(&mut c);
+    c.sh(
+        "readlink /proc/self/ns/time; cat /proc/self/timens_offsets; echo UPTIME; cat /proc/uptime",
+    );
+    let before = host_uptime();
+    let o = c.run();
+    let after = host_uptime();
+    o.ok();
+    assert_ne!(
+        o.stdout.lines().next().unwrap_or(""),
+        ns_link("self", "time"),
+        "new time namespace: {o}"
+    );
+    let got = offsets(&o.stdout);
+    assert!(got.contains(&("monotonic".into(), 1000000, 250)), "{o}");
+    assert!(got.contains(&("boottime".into(), 2000000, 0)), "{o}");
+    let up: f64 = o
+        .stdout
+        .split("UPTIME\n")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        up >= before + 2000000.0 && up <= after + 2000000.0 + 1.0,
+        "uptime {up} in the container, host {before}..{after}: {o}"
+    );
+}
+
+/// A time namespace joined by path is the holder's, offsets included; offsets cannot be
+/// given for a joined one (they are fixed once a process is inside).
+#[test]
+fn join_time_namespace_by_path() {
+    let mut holder = Ctx::new("nstimeholder");
+    if !runtime_supports_ns(&holder, "time") {
+        skip("the runtime does not list the time namespace");
+        return;
+    }
+    time_ns_with_offsets(&mut holder);
+    let pid = holder.create_holder();
+    let path = format!("/proc/{pid}/ns/time");
+
+    let mut c = Ctx::new("nstimejoin");
+    c.set_ns("time", Some(&path));
+    c.sh("readlink /proc/self/ns/time; cat /proc/self/timens_offsets");
+    let o = c.run();
+    o.ok();
+    assert_eq!(
+        o.stdout.lines().next(),
+        Some(ns_link(&pid, "time").as_str()),
+        "{o}"
+    );
+    assert!(
+        offsets(&o.stdout).contains(&("boottime".into(), 2000000, 0)),
+        "{o}"
+    );
+
+    let mut c = Ctx::new("nstimejoinoff");
+    c.set_ns("time", Some(&path));
+    c.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 5, "nanosecs": 0}});
+    c.args(&["true"]);
+    let o = c.run();
+    assert_ne!(o.code, Some(0), "offsets for a joined time namespace: {o}");
+    if is_capsa() {
+        o.fails_with("linux.timeOffsets");
+    }
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
+fn time_offsets_without_a_time_namespace_fail() {
+    let mut c = Ctx::new("nstimenons");
+    if !runtime_supports_ns(&c, "time") {
+        skip("the runtime does not list the time namespace");
+        return;
+    }
+    c.config["linux"]["timeOffsets"] = json!({"monotonic": {"secs": 5, "nanosecs": 0}});
+    c.args(&["true"]);
+    let o = c.run();
+    assert_ne!(o.code, Some(0), "{o}");
+    if is_capsa() {
+        o.fails_with("linux.timeOffsets");
+    }
+    c.assert_nothing_left(&c.id);
+}

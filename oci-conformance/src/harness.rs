@@ -26,6 +26,21 @@ pub fn fail<T>(msg: impl Into<String>) -> Result<T, Verdict> {
     Err(Verdict::Fail(msg.into()))
 }
 
+/// The first 64 CPUs the calling thread may run on, as a bit mask.
+pub fn own_affinity_mask() -> u64 {
+    // SAFETY: cpu_set_t is plain old data; zeroed is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid, writable cpu_set_t of the size passed.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0
+    {
+        return 0;
+    }
+    (0..64)
+        // SAFETY: i is within the set's bounds.
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .fold(0, |m, i| m | 1 << i)
+}
+
 pub fn skip<T>(msg: impl Into<String>) -> Result<T, Verdict> {
     Err(Verdict::Skip(msg.into()))
 }

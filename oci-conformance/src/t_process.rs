@@ -3,7 +3,7 @@
 //! ioPriority, execCPUAffinity, AppArmor and SELinux labels).
 
 use crate::bundle::Kv;
-use crate::harness::{Verdict, ensure, eq, io, skip};
+use crate::harness::{Verdict, ensure, eq, io, own_affinity_mask, skip};
 use crate::table::{MUST, SHOULD, Test, Want::*, default, probe, refuse, t};
 use serde_json::json;
 use std::fs;
@@ -30,18 +30,6 @@ fn caps_mask(names: &[&str]) -> u64 {
 fn cap_field(kv: &Kv, f: &str) -> Result<u64, Verdict> {
     let v = kv.get(&format!("status.{f}"))?;
     u64::from_str_radix(v, 16).map_err(|e| Verdict::Fail(format!("{f}={v}: {e}")))
-}
-
-/// This process's CPU affinity mask (the runtime inherits it).
-fn own_affinity() -> u64 {
-    // SAFETY: cpu_set_t is plain old data; sched_getaffinity fills it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: set is a valid, writable cpu_set_t of the size passed.
-    unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    (0..64)
-        // SAFETY: i is within the set's bounds.
-        .filter(|i| unsafe { libc::CPU_ISSET(*i, &set) })
-        .fold(0u64, |m, i| m | 1 << i)
 }
 
 /// The label this process runs with under the active LSM (AppArmor or SELinux).
@@ -338,7 +326,7 @@ pub fn tests() -> Vec<Test> {
             MUST,
             "execCPUAffinity.final: the list of CPUs the executed process will run on (an exec'd process; the OCI CLI has no exec, so runc's `exec --process` is used).",
             |c| {
-                if own_affinity().count_ones() < 2 {
+                if own_affinity_mask().count_ones() < 2 {
                     return skip("needs at least 2 CPUs to see an affinity change");
                 }
                 let (_b, id) = c.running()?;
@@ -358,7 +346,7 @@ pub fn tests() -> Vec<Test> {
             "execCPUAffinity: \"This setting is not applicable to the container's init process\" (the init keeps the caller's affinity).",
             |c| {
                 let kv = c.run_ops(&["affinity"], |b| b.set("process.execCPUAffinity", json!({"initial": "0", "final": "0"})))?;
-                eq("affinity of the init process", kv.get("affinity")?, format!("{:#x}", own_affinity()).as_str())
+                eq("affinity of the init process", kv.get("affinity")?, format!("{:#x}", own_affinity_mask()).as_str())
             },
         ),
         t(

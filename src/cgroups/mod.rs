@@ -31,6 +31,7 @@ pub mod freezer;
 pub mod hierarchy;
 pub mod resources;
 pub mod stats;
+mod sub;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -48,6 +49,7 @@ use crate::sys::{self, Ctx, SysError};
 use hierarchy::{Hierarchy, Kind};
 
 pub use freezer::is_frozen;
+pub use sub::SubCgroups;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -55,6 +57,9 @@ pub enum CgroupError {
     Sys(#[from] SysError),
     #[error("linux.cgroupsPath: {0}")]
     Path(String),
+    /// `exec --cgroup`: a bad argument or a missing sub-cgroup.
+    #[error("{0}")]
+    Sub(String),
     #[error("container id {0:?} cannot name a cgroup directory")]
     Id(String),
     #[error("no cgroup filesystem is mounted (/proc/self/mountinfo lists no cgroup or cgroup2)")]
@@ -244,13 +249,14 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Host pids of every process in the container's cgroup: the union over
-    /// all leaves, so a process that left one hierarchy (possible with a
+    /// Host pids of every process in the container's cgroup and the
+    /// sub-cgroups below it (`exec --cgroup`, or a workload that manages its
+    /// own cgroups): the union over all leaves, so a process that left one hierarchy (possible with a
     /// writable cgroupfs inside the container) is still found. Leaves that
     /// no longer exist contribute nothing.
     pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         let mut pids = Vec::new();
-        for dir in &self.dirs {
+        for dir in self.dirs.iter().flat_map(|d| subtree(d)) {
             let path = dir.join("cgroup.procs");
             let text = match std::fs::read_to_string(&path) {
                 Ok(t) => t,
@@ -424,12 +430,40 @@ impl Cgroup {
         let mut first_err = None;
         for dir in self.created.iter().rev() {
             let leaf = self.dirs.contains(dir);
+            if leaf {
+                // Sub-cgroups below the leaf belong to the container too
+                // (runc removes them as well); deepest first.
+                for sub in subtree(dir).iter().skip(1).rev() {
+                    if let Err(e) = rmdir_retry(sub, true) {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
             if let Err(e) = rmdir_retry(dir, leaf) {
                 first_err.get_or_insert(e);
             }
         }
         first_err.map_or(Ok(()), |e| Err(e.into()))
     }
+}
+
+/// `dir` and every directory below it, parents before children (a missing
+/// or unreadable directory contributes only itself).
+fn subtree(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(rd) = std::fs::read_dir(&out[i]) {
+            let subs: Vec<PathBuf> = rd
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.path())
+                .collect();
+            out.extend(subs);
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Ask the v1 freezer to freeze and wait (bounded) until it has; true if

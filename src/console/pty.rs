@@ -271,35 +271,3 @@ fn dup_onto_stdio(slave: OwnedFd) -> Result<(), ConsoleError> {
     nix::unistd::dup2_stderr(slave.as_fd()).ctx("dup2 terminal onto stderr")?;
     Ok(())
 }
-
-/// Just before switching to the container's user: hand it its stdio, so a
-/// non-root process can reopen its terminal (/dev/tty, /proc/self/fd/0) and
-/// change its modes. devpts creates the slave as root, mode 0620, gid tty.
-/// Like runc's fixStdioPermissions: only the owner changes; /dev/null and fds
-/// already owned by `uid` are skipped; EINVAL (unmapped ids), EPERM and EROFS
-/// are ignored, since an unchangeable stdio is better than a failed start.
-pub fn fix_stdio_owner(uid: u32) -> Result<(), ConsoleError> {
-    let null = nix::sys::stat::stat("/dev/null").ok().map(|s| s.st_rdev);
-    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
-    for (fd, name) in [
-        (i.as_fd(), "stdin"),
-        (o.as_fd(), "stdout"),
-        (e.as_fd(), "stderr"),
-    ] {
-        let Ok(st) = nix::sys::stat::fstat(fd) else {
-            continue; // closed: nothing to hand over
-        };
-        if st.st_uid == uid
-            || (null.is_some()
-                && Some(st.st_rdev) == null
-                && st.st_mode & libc::S_IFMT == libc::S_IFCHR)
-        {
-            continue;
-        }
-        match nix::unistd::fchown(fd, Some(uid.into()), None) {
-            Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
-            Err(e) => return Err(SysError::at("fchown", format!("<{name}>"), e).into()),
-        }
-    }
-    Ok(())
-}

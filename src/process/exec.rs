@@ -76,6 +76,11 @@ pub struct ExecSpawn<'a> {
 /// Start the process and return its pid once execve succeeded.
 pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> {
     let ns = namespaces_of(o.init_pid)?;
+    if ns.iter().any(|(_, f)| *f == CloneFlags::CLONE_NEWUSER)
+        && !o.process.terminal().unwrap_or(false)
+    {
+        give_stdio_to_root(o.init_pid)?;
+    }
     let (parent, child) = super::sync::pair()?;
     let cg_fd = o.cgroup.clone_into_fd();
     let (stage, in_unified) = match sys::clone3(0, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
@@ -92,6 +97,10 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     drop(ns);
     guard.push(stage);
     o.cgroup.add_pid(stage, in_unified)?;
+    o.plan
+        .attrs
+        .apply_initial_cpus(stage)
+        .map_err(|e| ProcessError::Init(e.to_string()))?;
     parent.send(&Msg::Continue)?;
     let pid = match parent.recv()? {
         Msg::InitPid(p) => p,
@@ -112,6 +121,23 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         Ok(m) => Err(SyncError::Unexpected(m).into()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The container's root must be able to reopen the stdio pipes the
+/// process inherits, as for the init (console::owner).
+fn give_stdio_to_root(init_pid: i32) -> Result<(), ProcessError> {
+    let read = |name: &str| {
+        let p = format!("/proc/{init_pid}/{name}");
+        std::fs::read_to_string(&p).map_err(|e| SysError::io("read", p, &e))
+    };
+    let (uid_map, gid_map) = (read("uid_map")?, read("gid_map")?);
+    if let (Some(u), Some(g)) = (
+        crate::namespaces::host_id(&uid_map, 0),
+        crate::namespaces::host_id(&gid_map, 0),
+    ) {
+        console::give_stdio_pipes(u, g)?;
+    }
+    Ok(())
 }
 
 fn stage1(chan: &Channel, ns: &[(File, CloneFlags)], o: &ExecSpawn) -> ! {
@@ -155,7 +181,11 @@ fn run_process(chan: &Channel, o: &ExecSpawn) -> ! {
         .ctx("sigprocmask")?;
         if let Some(sock) = &o.console {
             let sock = sock.try_clone().ctx("dup console socket")?;
-            console::setup_for_exec(sock)?;
+            let opts = console::TerminalOptions {
+                size: o.plan.console_size,
+                mount_console: false,
+            };
+            console::setup_terminal(sock, &opts)?;
         }
         finalize::prepare(o.process, o.plan, o.preserve_fds, None)
     })();

@@ -17,8 +17,9 @@ use crate::security::{self, caps};
 use crate::sys::{self, Ctx, SysError};
 
 /// Apply `process` to the calling process and return the executable to
-/// execve. Order matters: rlimits and the bounding set need privileges the
-/// user switch drops; capabilities are set last, after no_new_privs.
+/// execve. Order matters: rlimits, the process attributes (scheduler, I/O
+/// priority...) and the bounding set need privileges the user switch drops;
+/// capabilities are set last, after no_new_privs.
 pub fn prepare(
     process: &Process,
     plan: &ProcessPlan,
@@ -26,6 +27,7 @@ pub fn prepare(
     seccomp: Option<Seccomp>,
 ) -> Result<CString, InitError> {
     security::set_rlimits(process)?;
+    plan.attrs.apply()?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // while we still have it, before the bounding set, the user switch and
     // the caps (runc's order); with no_new_privs, as late as possible.
@@ -39,6 +41,9 @@ pub fn prepare(
         field: "process.capabilities.bounding".into(),
         source,
     })?;
+    // Before the switch, while we may still chown: the user must be able
+    // to reopen its stdio (see console::owner for what may change owner).
+    crate::console::fix_stdio_owner(process.user().uid(), process.terminal().unwrap_or(false))?;
     security::set_user(process)?;
     enter_cwd(process.cwd())?;
     let exe = lookup(&plan.args[0], &plan.env)?;

@@ -40,6 +40,8 @@ pub enum InitError {
     Seccomp(#[from] crate::security::seccomp::SeccompError),
     #[error("{0}")]
     Hook(#[from] HookError),
+    #[error("{0}")]
+    Attrs(#[from] super::attrs::AttrsError),
     #[error("{field}: {source}")]
     Field { field: String, source: SysError },
     /// Executable look-up failures, in runc's words (engines match on them).
@@ -62,6 +64,8 @@ pub struct InitArgs<'a> {
     /// Unshare the cgroup namespace here, after the parent placed us.
     pub unshare_cgroupns: bool,
     pub id: &'a str,
+    /// Id-mapped mounts the parent made; the init attaches them.
+    pub idmapped: &'a rootfs::IdmappedTrees,
 }
 
 /// The init's entry point. `console` is the connected console socket (or
@@ -114,8 +118,9 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     if a.wait_continue {
         chan.expect(Msg::Continue)?;
     }
-    if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
-        // Become root of the new user namespace (its maps are written now).
+    if b.userns {
+        // Become root of the user namespace, new (its maps are written now)
+        // or joined, so that what the init creates is owned by that root.
         nix::unistd::setresgid(0.into(), 0.into(), 0.into())
             .ctx("setresgid(0) in the user namespace")?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
@@ -155,9 +160,14 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         rootfs: &b.rootfs,
         no_pivot: a.no_pivot,
         userns: b.userns,
+        idmapped: a.idmapped,
     })?;
     if let Some(sock) = console {
-        console::setup_in_container(sock)?;
+        let opts = console::TerminalOptions {
+            size: b.plan.console_size,
+            mount_console: true,
+        };
+        console::setup_terminal(sock, &opts)?;
     }
     // sysctls before readonlyPaths make /proc/sys read-only.
     for (key, val) in b.linux().sysctl().iter().flatten() {

@@ -2,6 +2,7 @@
 //! namespace must be joined by path), the sync protocol of `sync.rs`, and a
 //! guard that kills whatever was started if anything fails.
 
+pub mod attrs;
 pub mod exec;
 pub mod finalize;
 pub mod init;
@@ -19,6 +20,7 @@ use crate::bundle::{Bundle, HookKind};
 use crate::cgroups::{Cgroup, CgroupError};
 use crate::hooks;
 use crate::namespaces;
+use crate::rootfs;
 use crate::sys::{self, Ctx, SysError};
 use init::InitArgs;
 use sync::{Msg, SyncError};
@@ -36,6 +38,12 @@ pub enum ProcessError {
     Init(String),
     #[error("{0}")]
     Seccomp(#[from] crate::security::seccomp::SeccompError),
+    #[error("{0}")]
+    Rootfs(#[from] crate::rootfs::RootfsError),
+    #[error("{0}")]
+    Console(#[from] crate::console::ConsoleError),
+    #[error("{0}")]
+    Netdev(#[from] crate::netdev::NetdevError),
 }
 
 /// Kills and reaps the processes it holds when dropped, unless disarmed:
@@ -80,6 +88,9 @@ pub struct SpawnOpts<'a> {
 /// Returns its pid; the pid is also in `guard` until the caller disarms it.
 pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> {
     let b = o.bundle;
+    // Id-mapped mounts need the host's privileges: made here, attached by
+    // the init (empty, and no syscall, without such mounts).
+    let idmapped = rootfs::prepare_idmapped(&b.spec, &b.dir, container_userns(b))?;
     let (parent, child) = sync::pair()?;
     let slow = !b.join.is_empty() || b.linux().time_offsets().is_some();
     // The cgroup namespace is always unshared by the init once it sits in
@@ -95,6 +106,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         wait_continue: !slow,
         unshare_cgroupns: cgroupns,
         id: o.id,
+        idmapped: &idmapped,
     };
     let flags = if slow {
         0
@@ -102,6 +114,17 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         (b.new_ns - CloneFlags::CLONE_NEWCGROUP).bits() as u64
     };
 
+    // Root of a new user namespace must be able to reopen the stdio pipes
+    // the init inherits (a terminal replaces them).
+    if b.new_ns.contains(CloneFlags::CLONE_NEWUSER)
+        && !b.process().terminal().unwrap_or(false)
+        && let (Some(u), Some(g)) = (
+            namespaces::host_id(&b.uid_map, 0),
+            namespaces::host_id(&b.gid_map, 0),
+        )
+    {
+        crate::console::give_stdio_pipes(u, g)?;
+    }
     let cg_fd = o.cgroup.clone_into_fd();
     let (pid, in_unified) = match sys::clone3(flags, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
         Ok(pid) => (pid, cg_fd.is_some()),
@@ -150,6 +173,8 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     } else {
         pid
     };
+    // linux.netDevices: into the init's network namespace before any hook.
+    crate::netdev::move_all(&b.net_devices, init_pid)?;
     loop {
         let (msg, fd) = parent.recv_fd()?;
         match msg {
@@ -181,6 +206,20 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
             Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
             m => return Err(SyncError::Unexpected(m).into()),
         }
+    }
+}
+
+/// Where id-mapped mounts without mappings of their own take them from.
+fn container_userns(b: &Bundle) -> rootfs::ContainerUserns<'_> {
+    if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
+        return rootfs::ContainerUserns::New {
+            uid_map: &b.uid_map,
+            gid_map: &b.gid_map,
+        };
+    }
+    match b.join.iter().find(|j| j.flag == CloneFlags::CLONE_NEWUSER) {
+        Some(j) => rootfs::ContainerUserns::Join(&j.path),
+        None => rootfs::ContainerUserns::None,
     }
 }
 
@@ -220,9 +259,7 @@ fn stage1(args: &mut InitArgs, console: Option<OwnedFd>) -> ! {
             )
         };
         chan.expect(Msg::Continue)?;
-        for j in &b.join {
-            namespaces::join(j).map_err(|e| ProcessError::Init(e.to_string()))?;
-        }
+        namespaces::join_all(&b.join).map_err(|e| ProcessError::Init(e.to_string()))?;
         if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
             unshare(CloneFlags::CLONE_NEWUSER).ctx("unshare(CLONE_NEWUSER)")?;
             chan.send(&Msg::MapRequest)?;

@@ -13,6 +13,7 @@
 mod cgroupfs;
 mod copyup;
 mod devices;
+mod idmap;
 mod masked;
 mod mounts;
 mod newmount;
@@ -31,6 +32,9 @@ use crate::sys::{Ctx, SysError};
 use mounts::MountCtx;
 use options::{clean_container_path, parse_mount_options, root_propagation};
 use paths::RootDir;
+
+pub use idmap::{ContainerUserns, IdmappedTrees, prepare as prepare_idmapped};
+pub use options::known_options as mount_options;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
@@ -54,9 +58,11 @@ pub struct RootfsOptions<'a> {
     pub rootfs: &'a Path,
     /// --no-pivot: MS_MOVE the rootfs onto / and chroot instead of pivot_root.
     pub no_pivot: bool,
-    /// The init is in a new user namespace: devices are bind-mounted from
-    /// the host instead of mknod'ed.
+    /// The init is in a user namespace (new or joined): devices are
+    /// bind-mounted from the host instead of mknod'ed.
     pub userns: bool,
+    /// Id-mapped bind mounts the parent made (`prepare_idmapped`).
+    pub idmapped: &'a IdmappedTrees,
 }
 
 /// runc creates device nodes unless /dev itself is bind-mounted.
@@ -71,7 +77,8 @@ fn dev_is_bind_mounted(mounts: &[Mount]) -> bool {
 /// Everything about the rootfs part of the spec that can be refused
 /// without touching the system, for the parent to call before it forks
 /// (`setup` checks the same things again, so calling this is optional).
-pub fn validate(spec: &Spec) -> Result<(), RootfsError> {
+/// `userns`: the container has a user namespace (new or joined).
+pub fn validate(spec: &Spec, userns: bool) -> Result<(), RootfsError> {
     let linux = spec.linux().as_ref();
     let prop_value = linux.and_then(|l| l.rootfs_propagation().as_deref());
     if root_propagation(prop_value).is_none() {
@@ -82,7 +89,7 @@ pub fn validate(spec: &Spec) -> Result<(), RootfsError> {
     }
     devices::node_list(linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]))?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        mounts::check_entry(m, i)?;
+        mounts::check_entry(m, i, userns)?;
     }
     Ok(())
 }
@@ -144,6 +151,7 @@ pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
         userns: opts.userns,
         cgroupns,
         defer_dev_ro: setup_dev,
+        idmapped: opts.idmapped,
     };
     for (i, m) in mounts.iter().enumerate() {
         mounts::mount_entry(&ctx, m, i)?;

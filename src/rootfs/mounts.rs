@@ -13,7 +13,8 @@ use nix::sys::statfs::{PROC_SUPER_MAGIC, fstatfs};
 use oci_spec::runtime::Mount;
 
 use super::copyup::copy_up;
-use super::newmount::set_attr;
+use super::idmap::{self, IdmappedTrees};
+use super::newmount::{attach, set_attr};
 use super::options::{
     MountOptions, bind_remount_flags, clean_container_path, locked_flags, parse_mount_options,
     proc_destination_allowed,
@@ -25,11 +26,14 @@ use crate::sys::{Ctx, SysError, SysResult};
 /// What every mount step needs to know about the container.
 pub struct MountCtx<'a> {
     pub root: &'a RootDir,
+    /// In a user namespace (new or joined).
     pub userns: bool,
     pub cgroupns: bool,
     /// Mount a read-only /dev read-write: devices are created in it first
     /// (the caller remounts it read-only afterwards, as runc).
     pub defer_dev_ro: bool,
+    /// Id-mapped bind mounts, made by the parent (see `idmap`).
+    pub idmapped: &'a IdmappedTrees,
 }
 
 /// mount(2) onto an fd obtained by safe resolution; errors name `dest`,
@@ -47,18 +51,14 @@ pub fn mount_at(
         .map_err(|e| SysError::at("mount", dest, e))
 }
 
-/// The checks on `mounts[index]` that need no system access.
-pub fn check_entry(m: &Mount, index: usize) -> Result<(), RootfsError> {
+/// The checks on `mounts[index]` that need no system access. `userns`: the
+/// container has a user namespace (new or joined).
+pub fn check_entry(m: &Mount, index: usize, userns: bool) -> Result<(), RootfsError> {
     let field = format!("mounts[{index}]");
     let dest = clean_container_path(m.destination());
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
     let opts = parse_mount_options(typ, m.options().as_deref().unwrap_or(&[]));
-    if opts.idmap || m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(RootfsError::Config {
-            field,
-            msg: "id-mapped mounts are not supported".into(),
-        });
-    }
+    idmap::check(m, &opts, &field, userns)?;
     if opts.is_bind() {
         if m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty()) {
             return Err(RootfsError::Config {
@@ -85,12 +85,20 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), Rootfs
     let dest = clean_container_path(m.destination());
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
     let mut opts = parse_mount_options(typ, m.options().as_deref().unwrap_or(&[]));
-    check_entry(m, index)?;
+    check_entry(m, index, ctx.userns)?;
     if ctx.defer_dev_ro && dest == Path::new("/dev") && !opts.is_bind() {
         opts.flags.remove(MsFlags::MS_RDONLY);
     }
 
-    if opts.is_bind() {
+    if let Some(tree) = ctx.idmapped.get(index) {
+        attach_tree(ctx, tree, &dest, &opts, &field)?;
+    } else if opts.is_bind() {
+        if idmap::idmap_of(m, &opts).is_some() {
+            return Err(RootfsError::Config {
+                field,
+                msg: "id-mapped mount was not prepared".into(),
+            });
+        }
         let src = m.source().as_deref().ok_or_else(|| RootfsError::Config {
             field: format!("{field}.source"),
             msg: "a bind mount needs a source".into(),
@@ -224,15 +232,46 @@ pub fn bind_mount(
     opts: &MountOptions,
     field: &str,
 ) -> Result<(), RootfsError> {
-    let at = |e: SysError| RootfsError::At {
-        field: field.to_string(),
-        source: e,
-    };
     // The source is the host's business: follow its symlinks (runc does),
     // but pin what we found with an fd and mount from that.
     let src_fd = nix::fcntl::open(src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .ctx_at("open bind source", src)
-        .map_err(at)?;
+        .map_err(|e| RootfsError::At {
+            field: field.to_string(),
+            source: e,
+        })?;
+    place_bind(ctx, &src_fd, src, false, dest, opts, field)
+}
+
+/// Attach an id-mapped tree the parent made onto `dest`, then apply the
+/// entry's flags like a bind mount's.
+fn attach_tree(
+    ctx: &MountCtx,
+    tree: &OwnedFd,
+    dest: &Path,
+    opts: &MountOptions,
+    field: &str,
+) -> Result<(), RootfsError> {
+    let name = Path::new("<id-mapped source>");
+    place_bind(ctx, tree, name, true, dest, opts, field)
+}
+
+/// Put `src_fd` on `dest` (a directory or a file like the source, created
+/// if missing): bind it, or attach it if it is a detached tree; then
+/// remount it with the asked flags. Binds of procfs follow the /proc rule.
+fn place_bind(
+    ctx: &MountCtx,
+    src_fd: &OwnedFd,
+    src: &Path,
+    detached: bool,
+    dest: &Path,
+    opts: &MountOptions,
+    field: &str,
+) -> Result<(), RootfsError> {
+    let at = |e: SysError| RootfsError::At {
+        field: field.to_string(),
+        source: e,
+    };
     let st = nix::sys::stat::fstat(src_fd.as_fd())
         .ctx_at("stat", src)
         .map_err(at)?;
@@ -241,15 +280,18 @@ pub fn bind_mount(
     if !proc_destination_allowed(dest, src_is_proc) {
         return Err(proc_refused(field, dest));
     }
-    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-    let target = if is_dir {
+    let target = if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
         ctx.root.mkdir_all(dest)
     } else {
         ctx.root.create_file(dest, 0o644)
     }
     .map_err(at)?;
-    let flags = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
-    mount_at(Some(&proc_fd(&src_fd)), &target, dest, None, flags, "").map_err(at)?;
+    if detached {
+        attach(src_fd, &target, dest).map_err(at)?;
+    } else {
+        let flags = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
+        mount_at(Some(&proc_fd(src_fd)), &target, dest, None, flags, "").map_err(at)?;
+    }
     if opts.bind_needs_remount() {
         remount_bind(ctx, dest, opts.flags).map_err(at)?;
     }

@@ -89,30 +89,61 @@ pub fn set_attr(
     recursive: bool,
     path: &Path,
 ) -> SysResult<()> {
-    let flags = if recursive {
-        AT_EMPTY_PATH | AT_RECURSIVE
-    } else {
-        AT_EMPTY_PATH
-    };
     let attr = MountAttr {
         attr_set,
         attr_clr,
         propagation: 0,
         userns_fd: 0,
     };
+    mount_setattr(fd, &attr, recursive, "mount_setattr", path)
+}
+
+/// Give the detached tree `fd` the id mapping of the user namespace
+/// `userns` (MOUNT_ATTR_IDMAP); only its top mount unless `recursive`. The
+/// kernel allows this only before the tree is attached anywhere.
+pub fn set_idmap(fd: &OwnedFd, userns: &OwnedFd, recursive: bool, path: &Path) -> SysResult<()> {
+    let attr = MountAttr {
+        attr_set: super::options::ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: u64::from(userns.as_raw_fd().unsigned_abs()),
+    };
+    // userns stays open (borrowed) for the duration of the call.
+    mount_setattr(
+        fd,
+        &attr,
+        recursive,
+        "mount_setattr(MOUNT_ATTR_IDMAP)",
+        path,
+    )
+}
+
+fn mount_setattr(
+    fd: &OwnedFd,
+    attr: &MountAttr,
+    recursive: bool,
+    op: &'static str,
+    path: &Path,
+) -> SysResult<()> {
+    let flags = if recursive {
+        AT_EMPTY_PATH | AT_RECURSIVE
+    } else {
+        AT_EMPTY_PATH
+    };
     // SAFETY: attr is a valid mount_attr (VER0 layout) that outlives the
-    // call and whose size we pass; fd is open; the path is empty static.
+    // call and whose size we pass; fd (and any userns fd in attr) is open;
+    // the path is the empty static string.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             fd.as_raw_fd(),
             EMPTY.as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
-    ret_unit(ret, "mount_setattr", path)
+    ret_unit(ret, op, path)
 }
 
 fn fsconfig(

@@ -20,8 +20,8 @@ pub struct MountOptions {
     pub rec_clr: u64,
     /// "tmpcopyup": seed a tmpfs with the destination's previous contents.
     pub copy_up: bool,
-    /// "idmap"/"ridmap": an id-mapped mount was asked for.
-    pub idmap: bool,
+    /// "idmap" (top mount only) or "ridmap" (every mount of the tree).
+    pub idmap: Option<Idmap>,
 }
 
 impl Default for MountOptions {
@@ -33,9 +33,16 @@ impl Default for MountOptions {
             rec_set: 0,
             rec_clr: 0,
             copy_up: false,
-            idmap: false,
+            idmap: None,
         }
     }
+}
+
+/// How far an id mapping reaches in a (recursive) bind mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idmap {
+    Top,
+    Recursive,
 }
 
 // uapi/linux/mount.h MOUNT_ATTR_* (stable kernel ABI).
@@ -48,34 +55,120 @@ pub const ATTR_RELATIME: u64 = 0x0;
 pub const ATTR_NOATIME: u64 = 0x10;
 pub const ATTR_STRICTATIME: u64 = 0x20;
 pub const ATTR_NODIRATIME: u64 = 0x80;
+pub const ATTR_IDMAP: u64 = 0x100000;
 pub const ATTR_NOSYMFOLLOW: u64 = 0x200000;
 
 /// MS_NOSYMFOLLOW (Linux 5.10), missing from nix and libc.
 const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
 
+// The option tables below are the single list of what capsa understands:
+// parsing reads them, and `capsa features` lists their names.
+
+/// Options that set (or, with `true`, clear) a mount(2) flag.
+const FLAG_OPTIONS: &[(&str, bool, MsFlags)] = {
+    use MsFlags as F;
+    &[
+        ("ro", false, F::MS_RDONLY),
+        ("rw", true, F::MS_RDONLY),
+        ("nosuid", false, F::MS_NOSUID),
+        ("suid", true, F::MS_NOSUID),
+        ("nodev", false, F::MS_NODEV),
+        ("dev", true, F::MS_NODEV),
+        ("noexec", false, F::MS_NOEXEC),
+        ("exec", true, F::MS_NOEXEC),
+        ("sync", false, F::MS_SYNCHRONOUS),
+        ("async", true, F::MS_SYNCHRONOUS),
+        ("dirsync", false, F::MS_DIRSYNC),
+        ("remount", false, F::MS_REMOUNT),
+        ("mand", false, F::MS_MANDLOCK),
+        ("nomand", true, F::MS_MANDLOCK),
+        ("atime", true, F::MS_NOATIME),
+        ("noatime", false, F::MS_NOATIME),
+        ("diratime", true, F::MS_NODIRATIME),
+        ("nodiratime", false, F::MS_NODIRATIME),
+        ("bind", false, F::MS_BIND),
+        ("rbind", false, F::MS_BIND.union(F::MS_REC)),
+        ("relatime", false, F::MS_RELATIME),
+        ("norelatime", true, F::MS_RELATIME),
+        ("strictatime", false, F::MS_STRICTATIME),
+        ("nostrictatime", true, F::MS_STRICTATIME),
+        ("silent", false, F::MS_SILENT),
+        ("loud", true, F::MS_SILENT),
+        ("lazytime", false, F::MS_LAZYTIME),
+        ("nolazytime", true, F::MS_LAZYTIME),
+        ("iversion", false, F::MS_I_VERSION),
+        ("noiversion", true, F::MS_I_VERSION),
+        // Not in runtime-spec's table; runc has them (MS_POSIXACL).
+        ("acl", false, F::MS_POSIXACL),
+        ("noacl", true, F::MS_POSIXACL),
+        // fstab's placeholder: no flag at all (and not filesystem data).
+        ("defaults", false, F::empty()),
+        ("nosymfollow", false, MS_NOSYMFOLLOW),
+        ("symfollow", true, MS_NOSYMFOLLOW),
+    ]
+};
+
+/// Propagation options, each applied by its own mount(2) call.
+const PROPAGATION_OPTIONS: &[(&str, MsFlags)] = {
+    use MsFlags as F;
+    &[
+        ("private", F::MS_PRIVATE),
+        ("rprivate", F::MS_PRIVATE.union(F::MS_REC)),
+        ("shared", F::MS_SHARED),
+        ("rshared", F::MS_SHARED.union(F::MS_REC)),
+        ("slave", F::MS_SLAVE),
+        ("rslave", F::MS_SLAVE.union(F::MS_REC)),
+        ("unbindable", F::MS_UNBINDABLE),
+        ("runbindable", F::MS_UNBINDABLE.union(F::MS_REC)),
+    ]
+};
+
+/// Recursive attributes (mount_setattr with AT_RECURSIVE): (name, clear?,
+/// MOUNT_ATTR_* bit).
+const RECURSIVE_OPTIONS: &[(&str, bool, u64)] = &[
+    ("rro", false, ATTR_RDONLY),
+    ("rrw", true, ATTR_RDONLY),
+    ("rnosuid", false, ATTR_NOSUID),
+    ("rsuid", true, ATTR_NOSUID),
+    ("rnodev", false, ATTR_NODEV),
+    ("rdev", true, ATTR_NODEV),
+    ("rnoexec", false, ATTR_NOEXEC),
+    ("rexec", true, ATTR_NOEXEC),
+    ("rnodiratime", false, ATTR_NODIRATIME),
+    ("rdiratime", true, ATTR_NODIRATIME),
+    ("rrelatime", false, ATTR_RELATIME),
+    ("rnorelatime", true, ATTR_RELATIME),
+    ("rnoatime", false, ATTR_NOATIME),
+    ("ratime", true, ATTR_NOATIME),
+    ("rstrictatime", false, ATTR_STRICTATIME),
+    ("rnostrictatime", true, ATTR_STRICTATIME),
+    ("rnosymfollow", false, ATTR_NOSYMFOLLOW),
+    ("rsymfollow", true, ATTR_NOSYMFOLLOW),
+];
+
+/// runtime-spec extensions capsa carries out itself.
+const EXTENSION_OPTIONS: &[&str] = &["tmpcopyup", "idmap", "ridmap"];
+
+/// Every option name capsa understands (sorted), for `capsa features`.
+pub fn known_options() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = FLAG_OPTIONS
+        .iter()
+        .map(|o| o.0)
+        .chain(PROPAGATION_OPTIONS.iter().map(|o| o.0))
+        .chain(RECURSIVE_OPTIONS.iter().map(|o| o.0))
+        .chain(EXTENSION_OPTIONS.iter().copied())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// A recursive attribute option: (clear?, MOUNT_ATTR_* bit).
 fn recursive_option(opt: &str) -> Option<(bool, u64)> {
-    Some(match opt {
-        "rro" => (false, ATTR_RDONLY),
-        "rrw" => (true, ATTR_RDONLY),
-        "rnosuid" => (false, ATTR_NOSUID),
-        "rsuid" => (true, ATTR_NOSUID),
-        "rnodev" => (false, ATTR_NODEV),
-        "rdev" => (true, ATTR_NODEV),
-        "rnoexec" => (false, ATTR_NOEXEC),
-        "rexec" => (true, ATTR_NOEXEC),
-        "rnodiratime" => (false, ATTR_NODIRATIME),
-        "rdiratime" => (true, ATTR_NODIRATIME),
-        "rrelatime" => (false, ATTR_RELATIME),
-        "rnorelatime" => (true, ATTR_RELATIME),
-        "rnoatime" => (false, ATTR_NOATIME),
-        "ratime" => (true, ATTR_NOATIME),
-        "rstrictatime" => (false, ATTR_STRICTATIME),
-        "rnostrictatime" => (true, ATTR_STRICTATIME),
-        "rnosymfollow" => (false, ATTR_NOSYMFOLLOW),
-        "rsymfollow" => (true, ATTR_NOSYMFOLLOW),
-        _ => return None,
-    })
+    RECURSIVE_OPTIONS
+        .iter()
+        .find(|o| o.0 == opt)
+        .map(|&(_, clear, attr)| (clear, attr))
 }
 
 fn is_atime_option(opt: &str) -> bool {
@@ -99,61 +192,15 @@ impl MountOptions {
 
 /// An option that sets (or, with `clear`, removes) a mount flag.
 fn flag_option(opt: &str) -> Option<(bool, MsFlags)> {
-    use MsFlags as F;
-    let (clear, flag) = match opt {
-        "ro" => (false, F::MS_RDONLY),
-        "rw" => (true, F::MS_RDONLY),
-        "nosuid" => (false, F::MS_NOSUID),
-        "suid" => (true, F::MS_NOSUID),
-        "nodev" => (false, F::MS_NODEV),
-        "dev" => (true, F::MS_NODEV),
-        "noexec" => (false, F::MS_NOEXEC),
-        "exec" => (true, F::MS_NOEXEC),
-        "sync" => (false, F::MS_SYNCHRONOUS),
-        "async" => (true, F::MS_SYNCHRONOUS),
-        "dirsync" => (false, F::MS_DIRSYNC),
-        "remount" => (false, F::MS_REMOUNT),
-        "mand" => (false, F::MS_MANDLOCK),
-        "nomand" => (true, F::MS_MANDLOCK),
-        "atime" => (true, F::MS_NOATIME),
-        "noatime" => (false, F::MS_NOATIME),
-        "diratime" => (true, F::MS_NODIRATIME),
-        "nodiratime" => (false, F::MS_NODIRATIME),
-        "bind" => (false, F::MS_BIND),
-        "rbind" => (false, F::MS_BIND | F::MS_REC),
-        "relatime" => (false, F::MS_RELATIME),
-        "norelatime" => (true, F::MS_RELATIME),
-        "strictatime" => (false, F::MS_STRICTATIME),
-        "nostrictatime" => (true, F::MS_STRICTATIME),
-        "silent" => (false, F::MS_SILENT),
-        "loud" => (true, F::MS_SILENT),
-        "lazytime" => (false, F::MS_LAZYTIME),
-        "nolazytime" => (true, F::MS_LAZYTIME),
-        "iversion" => (false, F::MS_I_VERSION),
-        "noiversion" => (true, F::MS_I_VERSION),
-        // fstab's placeholder: no flag at all (and not filesystem data).
-        "defaults" => (false, F::empty()),
-        "nosymfollow" => (false, MS_NOSYMFOLLOW),
-        "symfollow" => (true, MS_NOSYMFOLLOW),
-        _ => return None,
-    };
-    Some((clear, flag))
+    FLAG_OPTIONS
+        .iter()
+        .find(|o| o.0 == opt)
+        .map(|&(_, clear, flag)| (clear, flag))
 }
 
 /// A propagation option as the flags of its own mount(2) call.
 pub fn propagation_option(opt: &str) -> Option<MsFlags> {
-    use MsFlags as F;
-    Some(match opt {
-        "private" => F::MS_PRIVATE,
-        "rprivate" => F::MS_PRIVATE | F::MS_REC,
-        "shared" => F::MS_SHARED,
-        "rshared" => F::MS_SHARED | F::MS_REC,
-        "slave" => F::MS_SLAVE,
-        "rslave" => F::MS_SLAVE | F::MS_REC,
-        "unbindable" => F::MS_UNBINDABLE,
-        "runbindable" => F::MS_UNBINDABLE | F::MS_REC,
-        _ => return None,
-    })
+    PROPAGATION_OPTIONS.iter().find(|o| o.0 == opt).map(|o| o.1)
 }
 
 /// Split a mount's options (in order; later ones win, as with mount(8)).
@@ -188,8 +235,10 @@ pub fn parse_mount_options(typ: Option<&str>, options: &[String]) -> MountOption
             }
         } else if opt == "tmpcopyup" {
             out.copy_up = true;
-        } else if opt == "idmap" || opt == "ridmap" {
-            out.idmap = true;
+        } else if opt == "idmap" {
+            out.idmap = Some(Idmap::Top);
+        } else if opt == "ridmap" {
+            out.idmap = Some(Idmap::Recursive);
         } else {
             data.push(opt);
         }
@@ -427,7 +476,7 @@ mod tests {
         assert_eq!(o.flags, F::MS_BIND | F::MS_REC | MS_NOSYMFOLLOW);
         assert_eq!(o.rec_set, ATTR_RDONLY | ATTR_NOSUID | ATTR_NOATIME);
         assert_eq!(o.rec_clr, ATTR_ATIME_MASK);
-        assert!(o.copy_up && !o.idmap);
+        assert!(o.copy_up && o.idmap.is_none());
         assert_eq!(o.data, "x=1");
         let o = parse_mount_options(Some("tmpfs"), &opts(&["defaults", "size=1m"]));
         assert_eq!((o.flags, o.data.as_str()), (F::empty(), "size=1m"));
@@ -437,8 +486,37 @@ mod tests {
             &opts(&["rro", "rrw", "rstrictatime", "ratime", "ridmap"]),
         );
         assert_eq!((o.rec_set, o.rec_clr), (0, ATTR_RDONLY | ATTR_ATIME_MASK));
-        assert!(o.idmap);
+        assert_eq!(o.idmap, Some(Idmap::Recursive));
         assert_eq!(o.data, "");
+        let o = parse_mount_options(Some("bind"), &opts(&["ridmap", "idmap"]));
+        assert_eq!(o.idmap, Some(Idmap::Top), "the later one wins");
+    }
+
+    /// Every name `capsa features` lists is consumed by the parser (none
+    /// leaks into the filesystem data), and the list has runtime-spec's
+    /// recursive and extension options.
+    #[test]
+    fn known_options_are_all_parsed() {
+        let names = known_options();
+        for name in &names {
+            let o = parse_mount_options(Some("tmpfs"), &opts(&[name]));
+            assert_eq!(o.data, "", "{name} fell through to data");
+        }
+        for want in [
+            "rro",
+            "rnosymfollow",
+            "idmap",
+            "ridmap",
+            "tmpcopyup",
+            "rbind",
+            "nosymfollow",
+        ] {
+            assert!(names.contains(&want), "{want} missing");
+        }
+        assert!(
+            names.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no duplicates"
+        );
     }
 
     #[test]

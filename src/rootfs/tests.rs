@@ -230,6 +230,7 @@ fn run_container(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<String, S
             rootfs,
             no_pivot,
             userns: false,
+            idmapped: &Default::default(),
         };
         setup(&opts).map_err(|e| format!("setup: {e}"))?;
         finish(spec).map_err(|e| format!("finish: {e}"))?;
@@ -357,6 +358,7 @@ fn cgroupns_mounts_hierarchies() {
             rootfs: &rootfs,
             no_pivot: false,
             userns: false,
+            idmapped: &Default::default(),
         };
         setup(&opts).map_err(|e| e.to_string())?;
         report()
@@ -558,6 +560,7 @@ fn user_namespace_binds_and_locked_flags() {
                 rootfs: &rootfs,
                 no_pivot: false,
                 userns: true,
+                idmapped: &Default::default(),
             };
             setup(&opts).map_err(|e| format!("setup: {e}"))?;
             finish(&s).map_err(|e| format!("finish: {e}"))?;
@@ -636,6 +639,7 @@ fn copyup_recursive_ro_and_readonly_dev() {
             rootfs: &rootfs,
             no_pivot: false,
             userns: false,
+            idmapped: &Default::default(),
         };
         setup(&opts).map_err(|e| format!("setup: {e}"))?;
         finish(&s).map_err(|e| format!("finish: {e}"))?;
@@ -677,7 +681,7 @@ fn copyup_recursive_ro_and_readonly_dev() {
         .push(json!({"destination": "/m", "type": "bind", "source": "/tmp", "options": ["rbind", "idmap"]}));
     let err = run_container(&spec(v), &rootfs, false).unwrap_err();
     assert!(
-        err.contains("mounts[7]") && err.contains("id-mapped"),
+        err.contains("mounts[7]") && err.contains("no user namespace"),
         "{err}"
     );
 }
@@ -685,7 +689,7 @@ fn copyup_recursive_ro_and_readonly_dev() {
 /// The parent's pre-fork check: no root needed, same refusals as setup.
 #[test]
 fn validate_refuses_bad_specs() {
-    assert!(super::validate(&spec(runc_spec(json!({})))).is_ok());
+    assert!(super::validate(&spec(runc_spec(json!({}))), false).is_ok());
     let cases = [
         (
             json!({"linux": {"rootfsPropagation": "sideways"}}),
@@ -705,11 +709,26 @@ fn validate_refuses_bad_specs() {
         ),
         (
             json!({"mounts": [{"destination": "/x", "type": "bind", "source": "/", "options": ["ridmap"]}]}),
-            "mounts[0]: id-mapped",
+            "mounts[0]: idmap without uidMappings",
+        ),
+        (
+            json!({"mounts": [{"destination": "/x", "type": "tmpfs", "options": ["idmap"]}]}),
+            "mounts[0]: id-mapped mounts are only supported for bind mounts",
+        ),
+        (
+            json!({"mounts": [{"destination": "/x", "type": "bind", "source": "/",
+                "uidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}]}),
+            "mounts[0].gidMappings: must be given together",
+        ),
+        (
+            json!({"mounts": [{"destination": "/x", "type": "bind", "source": "/", "options": ["idmap"],
+                "uidMappings": [{"containerID": 0, "hostID": 1, "size": 0}],
+                "gidMappings": [{"containerID": 0, "hostID": 1, "size": 1}]}]}),
+            "mounts[0].uidMappings[0].size",
         ),
     ];
     for (patch, want) in cases {
-        let err = super::validate(&spec(runc_spec(patch)))
+        let err = super::validate(&spec(runc_spec(patch)), false)
             .unwrap_err()
             .to_string();
         assert!(err.starts_with(want), "{err} (wanted {want})");

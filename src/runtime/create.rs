@@ -66,10 +66,27 @@ impl Runtime {
     ) -> Result<Created> {
         state::validate_id(id)?;
         // Parse and validate everything before making anything.
-        let bundle = Bundle::load(&opts.bundle)?;
+        let mut bundle = Bundle::load(&opts.bundle)?;
         let terminal = check_console_flags(&bundle, opts, foreground)?;
-        let preserve_fds = i32::try_from(opts.preserve_fds)
-            .map_err(|_| Error::Usage("--preserve-fds: too large".into()))?;
+        // Socket activation (runc): the LISTEN_FDS fds come first, then
+        // --preserve-fds; the workload learns how many from its environment.
+        let preserve_fds = opts
+            .preserve_fds
+            .checked_add(opts.listen_fds)
+            .and_then(|n| i32::try_from(n).ok())
+            .ok_or_else(|| Error::Usage("--preserve-fds: too large".into()))?;
+        if opts.listen_fds > 0 {
+            for var in [
+                format!("LISTEN_FDS={}", opts.listen_fds),
+                "LISTEN_PID=1".into(),
+            ] {
+                let var = std::ffi::CString::new(var)
+                    .map_err(|_| Error::Usage("LISTEN_FDS: not a number".into()))?;
+                bundle.plan.env.push(var);
+            }
+        }
+
+        let pidfd_socket = super::pidfd::connect(opts.pidfd_socket.as_deref())?;
 
         let dir = ContainerDir::create(&self.root, id)?;
         let mut dir_guard = DirGuard(Some(dir.path.clone()));
@@ -91,6 +108,9 @@ impl Runtime {
             },
             &mut children,
         )?;
+        if let Some(sock) = &pidfd_socket {
+            sock.send(pid)?;
+        }
         let state = created_state(id, &bundle, pid, cgroup)?;
         dir.save(&state)?;
         if let Some(pf) = &opts.pid_file {

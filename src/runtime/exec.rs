@@ -7,9 +7,11 @@ use oci_spec::runtime::{Capability, Process};
 
 use super::Runtime;
 use crate::bundle::{BundleError, ProcessPlan};
+use crate::cgroups::SubCgroups;
 use crate::console;
 use crate::error::{Error, Result};
 use crate::process::ChildGuard;
+use crate::process::attrs::Role;
 use crate::process::exec::{self, ExecSpawn};
 use crate::state::{self, ContainerDir, Status};
 
@@ -33,6 +35,10 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// `--cgroup`: sub-cgroup(s) of the container's to run in (runc's syntax).
+    pub cgroup: Vec<String>,
+    /// Send a pidfd of the process to this unix socket.
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -51,8 +57,7 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
         } else {
             std::fs::read(path).map_err(|e| usage(format!("{}: {e}", path.display())))?
         };
-        let de = &mut serde_json::Deserializer::from_slice(&data);
-        let p: Process = serde_path_to_error::deserialize(de).map_err(|e| {
+        let p: Process = crate::spec_compat::from_slice(&data).map_err(|e| {
             Error::Bundle(BundleError::Parse {
                 path: path.clone(),
                 msg: format!("{}: {}", e.path(), e.inner()),
@@ -143,7 +148,7 @@ impl Runtime {
         let base = crate::bundle::Bundle::read_spec(&st.bundle)?;
         let base_process = base.process().clone().unwrap_or_default();
         let process = build_process(&base_process, o)?;
-        let plan = ProcessPlan::new(&process, "process")?;
+        let plan = ProcessPlan::new(&process, "process", base.linux().as_ref(), Role::Exec)?;
         let terminal = process.terminal().unwrap_or(false);
         if terminal && o.detach && o.console_socket.is_none() {
             return Err(usage(
@@ -155,6 +160,8 @@ impl Runtime {
                 "cannot use console socket if capsa will not detach or allocate tty",
             ));
         }
+        let cgroup = st.cgroup.sub(&SubCgroups::parse(&o.cgroup)?)?;
+        let pidfd_socket = super::pidfd::connect(o.pidfd_socket.as_deref())?;
         let (console_child, console_parent) = match (&o.console_socket, terminal) {
             (Some(path), true) => (Some(console::connect(path)?), None),
             (None, true) => {
@@ -174,13 +181,16 @@ impl Runtime {
                 init_pid: st.pid,
                 process: &process,
                 plan: &plan,
-                cgroup: &st.cgroup,
+                cgroup: &cgroup,
                 console: console_child,
                 preserve_fds: i32::try_from(o.preserve_fds)
                     .map_err(|_| usage("--preserve-fds: too large"))?,
             },
             &mut guard,
         )?;
+        if let Some(sock) = &pidfd_socket {
+            sock.send(pid)?;
+        }
         guard.disarm();
         // Others may work on the container while the process runs.
         drop(dir);

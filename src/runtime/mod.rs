@@ -9,6 +9,7 @@ pub use create::Created;
 pub use exec::ExecOptions;
 mod events;
 mod pause;
+mod pidfd;
 mod ps;
 mod update;
 
@@ -39,6 +40,12 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Socket activation (runc's LISTEN_FDS): fds 3..3+N go to the
+    /// container before the --preserve-fds ones, with LISTEN_FDS=N and
+    /// LISTEN_PID=1 added to its environment.
+    pub listen_fds: u32,
+    /// Send a pidfd of the init to this unix socket (runc 1.2's flag).
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 /// A runtime instance: where its state lives.
@@ -235,13 +242,23 @@ fn run_poststart(st: &State) {
 /// writes one byte and execs. Its pidfd tells us if it died instead.
 fn release(dir: &ContainerDir, st: &State) -> Result<()> {
     let path = dir.fifo_path();
+    // The pidfd first: once the fifo is open the init may exec a workload
+    // that exits (and is reaped by the engine's shim) before we look.
+    let pidfd = match sys::pidfd_open(st.pid) {
+        Ok(fd) => fd,
+        Err(e) if e.errno == Errno::ESRCH => {
+            return Err(Error::Lifecycle(
+                "container init exited before it could be started".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let fifo = open(
         &path,
         OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
     .ctx_at("open", &path)?;
-    let pidfd = sys::pidfd_open(st.pid)?;
     loop {
         let mut fds = [
             PollFd::new(fifo.as_fd(), PollFlags::POLLIN),

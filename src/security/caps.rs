@@ -45,6 +45,52 @@ impl CapSets {
             ambient: mask(c.ambient().as_ref())?,
         })
     }
+
+    /// Refuse capabilities the runtime cannot grant: a process can only
+    /// hold what is in the runtime's own bounding set (this host, a sandbox
+    /// or a container, may lack some, e.g. CAP_SYS_RESOURCE). Without this
+    /// check capset fails in the init with a bare EPERM, as in runc. The
+    /// bounding set itself may name more: keeping a capability that is
+    /// already gone is a no-op, as in runc. Returns (set name, capability).
+    pub fn check_grantable(&self) -> Result<(), (&'static str, String)> {
+        let held = self.effective | self.permitted | self.inheritable | self.ambient;
+        let missing = held & !in_own_bounding(held);
+        if missing == 0 {
+            return Ok(());
+        }
+        let cap = missing.trailing_zeros();
+        let set = [
+            ("effective", self.effective),
+            ("permitted", self.permitted),
+            ("inheritable", self.inheritable),
+            ("ambient", self.ambient),
+        ]
+        .into_iter()
+        .find(|(_, m)| m & (1u64 << cap) != 0)
+        .map_or("effective", |(n, _)| n);
+        let name = caps::all()
+            .into_iter()
+            .find(|c| c.index() as u32 == cap)
+            .map_or_else(|| format!("capability {cap}"), |c| c.to_string());
+        Err((set, name))
+    }
+}
+
+/// Which of the capabilities in `wanted` are in this process's bounding
+/// set (one prctl per wanted capability).
+fn in_own_bounding(wanted: u64) -> u64 {
+    let mut have = 0u64;
+    for cap in 0..64u32 {
+        if wanted & (1u64 << cap) == 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments only.
+        let r = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        if r == 1 {
+            have |= 1u64 << cap;
+        }
+    }
+    have
 }
 
 fn last_cap() -> u32 {

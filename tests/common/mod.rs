@@ -479,6 +479,22 @@ impl Ctx {
         serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("state is not JSON ({e}): {o}"))
     }
 
+    /// Create the default container running `sleep 1000` (it waits on start) to hold
+    /// its namespaces for others to join; returns its init's pid.
+    pub fn create_holder(&mut self) -> String {
+        self.args(&["sleep", "1000"]);
+        self.create();
+        let pid = self.state(&self.id)["pid"].as_i64().expect("holder pid");
+        pid.to_string()
+    }
+
+    /// The runtime's `features` output, parsed.
+    pub fn features(&self) -> Value {
+        let o = self.rt(&["features"]);
+        o.ok();
+        serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("features not JSON ({e}): {o}"))
+    }
+
     pub fn status(&self, id: &str) -> String {
         self.state(id)["status"].as_str().unwrap_or("").to_owned()
     }
@@ -681,6 +697,17 @@ pub fn pass_fd_as(cmd: &mut Command, fd: std::os::fd::RawFd, target: std::os::fd
     }
 }
 
+/// The strings of a JSON array (empty if `v` is not one).
+pub fn str_list(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// OCI namespace type -> /proc/<pid>/ns entry name.
 pub fn proc_ns_name(ty: &str) -> &str {
     match ty {
@@ -697,53 +724,63 @@ pub fn ns_link(pid: &str, ns: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Capability names without CAP_, in linux/capability.h order.
+const CAP_NAMES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// The OCI name (CAP_...) of capability number `n`.
+pub fn cap_name(n: u32) -> String {
+    let short = CAP_NAMES
+        .get(n as usize)
+        .unwrap_or_else(|| panic!("unknown capability number {n}"));
+    format!("CAP_{short}")
+}
+
 /// Capability numbers by OCI name (linux/capability.h order).
 pub fn cap_number(name: &str) -> u32 {
-    const NAMES: [&str; 41] = [
-        "CHOWN",
-        "DAC_OVERRIDE",
-        "DAC_READ_SEARCH",
-        "FOWNER",
-        "FSETID",
-        "KILL",
-        "SETGID",
-        "SETUID",
-        "SETPCAP",
-        "LINUX_IMMUTABLE",
-        "NET_BIND_SERVICE",
-        "NET_BROADCAST",
-        "NET_ADMIN",
-        "NET_RAW",
-        "IPC_LOCK",
-        "IPC_OWNER",
-        "SYS_MODULE",
-        "SYS_RAWIO",
-        "SYS_CHROOT",
-        "SYS_PTRACE",
-        "SYS_PACCT",
-        "SYS_ADMIN",
-        "SYS_BOOT",
-        "SYS_NICE",
-        "SYS_RESOURCE",
-        "SYS_TIME",
-        "SYS_TTY_CONFIG",
-        "MKNOD",
-        "LEASE",
-        "AUDIT_WRITE",
-        "AUDIT_CONTROL",
-        "SETFCAP",
-        "MAC_OVERRIDE",
-        "MAC_ADMIN",
-        "SYSLOG",
-        "WAKE_ALARM",
-        "BLOCK_SUSPEND",
-        "AUDIT_READ",
-        "PERFMON",
-        "BPF",
-        "CHECKPOINT_RESTORE",
-    ];
     let short = name.trim_start_matches("CAP_");
-    NAMES
+    CAP_NAMES
         .iter()
         .position(|n| *n == short)
         .unwrap_or_else(|| panic!("unknown capability {name}")) as u32

@@ -345,6 +345,31 @@ pub fn busybox_bundle(dir: &Path, args: &[&str]) -> PathBuf {
     bundle
 }
 
+/// `capsa run --detach` of `bundle` as `ct`, its init without a terminal (so
+/// no console socket is needed). The detached init keeps its stdio: a pipe
+/// would stay open until it exits, so its stderr goes to `errlog`.
+pub fn run_detached_without_terminal(bundle: &Path, ct: &Container<'_>, errlog: &Path) {
+    let path = bundle.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("parse");
+    config["process"]["terminal"] = serde_json::Value::Bool(false);
+    std::fs::write(&path, serde_json::to_vec(&config).expect("encode")).expect("write");
+    let status = capsa(ct.root)
+        .args(["run", "--detach", "--bundle"])
+        .arg(bundle)
+        .arg(&ct.id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(errlog).expect("create log"))
+        .status()
+        .expect("capsa run -d");
+    assert!(
+        status.success(),
+        "run -d: {}",
+        std::fs::read_to_string(errlog).unwrap_or_default()
+    );
+}
+
 /// Runs `capsa delete --force` for the container on every exit path.
 pub struct Container<'a> {
     pub root: &'a Path,

@@ -36,8 +36,11 @@ impl Plan<'_> {
                 "wiops",
             ),
         ];
-        let any = b.weight().is_some()
-            || b.leaf_weight().is_some()
+        // 0 means unset, as in runc (Docker passes weight 0).
+        let weight = b.weight().filter(|&w| w != 0);
+        let leaf_weight = b.leaf_weight().filter(|&w| w != 0);
+        let any = weight.is_some()
+            || leaf_weight.is_some()
             || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
             || throttles
                 .iter()
@@ -67,7 +70,7 @@ impl Plan<'_> {
                 u64::from(w)
             }
         };
-        if let Some(w) = b.weight() {
+        if let Some(w) = weight {
             let f = self.weight_file(&dir, weight_file, "blockIO.weight")?;
             if v2 {
                 let line = format!("default {}", convert(w));
@@ -82,7 +85,7 @@ impl Plan<'_> {
                 self.push("blockIO.weight", f, w.to_string());
             }
         }
-        if let Some(w) = b.leaf_weight() {
+        if let Some(w) = leaf_weight {
             if v2 {
                 return Err(res_err(
                     "blockIO.leafWeight",

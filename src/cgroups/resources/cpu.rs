@@ -22,7 +22,8 @@ impl Plan<'_> {
             if leaf.is_v2() {
                 self.cpu_v2(c, &dir)?;
             } else {
-                if let Some(s) = c.shares() {
+                // 0 means unset, as in runc (Docker passes it).
+                if let Some(s) = c.shares().filter(|&s| s != 0) {
                     let f = self.file(&dir, "cpu.shares", "cpu.shares")?;
                     self.push_with(
                         "cpu.shares",
@@ -62,7 +63,10 @@ impl Plan<'_> {
             ("cpu.cpus", c.cpus(), "cpus"),
             ("cpu.mems", c.mems(), "mems"),
         ] {
-            let Some(v) = value else { continue };
+            // Empty means unset, as in runc.
+            let Some(v) = value.as_deref().filter(|v| !v.trim().is_empty()) else {
+                continue;
+            };
             let leaf = self.leaf(Controller::Cpuset, field)?;
             let file = match &leaf {
                 Leaf::V1 { noprefix: true, .. } => name.to_owned(),

@@ -10,6 +10,7 @@ use crate::cgroups::{CgroupError, Controller};
 
 impl Plan<'_> {
     pub(super) fn memory(&mut self, m: &LinuxMemory) -> Result<(), CgroupError> {
+        let m = &zero_is_unset(m);
         let any = m.limit().is_some()
             || m.reservation().is_some()
             || m.swap().is_some()
@@ -177,4 +178,19 @@ impl Plan<'_> {
         }
         Ok(())
     }
+}
+
+/// runc writes none of the memory byte counts that are 0: engines send
+/// whole documents where 0 means "not set" (Docker's `update --memory`
+/// sends kernel 0, reservation 0 and, without --memory-swap, swap 0).
+#[allow(deprecated)]
+fn zero_is_unset(m: &LinuxMemory) -> LinuxMemory {
+    let nz = |v: Option<i64>| v.filter(|&v| v != 0);
+    let mut m = *m;
+    m.set_limit(nz(m.limit()));
+    m.set_reservation(nz(m.reservation()));
+    m.set_swap(nz(m.swap()));
+    m.set_kernel(nz(m.kernel()));
+    m.set_kernel_tcp(nz(m.kernel_tcp()));
+    m
 }
