@@ -149,6 +149,47 @@ pub fn run_cmd(mut cmd: Command, so: &Path, se: &Path, stdin: Option<Stdio>) -> 
     }
 }
 
+/// The host device nodes runtimes bind-mount into user-namespaced containers.
+const HOST_DEVS: [&str; 7] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/ptmx",
+];
+
+/// Owners of the host's device nodes, to be compared after a test.
+pub fn host_dev_owners() -> Vec<(&'static str, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    HOST_DEVS
+        .iter()
+        .filter_map(|d| fs::metadata(d).ok().map(|m| (*d, m.uid(), m.gid())))
+        .collect()
+}
+
+/// A runtime that chowns a bind-mounted device node changes the host's node (crun 1.8.1
+/// does in user namespaces): put the owners back so the machine stays usable, and report it.
+pub fn restore_host_devs(before: &[(&'static str, u32, u32)]) -> Option<String> {
+    let now = host_dev_owners();
+    let mut changed = Vec::new();
+    for (d, u, g) in before {
+        if let Some((_, nu, ng)) = now.iter().find(|(n, ..)| n == d)
+            && (nu, ng) != (u, g)
+        {
+            let _ = std::os::unix::fs::chown(d, Some(*u), Some(*g));
+            changed.push(format!("{d} {u}:{g} -> {nu}:{ng}"));
+        }
+    }
+    (!changed.is_empty()).then(|| {
+        format!(
+            "the owner of the host's device nodes changed during this test (put back): {}",
+            changed.join(", ")
+        )
+    })
+}
+
 pub fn host_ns(n: &str) -> String {
     fs::read_link(format!("/proc/self/ns/{n}"))
         .map(|p| p.display().to_string())

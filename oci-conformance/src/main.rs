@@ -315,10 +315,14 @@ fn main() {
                 "needs a pure cgroup v2 host (the VM lane: run --vm)".into(),
             ))
         } else {
+            let devs = harness::host_dev_owners();
             let mut c = Ctx::new(&env, n);
             let r = t.run(&mut c);
             c.cleanup();
-            r
+            match harness::restore_host_devs(&devs) {
+                Some(msg) => Err(Verdict::Fail(msg)),
+                None => r,
+            }
         };
         let (tag, detail) = match &res {
             Ok(()) => {

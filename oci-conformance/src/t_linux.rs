@@ -274,7 +274,7 @@ pub fn tests() -> Vec<Test> {
             "ns.user-no-chown",
             "config-linux.md#user-namespace-mappings",
             SHOULD,
-            "The runtime SHOULD NOT modify the ownership of referenced filesystems to realize the mapping.",
+            "The runtime SHOULD NOT modify the ownership of referenced filesystems to realize the mapping (the rootfs; the host device nodes are checked after every test).",
             |c| {
                 let mut b = c.bundle_ops(&["exit:0"])?;
                 b.userns();
