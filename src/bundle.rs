@@ -126,12 +126,27 @@ impl ProcessPlan {
         }
         let caps = CapSets::from_spec(process.capabilities().as_ref())
             .map_err(|msg| invalid(format!("{prefix}.capabilities"), msg))?;
-        caps.check_grantable().map_err(|(set, cap)| {
-            invalid(
-                format!("{prefix}.capabilities.{set}"),
-                format!("{cap} is not in the runtime's bounding set: this host does not grant it"),
-            )
-        })?;
+        crate::security::lsm::check(process, prefix).map_err(|(f, m)| invalid(f, m))?;
+        crate::limits::check_process(process, prefix).map_err(|(f, m)| invalid(f, m))?;
+        // A user namespace (new or joined) starts with every capability in
+        // its own bounding set: only a container without one is limited to
+        // the runtime's.
+        let own_userns = linux.is_some_and(|l| {
+            l.namespaces()
+                .iter()
+                .flatten()
+                .any(|n| n.typ() == LinuxNamespaceType::User)
+        });
+        if !own_userns {
+            caps.check_grantable().map_err(|(set, cap)| {
+                invalid(
+                    format!("{prefix}.capabilities.{set}"),
+                    format!(
+                        "{cap} is not in the runtime's bounding set: this host does not grant it"
+                    ),
+                )
+            })?;
+        }
         let attrs = ProcAttrs::new(process, linux, role).map_err(|e| match e {
             AttrsError::Invalid { field, msg } => invalid(field, msg),
             e => invalid(prefix, e.to_string()),
@@ -176,6 +191,7 @@ impl Bundle {
             path: cfg.clone(),
             msg: e.to_string().to_lowercase(),
         })?;
+        crate::limits::check_nul(&data).map_err(|(f, m)| invalid(f, m))?;
         let spec: Spec = crate::spec_compat::from_slice(&data).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
@@ -224,6 +240,7 @@ impl Bundle {
             .as_ref()
             .ok_or_else(|| invalid("linux", "linux must be set"))?;
         let plan = ProcessPlan::new(process, "process", Some(linux), Role::Init)?;
+        crate::limits::check_spec(&spec).map_err(|(f, m)| invalid(f, m))?;
 
         let mut new_ns = CloneFlags::empty();
         let mut join = Vec::new();

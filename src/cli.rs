@@ -214,10 +214,10 @@ pub struct ExecArgs {
     /// Set no_new_privs.
     #[arg(long = "no-new-privs")]
     pub no_new_privs: bool,
-    /// AppArmor profile (no AppArmor support in capsa yet: refused).
+    /// AppArmor profile for the process (an error if AppArmor is not enabled).
     #[arg(short = 'a', long)]
     pub apparmor: Option<String>,
-    /// SELinux process label (no SELinux support in capsa yet: refused).
+    /// SELinux label for the process (an error if SELinux is disabled).
     #[arg(short = 'l', long = "process-label")]
     pub process_label: Option<String>,
     /// Detach from the process.

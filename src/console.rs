@@ -70,6 +70,10 @@ pub enum ConsoleError {
     Protocol(String),
     #[error("{path} is a symlink: refusing to mount the console over it")]
     ConsoleSymlink { path: String },
+    #[error(
+        "{path} is not a regular file or a device outside /proc and /sys: refusing to mount the console over it"
+    )]
+    ConsoleTarget { path: String },
 }
 
 /// process.consoleSize, in the units of `struct winsize`.

@@ -5,14 +5,17 @@
 //! prestart + createRuntime by the parent, createContainer and
 //! startContainer by the init, poststart by `start`, poststop by `delete`.
 
+use std::ffi::{CString, OsStr};
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use oci_spec::runtime::Hook;
 
+use crate::process::trampoline::{ARGV0, Report, Trampoline};
 use crate::sys;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +31,20 @@ pub enum HookError {
 
 /// Run `hooks` in order, stopping at the first failure.
 pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
+    run_via(None, kind, hooks, state_json)
+}
+
+/// `run`, each hook spawned through the trampoline when given: for hooks
+/// whose path resolves in the container (startContainer), which must not
+/// be able to run capsa's own binary (see process/trampoline.rs).
+pub fn run_via(
+    via: Option<&Trampoline>,
+    kind: &'static str,
+    hooks: &[Hook],
+    state_json: &[u8],
+) -> Result<(), HookError> {
     for (index, h) in hooks.iter().enumerate() {
-        run_one(h, state_json).map_err(|msg| HookError::Failed {
+        run_one(via, h, state_json).map_err(|msg| HookError::Failed {
             kind,
             index,
             path: h.path().display().to_string(),
@@ -39,12 +54,72 @@ pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), 
     Ok(())
 }
 
-fn run_one(h: &Hook, state_json: &[u8]) -> Result<(), String> {
-    let mut cmd = Command::new(h.path());
-    if let Some((first, rest)) = h.args().as_deref().and_then(|a| a.split_first()) {
-        cmd.arg0(first);
-        cmd.args(rest);
+/// Run every hook of `hooks` in order, whatever the others do, and return
+/// the failures: poststop hooks (runtime-spec runtime.md, lifecycle step
+/// 13: a failure is a warning and the remaining hooks still run).
+pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Vec<HookError> {
+    hooks
+        .iter()
+        .enumerate()
+        .filter_map(|(index, h)| {
+            run_one(None, h, state_json)
+                .err()
+                .map(|msg| HookError::Failed {
+                    kind,
+                    index,
+                    path: h.path().display().to_string(),
+                    msg,
+                })
+        })
+        .collect()
+}
+
+/// poststop hooks with the "stopped" state: each failure is a warning on
+/// stderr, never an error.
+pub fn run_poststop(
+    hooks: &[Hook],
+    id: &str,
+    bundle: &std::path::Path,
+    annotations: &std::collections::HashMap<String, String>,
+) {
+    if hooks.is_empty() {
+        return;
     }
+    let json = state_json(id, "stopped", 0, bundle, annotations);
+    for e in run_all("poststop", hooks, &json) {
+        eprintln!("capsa: warning: {e}");
+    }
+}
+
+fn command(via: Option<&Trampoline>, h: &Hook) -> Command {
+    let args = h.args().as_deref().unwrap_or(&[]);
+    let Some(t) = via else {
+        let mut cmd = Command::new(h.path());
+        if let Some((first, rest)) = args.split_first() {
+            cmd.arg0(first);
+            cmd.args(rest);
+        }
+        return cmd;
+    };
+    let path = CString::new(h.path().as_os_str().as_bytes()).unwrap_or_default();
+    let argv: Vec<CString> = if args.is_empty() {
+        vec![path.clone()]
+    } else {
+        args.iter()
+            .map(|a| CString::new(a.as_bytes()).unwrap_or_default())
+            .collect()
+    };
+    let process = oci_spec::runtime::Process::default();
+    let mut cmd = Command::new(t.proc_path());
+    cmd.arg0(OsStr::from_bytes(ARGV0.to_bytes()));
+    for a in Trampoline::args(Report::Stderr, &path, &process, &argv) {
+        cmd.arg(OsStr::from_bytes(a.as_bytes()));
+    }
+    cmd
+}
+
+fn run_one(via: Option<&Trampoline>, h: &Hook, state_json: &[u8]) -> Result<(), String> {
+    let mut cmd = command(via, h);
     cmd.env_clear();
     for kv in h.env().iter().flatten() {
         if let Some((k, v)) = kv.split_once('=') {
@@ -54,7 +129,13 @@ fn run_one(h: &Hook, state_json: &[u8]) -> Result<(), String> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| e.to_string().to_lowercase())?;
+    let mut child = match cmd.spawn() {
+        // No /proc to reach the trampoline through: spawn directly.
+        Err(e) if via.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
+            return run_one(None, h, state_json);
+        }
+        r => r.map_err(|e| e.to_string().to_lowercase())?,
+    };
     if let Some(mut stdin) = child.stdin.take() {
         // A hook that does not read its stdin is not an error (EPIPE).
         let _ = stdin.write_all(state_json);

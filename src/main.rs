@@ -40,16 +40,6 @@ fn listen_fds() -> u32 {
 }
 
 fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
-    if a.apparmor.is_some() {
-        return Err(Error::Unsupported(
-            "exec --apparmor (no AppArmor on this host)".into(),
-        ));
-    }
-    if a.process_label.is_some() {
-        return Err(Error::Unsupported(
-            "exec --process-label (no SELinux on this host)".into(),
-        ));
-    }
     let opts = capsa::ExecOptions {
         process: a.process,
         args: a.command,
@@ -65,6 +55,8 @@ fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
         pid_file: a.pid_file,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        apparmor: a.apparmor,
+        process_label: a.process_label,
         cgroup: a.cgroup,
         pidfd_socket: a.pidfd_socket,
     };
@@ -296,7 +288,25 @@ fn print_table(out: &mut impl Write, header: &[&str; 6], rows: &[[String; 6]]) {
 }
 
 fn main() -> ExitCode {
+    // The container workload's last execve goes through us (CVE-2019-5736
+    // defence); in that mode nothing else of capsa runs.
+    capsa::process::trampoline::run_if_asked();
     let cli = Cli::parse();
+    // Before we open anything: fds 3..3+N belong to the workload.
+    // (create and run also pass on LISTEN_FDS sockets, as runc does.)
+    let preserve = match &cli.cmd {
+        Some(Cmd::Create(a)) => a.preserve_fds.saturating_add(listen_fds()),
+        Some(Cmd::Run { create, .. }) => create.preserve_fds.saturating_add(listen_fds()),
+        Some(Cmd::Exec(a)) => a.preserve_fds,
+        _ => 0,
+    };
+    if preserve > 0 {
+        let end = 3i32.saturating_add(i32::try_from(preserve).unwrap_or(i32::MAX));
+        if let Err(e) = capsa::sys::fill_fd_holes(3, end) {
+            eprintln!("capsa: --preserve-fds: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let format = match cli.log_format {
         LogFormat::Json => Format::Json,
         LogFormat::Text => Format::Text,

@@ -86,6 +86,10 @@ pub struct State {
     pub poststart: Vec<oci_spec::runtime::Hook>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub poststop: Vec<oci_spec::runtime::Hook>,
+    /// linux.seccomp as created: `exec` loads it into its process too, and
+    /// must not take it from a config.json edited after create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// runc's `state` output shape.

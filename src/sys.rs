@@ -277,3 +277,75 @@ pub fn passwd_entry(uid: u32) -> Option<(String, String)> {
         (f.len() > 5 && f[2] == uid).then(|| (f[0].to_string(), f[5].to_string()))
     })
 }
+
+/// execveat(2) of the file `fd` refers to (AT_EMPTY_PATH). Returns only on
+/// failure, with the errno.
+pub fn execveat_fd(fd: &impl AsRawFd, argv: &[&std::ffi::CStr], envp: &[CString]) -> Errno {
+    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
+    a.push(std::ptr::null());
+    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
+    e.push(std::ptr::null());
+    // SAFETY: `a` and `e` are NULL-terminated arrays of pointers to
+    // NUL-terminated strings that all outlive the call; the path is the
+    // empty static string, as AT_EMPTY_PATH requires.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            a.as_ptr(),
+            e.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    Errno::last()
+}
+
+/// Make every fd in `from..to` that is not open a /dev/null, so that no
+/// descriptor the runtime opens later can land in that range: it is what
+/// --preserve-fds hands to the workload, and a lock, socket or directory of
+/// ours there would leak into the container. Stops at RLIMIT_NOFILE.
+pub fn fill_fd_holes(from: RawFd, to: RawFd) -> SysResult<()> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit struct through a valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        let max = RawFd::try_from(lim.rlim_cur).unwrap_or(RawFd::MAX);
+        if max < to {
+            return fill_fd_holes(from, max);
+        }
+    }
+    let path = Path::new("/dev/null");
+    for fd in from..to {
+        // SAFETY: F_GETFD only reads the flags of an integer fd.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1 || Errno::last() != Errno::EBADF {
+            continue;
+        }
+        // The lowest free fd: `fd` itself, or a lower one outside the range
+        // (stdio closed), which is then freed again.
+        let null = nix::fcntl::open(
+            path,
+            nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| SysError::at("open", path, e))?;
+        if null.as_raw_fd() == fd {
+            // Deliberately left open, without FD_CLOEXEC, for the workload.
+            // SAFETY: F_SETFD on the fd we just opened.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+            std::mem::forget(null);
+            continue;
+        }
+        // SAFETY: dup2 onto an fd number that is not open; the copy is
+        // deliberately left open (and without FD_CLOEXEC) for the workload.
+        if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+            return Err(SysError::new(
+                "dup2 /dev/null into a --preserve-fds gap",
+                Errno::last(),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -462,3 +462,17 @@ fn stray_fd_3_does_not_reach_the_container() {
         }
     }
 }
+
+/// linux.resources.memory.kernel is deprecated (the v1 kmem limit is gone
+/// since Linux 6.1, v2 never had one): runc ignores it with a warning, and
+/// Docker still sends it for --kernel-memory, so the container must run.
+#[test]
+fn deprecated_kernel_memory_limit_is_ignored() {
+    let mut c = Ctx::new("kmem");
+    c.config["linux"]["resources"]["memory"] = serde_json::json!({"kernel": 67108864});
+    c.args(&["sh", "-c", "echo ran"]);
+    let o = c.run();
+    o.ok();
+    assert_eq!(o.stdout, "ran\n", "{o}");
+    c.assert_nothing_left(&c.id);
+}

@@ -5,12 +5,14 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use nix::fcntl::{FcntlArg, OFlag, OpenHow, ResolveFlag, fcntl, open, openat, openat2};
 use nix::mount::MsFlags;
-use nix::sys::stat::{Mode, SFlag, lstat};
+use nix::sys::stat::{Mode, fstat};
+use nix::sys::statfs::{PROC_SUPER_MAGIC, SYSFS_MAGIC, fstatfs};
 use nix::unistd::{Pid, getpid, getsid, setsid};
 
 use super::{ConsoleError, ConsoleSize, send_master};
+use crate::rootfs::newmount::{attach, clone_tree};
 use crate::sys::{Ctx, SysError, own};
 
 const PTMX: &str = "/dev/ptmx";
@@ -167,34 +169,27 @@ fn set_winsize(master: &OwnedFd, size: ConsoleSize) -> Result<(), ConsoleError> 
 
 /// Bind the slave over /dev/console so that programs writing to the console
 /// (systemd, getty, logger) reach the same terminal. The rootfs setup normally
-/// creates /dev/console as an empty file; like runc we create it if missing,
-/// but never mount over a symlink (it could point anywhere).
+/// creates /dev/console as an empty file; like runc we create it if missing.
+///
+/// The target is resolved to an fd inside the container's root with no
+/// symlink followed anywhere on the way, and must be a regular file or a
+/// character device on something other than procfs or sysfs; the mount then
+/// goes onto that fd. A /dev/console (or /dev) that the image made a
+/// symlink, or that a racing process swaps for one, cannot redirect the
+/// bind onto a /proc or /sys file that would then be writable through the
+/// terminal (runc CVE-2025-52565).
 fn mount_console(slave: &OwnedFd, index: u32) -> Result<(), ConsoleError> {
     let target = Path::new(CONSOLE);
-    match lstat(target) {
-        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK => {
-            return Err(ConsoleError::ConsoleSymlink {
-                path: CONSOLE.into(),
-            });
-        }
-        Ok(_) => {}
-        Err(Errno::ENOENT) => {
-            open(
-                target,
-                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::from_bits_truncate(0o666),
-            )
-            .ctx_at("create mount target", target)?;
-        }
-        Err(e) => return Err(SysError::at("lstat", target, e).into()),
-    }
-    match bind_fd(slave, target) {
+    let fd = console_target()?;
+    match bind_fd(slave, &fd) {
         Err(Errno::ENOSYS) => {
-            // No open_tree (before 5.2): bind by path, as runc does.
+            // No open_tree (before 5.2): bind by path, as runc does, onto
+            // the checked fd's magic link.
             let source = format!("/dev/pts/{index}");
+            let at = format!("/proc/self/fd/{}", fd.as_raw_fd());
             nix::mount::mount(
                 Some(source.as_str()),
-                target,
+                at.as_str(),
                 None::<&str>,
                 MsFlags::MS_BIND,
                 None::<&str>,
@@ -208,39 +203,75 @@ fn mount_console(slave: &OwnedFd, index: u32) -> Result<(), ConsoleError> {
     }
 }
 
-/// Bind the file behind `fd` over `target` without resolving its path again:
-/// open_tree(OPEN_TREE_CLONE) makes a detached bind mount of the fd itself,
-/// and move_mount attaches it (without following a final symlink).
-fn bind_fd(fd: &OwnedFd, target: &Path) -> nix::Result<()> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-    let empty = c"";
-    let flags =
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint;
-    // SAFETY: open_tree reads the NUL-terminated empty path and returns a new
-    // fd that we take ownership of; `fd` is open for the whole call.
-    let tree = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), empty.as_ptr(), flags) };
-    if tree < 0 {
-        return Err(Errno::last());
-    }
-    let tree = own(tree as RawFd);
-    let target = crate::sys::cstr(target).map_err(|e| e.errno)?;
-    // SAFETY: both paths are NUL-terminated C strings that outlive the call;
-    // `tree` is the open detached-mount fd returned above.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
+/// An O_PATH fd of /dev/console resolved in "/" without following any
+/// symlink, created (as an empty file) if missing, and checked.
+fn console_target() -> Result<OwnedFd, ConsoleError> {
+    let target = Path::new(CONSOLE);
+    let root = open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx_at("open", Path::new("/"))?;
+    let resolve = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS;
+    let lookup = |path: &str, flags: OFlag| {
+        let how = OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .resolve(resolve);
+        openat2(root.as_fd(), path, how)
     };
-    if ret < 0 {
-        return Err(Errno::last());
+    let fd = match lookup("dev/console", OFlag::O_PATH | OFlag::O_NOFOLLOW) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => {
+            let dev = lookup("dev", OFlag::O_PATH | OFlag::O_DIRECTORY)
+                .ctx_at("open", Path::new("/dev"))?;
+            match openat(
+                dev.as_fd(),
+                "console",
+                OFlag::O_CREAT
+                    | OFlag::O_EXCL
+                    | OFlag::O_NOFOLLOW
+                    | OFlag::O_WRONLY
+                    | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o666),
+            ) {
+                Ok(_) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(SysError::at("create mount target", target, e).into()),
+            }
+            lookup("dev/console", OFlag::O_PATH | OFlag::O_NOFOLLOW).ctx_at("open", target)?
+        }
+        // A symlink on the way (RESOLVE_NO_SYMLINKS).
+        Err(Errno::ELOOP) => {
+            return Err(ConsoleError::ConsoleSymlink {
+                path: CONSOLE.into(),
+            });
+        }
+        Err(e) => return Err(SysError::at("open", target, e).into()),
+    };
+    let st = fstat(fd.as_fd()).ctx_at("stat", target)?;
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind == libc::S_IFLNK {
+        return Err(ConsoleError::ConsoleSymlink {
+            path: CONSOLE.into(),
+        });
     }
-    Ok(())
+    let fs = fstatfs(fd.as_fd()).ctx_at("statfs", target)?;
+    let kernel_fs = [PROC_SUPER_MAGIC, SYSFS_MAGIC].contains(&fs.filesystem_type());
+    if (kind != libc::S_IFREG && kind != libc::S_IFCHR) || kernel_fs {
+        return Err(ConsoleError::ConsoleTarget {
+            path: CONSOLE.into(),
+        });
+    }
+    Ok(fd)
+}
+
+/// Bind the file behind `fd` over the file `target` refers to, with no
+/// path lookup at all: a detached bind mount of the fd itself (open_tree),
+/// attached onto the target fd (move_mount).
+fn bind_fd(fd: &OwnedFd, target: &OwnedFd) -> nix::Result<()> {
+    let path = Path::new(CONSOLE);
+    let tree = clone_tree(fd, false, path).map_err(|e| e.errno)?;
+    attach(&tree, target, path).map_err(|e| e.errno)
 }
 
 /// TIOCSCTTY needs a session leader without a terminal. The lead's init may

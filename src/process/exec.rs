@@ -24,10 +24,14 @@ use oci_spec::runtime::Process;
 use super::finalize;
 use super::init::InitError;
 use super::sync::{Channel, Msg, SyncError};
+use super::trampoline::{self, Report, Trampoline};
 use super::{ChildGuard, ProcessError};
 use crate::bundle::ProcessPlan;
 use crate::cgroups::Cgroup;
 use crate::console;
+use crate::security::seccomp::Filter;
+use crate::security::seccomp::notify::AgentState;
+use crate::state::State;
 use crate::sys::{self, Ctx, SysError};
 
 /// Namespaces in the order they are joined: user first (it owns the
@@ -66,9 +70,14 @@ fn namespaces_of(pid: i32) -> Result<Vec<(File, CloneFlags)>, SysError> {
 
 pub struct ExecSpawn<'a> {
     pub init_pid: i32,
+    /// The container, as `create` recorded it (for the seccomp agent).
+    pub container: &'a State,
     pub process: &'a Process,
     pub plan: &'a ProcessPlan,
     pub cgroup: &'a Cgroup,
+    /// The container's linux.seccomp, loaded into the process as into the
+    /// init (runc does the same).
+    pub seccomp: Option<&'a Filter>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
 }
@@ -76,6 +85,7 @@ pub struct ExecSpawn<'a> {
 /// Start the process and return its pid once execve succeeded.
 pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> {
     let ns = namespaces_of(o.init_pid)?;
+    let trampoline = Trampoline::prepare()?;
     if ns.iter().any(|(_, f)| *f == CloneFlags::CLONE_NEWUSER)
         && !o.process.terminal().unwrap_or(false)
     {
@@ -90,7 +100,7 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     };
     if stage == 0 {
         drop(parent);
-        stage1(&child, &ns, &o)
+        stage1(&child, &ns, &o, &trampoline)
     }
     drop(child);
     drop(o.console);
@@ -109,10 +119,27 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     };
     guard.push(pid);
     let _ = waitpid(Pid::from_raw(stage), None);
-    match parent.recv()? {
-        Msg::Ready => {}
-        Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
-        m => return Err(SyncError::Unexpected(m).into()),
+    loop {
+        let (msg, fd) = parent.recv_fd()?;
+        match msg {
+            Msg::Ready => break,
+            Msg::SeccompFd => {
+                let fd = fd.ok_or(SyncError::Unexpected(Msg::SeccompFd))?;
+                let c = o.container;
+                let agent = AgentState {
+                    id: &c.id,
+                    pid: c.pid,
+                    process_pid: pid,
+                    status: "running",
+                    bundle: &c.bundle,
+                    annotations: Some(&c.annotations),
+                };
+                super::seccomp_agent(o.seccomp, &agent, fd)?;
+                parent.send(&Msg::SeccompDone)?;
+            }
+            Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
+            m => return Err(SyncError::Unexpected(m).into()),
+        }
     }
     // The channel is close-on-exec: end-of-file means execve succeeded.
     match parent.recv() {
@@ -140,15 +167,18 @@ fn give_stdio_to_root(init_pid: i32) -> Result<(), ProcessError> {
     Ok(())
 }
 
-fn stage1(chan: &Channel, ns: &[(File, CloneFlags)], o: &ExecSpawn) -> ! {
+fn stage1(chan: &Channel, ns: &[(File, CloneFlags)], o: &ExecSpawn, t: &Trampoline) -> ! {
     let res = (|| -> Result<i32, ProcessError> {
+        // Before entering anything: the process cloned below inherits it
+        // and is visible in the container from its first instruction.
+        crate::security::set_non_dumpable()?;
         chan.expect(Msg::Continue)?;
         for (f, flag) in ns {
             setns(f.as_fd(), *flag).ctx("setns")?;
         }
         let pid = sys::clone3(libc::CLONE_PARENT as u64, None)?;
         if pid == 0 {
-            run_process(chan, o)
+            run_process(chan, o, t)
         }
         Ok(pid)
     })();
@@ -167,12 +197,12 @@ fn stage1(chan: &Channel, ns: &[(File, CloneFlags)], o: &ExecSpawn) -> ! {
     }
 }
 
-fn run_process(chan: &Channel, o: &ExecSpawn) -> ! {
+fn run_process(chan: &Channel, o: &ExecSpawn, t: &Trampoline) -> ! {
     let res = (|| -> Result<std::ffi::CString, InitError> {
-        // Not dumpable until exec (CVE-2019-5736 class), and the signal mask
+        // Not dumpable until exec (CVE-2019-5736 class; again, as joining
+        // the user namespace changed our credentials), and the signal mask
         // of a foreground `capsa exec` must not leak into the workload.
-        // SAFETY: prctl with integer arguments only.
-        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+        crate::security::set_non_dumpable()?;
         nix::sys::signal::sigprocmask(
             nix::sys::signal::SigmaskHow::SIG_SETMASK,
             Some(&nix::sys::signal::SigSet::empty()),
@@ -187,7 +217,8 @@ fn run_process(chan: &Channel, o: &ExecSpawn) -> ! {
             };
             console::setup_terminal(sock, &opts)?;
         }
-        finalize::prepare(o.process, o.plan, o.preserve_fds, None)
+        let seccomp = o.seccomp.map(|filter| finalize::Seccomp { filter, chan });
+        finalize::prepare(o.process, o.plan, o.preserve_fds, seccomp)
     })();
     let exe = match res {
         Ok(exe) => exe,
@@ -201,18 +232,8 @@ fn run_process(chan: &Channel, o: &ExecSpawn) -> ! {
     };
     let _ = chan.send(&Msg::Ready);
     let env = finalize::env_with_home(o.process, &o.plan.env);
-    let err = nix::unistd::execve(&exe, &o.plan.args, &env).unwrap_err();
-    let _ = chan.send(&Msg::Error {
-        errno: err as i32,
-        text: format!(
-            "exec {}: {}",
-            exe.to_string_lossy(),
-            err.desc().to_lowercase()
-        ),
-    });
-    sys::child_exit(if err == nix::errno::Errno::ENOENT {
-        127
-    } else {
-        126
-    })
+    let report = Report::Chan(chan.0.as_raw_fd());
+    let failure = trampoline::exec_workload(Some(t), report, o.process, &exe, &o.plan.args, &env);
+    report.failed(failure.errno(), &failure.message(&exe));
+    sys::child_exit(failure.exit_code())
 }

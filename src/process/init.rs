@@ -4,8 +4,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
-use std::os::fd::{OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
@@ -14,10 +13,12 @@ use nix::sys::stat::Mode;
 
 use super::finalize;
 use super::sync::{Channel, Msg};
+use super::trampoline::{self, Report, Trampoline};
 use crate::bundle::{Bundle, HookKind};
 use crate::console::{self, ConsoleError};
 use crate::hooks::{self, HookError};
 use crate::namespaces::NamespaceError;
+use crate::procfs::ProcRoot;
 use crate::rootfs::{self, RootfsError, RootfsOptions};
 use crate::security::{self, SecurityError};
 use crate::sys::{self, Ctx, SysError};
@@ -64,6 +65,8 @@ pub struct InitArgs<'a> {
     /// Unshare the cgroup namespace here, after the parent placed us.
     pub unshare_cgroupns: bool,
     pub id: &'a str,
+    /// The read-only capsa the workload is exec'd through (CVE-2019-5736).
+    pub trampoline: &'a Trampoline,
     /// Id-mapped mounts the parent made; the init attaches them.
     pub idmapped: &'a rootfs::IdmappedTrees,
 }
@@ -106,7 +109,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     )?;
     // Not dumpable until exec: the container cannot ptrace us or open
     // /proc/1/{exe,mem,fd} of the runtime (CVE-2019-5736 class).
-    prctl(libc::PR_SET_DUMPABLE, 0, "prctl(PR_SET_DUMPABLE)")?;
+    security::set_non_dumpable()?;
     // `capsa run` blocks signals for its signalfd; the workload must not inherit that.
     nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,
@@ -125,6 +128,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
             .ctx("setresgid(0) in the user namespace")?;
         nix::unistd::setresuid(0.into(), 0.into(), 0.into())
             .ctx("setresuid(0) in the user namespace")?;
+        security::set_non_dumpable()?;
     }
     if a.unshare_cgroupns {
         // After the parent moved us into our cgroup, so it becomes the root.
@@ -160,6 +164,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         rootfs: &b.rootfs,
         no_pivot: a.no_pivot,
         userns: b.userns,
+        mount_label: security::lsm::mount_label(b.linux().mount_label().as_deref()),
         idmapped: a.idmapped,
     })?;
     if let Some(sock) = console {
@@ -169,15 +174,25 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         };
         console::setup_terminal(sock, &opts)?;
     }
+    // Writes to /proc files go through a procfs the container cannot have
+    // covered (CVE-2025-52881 class), never through a "/proc/..." path.
+    let needs_proc = b.linux().sysctl().as_ref().is_some_and(|s| !s.is_empty())
+        || process.oom_score_adj().is_some();
+    let proc = if needs_proc {
+        Some(ProcRoot::open()?)
+    } else {
+        None
+    };
     // sysctls before readonlyPaths make /proc/sys read-only.
-    for (key, val) in b.linux().sysctl().iter().flatten() {
-        let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
-        std::fs::write(&path, val)
-            .ctx_at("write", &path)
-            .map_err(|source| InitError::Field {
-                field: format!("linux.sysctl.{key}"),
-                source,
-            })?;
+    if let Some(proc) = &proc {
+        for (key, val) in b.linux().sysctl().iter().flatten() {
+            let rel = format!("sys/{}", key.replace('.', "/"));
+            proc.write(&rel, val.as_bytes())
+                .map_err(|source| InitError::Field {
+                    field: format!("linux.sysctl.{key}"),
+                    source,
+                })?;
+        }
     }
     rootfs::finish(&b.spec)?;
 
@@ -195,7 +210,10 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
             source,
         })?;
     }
-    security::set_oom_score_adj(process)?;
+    if let Some(proc) = &proc {
+        security::set_oom_score_adj(process, proc)?;
+    }
+    drop(proc);
     let cwd = process.cwd();
     // runc creates a missing cwd; do it as root, before the user switch.
     if std::fs::symlink_metadata(cwd).is_err() {
@@ -233,7 +251,10 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     if !b.hooks(HookKind::StartContainer).is_empty() {
         let annotations = b.spec.annotations().clone().unwrap_or_default();
         let state = hooks::state_json(a.id, "created", host_pid, &b.dir, &annotations);
-        if let Err(e) = hooks::run("startContainer", b.hooks(HookKind::StartContainer), &state) {
+        // Their paths resolve in the container: spawned through the
+        // trampoline, so an image cannot make them run capsa's binary.
+        let start_hooks = b.hooks(HookKind::StartContainer);
+        if let Err(e) = hooks::run_via(Some(a.trampoline), "startContainer", start_hooks, &state) {
             let _ = nix::unistd::write(&fifo, e.to_string().as_bytes());
             sys::child_exit(1)
         }
@@ -242,16 +263,17 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     unsafe { libc::close(a.state_dir) };
 
     let env = finalize::env_with_home(process, &b.plan.env);
-    let err = nix::unistd::execve(&exe, &b.plan.args, &env).unwrap_err();
-    let msg = format!(
-        "exec {}: {}",
-        exe.to_string_lossy(),
-        err.desc().to_lowercase()
+    let report = Report::Fifo(fifo.as_raw_fd());
+    let failure = trampoline::exec_workload(
+        Some(a.trampoline),
+        report,
+        process,
+        &exe,
+        &b.plan.args,
+        &env,
     );
-    let _ = nix::unistd::write(&fifo, msg.as_bytes());
-    // Past `Ready` nobody reads the channel: tell the workload's stderr too.
-    eprintln!("capsa: {msg}");
-    sys::child_exit(if err == Errno::ENOENT { 127 } else { 126 })
+    report.failed(failure.errno(), &failure.message(&exe));
+    sys::child_exit(failure.exit_code())
 }
 
 fn set_domainname(d: &str) -> Result<(), SysError> {

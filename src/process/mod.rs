@@ -7,6 +7,7 @@ pub mod exec;
 pub mod finalize;
 pub mod init;
 pub mod sync;
+pub mod trampoline;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -21,9 +22,12 @@ use crate::cgroups::{Cgroup, CgroupError};
 use crate::hooks;
 use crate::namespaces;
 use crate::rootfs;
+use crate::security::seccomp::Filter;
+use crate::security::seccomp::notify::{AgentState, send_to_agent};
 use crate::sys::{self, Ctx, SysError};
 use init::InitArgs;
 use sync::{Msg, SyncError};
+use trampoline::Trampoline;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
@@ -88,6 +92,7 @@ pub struct SpawnOpts<'a> {
 /// Returns its pid; the pid is also in `guard` until the caller disarms it.
 pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> {
     let b = o.bundle;
+    let trampoline = Trampoline::prepare()?;
     // Id-mapped mounts need the host's privileges: made here, attached by
     // the init (empty, and no syscall, without such mounts).
     let idmapped = rootfs::prepare_idmapped(&b.spec, &b.dir, container_userns(b))?;
@@ -106,6 +111,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         wait_continue: !slow,
         unshare_cgroupns: cgroupns,
         id: o.id,
+        trampoline: &trampoline,
         idmapped: &idmapped,
     };
     let flags = if slow {
@@ -181,7 +187,16 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
             Msg::Ready => return Ok(init_pid),
             Msg::SeccompFd => {
                 let fd = fd.ok_or(SyncError::Unexpected(Msg::SeccompFd))?;
-                seccomp_agent(b, o.id, init_pid, fd)?;
+                let annotations = b.spec.annotations().as_ref();
+                let agent = AgentState {
+                    id: o.id,
+                    pid: init_pid,
+                    process_pid: init_pid,
+                    status: "creating",
+                    bundle: &b.dir,
+                    annotations,
+                };
+                seccomp_agent(b.seccomp.as_ref(), &agent, fd)?;
                 parent.send(&Msg::SeccompDone)?;
             }
             Msg::HooksRequest => {
@@ -223,22 +238,20 @@ fn container_userns(b: &Bundle) -> rootfs::ContainerUserns<'_> {
     }
 }
 
-/// SCMP_ACT_NOTIFY: give the init's listener fd and the container state to
-/// the agent at linux.seccomp.listenerPath. Our copy of the fd closes on
-/// return: from then on only the agent holds it.
-fn seccomp_agent(b: &Bundle, id: &str, pid: i32, fd: OwnedFd) -> Result<(), ProcessError> {
-    use crate::security::seccomp::notify::{AgentState, send_to_agent};
+/// SCMP_ACT_NOTIFY: give a listener fd (of the init, or of an exec'd
+/// process) and the container state to the agent at
+/// linux.seccomp.listenerPath. Our copy of the fd closes on return: from
+/// then on only the agent holds it.
+pub(crate) fn seccomp_agent(
+    filter: Option<&Filter>,
+    state: &AgentState,
+    fd: OwnedFd,
+) -> Result<(), ProcessError> {
     use std::os::fd::AsFd;
-    let Some(l) = b.seccomp.as_ref().and_then(|f| f.listener.as_ref()) else {
+    let Some(l) = filter.and_then(|f| f.listener.as_ref()) else {
         return Err(SyncError::Unexpected(Msg::SeccompFd).into());
     };
-    let state = AgentState {
-        id,
-        pid,
-        bundle: &b.dir,
-        annotations: b.spec.annotations().as_ref(),
-    };
-    send_to_agent(l, fd.as_fd(), &state)?;
+    send_to_agent(l, fd.as_fd(), state)?;
     Ok(())
 }
 
@@ -258,6 +271,9 @@ fn stage1(args: &mut InitArgs, console: Option<OwnedFd>) -> ! {
                 0,
             )
         };
+        // Inherited by the init, which may be cloned into a joined pid
+        // namespace where other processes can see it at once.
+        crate::security::set_non_dumpable()?;
         chan.expect(Msg::Continue)?;
         namespaces::join_all(&b.join).map_err(|e| ProcessError::Init(e.to_string()))?;
         if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
@@ -312,7 +328,8 @@ fn write_time_offsets(
             off.nanosecs().unwrap_or(0)
         ));
     }
-    let path = std::path::Path::new("/proc/self/timens_offsets");
-    std::fs::write(path, text).ctx_at("write", path)?;
+    // Through a verified procfs: a joined mount namespace may have
+    // anything at /proc.
+    crate::procfs::ProcRoot::open()?.write("self/timens_offsets", text.as_bytes())?;
     Ok(())
 }

@@ -16,12 +16,12 @@ mod devices;
 mod idmap;
 mod masked;
 mod mounts;
-mod newmount;
+pub(crate) mod newmount;
 mod options;
 mod paths;
 mod pivot;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::Path;
 
@@ -61,6 +61,8 @@ pub struct RootfsOptions<'a> {
     /// The init is in a user namespace (new or joined): devices are
     /// bind-mounted from the host instead of mknod'ed.
     pub userns: bool,
+    /// linux.mountLabel if SELinux can use it (`security::lsm::mount_label`).
+    pub mount_label: Option<&'a str>,
     /// Id-mapped bind mounts the parent made (`prepare_idmapped`).
     pub idmapped: &'a IdmappedTrees,
 }
@@ -145,12 +147,16 @@ pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
     // 2. `mounts`, in order, each resolved inside the rootfs. The fd is
     // taken after the self-bind so that it refers to the new mount.
     let root = RootDir::open(opts.rootfs)?;
+    // Every mount below targets "/proc/self/fd/N": make sure that is the
+    // kernel's procfs, not something a joined mount namespace put there.
+    root.check_proc_fd()?;
     let setup_dev = !dev_is_bind_mounted(mounts);
     let ctx = MountCtx {
         root: &root,
         userns: opts.userns,
         cgroupns,
         defer_dev_ro: setup_dev,
+        mount_label: opts.mount_label,
         idmapped: opts.idmapped,
     };
     for (i, m) in mounts.iter().enumerate() {

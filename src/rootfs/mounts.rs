@@ -21,6 +21,7 @@ use super::options::{
 };
 use super::paths::{RootDir, proc_fd};
 use super::{RootfsError, cgroupfs};
+use crate::security::lsm::label_mount_data;
 use crate::sys::{Ctx, SysError, SysResult};
 
 /// What every mount step needs to know about the container.
@@ -32,6 +33,8 @@ pub struct MountCtx<'a> {
     /// Mount a read-only /dev read-write: devices are created in it first
     /// (the caller remounts it read-only afterwards, as runc).
     pub defer_dev_ro: bool,
+    /// SELinux context for new file systems (None without SELinux).
+    pub mount_label: Option<&'a str>,
     /// Id-mapped bind mounts, made by the parent (see `idmap`).
     pub idmapped: &'a IdmappedTrees,
 }
@@ -118,8 +121,10 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), Rootfs
                     refuse_symlink(ctx.root, &dest, &field)?;
                 }
                 let target = ctx.root.mkdir_all(&dest).map_err(at)?;
+                refuse_resolved_proc(&target, &dest, &field)?;
                 let fstype = typ.unwrap_or("none");
                 let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
+                opts.data = label_mount_data(&opts.data, fstype, ctx.mount_label);
                 if opts.copy_up && fstype == "tmpfs" {
                     return tmpfs_copy_up(ctx, &source, &target, &dest, &opts).map_err(at);
                 }
@@ -216,6 +221,34 @@ fn refuse_symlink(root: &RootDir, dest: &Path, field: &str) -> Result<(), Rootfs
     Ok(())
 }
 
+/// A destination that config.json puts outside /proc must not have led
+/// into a procfs through a symlink in the image (runc checks the resolved
+/// path too): a mount there could hide a kernel file the container must
+/// not reach, or redirect what is written to one. Destinations under /proc
+/// are checked on their literal path (`proc_destination_allowed`).
+fn refuse_resolved_proc(target: &OwnedFd, dest: &Path, field: &str) -> Result<(), RootfsError> {
+    if dest.starts_with("/proc") {
+        return Ok(());
+    }
+    let on_proc = fstatfs(target.as_fd())
+        .map_err(|e| RootfsError::At {
+            field: field.to_string(),
+            source: SysError::at("statfs", dest, e),
+        })?
+        .filesystem_type()
+        == PROC_SUPER_MAGIC;
+    if on_proc {
+        return Err(RootfsError::Config {
+            field: format!("{field}.destination"),
+            msg: format!(
+                "{} leads into /proc through a symlink in the root filesystem",
+                dest.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn proc_refused(field: &str, dest: &Path) -> RootfsError {
     RootfsError::Config {
         field: format!("{field}.destination"),
@@ -286,6 +319,7 @@ fn place_bind(
         ctx.root.create_file(dest, 0o644)
     }
     .map_err(at)?;
+    refuse_resolved_proc(&target, dest, field)?;
     if detached {
         attach(src_fd, &target, dest).map_err(at)?;
     } else {

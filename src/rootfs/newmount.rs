@@ -2,7 +2,7 @@
 //! fsconfig, fsmount; Linux >= 5.12). Used after the root switch, when
 //! there may be no trustworthy procfs for "/proc/self/fd/N" targets.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
@@ -23,6 +23,9 @@ const FSCONFIG_SET_FLAG: u32 = 0;
 const FSCONFIG_SET_STRING: u32 = 1;
 const FSCONFIG_CMD_CREATE: u32 = 6;
 pub const MOUNT_ATTR_RDONLY: u64 = 1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
 #[repr(C)]
 struct MountAttr {
@@ -161,26 +164,41 @@ fn fsconfig(
     ret_unit(ret, "fsconfig", path)
 }
 
+/// A new file system of type `fstype`, mounted nowhere (fsopen, fsconfig,
+/// fsmount): `source` as its source, `ro` for a read-only superblock, and
+/// the MOUNT_ATTR_* `attrs` on the mount. `path` only names it in errors.
+pub fn new_fs(
+    fstype: &CStr,
+    source: Option<&CStr>,
+    ro: bool,
+    attrs: u64,
+    path: &Path,
+) -> SysResult<OwnedFd> {
+    // SAFETY: the fs name is a NUL-terminated string that outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    let fs = ret_fd(ret, "fsopen", path)?;
+    if let Some(src) = source {
+        let key = CString::from(c"source");
+        fsconfig(
+            &fs,
+            FSCONFIG_SET_STRING,
+            Some(&key),
+            Some(&src.to_owned()),
+            path,
+        )?;
+    }
+    if ro {
+        let key = CString::from(c"ro");
+        fsconfig(&fs, FSCONFIG_SET_FLAG, Some(&key), None, path)?;
+    }
+    fsconfig(&fs, FSCONFIG_CMD_CREATE, None, None, path)?;
+    // SAFETY: fs is an open fs context that has been created.
+    let ret = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) };
+    ret_fd(ret, "fsmount", path)
+}
+
 /// A new, detached, read-only tmpfs (source "tmpfs", superblock "ro", as a
 /// classic `mount -t tmpfs -o ro tmpfs` would show).
 pub fn readonly_tmpfs(path: &Path) -> SysResult<OwnedFd> {
-    // SAFETY: the fs name is a NUL-terminated static string.
-    let ret = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC) };
-    let fs = ret_fd(ret, "fsopen tmpfs", path)?;
-    let source = CString::from(c"source");
-    let tmpfs = CString::from(c"tmpfs");
-    let ro = CString::from(c"ro");
-    fsconfig(&fs, FSCONFIG_SET_STRING, Some(&source), Some(&tmpfs), path)?;
-    fsconfig(&fs, FSCONFIG_SET_FLAG, Some(&ro), None, path)?;
-    fsconfig(&fs, FSCONFIG_CMD_CREATE, None, None, path)?;
-    // SAFETY: fs is an open fs context that has been created.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_fsmount,
-            fs.as_raw_fd(),
-            FSMOUNT_CLOEXEC,
-            MOUNT_ATTR_RDONLY,
-        )
-    };
-    ret_fd(ret, "fsmount tmpfs", path)
+    new_fs(c"tmpfs", Some(c"tmpfs"), true, MOUNT_ATTR_RDONLY, path)
 }

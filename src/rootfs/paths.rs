@@ -41,6 +41,12 @@ impl RootDir {
         Ok(RootDir { fd })
     }
 
+    /// Check that "/proc/self/fd/N" names this process's fds (see
+    /// `proc_fd`) before mounts are made through such paths.
+    pub fn check_proc_fd(&self) -> SysResult<()> {
+        crate::procfs::check_self_fd(&self.fd)
+    }
+
     /// Open `path` (absolute or relative: both are relative to the root)
     /// with `flags`; the raw errno is kept so callers can branch on ENOENT.
     pub fn open_raw(&self, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {

@@ -116,7 +116,7 @@ fn read_all(fd: OwnedFd) -> String {
 
 /// Fork; the child unshares `flags` (always a mount namespace), runs `f`
 /// and reports its Ok/Err text; the parent returns it.
-fn in_child(
+pub(crate) fn in_child(
     flags: CloneFlags,
     f: impl FnOnce() -> Result<String, String>,
 ) -> Result<String, String> {
@@ -230,6 +230,7 @@ fn run_container(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<String, S
             rootfs,
             no_pivot,
             userns: false,
+            mount_label: None,
             idmapped: &Default::default(),
         };
         setup(&opts).map_err(|e| format!("setup: {e}"))?;
@@ -358,6 +359,7 @@ fn cgroupns_mounts_hierarchies() {
             rootfs: &rootfs,
             no_pivot: false,
             userns: false,
+            mount_label: None,
             idmapped: &Default::default(),
         };
         setup(&opts).map_err(|e| e.to_string())?;
@@ -560,6 +562,7 @@ fn user_namespace_binds_and_locked_flags() {
                 rootfs: &rootfs,
                 no_pivot: false,
                 userns: true,
+                mount_label: None,
                 idmapped: &Default::default(),
             };
             setup(&opts).map_err(|e| format!("setup: {e}"))?;
@@ -639,6 +642,7 @@ fn copyup_recursive_ro_and_readonly_dev() {
             rootfs: &rootfs,
             no_pivot: false,
             userns: false,
+            mount_label: None,
             idmapped: &Default::default(),
         };
         setup(&opts).map_err(|e| format!("setup: {e}"))?;

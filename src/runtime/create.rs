@@ -16,6 +16,7 @@ use crate::bundle::{Bundle, HookKind};
 use crate::cgroups::Cgroup;
 use crate::console;
 use crate::error::{Error, Result};
+use crate::hooks;
 use crate::process::{self, ChildGuard, SpawnOpts};
 use crate::state::{self, ContainerDir, State};
 use crate::sys::{self, Ctx};
@@ -35,6 +36,21 @@ impl Drop for DirGuard {
     fn drop(&mut self) {
         if let Some(dir) = self.0.take() {
             let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Runs the poststop hooks when dropped, unless disarmed: a failed create is
+/// a container destroyed at lifecycle step 12, and step 13 (poststop)
+/// follows (runtime-spec runtime.md; runc does the same once its container
+/// exists). Made before the other guards, so it drops after them.
+struct PoststopGuard<'a>(Option<(&'a Bundle, &'a str)>);
+
+impl Drop for PoststopGuard<'_> {
+    fn drop(&mut self) {
+        if let Some((b, id)) = self.0.take() {
+            let annotations = b.spec.annotations().clone().unwrap_or_default();
+            hooks::run_poststop(b.hooks(HookKind::Poststop), id, &b.dir, &annotations);
         }
     }
 }
@@ -89,6 +105,7 @@ impl Runtime {
         let pidfd_socket = super::pidfd::connect(opts.pidfd_socket.as_deref())?;
 
         let dir = ContainerDir::create(&self.root, id)?;
+        let mut poststop_guard = PoststopGuard(Some((&bundle, id)));
         let mut dir_guard = DirGuard(Some(dir.path.clone()));
         let (cgroup, mut cgroup_guard) = self.make_cgroup(&bundle, id)?;
         let state_dir = make_fifo(&dir)?;
@@ -119,6 +136,7 @@ impl Runtime {
         children.disarm();
         cgroup_guard.0 = None;
         dir_guard.0 = None;
+        poststop_guard.0 = None;
         Ok(Created {
             dir,
             state,
@@ -213,5 +231,6 @@ fn created_state(id: &str, bundle: &Bundle, pid: i32, cgroup: Cgroup) -> Result<
         started: false,
         poststart: bundle.hooks(HookKind::Poststart).to_vec(),
         poststop: bundle.hooks(HookKind::Poststop).to_vec(),
+        seccomp: bundle.linux().seccomp().clone(),
     })
 }

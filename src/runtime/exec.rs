@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::process::ChildGuard;
 use crate::process::attrs::Role;
 use crate::process::exec::{self, ExecSpawn};
+use crate::security::seccomp::Filter;
 use crate::state::{self, ContainerDir, Status};
 
 /// runc's `exec` flags.
@@ -35,6 +36,10 @@ pub struct ExecOptions {
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
     pub ignore_paused: bool,
+    /// --apparmor: process.apparmorProfile.
+    pub apparmor: Option<String>,
+    /// --process-label: process.selinuxLabel.
+    pub process_label: Option<String>,
     /// `--cgroup`: sub-cgroup(s) of the container's to run in (runc's syntax).
     pub cgroup: Vec<String>,
     /// Send a pidfd of the process to this unix socket.
@@ -57,6 +62,8 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
         } else {
             std::fs::read(path).map_err(|e| usage(format!("{}: {e}", path.display())))?
         };
+        crate::limits::check_nul(&data)
+            .map_err(|(field, msg)| BundleError::Invalid { field, msg })?;
         let p: Process = crate::spec_compat::from_slice(&data).map_err(|e| {
             Error::Bundle(BundleError::Parse {
                 path: path.clone(),
@@ -124,6 +131,12 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
     if o.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    if let Some(a) = &o.apparmor {
+        p.set_apparmor_profile(Some(a.clone()));
+    }
+    if let Some(l) = &o.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
     Ok(p)
 }
 
@@ -175,12 +188,23 @@ impl Runtime {
         } else {
             Some(crate::signals::Forwarder::new()?)
         };
+        let seccomp = st
+            .seccomp
+            .as_ref()
+            .map(Filter::from_spec)
+            .transpose()
+            .map_err(|e| BundleError::Invalid {
+                field: e.field,
+                msg: e.msg,
+            })?;
         let mut guard = ChildGuard::default();
         let pid = exec::spawn(
             ExecSpawn {
                 init_pid: st.pid,
+                container: &st,
                 process: &process,
                 plan: &plan,
+                seccomp: seccomp.as_ref(),
                 cgroup: &cgroup,
                 console: console_child,
                 preserve_fds: i32::try_from(o.preserve_fds)

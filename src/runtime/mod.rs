@@ -91,8 +91,7 @@ impl Runtime {
         release(&dir, &st)?;
         st.started = true;
         dir.save(&st)?;
-        run_poststart(&st);
-        Ok(())
+        run_poststart(&st)
     }
 
     /// `run`: create + start; in the foreground, forward signals to the
@@ -127,7 +126,11 @@ impl Runtime {
         }
         state.started = true;
         dir.save(&state)?;
-        run_poststart(&state);
+        if let Err(e) = run_poststart(&state) {
+            drop(dir);
+            let _ = self.delete(id, true);
+            return Err(e);
+        }
         // Others (kill, state) may now work on the container while it runs.
         drop(dir);
         let code = signals.wait_for(state.pid, proxy);
@@ -190,13 +193,7 @@ impl Runtime {
         }
         st.cgroup.destroy()?;
         dir.remove()?;
-        if !st.poststop.is_empty() {
-            let json = hooks::state_json(id, "stopped", 0, &st.bundle, &st.annotations);
-            // poststop failures are logged, not fatal (runtime-spec, runc).
-            if let Err(e) = hooks::run("poststop", &st.poststop, &json) {
-                eprintln!("capsa: warning: {e}");
-            }
-        }
+        hooks::run_poststop(&st.poststop, id, &st.bundle, &st.annotations);
         Ok(())
     }
 
@@ -226,16 +223,23 @@ pub(crate) fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-/// poststart hooks, in the runtime namespace after the workload started;
-/// a failure is logged, not fatal (runtime-spec, runc).
-fn run_poststart(st: &State) {
+/// poststart hooks, in the runtime namespace after the workload started.
+/// A failure stops the container and is the command's error: runtime-spec
+/// 1.3 (runtime.md lifecycle step 9, "generate an error, stop the
+/// container, and continue the lifecycle at step 12") and runc agree; only
+/// the 1.0.2-1.2 text said "log a warning". The container is left stopped
+/// for `delete`, which runs the poststop hooks, as after a failed
+/// startContainer hook.
+fn run_poststart(st: &State) -> Result<()> {
     if st.poststart.is_empty() {
-        return;
+        return Ok(());
     }
     let json = hooks::state_json(&st.id, "running", st.pid, &st.bundle, &st.annotations);
     if let Err(e) = hooks::run("poststart", &st.poststart, &json) {
-        eprintln!("capsa: warning: {e}");
+        kill_and_wait(st)?;
+        return Err(Error::Lifecycle(e.to_string()));
     }
+    Ok(())
 }
 
 /// Open exec.fifo for reading: the init, blocked opening it for writing,

@@ -1,7 +1,9 @@
 //! Process security set-up in the init: rlimits, user and groups,
-//! capabilities, no_new_privs, OOM score. (seccomp and LSMs: later.)
+//! capabilities, no_new_privs, dumpability, OOM score; seccomp and LSMs in
+//! their own modules.
 
 pub mod caps;
+pub mod lsm;
 pub mod seccomp;
 
 pub use caps::CapSets;
@@ -10,6 +12,7 @@ use nix::errno::Errno;
 use nix::unistd::{Gid, Uid};
 use oci_spec::runtime::{PosixRlimitType, Process};
 
+use crate::procfs::ProcRoot;
 use crate::sys::{Ctx, SysError};
 
 #[derive(Debug, thiserror::Error)]
@@ -67,11 +70,10 @@ pub fn set_rlimits(p: &Process) -> Result<(), SecurityError> {
     Ok(())
 }
 
-/// process.oomScoreAdj.
-pub fn set_oom_score_adj(p: &Process) -> Result<(), SecurityError> {
+/// process.oomScoreAdj, through a verified procfs.
+pub fn set_oom_score_adj(p: &Process, proc: &ProcRoot) -> Result<(), SecurityError> {
     if let Some(adj) = p.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .ctx_at("write", std::path::Path::new("/proc/self/oom_score_adj"))
+        proc.write("self/oom_score_adj", adj.to_string().as_bytes())
             .map_err(field("process.oomScoreAdj"))?;
     }
     Ok(())
@@ -115,10 +117,28 @@ pub fn set_user(p: &Process) -> Result<(), SecurityError> {
     if unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) } != 0 {
         return Err(SysError::new("prctl(PR_SET_KEEPCAPS)", Errno::last()).into());
     }
+    // A uid change resets dumpability to fs.suid_dumpable, which a host may
+    // set to 1: stay non-dumpable until execve.
+    set_non_dumpable()?;
     if let Some(mask) = user.umask() {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
             mask as libc::mode_t,
         ));
+    }
+    Ok(())
+}
+
+/// Not dumpable until execve: /proc/PID/{exe,mem,fd,environ} of a process
+/// still running capsa's code stay closed to the container's processes,
+/// whatever capabilities they hold in the container's user namespace, and
+/// ptrace is refused (CVE-2019-5736 class). execve makes the workload
+/// dumpable again. Called first thing in every child that will enter a
+/// container, and again after each credential change, which resets the
+/// flag to fs.suid_dumpable.
+pub fn set_non_dumpable() -> Result<(), SysError> {
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(SysError::new("prctl(PR_SET_DUMPABLE)", Errno::last()));
     }
     Ok(())
 }

@@ -516,7 +516,8 @@ impl Ctx {
     }
 
     /// What survives of container `id`: its state dir under --root, cgroup directories in
-    /// any hierarchy, processes whose root is this bundle's rootfs.
+    /// any hierarchy, processes whose root is this bundle's rootfs, mounts below the test's
+    /// directory in our mount namespace.
     pub fn leftovers(&self, id: &str) -> Vec<String> {
         let mut left = Vec::new();
         let state_dir = self.root().join(id);
@@ -533,6 +534,9 @@ impl Ctx {
                 .iter()
                 .map(|p| format!("process {p}")),
         );
+        if mounted_below(self.tmp.path()) {
+            left.push(format!("mount below {}", self.tmp.path().display()));
+        }
         left
     }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use oci_spec::runtime::LinuxMemory;
 
-use super::{Plan, Restore, Verify, kernel, max_or, read_u64, res_err, swap_to_v2};
+use super::{Plan, Restore, Verify, max_or, read_u64, res_err, swap_to_v2};
 use crate::cgroups::{CgroupError, Controller};
 
 impl Plan<'_> {
@@ -14,7 +14,6 @@ impl Plan<'_> {
         let any = m.limit().is_some()
             || m.reservation().is_some()
             || m.swap().is_some()
-            || kernel(m).is_some()
             || m.kernel_tcp().is_some()
             || m.swappiness().is_some()
             || m.disable_oom_killer().is_some()
@@ -89,16 +88,6 @@ impl Plan<'_> {
         for (field, f, v) in writes {
             self.push(field, f, v.to_string());
         }
-        if let Some(k) = kernel(m) {
-            let f = self.file(&dir, "memory.kmem.limit_in_bytes", "memory.kernel")?;
-            self.push_with(
-                "memory.kernel",
-                f,
-                k.to_string(),
-                Restore::Whole,
-                Verify::Page,
-            );
-        }
         if let Some(k) = m.kernel_tcp() {
             let f = self.file(&dir, "memory.kmem.tcp.limit_in_bytes", "memory.kernelTCP")?;
             self.push("memory.kernelTCP", f, k.to_string());
@@ -133,9 +122,6 @@ impl Plan<'_> {
 
     fn memory_v2(&mut self, m: &LinuxMemory, dir: &Path) -> Result<(), CgroupError> {
         let v2_lacks = |field: &str, what: &str| res_err(field, format!("cgroup v2 has no {what}"));
-        if kernel(m).is_some() {
-            return Err(v2_lacks("memory.kernel", "kernel memory limit"));
-        }
         if m.kernel_tcp().is_some() {
             return Err(v2_lacks("memory.kernelTCP", "kernel TCP memory limit"));
         }
@@ -183,14 +169,23 @@ impl Plan<'_> {
 /// runc writes none of the memory byte counts that are 0: engines send
 /// whole documents where 0 means "not set" (Docker's `update --memory`
 /// sends kernel 0, reservation 0 and, without --memory-swap, swap 0).
+/// `memory.kernel` is ignored with a warning, as runc >= 1.0 does: the
+/// kernel dropped the v1 kmem limit in 6.1 (deprecated since 5.4), v2 never
+/// had one, and runtime-spec marks the field NOT RECOMMENDED (Docker still
+/// sends it for `--kernel-memory`).
 #[allow(deprecated)]
 fn zero_is_unset(m: &LinuxMemory) -> LinuxMemory {
     let nz = |v: Option<i64>| v.filter(|&v| v != 0);
     let mut m = *m;
+    if nz(m.kernel()).is_some() {
+        eprintln!(
+            "capsa: warning: linux.resources.memory.kernel is ignored (kernel memory limits are deprecated)"
+        );
+    }
+    m.set_kernel(None);
     m.set_limit(nz(m.limit()));
     m.set_reservation(nz(m.reservation()));
     m.set_swap(nz(m.swap()));
-    m.set_kernel(nz(m.kernel()));
     m.set_kernel_tcp(nz(m.kernel_tcp()));
     m
 }

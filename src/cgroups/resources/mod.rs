@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Linux, LinuxDevice, LinuxMemory, LinuxResources};
+use oci_spec::runtime::{Linux, LinuxDevice, LinuxResources};
 
 use super::devices;
 use super::{Cgroup, CgroupError, Controller, Leaf, write_file};
@@ -99,9 +99,6 @@ enum Verify {
     None,
     /// Read back the same number (cpu.shares is clamped silently).
     Exact,
-    /// memory.kmem.limit_in_bytes: since Linux 5.16 writes are accepted and
-    /// ignored; the value read back (page-rounded) shows if it took.
-    Page,
 }
 
 fn res_err(field: impl Into<String>, msg: impl Into<String>) -> CgroupError {
@@ -277,8 +274,6 @@ fn write_op(op: &Op) -> Result<(), CgroupError> {
     };
     let ok = match op.verify {
         Verify::Exact => want >= 0 && got == want as u64,
-        // -1 (unlimited) reads back as a huge page-aligned number.
-        Verify::Page => want < 0 || got == (want as u64) / 4096 * 4096,
         Verify::None => true,
     };
     if ok {
@@ -288,11 +283,6 @@ fn write_op(op: &Op) -> Result<(), CgroupError> {
             "the kernel accepted it but keeps {got} (it does not honour this setting)"
         )))
     }
-}
-
-#[allow(deprecated)]
-fn kernel(m: &LinuxMemory) -> Option<i64> {
-    m.kernel()
 }
 
 fn read_u64(path: &Path) -> Option<u64> {

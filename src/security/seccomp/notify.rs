@@ -21,6 +21,11 @@ pub struct AgentState<'a> {
     pub id: &'a str,
     /// The init's pid, as the runtime sees it.
     pub pid: i32,
+    /// The process whose filter the fd belongs to: the init, or an exec'd
+    /// process (runtime-spec's top-level `pid`).
+    pub process_pid: i32,
+    /// The container's status: "creating" for the init, "running" for exec.
+    pub status: &'a str,
     pub bundle: &'a Path,
     pub annotations: Option<&'a HashMap<String, String>>,
 }
@@ -30,7 +35,7 @@ pub fn state_json(l: &Listener, s: &AgentState) -> Value {
     let mut state = json!({
         "ociVersion": crate::state::OCI_VERSION,
         "id": s.id,
-        "status": "creating",
+        "status": s.status,
         "pid": s.pid,
         "bundle": s.bundle,
     });
@@ -40,7 +45,7 @@ pub fn state_json(l: &Listener, s: &AgentState) -> Value {
     let mut v = json!({
         "ociVersion": crate::state::OCI_VERSION,
         "fds": ["seccompFd"],
-        "pid": s.pid,
+        "pid": s.process_pid,
         "state": state,
     });
     if !l.metadata.is_empty() {
@@ -99,6 +104,8 @@ mod tests {
             &AgentState {
                 id: "c1",
                 pid: 42,
+                process_pid: 42,
+                status: "creating",
                 bundle: Path::new("/b"),
                 annotations: Some(&ann),
             },
@@ -120,11 +127,18 @@ mod tests {
             &AgentState {
                 id: "c1",
                 pid: 1,
+                process_pid: 7,
+                status: "running",
                 bundle: Path::new("/b"),
                 annotations: None,
             },
         );
         assert!(v2.get("metadata").is_none());
+        assert_eq!(
+            (v2["pid"].as_i64(), v2["state"]["pid"].as_i64()),
+            (Some(7), Some(1))
+        );
+        assert_eq!(v2["state"]["status"], "running");
         assert!(v2["state"].get("annotations").is_none());
     }
 }

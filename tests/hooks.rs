@@ -1,0 +1,156 @@
+//! Hook failures, kind by kind (runtime-spec 1.3 runtime.md, lifecycle): a failing prestart,
+//! createRuntime, createContainer or startContainer hook fails the operation and stops the
+//! container, whose poststop hooks then run (the lifecycle "continues at step 12"); a failing
+//! poststart hook does the same at `start` (1.3's text; 1.0.2 to 1.2 said to log it); a
+//! failing poststop hook is a warning: the other poststop hooks run and `delete` succeeds.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// A host script that appends its first argument to `log` and exits with its second.
+fn host_hook(c: &Ctx) -> (String, String) {
+    let script = c.scratch("hook.sh");
+    let log = c.scratch("hooks.log");
+    fs::write(&script, "#!/bin/sh\necho \"$1\" >> \"$3\"\nexit \"$2\"\n").expect("hook script");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod");
+    (
+        script.to_str().expect("utf-8").to_owned(),
+        log.to_str().expect("utf-8").to_owned(),
+    )
+}
+
+fn hook(script: &str, name: &str, code: i32, log: &str) -> Value {
+    json!({"path": script, "args": ["hook.sh", name, code.to_string(), log]})
+}
+
+fn logged(log: &str) -> Vec<String> {
+    read_lossy(Path::new(log))
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The workload leaves a mark on the host when it runs at all.
+fn marking_workload(c: &mut Ctx) -> std::path::PathBuf {
+    c.config["root"]["readonly"] = json!(false);
+    c.sh_writes("touch /ran; exec sleep 1000");
+    c.rootfs().join("ran")
+}
+
+#[test]
+fn failing_poststop_hook_is_a_warning_and_the_rest_run() {
+    if skip_unless_capsa("runc 1.1.5 stops at the first failing poststop hook") {
+        return;
+    }
+    let mut c = Ctx::new("poststopfail");
+    let (script, log) = host_hook(&c);
+    c.config["hooks"] = json!({"poststop": [
+        hook(&script, "first", 1, &log),
+        hook(&script, "second", 0, &log),
+        hook(&script, "third", 3, &log),
+    ]});
+    c.args(&["true"]);
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    c.wait_status(&c.id, "stopped", std::time::Duration::from_secs(10));
+    let o = c.rt(&["delete", &c.id]);
+    o.ok();
+    assert!(o.stderr.contains("warning"), "no warning: {o}");
+    assert!(
+        o.stderr.contains("poststop hook #0") && o.stderr.contains("poststop hook #2"),
+        "{o}"
+    );
+    assert_eq!(logged(&log), ["first", "second", "third"]);
+    c.rt(&["state", &c.id]).fails_with("does not exist");
+    c.assert_nothing_left(&c.id);
+}
+
+/// prestart, createRuntime and createContainer hooks run during `create`: one failing makes
+/// create fail naming it; nothing is left, the workload never ran, the poststop hooks ran.
+#[test]
+fn failing_create_time_hook_fails_create_and_runs_poststop() {
+    for kind in ["prestart", "createRuntime", "createContainer"] {
+        let mut c = Ctx::new("createhookfail");
+        let (script, log) = host_hook(&c);
+        let ran = marking_workload(&mut c);
+        c.config["hooks"] = json!({
+            kind: [hook(&script, kind, 1, &log)],
+            "poststop": [hook(&script, "poststop", 0, &log)],
+        });
+        c.write_config();
+        let o = c.create_id(&c.id, &[]);
+        o.fails_with("hook");
+        if is_capsa() {
+            o.fails_with(&format!("{kind} hook #0"));
+        }
+        assert_eq!(logged(&log), [kind, "poststop"], "{kind}");
+        assert!(!ran.exists(), "{kind}: the workload ran");
+        c.assert_nothing_left(&c.id);
+    }
+}
+
+/// A failing startContainer hook (it runs in the container, from the image) fails `start`;
+/// the container is stopped without the workload having run; `delete` runs poststop.
+#[test]
+fn failing_start_container_hook_fails_start() {
+    if skip_unless_capsa("runc 1.1.5's start returns 0 when a startContainer hook fails") {
+        return;
+    }
+    let mut c = Ctx::new("starthookfail");
+    let (script, log) = host_hook(&c);
+    let ran = marking_workload(&mut c);
+    fs::write(c.rootfs().join("bin/fail-hook"), "#!/bin/sh\nexit 7\n").expect("hook");
+    fs::set_permissions(
+        c.rootfs().join("bin/fail-hook"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    c.config["hooks"] = json!({
+        "startContainer": [{"path": "/bin/fail-hook"}],
+        "poststop": [hook(&script, "poststop", 0, &log)],
+    });
+    c.create();
+    let o = c.rt(&["start", &c.id]);
+    o.fails_with("startContainer hook #0");
+    c.wait_status(&c.id, "stopped", std::time::Duration::from_secs(10));
+    assert!(!ran.exists(), "the workload ran");
+    assert!(logged(&log).is_empty(), "poststop ran before delete");
+    c.rt(&["delete", &c.id]).ok();
+    assert_eq!(logged(&log), ["poststop"]);
+    c.assert_nothing_left(&c.id);
+}
+
+/// A failing poststart hook fails `start` and stops the container (runtime-spec 1.3, and
+/// runc, which has always killed the container for it); `delete` runs poststop.
+#[test]
+fn failing_poststart_hook_stops_the_container() {
+    if skip_unless_capsa("runc 1.1.5 runs poststart hooks during create") {
+        return;
+    }
+    let mut c = Ctx::new("poststartfail");
+    let (script, log) = host_hook(&c);
+    c.args(&["sleep", "1000"]);
+    c.config["hooks"] = json!({
+        "poststart": [hook(&script, "poststart", 1, &log)],
+        "poststop": [hook(&script, "poststop", 0, &log)],
+    });
+    c.create();
+    let o = c.rt(&["start", &c.id]);
+    o.fails_with("poststart hook #0");
+    assert_eq!(c.status(&c.id), "stopped", "{o}");
+    c.rt(&["delete", &c.id]).ok();
+    assert_eq!(logged(&log), ["poststart", "poststop"]);
+    c.assert_nothing_left(&c.id);
+
+    // `run` in the foreground: the same error, and the container is gone.
+    let id = c.new_id("poststartfailrun");
+    c.id = id;
+    let o = c.run();
+    o.fails_with("poststart hook #0");
+    c.assert_nothing_left(&c.id);
+}
