@@ -490,10 +490,11 @@ fn cgroup_is_delegated_to_a_user_namespaced_container() {
         cfg["linux"]["gidMappings"] =
             json!([{"containerID": 0, "hostID": ROOT_HOST, "size": 65536}]);
         for m in cfg["mounts"].as_array_mut().into_iter().flatten() {
-            if m["destination"] == "/sys/fs/cgroup" && rw {
-                if let Some(o) = m["options"].as_array_mut() {
-                    o.retain(|o| o != "ro");
-                }
+            if m["destination"] == "/sys/fs/cgroup"
+                && rw
+                && let Some(o) = m["options"].as_array_mut()
+            {
+                o.retain(|o| o != "ro");
             }
         }
     };
