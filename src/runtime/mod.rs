@@ -222,19 +222,25 @@ pub(crate) fn absolute(p: &Path) -> PathBuf {
 /// and run the poststart hooks. When the init reports a failure after its
 /// release, or a poststart hook fails, the container is destroyed.
 fn start_released(dir: &ContainerDir, st: &mut State) -> Result<()> {
-    if let Err(e) = release(dir, st) {
-        if matches!(e, Start::Failed(_)) {
-            destroy_after_failed_start(dir, st)?;
+    let failed = match release(dir, st) {
+        Err(Start::Other(e)) => return Err(e),
+        Err(Start::Failed(msg)) => Error::Lifecycle(msg),
+        Ok(()) => {
+            st.started = true;
+            dir.save(st)?;
+            match run_poststart(st) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            }
         }
-        return Err(e.into());
+    };
+    // The failure is the error; a failed clean-up is added to it.
+    match destroy_after_failed_start(dir, st) {
+        Ok(()) => Err(failed),
+        Err(e) => Err(Error::Lifecycle(format!(
+            "{failed}; destroying the container: {e}"
+        ))),
     }
-    st.started = true;
-    dir.save(st)?;
-    if let Err(e) = run_poststart(st) {
-        destroy_after_failed_start(dir, st)?;
-        return Err(e);
-    }
-    Ok(())
 }
 
 /// poststart hooks, in the runtime namespace after the workload started.
@@ -272,15 +278,6 @@ enum Start {
     Failed(String),
     /// Anything else: the container is as it was.
     Other(Error),
-}
-
-impl From<Start> for Error {
-    fn from(s: Start) -> Error {
-        match s {
-            Start::Failed(msg) => Error::Lifecycle(msg),
-            Start::Other(e) => e,
-        }
-    }
 }
 
 impl From<SysError> for Start {
