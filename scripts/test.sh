@@ -117,7 +117,8 @@ if [ -e oci-conformance/run ]; then
   if [ -f oci-conformance/known-failures/capsa.txt ]; then
     known=(--known "$repo/oci-conformance/known-failures/capsa.txt")
   fi
-  # CONFORMANCE_ARGS: extra driver options, e.g. "--work DIR" beside another run on this host.
+  # CONFORMANCE_ARGS: extra driver options for both lanes, e.g. "--work DIR" beside another
+  # run on this host.
   # shellcheck disable=SC2086 # word splitting wanted
   run_part "OCI conformance (host)" conformance "$capsa" "${known[@]}" ${CONFORMANCE_ARGS:-}
   # `run --vm` shares only oci-conformance/ with the VM, so the binary under test must
@@ -125,7 +126,8 @@ if [ -e oci-conformance/run ]; then
   vm_capsa=$repo/oci-conformance/target/capsa-under-test
   mkdir -p "$(dirname "$vm_capsa")"
   cp "$capsa" "$vm_capsa"
-  run_part "OCI conformance (VM lane, cgroup v2)" conformance --vm "$vm_capsa" "${known[@]}"
+  # shellcheck disable=SC2086 # word splitting wanted
+  run_part "OCI conformance (VM lane, cgroup v2)" conformance --vm "$vm_capsa" --name capsa "${known[@]}" ${CONFORMANCE_ARGS:-}
 else
   summary+=("$(printf '%-44s %-14s' "OCI conformance" "none (no oci-conformance/run)")")
 fi

@@ -192,7 +192,7 @@ impl Bundle {
             msg: e.to_string().to_lowercase(),
         })?;
         crate::limits::check_nul(&data).map_err(|(f, m)| invalid(f, m))?;
-        let spec: Spec = crate::spec_compat::from_slice(&data).map_err(|e| {
+        let mut spec: Spec = crate::spec_compat::from_slice(&data).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
             BundleError::Parse {
@@ -204,6 +204,15 @@ impl Bundle {
                 },
             }
         })?;
+        if let Some(r) = spec
+            .linux_mut()
+            .as_mut()
+            .and_then(|l| l.resources_mut().as_mut())
+            && r.pids().is_some_and(|p| p.limit() == 0)
+            && crate::spec_compat::pids_limit_absent(&data, "/linux/resources/pids")
+        {
+            r.set_pids(None);
+        }
         Ok(spec)
     }
 

@@ -112,7 +112,7 @@ pub enum Cmd {
         /// Detach from the container's process.
         #[arg(short = 'd', long)]
         detach: bool,
-        /// Keep the container's state after it exits (not supported yet).
+        /// Keep the container (stopped) after it exits, for `delete` to remove.
         #[arg(long)]
         keep: bool,
         /// Accepted for runc compatibility: capsa's run does not need a subreaper.

@@ -117,12 +117,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
             detach,
             keep,
             no_subreaper: _,
-        } => {
-            if keep {
-                return Err(Error::Unsupported("run --keep".into()));
-            }
-            rt.run(&create.id, &create_options(&create)?, detach)
-        }
+        } => rt.run(&create.id, &create_options(&create)?, detach, keep),
         Cmd::Exec(a) => {
             let (id, opts) = exec_options(*a)?;
             rt.exec(&id, &opts)

@@ -5,11 +5,15 @@
 //!   `SCHED_FLAG_DL_OVERRUN` are `SCHED_RESET_ON_FORK` and
 //!   `SCHED_FLAG_D_L_OVERRUN` to oci-spec's serde names;
 //! - process.execCPUAffinity: an empty `initial` or `final` means "not set"
-//!   (config.md), but oci-spec's pattern rejects "".
+//!   (config.md), but oci-spec's pattern rejects "";
+//! - process.capabilities: a name oci-spec does not know is dropped with a
+//!   warning naming its field, as config.md asks ("MUST be logged as a
+//!   warning", runtimes "SHOULD NOT fail") and runc >= 1.2 does.
 //!
 //! The rewrite happens only after a first parse failed at one of those
 //! fields, so a config that does not use them costs nothing more.
 
+use oci_spec::runtime::Capability;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -23,21 +27,26 @@ pub fn from_slice<T: DeserializeOwned>(data: &[u8]) -> Result<T, ParseError> {
         Err(e) => e,
     };
     let path = err.path().to_string();
-    if !path.contains("scheduler") && !path.contains("execCPUAffinity") {
+    if !["scheduler", "execCPUAffinity", "capabilities"]
+        .iter()
+        .any(|f| path.contains(f))
+    {
         return Err(err);
     }
     let Ok(mut v) = serde_json::from_slice::<Value>(data) else {
         return Err(err);
     };
     if let Some(p) = v.get_mut("process") {
-        fix_process(p);
+        fix_process(p, "process.");
+    } else {
+        // `exec --process`: the document is a process.
+        fix_process(&mut v, "");
     }
-    // `exec --process`: the document is a process.
-    fix_process(&mut v);
     serde_path_to_error::deserialize(v)
 }
 
-fn fix_process(p: &mut Value) {
+fn fix_process(p: &mut Value, prefix: &str) {
+    drop_unknown_caps(p, prefix);
     if let Some(flags) = p
         .pointer_mut("/scheduler/flags")
         .and_then(Value::as_array_mut)
@@ -53,6 +62,41 @@ fn fix_process(p: &mut Value) {
     }
     if let Some(aff) = p.get_mut("execCPUAffinity").and_then(Value::as_object_mut) {
         aff.retain(|_, v| v.as_str() != Some(""));
+    }
+}
+
+/// Whether the `pids` object at JSON `pointer` in `data` lacks a `limit`.
+/// oci-spec reads an absent limit as 0, and 0 is a real limit in
+/// runtime-spec 1.3 (limit is OPTIONAL; unset means "leave pids.max
+/// alone"): callers ask only when they parsed a limit of 0, so the normal
+/// path never parses twice.
+pub fn pids_limit_absent(data: &[u8], pointer: &str) -> bool {
+    serde_json::from_slice::<Value>(data)
+        .ok()
+        .and_then(|v| v.pointer(pointer).map(|p| p.get("limit").is_none()))
+        .unwrap_or(false)
+}
+
+/// Remove the capability names oci-spec cannot parse, warning about each.
+fn drop_unknown_caps(p: &mut Value, prefix: &str) {
+    let Some(caps) = p.get_mut("capabilities").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (set, names) in caps.iter_mut() {
+        let Some(names) = names.as_array_mut() else {
+            continue;
+        };
+        let mut i = 0;
+        names.retain(|name| {
+            let known = serde_json::from_value::<Capability>(name.clone()).is_ok();
+            if !known {
+                eprintln!(
+                    "capsa: warning: {prefix}capabilities.{set}[{i}]: unknown capability {name} ignored"
+                );
+            }
+            i += 1;
+            known
+        });
     }
 }
 
@@ -82,6 +126,45 @@ mod tests {
         let aff = p.exec_cpu_affinity().clone().expect("affinity");
         assert_eq!(aff.initial(), &None);
         assert_eq!(aff.cpu_affinity_final().as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn unknown_capabilities_are_dropped() {
+        let p: Process = from_slice(
+            br#"{"cwd": "/", "user": {"uid": 0, "gid": 0},
+                "capabilities": {"bounding": ["CAP_KILL", "CAP_NOPE", "CAP_CHOWN"],
+                  "effective": ["CAP_ALSO_NOPE"]}}"#,
+        )
+        .expect("unknown names dropped");
+        let caps = p.capabilities().clone().expect("capabilities");
+        let bounding = caps.bounding().clone().unwrap_or_default();
+        assert_eq!(bounding.len(), 2);
+        assert!(bounding.contains(&Capability::Kill) && bounding.contains(&Capability::Chown));
+        assert_eq!(caps.effective().as_ref().map(|s| s.len()), Some(0));
+        // In a whole config, under "process".
+        let spec: oci_spec::runtime::Spec = from_slice(
+            br#"{"ociVersion": "1.3.0", "process": {"cwd": "/", "user": {"uid": 0, "gid": 0},
+                "capabilities": {"permitted": ["CAP_NOPE", "CAP_KILL"]}}}"#,
+        )
+        .expect("config with an unknown capability");
+        let permitted = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.capabilities().clone())
+            .and_then(|c| c.permitted().clone())
+            .unwrap_or_default();
+        assert_eq!(
+            permitted.into_iter().collect::<Vec<_>>(),
+            [Capability::Kill]
+        );
+    }
+
+    #[test]
+    fn pids_without_limit() {
+        let doc = br#"{"linux": {"resources": {"pids": {}}}, "pids": {"limit": 0}}"#;
+        assert!(pids_limit_absent(doc, "/linux/resources/pids"));
+        assert!(!pids_limit_absent(doc, "/pids"));
+        assert!(!pids_limit_absent(doc, "/nothing/here"));
     }
 
     #[test]

@@ -402,6 +402,155 @@ fn fork_beyond_pids_max_fails() {
     c.delete();
 }
 
+/// pids.limit 0 is a real limit (runtime-spec 1.3: "0 is a valid limit value ... SHOULD be
+/// treated as such"): no fork at all, so the shell dies at its first one. A pids object
+/// without a limit sets nothing; update takes 0 and -1 the same way, on v1 and v2.
+#[test]
+fn pids_limit_zero_is_a_limit() {
+    let c = Ctr::new("pids0", "(exit 0); exec sleep 1000", |cfg| {
+        cfg["linux"]["resources"]["pids"] = json!({"limit": 0});
+    });
+    c.start_detached();
+    assert_eq!(c.read("pids", "pids.max"), "0");
+    wait_until("the shell's refused fork", 10, || c.status() == "stopped");
+    let refused = c.read("pids", "pids.events");
+    assert!(
+        refused.starts_with("max ") && refused != "max 0",
+        "{refused}"
+    );
+    c.delete();
+
+    let c = Ctr::new("pidsupd", "exec sleep 1000", |cfg| {
+        cfg["linux"]["resources"]["pids"] = json!({});
+    });
+    c.start_detached();
+    assert_eq!(
+        c.read("pids", "pids.max"),
+        "max",
+        "a pids object without limit"
+    );
+    c.ok(&["update", "--pids-limit", "0", &c.id]);
+    assert_eq!(c.read("pids", "pids.max"), "0");
+    c.ok(&["update", "--pids-limit", "7", &c.id]);
+    assert_eq!(c.read("pids", "pids.max"), "7");
+    let resources = c.dir.join("resources.json");
+    for (doc, want) in [
+        (r#"{"pids":{}}"#, "7"),
+        (r#"{"pids":{"limit":0}}"#, "0"),
+        (r#"{"pids":{"limit":-1}}"#, "max"),
+    ] {
+        std::fs::write(&resources, doc).expect("write resources");
+        c.ok(&["update", "-r", resources.to_str().expect("utf8"), &c.id]);
+        assert_eq!(c.read("pids", "pids.max"), want, "after {doc}");
+    }
+    c.delete();
+}
+
+/// linux.devices makes a node but adds no cgroup rule: with the usual [deny all] list it
+/// cannot be opened (v1 devices.deny, v2 the BPF program), as with runc and crun.
+#[test]
+fn listed_device_without_an_allow_rule_is_denied() {
+    let c = Ctr::new(
+        "devlisted",
+        "(exec 3>/dev/capsa-kmsg) 2>&1 && echo opened; true",
+        |cfg| {
+            cfg["linux"]["devices"] = json!([{"path": "/dev/capsa-kmsg", "type": "c",
+                "major": 1, "minor": 11, "fileMode": 0o666}]);
+        },
+    );
+    let b = c.dir.join("bundle");
+    let out = c.run(&["run", "--bundle", b.to_str().expect("utf8"), &c.id]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("Operation not permitted") && !text.contains("opened"),
+        "{text}"
+    );
+    assert!(c.leftover_cgroups().is_empty());
+}
+
+/// config-linux.md "Cgroup ownership": on cgroup v2, a user-namespaced container with its
+/// own cgroup namespace and a read-write cgroup mount owns its cgroup directory and the
+/// delegatable files (so it can make and use sub-cgroups); other files stay root's. With a
+/// read-only mount nothing changes owner. Never on v1 (not testable there: a user namespace
+/// cannot mount cgroup v1 hierarchies).
+#[test]
+fn cgroup_is_delegated_to_a_user_namespaced_container() {
+    if !v2_host() {
+        eprintln!("skipped: cgroup ownership is changed on cgroup v2 only");
+        return;
+    }
+    const ROOT_HOST: u32 = 100_000;
+    let userns = |cfg: &mut Value, rw: bool| {
+        if let Some(ns) = cfg["linux"]["namespaces"].as_array_mut() {
+            ns.push(json!({"type": "user"}));
+        }
+        cfg["linux"]["uidMappings"] =
+            json!([{"containerID": 0, "hostID": ROOT_HOST, "size": 65536}]);
+        cfg["linux"]["gidMappings"] =
+            json!([{"containerID": 0, "hostID": ROOT_HOST, "size": 65536}]);
+        for m in cfg["mounts"].as_array_mut().into_iter().flatten() {
+            if m["destination"] == "/sys/fs/cgroup"
+                && rw
+                && let Some(o) = m["options"].as_array_mut()
+            {
+                o.retain(|o| o != "ro");
+            }
+        }
+    };
+    let owner = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        (m.uid(), m.gid())
+    };
+    let script = "mkdir /sys/fs/cgroup/sub && echo $$ > /sys/fs/cgroup/sub/cgroup.procs; \
+                  exec sleep 1000";
+    let c = Ctr::new("delegated", script, |cfg| userns(cfg, true));
+    chown_tree(&c.dir.join("bundle/rootfs"), ROOT_HOST);
+    let b = c.dir.join("bundle");
+    c.ok(&["create", "--bundle", b.to_str().expect("utf8"), &c.id]);
+    let dir = c.cgdir("");
+    let mapped = (ROOT_HOST, ROOT_HOST);
+    assert_eq!(owner(&dir), mapped, "the cgroup directory");
+    let delegated = std::fs::read_to_string("/sys/kernel/cgroup/delegate")
+        .unwrap_or_else(|_| "cgroup.procs\ncgroup.subtree_control\ncgroup.threads\n".into());
+    for f in delegated.lines().map(str::trim).filter(|f| !f.is_empty()) {
+        if dir.join(f).exists() {
+            assert_eq!(owner(&dir.join(f)), mapped, "{f}");
+        }
+    }
+    assert_eq!(owner(&dir.join("cgroup.procs")), mapped);
+    assert_eq!(owner(&dir.join("memory.max")), (0, 0), "not delegatable");
+    assert_eq!(owner(&dir.join("pids.max")), (0, 0), "not delegatable");
+    // The workload uses it: a sub-cgroup of its own, and itself moved there.
+    c.ok(&["start", &c.id]);
+    let st: Value = serde_json::from_str(&c.ok(&["state", &c.id])).expect("state");
+    let pid = st["pid"].as_i64().expect("pid").to_string();
+    wait_until("the workload in its own sub-cgroup", 10, || {
+        std::fs::read_to_string(dir.join("sub/cgroup.procs"))
+            .is_ok_and(|p| p.lines().any(|l| l == pid))
+    });
+    c.delete();
+
+    let c = Ctr::new("notdelegated", "exec sleep 1000", |cfg| userns(cfg, false));
+    chown_tree(&c.dir.join("bundle/rootfs"), ROOT_HOST);
+    let b = c.dir.join("bundle");
+    c.ok(&["create", "--bundle", b.to_str().expect("utf8"), &c.id]);
+    assert_eq!(owner(&c.cgdir("")), (0, 0), "read-only cgroup mount");
+    assert_eq!(owner(&c.cgdir("").join("cgroup.procs")), (0, 0));
+    c.delete();
+}
+
+/// Change the owner of everything under `dir` (symlinks themselves).
+fn chown_tree(dir: &Path, id: u32) {
+    std::os::unix::fs::lchown(dir, Some(id), Some(id)).expect("lchown");
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        for e in std::fs::read_dir(dir).expect("read_dir") {
+            chown_tree(&e.expect("dir entry").path(), id);
+        }
+    }
+}
+
 #[test]
 fn device_rules_deny_open() {
     // Inside the container (its rootfs or the host's view alike), make two

@@ -311,7 +311,6 @@ fn capsa_refuses_flags_it_does_not_implement() {
         vec!["restore", &id],
         vec!["--systemd-cgroup", "create", "--bundle", b, &id],
         vec!["--rootless=true", "create", "--bundle", b, &id],
-        vec!["run", "--keep", "--bundle", b, &id],
     ];
     for args in cases {
         let o = c.rt(&args);

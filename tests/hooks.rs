@@ -1,8 +1,9 @@
 //! Hook failures, kind by kind (runtime-spec 1.3 runtime.md, lifecycle): a failing prestart,
 //! createRuntime, createContainer or startContainer hook fails the operation and stops the
-//! container, whose poststop hooks then run (the lifecycle "continues at step 12"); a failing
-//! poststart hook does the same at `start` (1.3's text; 1.0.2 to 1.2 said to log it); a
-//! failing poststop hook is a warning: the other poststop hooks run and `delete` succeeds.
+//! container, which is destroyed and whose poststop hooks then run (the lifecycle "continues
+//! at step 12"); a failing poststart hook does the same at `start` (1.3's text; 1.0.2 to 1.2
+//! said to log it); a failing poststop hook is a warning: the other poststop hooks run and
+//! `delete` succeeds. And the state each hook gets: the pid as its namespace sees it.
 
 mod common;
 
@@ -94,8 +95,24 @@ fn failing_create_time_hook_fails_create_and_runs_poststop() {
     }
 }
 
+/// After `start` failed: the container is stopped and destroyed (no cgroup left, poststop
+/// has run, once), and `delete`, which engines call next, still succeeds and runs nothing.
+fn assert_destroyed_after_failed_start(c: &Ctx, log: &str, hooks_before: &[&str]) {
+    assert_eq!(c.status(&c.id), "stopped");
+    let want: Vec<&str> = hooks_before.iter().copied().chain(["poststop"]).collect();
+    assert_eq!(logged(log), want, "poststop did not run when start failed");
+    let cgroups = cgroup_dirs_for(&c.id);
+    assert!(
+        cgroups.is_empty(),
+        "cgroups left after start failed: {cgroups:?}"
+    );
+    c.rt(&["delete", &c.id]).ok();
+    assert_eq!(logged(log), want, "delete ran the poststop hooks again");
+    c.assert_nothing_left(&c.id);
+}
+
 /// A failing startContainer hook (it runs in the container, from the image) fails `start`;
-/// the container is stopped without the workload having run; `delete` runs poststop.
+/// the container is stopped without the workload having run, and destroyed.
 #[test]
 fn failing_start_container_hook_fails_start() {
     if skip_unless_capsa("runc 1.1.5's start returns 0 when a startContainer hook fails") {
@@ -117,16 +134,12 @@ fn failing_start_container_hook_fails_start() {
     c.create();
     let o = c.rt(&["start", &c.id]);
     o.fails_with("startContainer hook #0");
-    c.wait_status(&c.id, "stopped", std::time::Duration::from_secs(10));
     assert!(!ran.exists(), "the workload ran");
-    assert!(logged(&log).is_empty(), "poststop ran before delete");
-    c.rt(&["delete", &c.id]).ok();
-    assert_eq!(logged(&log), ["poststop"]);
-    c.assert_nothing_left(&c.id);
+    assert_destroyed_after_failed_start(&c, &log, &[]);
 }
 
-/// A failing poststart hook fails `start` and stops the container (runtime-spec 1.3, and
-/// runc, which has always killed the container for it); `delete` runs poststop.
+/// A failing poststart hook fails `start`, stops and destroys the container (runtime-spec
+/// 1.3; runc has always killed the container for it).
 #[test]
 fn failing_poststart_hook_stops_the_container() {
     if skip_unless_capsa("runc 1.1.5 runs poststart hooks during create") {
@@ -142,10 +155,7 @@ fn failing_poststart_hook_stops_the_container() {
     c.create();
     let o = c.rt(&["start", &c.id]);
     o.fails_with("poststart hook #0");
-    assert_eq!(c.status(&c.id), "stopped", "{o}");
-    c.rt(&["delete", &c.id]).ok();
-    assert_eq!(logged(&log), ["poststart", "poststop"]);
-    c.assert_nothing_left(&c.id);
+    assert_destroyed_after_failed_start(&c, &log, &["poststart"]);
 
     // `run` in the foreground: the same error, and the container is gone.
     let id = c.new_id("poststartfailrun");
@@ -153,4 +163,59 @@ fn failing_poststart_hook_stops_the_container() {
     let o = c.run();
     o.fails_with("poststart hook #0");
     c.assert_nothing_left(&c.id);
+}
+
+/// The state on a hook's stdin has the container's pid as the hook's namespace sees it
+/// (runtime.md "State"): pid 1 of the new pid namespace for createContainer and
+/// startContainer, which run in the container namespace; the host pid for poststart.
+#[test]
+fn hook_state_pid_is_as_its_namespace_sees_it() {
+    let mut c = Ctx::new("hookpid");
+    let out = c.scratch("states");
+    fs::create_dir_all(&out).expect("mkdir states");
+    // createContainer runs before the root switch: a host script. startContainer resolves
+    // in the container: a script in the image, writing through a bind mount.
+    let host = c.scratch("state.sh");
+    fs::write(&host, "#!/bin/sh\ncat > \"$1\"\n").expect("state.sh");
+    fs::set_permissions(&host, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::write(
+        c.rootfs().join("bin/state-hook"),
+        "#!/bin/sh\ncat > /states/startContainer\n",
+    )
+    .expect("state-hook");
+    fs::set_permissions(
+        c.rootfs().join("bin/state-hook"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    fs::create_dir_all(c.rootfs().join("states")).expect("mkdir /states");
+    c.push_mount(json!({"destination": "/states", "type": "bind",
+        "source": out.to_str().expect("utf-8"), "options": ["rbind", "rw"]}));
+    let host_hook = |name: &str| {
+        json!({"path": host.to_str().expect("utf-8"),
+               "args": ["state.sh", out.join(name).to_str().expect("utf-8")]})
+    };
+    c.config["hooks"] = json!({
+        "createContainer": [host_hook("createContainer")],
+        "startContainer": [{"path": "/bin/state-hook"}],
+        "poststart": [host_hook("poststart")],
+    });
+    c.args(&["sleep", "1000"]);
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    let host_pid = c.state(&c.id)["pid"].as_i64().expect("pid");
+    let state = |name: &str| -> Value {
+        let text = read_lossy(&out.join(name));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} state {text:?}: {e}"))
+    };
+    for (name, pid) in [
+        ("createContainer", 1),
+        ("startContainer", 1),
+        ("poststart", host_pid),
+    ] {
+        let s = state(name);
+        assert_eq!(s["pid"].as_i64(), Some(pid), "{name}: {s}");
+        assert_eq!(s["id"].as_str(), Some(c.id.as_str()), "{name}: {s}");
+    }
+    c.rt(&["delete", "--force", &c.id]).ok();
 }

@@ -29,6 +29,37 @@ fn run_returns_workload_exit_code() {
     c.assert_nothing_left(&c.id);
 }
 
+/// `run --keep` (runc's flag): the exit code as usual, but the container stays, stopped,
+/// with its cgroup, until `delete`, which runs the poststop hooks then.
+#[test]
+fn run_keep_leaves_a_stopped_container_for_delete() {
+    let mut c = Ctx::new("keep");
+    let marker = c.scratch("poststop-ran");
+    c.config["hooks"] = json!({"poststop": [{"path": "/bin/sh",
+        "args": ["sh", "-c", format!("touch {}", marker.display())]}]});
+    c.sh("exit 3");
+    c.write_config();
+    let b = c.bundle();
+    let o = c.rt(&[
+        "run",
+        "--keep",
+        "--bundle",
+        b.to_str().expect("utf-8"),
+        &c.id,
+    ]);
+    assert_eq!(o.code, Some(3), "{o}");
+    let st = c.state(&c.id);
+    assert_eq!(st["status"], "stopped", "{st}");
+    assert!(
+        !cgroup_dirs_for(&c.id).is_empty(),
+        "the cgroup went before delete"
+    );
+    assert!(!marker.exists(), "poststop ran before delete");
+    c.rt(&["delete", &c.id]).ok();
+    assert!(marker.exists(), "poststop did not run at delete");
+    c.assert_nothing_left(&c.id);
+}
+
 #[test]
 fn run_of_killed_init_returns_137() {
     let mut c = Ctx::new("exit137");

@@ -49,6 +49,18 @@ fn personality_linux32_reports_i686() {
     assert_eq!(o.stdout.trim(), std::env::consts::ARCH, "{o}");
 }
 
+/// config-linux.md defines no personality flag: any is an unsupported value, which config.md
+/// says MUST generate an error (runc warns instead).
+#[test]
+fn personality_flags_are_refused() {
+    if skip_unless_capsa("runc 1.1.5 ignores linux.personality") {
+        return;
+    }
+    let mut c = Ctx::new("persflags");
+    c.config["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]});
+    refused(&c, "linux.personality.flags");
+}
+
 #[test]
 fn scheduler_fair_policies_and_nice() {
     if skip_unless_capsa("process.scheduler is runtime-spec 1.2") {

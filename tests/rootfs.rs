@@ -232,6 +232,90 @@ fn default_devices_exist() {
     assert_eq!(o.stdout.lines().last(), Some("5"), "{o}");
 }
 
+/// Make a character device node in the bundle's rootfs (from the host).
+fn host_mknod(c: &Ctx, name: &str, major: u64, minor: u64) {
+    use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+    let path = c.rootfs().join(name);
+    mknod(
+        &path,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o600),
+        makedev(major, minor),
+    )
+    .unwrap_or_else(|e| panic!("mknod {}: {e}", path.display()));
+}
+
+/// A file already at a linux.devices path: if it is that very device it is used as it is;
+/// anything else is an error naming the entry (config-linux.md MUST), and nothing is left.
+#[test]
+fn existing_file_at_a_device_path() {
+    let mut c = Ctx::new("devexisting");
+    host_mknod(&c, "capsa-null", 1, 3);
+    c.config["linux"]["devices"] =
+        json!([{"path": "/capsa-null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666}]);
+    c.sh("stat -c '%F %t:%T %a' /capsa-null; echo x > /capsa-null && echo written");
+    let o = c.run();
+    o.ok();
+    assert_eq!(o.stdout, "character special file 1:3 600\nwritten\n", "{o}");
+    if skip_unless_capsa("runc 1.1.5 keeps whatever file is at the path") {
+        return;
+    }
+    for (what, make) in [
+        (
+            "a regular file",
+            Box::new(|c: &Ctx| fs::write(c.rootfs().join("capsa-dev"), "x").expect("write"))
+                as Box<dyn Fn(&Ctx)>,
+        ),
+        (
+            "a character device 1:5",
+            Box::new(|c: &Ctx| host_mknod(c, "capsa-dev", 1, 5)),
+        ),
+        (
+            "a directory",
+            Box::new(|c: &Ctx| fs::create_dir(c.rootfs().join("capsa-dev")).expect("mkdir")),
+        ),
+    ] {
+        let mut c = Ctx::new("devmismatch");
+        make(&c);
+        c.config["linux"]["devices"] = json!([
+            {"path": "/dev/capsa-ok", "type": "c", "major": 1, "minor": 3},
+            {"path": "/capsa-dev", "type": "c", "major": 1, "minor": 3}
+        ]);
+        c.args(&["true"]);
+        c.write_config();
+        let o = c.create_id(&c.id, &[]);
+        o.fails_with("linux.devices[1]").fails_with(what);
+        c.assert_nothing_left(&c.id);
+    }
+}
+
+/// linux.devices makes the node; only linux.resources.devices (and the default devices)
+/// decide its use: a device the list denies cannot be opened (runc and crun alike).
+#[test]
+fn listed_device_is_usable_only_if_allowed() {
+    let open = "(exec 3>/dev/capsa-kmsg) && echo opened";
+    let mut c = Ctx::new("devdeny");
+    c.config["linux"]["devices"] = json!([{"path": "/dev/capsa-kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o666}]);
+    c.sh(&format!("{open}; true"));
+    let o = c.run();
+    o.ok();
+    assert!(
+        o.stderr.contains("Operation not permitted") && !o.stdout.contains("opened"),
+        "{o}"
+    );
+
+    let mut c = Ctx::new("devallow");
+    c.config["linux"]["devices"] = json!([{"path": "/dev/capsa-kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 0o666}]);
+    c.config["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}
+    ]);
+    c.sh(open);
+    let o = c.run();
+    o.ok();
+    assert_eq!(o.stdout, "opened\n", "{o}");
+}
+
 #[test]
 fn dev_symlinks() {
     let mut c = Ctx::new("devlinks");
@@ -247,6 +331,31 @@ fn dev_symlinks() {
     ] {
         assert!(o.stdout.lines().any(|l| l == want), "missing {want:?}: {o}");
     }
+}
+
+#[test]
+fn rootfs_propagation_unbindable() {
+    // The rootfs is bind-mounted onto itself before the switch: an unbindable
+    // tree there would refuse that, so the runtime must order it right.
+    if skip_unless_capsa("runc 1.1 fails it: it binds the rootfs under an unbindable /") {
+        return;
+    }
+    let mut c = Ctx::new("unbindable");
+    c.config["linux"]["rootfsPropagation"] = json!("unbindable");
+    c.args(&["cat", "/proc/self/mountinfo"]);
+    let o = c.run();
+    o.ok();
+    // id parent maj:min root mountpoint options [optional fields] - ...
+    let root = o
+        .stdout
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no / in mountinfo: {o}"));
+    let optional = root.split(" - ").next().unwrap_or("");
+    assert!(
+        optional.split(' ').skip(6).any(|f| f == "unbindable"),
+        "{root}"
+    );
 }
 
 #[test]

@@ -230,6 +230,27 @@ fn invalid_profiles_are_refused_at_create() {
     let (code, out) = b.run();
     assert_ne!(code, 0);
     assert!(out.contains("linux.seccomp.syscalls[0].names[0]"), "{out}");
+
+    // An errno for an action that returns none: config-linux.md "MUST print and error
+    // and fail". Refused before anything is made: no state is left.
+    for (profile, field) in [
+        (
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5},
+                {"names": ["mkdirat"], "action": "SCMP_ACT_KILL_PROCESS", "errnoRet": 5}]}),
+            "linux.seccomp.syscalls[1].errnoRet",
+        ),
+        (
+            json!({"defaultAction": "SCMP_ACT_LOG", "defaultErrnoRet": 38}),
+            "linux.seccomp.defaultErrnoRet",
+        ),
+    ] {
+        let b = Bundle::new(&["true"], profile, true);
+        let (code, out) = b.run();
+        assert_ne!(code, 0, "{out}");
+        assert!(out.contains(field), "{out}");
+        assert!(!b.dir.join("state").join(&b.id).exists(), "state left");
+    }
 }
 
 // struct seccomp_notif / seccomp_notif_resp and their ioctls.

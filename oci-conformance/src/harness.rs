@@ -1,14 +1,16 @@
-//! Driving a runtime through its command line, and building bundles for it.
+//! Driving a runtime through its command line.
 //!
-//! Everything a test does to a runtime goes through `Ctx::rt` (one CLI call, with
-//! stdio in files so that a container inheriting them can never block us) and every
-//! container a test creates is force-deleted when the test ends, whatever its verdict.
+//! Everything a test does to a runtime goes through `Ctx::rt` (one CLI call, with stdio in
+//! files so that a container inheriting them can never block us). Every container and
+//! cgroup a test creates is removed when the test ends, whatever its verdict.
 
-use serde_json::{Value, json};
+use crate::bundle::{Bundle, Kv, default_config, trunc};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// What a test concluded. `Err` of a test's result so that `?` reads naturally.
@@ -29,7 +31,8 @@ pub fn own_affinity_mask() -> u64 {
     // SAFETY: cpu_set_t is plain old data; zeroed is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: set is a valid, writable cpu_set_t of the size passed.
-    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0
+    {
         return 0;
     }
     (0..64)
@@ -55,16 +58,27 @@ pub fn eq<T: PartialEq + std::fmt::Debug>(what: &str, got: T, want: T) -> R {
     }
 }
 
+/// The operation MUST generate an error: a non-zero exit.
+pub fn must_fail(o: &Out, what: &str) -> R {
+    ensure(
+        !o.ok(),
+        format!("{what} succeeded (exit 0) but MUST generate an error"),
+    )
+}
+
+/// An io::Error as a failed verdict, with what was being done.
+pub fn io<T>(r: std::io::Result<T>, what: &str) -> Result<T, Verdict> {
+    r.map_err(|e| Verdict::Fail(format!("{what}: {e}")))
+}
+
 /// The fixed facts of one suite run.
 pub struct Env {
     pub rt: PathBuf,
-    pub rt_name: String,
     pub root: PathBuf,
     pub work: PathBuf,
     pub checker: PathBuf,
     pub base_rootfs: PathBuf,
     pub cgroup2: bool,
-    pub extra_global: Vec<String>,
 }
 
 /// One runtime invocation's result.
@@ -80,162 +94,40 @@ impl Out {
         self.code == 0
     }
     pub fn brief(&self) -> String {
-        let e = self.stderr.trim();
-        let e: String = e.chars().take(300).collect();
+        let e: String = self.stderr.trim().chars().take(300).collect();
         format!("exit {}: {}", self.code, e)
     }
 }
 
-/// Parsed checker output: `key=value` lines.
-#[derive(Debug, Default, Clone)]
-pub struct Kv(pub HashMap<String, String>, pub String);
-
-impl Kv {
-    pub fn parse(s: &str) -> Kv {
-        let mut m = HashMap::new();
-        for l in s.lines() {
-            if let Some((k, v)) = l.split_once('=') {
-                m.insert(k.to_string(), v.to_string());
+/// Wait for a child with a limit; -2 when it had to be killed.
+fn wait_limited(ch: &mut std::process::Child, limit: Duration) -> i32 {
+    let t0 = Instant::now();
+    loop {
+        match ch.try_wait() {
+            Ok(Some(st)) => return st.code().unwrap_or(-1),
+            Ok(None) if t0.elapsed() > limit => {
+                let _ = ch.kill();
+                let _ = ch.wait();
+                return -2;
             }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => return -1,
         }
-        Kv(m, s.to_string())
-    }
-    pub fn get(&self, k: &str) -> Result<&str, Verdict> {
-        match self.0.get(k) {
-            Some(v) => Ok(v.as_str()),
-            None => fail(format!(
-                "checker reported no {k:?}; output: {}",
-                trunc(&self.1, 400)
-            )),
-        }
-    }
-    pub fn opt(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(|s| s.as_str())
     }
 }
 
-pub fn trunc(s: &str, n: usize) -> String {
-    let t: String = s.chars().take(n).collect();
-    t.replace('\n', " | ")
-}
-
-pub struct Bundle {
-    pub dir: PathBuf,
-    pub config: Value,
-}
-
-impl Bundle {
-    pub fn path(&self) -> &str {
-        self.dir.to_str().unwrap_or("")
-    }
-    pub fn rootfs(&self) -> PathBuf {
-        self.dir.join("rootfs")
-    }
-    /// Set the checker operations the container runs.
-    pub fn args(&mut self, ops: &[&str]) {
-        let mut a = vec![json!("/checker")];
-        a.extend(ops.iter().map(|o| json!(o)));
-        self.config["process"]["args"] = Value::Array(a);
-    }
-    pub fn linux(&mut self) -> &mut Value {
-        &mut self.config["linux"]
-    }
-    pub fn process(&mut self) -> &mut Value {
-        &mut self.config["process"]
-    }
-    pub fn add_mount(&mut self, m: Value) {
-        if let Some(a) = self.config["mounts"].as_array_mut() {
-            a.push(m);
-        }
-    }
-    pub fn remove_ns(&mut self, t: &str) {
-        if let Some(a) = self.config["linux"]["namespaces"].as_array_mut() {
-            a.retain(|n| n["type"] != t);
-        }
-    }
-    pub fn add_ns(&mut self, t: &str, path: Option<&str>) {
-        self.remove_ns(t);
-        let mut n = json!({"type": t});
-        if let Some(p) = path {
-            n["path"] = json!(p);
-        }
-        if let Some(a) = self.config["linux"]["namespaces"].as_array_mut() {
-            a.push(n);
-        }
-    }
-    pub fn write(&self) -> Result<(), Verdict> {
-        let s = serde_json::to_string_pretty(&self.config)
-            .map_err(|e| Verdict::Fail(format!("config: {e}")))?;
-        fs::write(self.dir.join("config.json"), s)
-            .map_err(|e| Verdict::Fail(format!("write config.json: {e}")))
-    }
-    pub fn stdout(&self) -> String {
-        fs::read_to_string(self.dir.join("stdout")).unwrap_or_default()
-    }
-    pub fn stderr(&self) -> String {
-        fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
-    }
-}
-
-/// The default configuration: close to what `runc spec` emits, non-terminal, running the checker.
-pub fn default_config() -> Value {
-    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
-    json!({
-        "ociVersion": "1.0.2",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": ["/checker"],
-            "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
-            "cwd": "/",
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": true
-        },
-        "root": {"path": "rootfs", "readonly": false},
-        "hostname": "oci-conformance",
-        "mounts": [
-            {"destination": "/proc", "type": "proc", "source": "proc"},
-            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-             "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-             "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-             "options": ["nosuid", "noexec", "nodev"]},
-            {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-             "options": ["nosuid", "noexec", "nodev", "ro"]}
-        ],
-        "linux": {
-            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
-            "namespaces": [
-                {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
-                {"type": "uts"}, {"type": "mount"}
-            ]
-        }
-    })
-}
-
-pub struct Ctx<'a> {
-    pub env: &'a Env,
-    pub dir: PathBuf,
-    ids: Vec<String>,
-    n: usize,
-    tag: String,
-}
-
-fn run_cmd(mut cmd: Command, dir: &Path, timeout: Duration) -> Out {
-    let so = dir.join(".rt-stdout");
-    let se = dir.join(".rt-stderr");
-    let (Ok(fo), Ok(fe)) = (fs::File::create(&so), fs::File::create(&se)) else {
+/// Run `cmd` with stdin from /dev/null (unless set) and stdout/stderr in the given files.
+pub fn run_cmd(mut cmd: Command, so: &Path, se: &Path, stdin: Option<Stdio>) -> Out {
+    let (Ok(fo), Ok(fe)) = (fs::File::create(so), fs::File::create(se)) else {
         return Out {
             code: -1,
             stdout: String::new(),
             stderr: "cannot create output files".into(),
         };
     };
-    cmd.stdin(Stdio::null()).stdout(fo).stderr(fe);
+    cmd.stdin(stdin.unwrap_or_else(Stdio::null))
+        .stdout(fo)
+        .stderr(fe);
     let code = match cmd.spawn() {
         Err(e) => {
             return Out {
@@ -244,43 +136,117 @@ fn run_cmd(mut cmd: Command, dir: &Path, timeout: Duration) -> Out {
                 stderr: format!("spawn: {e}"),
             };
         }
-        Ok(mut ch) => {
-            let t0 = Instant::now();
-            loop {
-                match ch.try_wait() {
-                    Ok(Some(st)) => break st.code().unwrap_or(-1),
-                    Ok(None) if t0.elapsed() > timeout => {
-                        let _ = ch.kill();
-                        let _ = ch.wait();
-                        break -2;
-                    }
-                    Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                    Err(_) => break -1,
-                }
-            }
-        }
+        Ok(mut ch) => wait_limited(&mut ch, Duration::from_secs(30)),
     };
-    let mut stderr = fs::read_to_string(&se).unwrap_or_default();
+    let mut stderr = fs::read_to_string(se).unwrap_or_default();
     if code == -2 {
         stderr.push_str(" [timed out]");
     }
     Out {
         code,
-        stdout: fs::read_to_string(&so).unwrap_or_default(),
+        stdout: fs::read_to_string(so).unwrap_or_default(),
         stderr,
     }
 }
 
+/// The host device nodes runtimes bind-mount into user-namespaced containers.
+const HOST_DEVS: [&str; 7] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/ptmx",
+];
+
+/// Owners of the host's device nodes, to be compared after a test.
+pub fn host_dev_owners() -> Vec<(&'static str, u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    HOST_DEVS
+        .iter()
+        .filter_map(|d| fs::metadata(d).ok().map(|m| (*d, m.uid(), m.gid())))
+        .collect()
+}
+
+/// A runtime that chowns a bind-mounted device node changes the host's node (crun 1.8.1
+/// does in user namespaces): put the owners back so the machine stays usable, and report it.
+pub fn restore_host_devs(before: &[(&'static str, u32, u32)]) -> Option<String> {
+    let now = host_dev_owners();
+    let mut changed = Vec::new();
+    for (d, u, g) in before {
+        if let Some((_, nu, ng)) = now.iter().find(|(n, ..)| n == d)
+            && (nu, ng) != (u, g)
+        {
+            let _ = std::os::unix::fs::chown(d, Some(*u), Some(*g));
+            changed.push(format!("{d} {u}:{g} -> {nu}:{ng}"));
+        }
+    }
+    (!changed.is_empty()).then(|| {
+        format!(
+            "the owner of the host's device nodes changed during this test (put back): {}",
+            changed.join(", ")
+        )
+    })
+}
+
+pub fn host_ns(n: &str) -> String {
+    fs::read_link(format!("/proc/self/ns/{n}"))
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
+}
+
+/// Whether a non-root cgroup of this host has `file` (v1: in the `ctl` hierarchy; v2: the
+/// unified one). Root cgroups lack most control files, so a probe child is made once per
+/// hierarchy, listed and removed.
+pub fn host_has(env: &Env, ctl: &str, file: &str) -> bool {
+    static CACHE: Mutex<Option<HashMap<String, Vec<String>>>> = Mutex::new(None);
+    let base = if env.cgroup2 {
+        "/sys/fs/cgroup".to_string()
+    } else {
+        format!("/sys/fs/cgroup/{ctl}")
+    };
+    let mut g = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let files = g
+        .get_or_insert_with(HashMap::new)
+        .entry(base.clone())
+        .or_insert_with(|| {
+            let probe = format!("{base}/oct-probe-{}", std::process::id());
+            if fs::create_dir(&probe).is_err() {
+                return Vec::new();
+            }
+            let names = fs::read_dir(&probe)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let _ = fs::remove_dir(&probe);
+            names
+        });
+    files.iter().any(|f| f == file)
+}
+
+pub struct Ctx<'a> {
+    pub env: &'a Env,
+    pub dir: PathBuf,
+    ids: Vec<String>,
+    cgroups: Vec<String>,
+    n: usize,
+    tag: String,
+}
+
 impl<'a> Ctx<'a> {
-    pub fn new(env: &'a Env, tag: &str, index: usize) -> Ctx<'a> {
+    pub fn new(env: &'a Env, index: usize) -> Ctx<'a> {
         let dir = env.work.join(format!("t{index:03}"));
         let _ = fs::remove_dir_all(&dir);
         let _ = fs::create_dir_all(&dir);
-        let _ = tag;
         Ctx {
             env,
             dir,
             ids: Vec::new(),
+            cgroups: Vec::new(),
             n: 0,
             tag: format!("oct{}-{index}", std::process::id() % 10000),
         }
@@ -299,10 +265,17 @@ impl<'a> Ctx<'a> {
         self.ids.push(id.to_string());
     }
 
+    /// A fresh absolute cgroupsPath, whose directories are removed when the test ends.
+    pub fn cgroup_path(&mut self) -> String {
+        self.n += 1;
+        let p = format!("/oci-conformance/{}-cg{}", self.tag, self.n);
+        self.cgroups.push(p.clone());
+        p
+    }
+
     fn base_cmd(&self) -> Command {
         let mut c = Command::new(&self.env.rt);
         c.arg("--root").arg(&self.env.root);
-        c.args(&self.env.extra_global);
         c.current_dir(&self.dir);
         c
     }
@@ -311,31 +284,50 @@ impl<'a> Ctx<'a> {
     pub fn rt(&self, args: &[&str]) -> Out {
         let mut c = self.base_cmd();
         c.args(args);
-        run_cmd(c, &self.dir, Duration::from_secs(30))
+        run_cmd(
+            c,
+            &self.dir.join(".rt-stdout"),
+            &self.dir.join(".rt-stderr"),
+            None,
+        )
     }
 
-    /// Call the runtime with no `--root`, exactly as given.
-    pub fn rt_raw(&self, args: &[&str]) -> Out {
-        let mut c = Command::new(&self.env.rt);
-        c.args(args).current_dir(&self.dir);
-        run_cmd(c, &self.dir, Duration::from_secs(30))
+    /// A runtime call with `--root` and the given stdin, in `cwd`.
+    pub fn rt_with(&self, args: &[&str], cwd: &Path, stdin: Option<Stdio>) -> Out {
+        let mut c = self.base_cmd();
+        c.args(args).current_dir(cwd);
+        run_cmd(
+            c,
+            &self.dir.join(".rt-stdout"),
+            &self.dir.join(".rt-stderr"),
+            stdin,
+        )
     }
 
     pub fn bundle(&mut self) -> Result<Bundle, Verdict> {
         self.n += 1;
         let dir = self.dir.join(format!("b{}", self.n));
-        fs::create_dir_all(&dir).map_err(|e| Verdict::Fail(format!("mkdir bundle: {e}")))?;
-        let st = Command::new("cp")
-            .arg("-al")
-            .arg(&self.env.base_rootfs)
-            .arg(dir.join("rootfs"))
-            .status()
-            .map_err(|e| Verdict::Fail(format!("cp rootfs: {e}")))?;
+        io(fs::create_dir_all(&dir), "mkdir bundle")?;
+        let st = io(
+            Command::new("cp")
+                .arg("-al")
+                .arg(&self.env.base_rootfs)
+                .arg(dir.join("rootfs"))
+                .status(),
+            "cp rootfs",
+        )?;
         ensure(st.success(), "cp -al of the base rootfs failed")?;
         Ok(Bundle {
             dir,
             config: default_config(),
         })
+    }
+
+    /// A bundle running the checker with `ops`.
+    pub fn bundle_ops(&mut self, ops: &[&str]) -> Result<Bundle, Verdict> {
+        let mut b = self.bundle()?;
+        b.args(ops);
+        Ok(b)
     }
 
     /// Bind the test directory into the container at the same absolute path, so hooks and
@@ -345,12 +337,13 @@ impl<'a> Ctx<'a> {
         let _ = fs::create_dir_all(&d);
         let p = d.display().to_string();
         b.add_mount(
-            json!({"destination": p, "type": "bind", "source": p, "options": ["rbind", "rw"]}),
+            serde_json::json!({"destination": p, "type": "bind", "source": p, "options": ["rbind", "rw"]}),
         );
         p
     }
 
-    /// `create` with the container's stdio in the bundle's `stdout`/`stderr` files.
+    /// `create` (after writing config.json) with the container's stdio in the bundle's
+    /// `stdout`/`stderr` files.
     pub fn create(&self, b: &Bundle, id: &str) -> Result<Out, Verdict> {
         b.write()?;
         self.create_nowrite(b, id, &[])
@@ -363,52 +356,61 @@ impl<'a> Ctx<'a> {
             .arg(&b.dir)
             .args(extra)
             .arg(id);
-        let so =
-            fs::File::create(b.dir.join("stdout")).map_err(|e| Verdict::Fail(e.to_string()))?;
-        let se =
-            fs::File::create(b.dir.join("stderr")).map_err(|e| Verdict::Fail(e.to_string()))?;
-        c.stdin(Stdio::null()).stdout(so).stderr(se);
-        let mut ch = c
-            .spawn()
-            .map_err(|e| Verdict::Fail(format!("spawn create: {e}")))?;
-        let t0 = Instant::now();
-        let code = loop {
-            match ch.try_wait() {
-                Ok(Some(st)) => break st.code().unwrap_or(-1),
-                Ok(None) if t0.elapsed() > Duration::from_secs(30) => {
-                    let _ = ch.kill();
-                    let _ = ch.wait();
-                    break -2;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-                Err(_) => break -1,
-            }
-        };
+        let o = run_cmd(c, &b.dir.join("stdout"), &b.dir.join("stderr"), None);
         Ok(Out {
-            code,
             stdout: String::new(),
-            stderr: b.stderr(),
+            ..o
         })
+    }
+
+    /// `create` run by /bin/sh after the shell commands `prefix` (which set up what the
+    /// runtime inherits: an fd, the umask, oom_score_adj, an environment variable).
+    pub fn create_via_sh(&self, b: &Bundle, id: &str, prefix: &str) -> Result<Out, Verdict> {
+        b.write()?;
+        let script = format!(
+            "{prefix}; exec {rt} --root {root} create --bundle {dir} {id}",
+            rt = self.env.rt.display(),
+            root = self.env.root.display(),
+            dir = b.path()
+        );
+        let mut c = Command::new("/bin/sh");
+        c.arg("-c").arg(script).current_dir(&self.dir);
+        Ok(run_cmd(
+            c,
+            &b.dir.join("stdout"),
+            &b.dir.join("stderr"),
+            None,
+        ))
+    }
+
+    /// `create_via_sh`, start, wait for stopped; what the checker printed.
+    pub fn run_via_sh(&mut self, b: &Bundle, prefix: &str) -> Result<Kv, Verdict> {
+        let id = self.id();
+        let o = self.create_via_sh(b, &id, prefix)?;
+        ensure(o.ok(), format!("create failed: {}", o.brief()))?;
+        self.must_start(&id)?;
+        self.wait_status(&id, "stopped", 10)?;
+        Ok(Kv::parse(&b.stdout()))
     }
 
     /// Create and insist on success.
     pub fn must_create(&self, b: &Bundle, id: &str) -> R {
         let o = self.create(b, id)?;
-        if !o.ok() {
-            return fail(format!("create failed: {}", o.brief()));
-        }
-        Ok(())
+        ensure(o.ok(), format!("create failed: {}", o.brief()))
     }
 
     pub fn start(&self, id: &str) -> Out {
         self.rt(&["start", id])
     }
 
+    pub fn must_start(&self, id: &str) -> R {
+        let o = self.start(id);
+        ensure(o.ok(), format!("start failed: {}", o.brief()))
+    }
+
     pub fn state(&self, id: &str) -> Result<Value, Verdict> {
         let o = self.rt(&["state", id]);
-        if !o.ok() {
-            return fail(format!("state {id} failed: {}", o.brief()));
-        }
+        ensure(o.ok(), format!("state {id} failed: {}", o.brief()))?;
         serde_json::from_str(&o.stdout).map_err(|e| {
             Verdict::Fail(format!(
                 "state is not JSON ({e}): {}",
@@ -452,40 +454,76 @@ impl<'a> Ctx<'a> {
         self.rt(&["delete", id])
     }
 
+    /// A created container whose process sleeps (so it stays alive once started).
+    pub fn created(&mut self) -> Result<(Bundle, String), Verdict> {
+        let b = self.bundle_ops(&["sleep:30"])?;
+        let id = self.id();
+        self.must_create(&b, &id)?;
+        Ok((b, id))
+    }
+
+    pub fn running(&mut self) -> Result<(Bundle, String), Verdict> {
+        let (b, id) = self.created()?;
+        self.must_start(&id)?;
+        Ok((b, id))
+    }
+
+    pub fn stopped(&mut self) -> Result<(Bundle, String), Verdict> {
+        let b = self.bundle_ops(&["exit:0"])?;
+        let id = self.id();
+        self.must_create(&b, &id)?;
+        self.must_start(&id)?;
+        self.wait_status(&id, "stopped", 10)?;
+        Ok((b, id))
+    }
+
+    /// Wait until the container's stdout contains `what` (e.g. a checker's `ready=1`).
+    pub fn wait_output(&self, b: &Bundle, what: &str) -> R {
+        for _ in 0..300 {
+            if b.stdout().contains(what) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        fail(format!(
+            "the container never printed {what:?}: {}",
+            trunc(&b.stdout(), 200)
+        ))
+    }
+
     /// create, start, wait for stopped, delete; returns what the checker printed.
     pub fn run(&mut self, b: &Bundle) -> Result<Kv, Verdict> {
         let id = self.id();
         self.must_create(b, &id)?;
-        let o = self.start(&id);
-        if !o.ok() {
-            return fail(format!("start failed: {}", o.brief()));
-        }
+        self.must_start(&id)?;
         self.wait_status(&id, "stopped", 15)?;
         let d = self.delete(&id);
-        if !d.ok() {
-            return fail(format!(
-                "delete of a stopped container failed: {}",
-                d.brief()
-            ));
-        }
+        ensure(
+            d.ok(),
+            format!("delete of a stopped container failed: {}", d.brief()),
+        )?;
         Ok(Kv::parse(&b.stdout()))
     }
 
-    /// Run a container expected to be refused at create (or to fail before the checker runs).
-    /// Returns Ok(true) when create failed, Ok(false) when it ran anyway.
-    pub fn create_fails(&mut self, b: &Bundle) -> Result<(bool, String), Verdict> {
-        let id = self.id();
-        let o = self.create(b, &id)?;
-        if !o.ok() {
-            return Ok((true, o.brief()));
-        }
-        Ok((false, String::new()))
+    /// Run the checker with `ops` in a bundle adjusted by `f`.
+    pub fn run_ops(&mut self, ops: &[&str], f: impl FnOnce(&mut Bundle)) -> Result<Kv, Verdict> {
+        let mut b = self.bundle_ops(ops)?;
+        f(&mut b);
+        self.run(&b)
     }
 
-    /// The host path of `file` in the container's cgroup for `controller` (v1) or the unified one.
+    /// Create `b` expecting a refusal: true when create failed.
+    pub fn create_fails(&mut self, b: &Bundle) -> Result<bool, Verdict> {
+        let id = self.id();
+        Ok(!self.create(b, &id)?.ok())
+    }
+
+    /// The host path of `file` in the cgroup of `pid` for `controller` (v1) or the unified one.
     pub fn cgroup_file(&self, pid: i32, controller: &str, file: &str) -> Result<PathBuf, Verdict> {
-        let s = fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .map_err(|e| Verdict::Fail(format!("read /proc/{pid}/cgroup: {e}")))?;
+        let s = io(
+            fs::read_to_string(format!("/proc/{pid}/cgroup")),
+            &format!("read /proc/{pid}/cgroup"),
+        )?;
         for l in s.lines() {
             let mut p = l.splitn(3, ':');
             let (_, ctrls, path) = (p.next(), p.next().unwrap_or(""), p.next().unwrap_or(""));
@@ -504,21 +542,30 @@ impl<'a> Ctx<'a> {
 
     pub fn cgroup_read(&self, pid: i32, controller: &str, file: &str) -> Result<String, Verdict> {
         let p = self.cgroup_file(pid, controller, file)?;
-        fs::read_to_string(&p)
-            .map(|s| s.trim().to_string())
-            .map_err(|e| Verdict::Fail(format!("read {}: {e}", p.display())))
+        io(fs::read_to_string(&p), &format!("read {}", p.display())).map(|s| s.trim().to_string())
     }
 
     pub fn cleanup(&mut self) {
         for id in std::mem::take(&mut self.ids) {
-            let st = self.rt(&["state", &id]);
-            if st.ok() {
+            if self.rt(&["state", &id]).ok() {
                 let _ = self.rt(&["kill", &id, "KILL"]);
                 let _ = self.rt(&["delete", "--force", &id]);
                 if self.rt(&["state", &id]).ok() {
                     std::thread::sleep(Duration::from_millis(200));
                     let _ = self.rt(&["delete", "--force", &id]);
                 }
+            }
+        }
+        // The cgroups we named (and their common parent, once empty), in every hierarchy.
+        for path in std::mem::take(&mut self.cgroups) {
+            let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            let mut bases = vec![PathBuf::from("/sys/fs/cgroup")];
+            if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
+                bases.extend(rd.flatten().map(|e| e.path()));
+            }
+            for base in bases {
+                let _ = fs::remove_dir(format!("{}{path}", base.display()));
+                let _ = fs::remove_dir(format!("{}{parent}", base.display()));
             }
         }
         if std::env::var_os("OCT_KEEP").is_none() {

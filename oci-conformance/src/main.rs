@@ -1,45 +1,47 @@
 //! oci-conformance: runtime-spec 1.3 conformance suite for any OCI runtime binary.
 //!
-//! `oci-conformance RUNTIME [--only SUBSTR] [--known FILE] [--results FILE] [--work DIR]`
-//! runs every test against RUNTIME through its command line and prints one TAP line per
-//! test, grouped by spec section, then the skips and known failures, and as the last line
-//! `N passed, M failed, K skipped` (M counts only failures not listed in --known).
+//! `oci-conformance RUNTIME [--only SUBSTR] [--known FILE] [--results FILE] [--work DIR]
+//! [--name NAME] [--vm-lane] [--no-cgroup-workaround]` runs the tests against RUNTIME
+//! through its command line and prints one TAP line per test, grouped by spec section,
+//! then the skips and known failures, and as the last line `N passed, M failed, K skipped`
+//! (M counts only failures not listed in --known). `--vm-lane` runs only the tests that
+//! depend on the cgroup version (the VM lane's share).
 //! `oci-conformance report OUT.md RESULTS...` merges result files into the requirement table.
+//! `oci-conformance --list` prints id, section, level, lane and requirement of every test.
 
+mod bundle;
+mod coverage;
 mod harness;
 mod report;
+mod sock;
 mod t_cgroups;
+mod t_cli;
 mod t_config;
+mod t_features;
+mod t_hooks;
 mod t_linux;
+mod t_process;
 mod t_runtime;
+mod t_seccomp;
+mod table;
 
 use harness::{Ctx, Env, Verdict};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-pub const MUST: &str = "MUST";
-pub const SHOULD: &str = "SHOULD";
-
-/// One normative requirement and the test that checks it.
-pub struct Test {
-    pub id: &'static str,
-    /// spec file and section anchor, e.g. `runtime.md#create`
-    pub section: &'static str,
-    pub level: &'static str,
-    /// the sentence of the spec this test checks (quoted or closely paraphrased)
-    pub req: &'static str,
-    pub run: fn(&mut Ctx) -> harness::R,
-    /// needs a pure cgroup v2 host (the VM lane)
-    pub v2: bool,
-}
+use table::{Lane, Test};
 
 pub fn all_tests() -> Vec<Test> {
     let mut v = Vec::new();
     v.extend(t_runtime::tests());
+    v.extend(t_hooks::tests());
+    v.extend(t_cli::tests());
     v.extend(t_config::tests());
+    v.extend(t_process::tests());
     v.extend(t_linux::tests());
+    v.extend(t_seccomp::tests());
     v.extend(t_cgroups::tests());
+    v.extend(t_features::tests());
     v
 }
 
@@ -48,10 +50,14 @@ fn die(msg: &str) -> ! {
     std::process::exit(2)
 }
 
+fn last_os_error(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
 /// Runtimes (crun 1.8 notably) misdetect a hybrid host whose cgroup2 mount lists
 /// controllers. In a private mount namespace of our own, hide that list behind an empty
 /// file; every runtime we start inherits the namespace, the host is untouched.
-fn hybrid_workaround() -> Result<bool, String> {
+fn hybrid_workaround(work: &Path) -> Result<bool, String> {
     let ctl = Path::new("/sys/fs/cgroup/unified/cgroup.controllers");
     let has = fs::read_to_string(ctl)
         .map(|s| !s.trim().is_empty())
@@ -61,31 +67,25 @@ fn hybrid_workaround() -> Result<bool, String> {
     }
     // SAFETY: unshare only changes this process's mount namespace membership.
     if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
-        return Err(format!(
-            "unshare(CLONE_NEWNS): {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(last_os_error("unshare(CLONE_NEWNS)"));
     }
-    let root = c"/";
     // SAFETY: valid C strings; makes our copy of the tree a slave so nothing propagates back.
     if unsafe {
         libc::mount(
             std::ptr::null(),
-            root.as_ptr(),
+            c"/".as_ptr(),
             std::ptr::null(),
             libc::MS_REC | libc::MS_SLAVE,
             std::ptr::null(),
         )
     } != 0
     {
-        return Err(format!(
-            "make / rslave: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(last_os_error("make / rslave"));
     }
-    let empty = "/run/oci-conformance-empty";
-    fs::write(empty, "").map_err(|e| format!("write {empty}: {e}"))?;
-    let src = std::ffi::CString::new(empty).map_err(|e| e.to_string())?;
+    let empty = work.join("empty");
+    fs::write(&empty, "").map_err(|e| format!("write {}: {e}", empty.display()))?;
+    let src =
+        std::ffi::CString::new(empty.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
     let dst =
         std::ffi::CString::new(ctl.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
     // SAFETY: valid C strings; a bind mount in our private namespace.
@@ -99,11 +99,7 @@ fn hybrid_workaround() -> Result<bool, String> {
         )
     } != 0
     {
-        return Err(format!(
-            "bind over {}: {}",
-            ctl.display(),
-            std::io::Error::last_os_error()
-        ));
+        return Err(last_os_error(&format!("bind over {}", ctl.display())));
     }
     Ok(true)
 }
@@ -122,7 +118,7 @@ fn build_rootfs(dir: &Path, checker: &Path) -> Result<(), String> {
     fs::copy(bb, dir.join("bin/busybox")).map_err(|e| format!("copy busybox: {e}"))?;
     for a in [
         "sh", "cat", "ls", "sleep", "echo", "true", "false", "mkdir", "touch", "id", "env",
-        "mount", "ps", "kill", "grep", "stat", "hostname", "readlink", "test",
+        "mount", "ps", "kill", "grep", "stat", "hostname", "readlink", "test", "ip",
     ] {
         let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(a));
     }
@@ -144,7 +140,8 @@ fn build_rootfs(dir: &Path, checker: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn load_known(path: &Option<PathBuf>) -> HashMap<String, String> {
+/// Known failures: `ID REASON` lines; `ID@host` / `ID@vm` limit an entry to one lane.
+fn load_known(path: &Option<PathBuf>, lane: &str) -> HashMap<String, String> {
     let mut m = HashMap::new();
     let Some(p) = path else { return m };
     let Ok(s) = fs::read_to_string(p) else {
@@ -156,57 +153,96 @@ fn load_known(path: &Option<PathBuf>) -> HashMap<String, String> {
             continue;
         }
         let (id, why) = l.split_once(char::is_whitespace).unwrap_or((l, ""));
-        let why = why.trim();
-        if why.is_empty() {
+        if why.trim().is_empty() {
             die(&format!(
                 "known failure {id} has no reason in {}",
                 p.display()
             ));
         }
-        m.insert(id.to_string(), why.to_string());
+        let (id, only) = id.split_once('@').unwrap_or((id, ""));
+        if only.is_empty() || only == lane {
+            m.insert(id.to_string(), why.trim().to_string());
+        }
     }
     m
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(|s| s.as_str()) == Some("report") {
-        if args.len() < 3 {
-            die("usage: oci-conformance report OUT.md RESULTS.tsv...");
-        }
-        if let Err(e) = report::write(Path::new(&args[1]), &args[2..]) {
-            die(&e);
-        }
-        return;
-    }
-    if args.first().map(|s| s.as_str()) == Some("--list") {
-        for t in all_tests() {
-            println!("{}\t{}\t{}\t{}", t.id, t.section, t.level, t.req);
-        }
-        return;
-    }
-    let mut rt = None;
-    let (mut only, mut known, mut results, mut work, mut name) =
-        (Vec::new(), None, None, None, None);
-    let mut workaround = true;
+struct Opts {
+    rt: String,
+    only: Vec<String>,
+    known: Option<PathBuf>,
+    results: Option<PathBuf>,
+    work: Option<PathBuf>,
+    name: Option<String>,
+    workaround: bool,
+    vm_lane: bool,
+}
+
+fn parse_args(args: Vec<String>) -> Opts {
+    let mut o = Opts {
+        rt: String::new(),
+        only: Vec::new(),
+        known: None,
+        results: None,
+        work: None,
+        name: None,
+        workaround: true,
+        vm_lane: false,
+    };
     let mut it = args.into_iter();
+    let val = |it: &mut std::vec::IntoIter<String>, a: &str| {
+        it.next()
+            .unwrap_or_else(|| die(&format!("{a} needs a value")))
+    };
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--only" => only.push(it.next().unwrap_or_else(|| die("--only needs a value"))),
-            "--known" => known = it.next().map(PathBuf::from),
-            "--results" => results = it.next().map(PathBuf::from),
-            "--work" => work = it.next().map(PathBuf::from),
-            "--name" => name = it.next(),
-            "--no-cgroup-workaround" => workaround = false,
-            _ if rt.is_none() && !a.starts_with('-') => rt = Some(a),
+            "--only" => o.only.push(val(&mut it, &a)),
+            "--known" => o.known = Some(PathBuf::from(val(&mut it, &a))),
+            "--results" => o.results = Some(PathBuf::from(val(&mut it, &a))),
+            "--work" => o.work = Some(PathBuf::from(val(&mut it, &a))),
+            "--name" => o.name = Some(val(&mut it, &a)),
+            "--no-cgroup-workaround" => o.workaround = false,
+            "--vm-lane" => o.vm_lane = true,
+            _ if o.rt.is_empty() && !a.starts_with('-') => o.rt = a,
             _ => die(&format!("unknown argument {a}")),
         }
     }
-    let rt = rt.unwrap_or_else(|| {
-        die("usage: oci-conformance RUNTIME_BINARY [--only SUBSTR] [--known FILE] [--results FILE]")
-    });
-    let rt = which(&rt).unwrap_or_else(|| die(&format!("runtime {rt} not found")));
-    let rt_name = name.unwrap_or_else(|| {
+    if o.rt.is_empty() {
+        die(
+            "usage: oci-conformance RUNTIME_BINARY [--only SUBSTR] [--known FILE] [--results FILE] [--work DIR] [--name NAME] [--vm-lane]",
+        );
+    }
+    o
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(|s| s.as_str()) {
+        Some("report") => {
+            if args.len() < 3 {
+                die("usage: oci-conformance report OUT.md RESULTS.tsv...");
+            }
+            if let Err(e) = report::write(Path::new(&args[1]), &args[2..]) {
+                die(&e);
+            }
+            return;
+        }
+        Some("--list") => {
+            for t in all_tests() {
+                let lane = match t.lane {
+                    Lane::Any => "host",
+                    Lane::Cgroup => "host+vm",
+                    Lane::V2 => "vm",
+                };
+                println!("{}\t{}\t{}\t{lane}\t{}", t.id, t.section, t.level, t.req);
+            }
+            return;
+        }
+        _ => {}
+    }
+    let o = parse_args(args);
+    let rt = which(&o.rt).unwrap_or_else(|| die(&format!("runtime {} not found", o.rt)));
+    let rt_name = o.name.clone().unwrap_or_else(|| {
         rt.file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default()
@@ -215,55 +251,58 @@ fn main() {
     if unsafe { libc::geteuid() } != 0 {
         die("must run as root (it creates real containers)");
     }
-    let known = load_known(&known);
+    let lane = if o.vm_lane { "vm" } else { "host" };
+    let known = load_known(&o.known, lane);
     let exe = std::env::current_exe().unwrap_or_else(|_| die("no current_exe"));
     let checker = exe.with_file_name("checker");
     if !checker.exists() {
         die(&format!("checker binary missing at {}", checker.display()));
     }
+    let work = o
+        .work
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/run/oci-conformance/{}", std::process::id())));
+    let _ = fs::create_dir_all(&work);
     let cgroup2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    let wa = if workaround && !cgroup2 {
-        hybrid_workaround().unwrap_or_else(|e| die(&e))
+    let wa = if o.workaround && !cgroup2 {
+        hybrid_workaround(&work).unwrap_or_else(|e| die(&e))
     } else {
         false
     };
-    let work = work
-        .unwrap_or_else(|| PathBuf::from(format!("/run/oci-conformance/{}", std::process::id())));
-    let _ = fs::create_dir_all(&work);
+    if o.vm_lane && cgroup2 {
+        t_cgroups::prepare_vm_lane();
+    }
     let base = work.join("base-rootfs");
     build_rootfs(&base, &checker).unwrap_or_else(|e| die(&e));
     let env = Env {
         rt: rt.clone(),
-        rt_name: rt_name.clone(),
         root: work.join("state"),
         work: work.clone(),
-        checker: checker.clone(),
+        checker,
         base_rootfs: base,
         cgroup2,
-        extra_global: Vec::new(),
     };
     let mut tests = all_tests();
     tests.retain(|t| {
-        only.is_empty()
-            || only
-                .iter()
-                .any(|o| t.id.contains(o.as_str()) || t.section.contains(o.as_str()))
+        (!o.vm_lane || t.lane != Lane::Any)
+            && (o.only.is_empty()
+                || o.only
+                    .iter()
+                    .any(|s| t.id.contains(s.as_str()) || t.section.contains(s.as_str())))
     });
-    tests.sort_by_key(|t| section_order(t.section));
     println!("TAP version 13");
     println!(
-        "# runtime {} ({}), host cgroup {}, hybrid workaround {}",
+        "# runtime {} ({}), {} lane, host cgroup {}, hybrid workaround {}",
         rt_name,
         rt.display(),
+        lane,
         if cgroup2 { "v2" } else { "v1/hybrid" },
         if wa { "on" } else { "off" }
     );
     println!("1..{}", tests.len());
     let (mut pass, mut failn) = (0, 0);
-    let mut skips = Vec::new();
-    let mut knownf = Vec::new();
-    let mut fixed = Vec::new();
-    let mut rows = Vec::new();
+    let (mut skips, mut knownf, mut fixed, mut rows) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut cur = "";
     for (i, t) in tests.iter().enumerate() {
         if t.section != cur {
@@ -271,15 +310,19 @@ fn main() {
             println!("# {cur}");
         }
         let n = i + 1;
-        let res = if t.v2 && !cgroup2 {
+        let res = if t.lane == Lane::V2 && !cgroup2 {
             Err(Verdict::Skip(
-                "needs a pure cgroup v2 host (run it in the VM lane: run --vm)".into(),
+                "needs a pure cgroup v2 host (the VM lane: run --vm)".into(),
             ))
         } else {
-            let mut c = Ctx::new(&env, t.id, n);
-            let r = (t.run)(&mut c);
+            let devs = harness::host_dev_owners();
+            let mut c = Ctx::new(&env, n);
+            let r = t.run(&mut c);
             c.cleanup();
-            r
+            match harness::restore_host_devs(&devs) {
+                Some(msg) => Err(Verdict::Fail(msg)),
+                None => r,
+            }
         };
         let (tag, detail) = match &res {
             Ok(()) => {
@@ -320,34 +363,29 @@ fn main() {
             t.req
         ));
     }
-    if let Some(p) = results {
-        let mut s = format!("#runtime\t{rt_name}\n");
+    if let Some(p) = &o.results {
+        let mut s = format!("#runtime\t{rt_name}\n#lane\t{lane}\n");
         for r in &rows {
             s.push_str(r);
             s.push('\n');
         }
-        if let Err(e) = fs::write(&p, s) {
+        if let Err(e) = fs::write(p, s) {
             eprintln!("cannot write results {}: {e}", p.display());
         }
     }
     if std::env::var_os("OCT_KEEP").is_none() {
         let _ = fs::remove_dir_all(&work);
     }
-    if !skips.is_empty() {
-        println!("# skipped ({}):", skips.len());
-        for s in &skips {
-            println!("#   {s}");
+    let list = |title: String, items: &[String]| {
+        if !items.is_empty() {
+            println!("# {title} ({}):", items.len());
+            for s in items {
+                println!("#   {s}");
+            }
         }
-    }
-    if !knownf.is_empty() {
-        println!(
-            "# known failures, not counted as failed ({}):",
-            knownf.len()
-        );
-        for s in &knownf {
-            println!("#   {s}");
-        }
-    }
+    };
+    list("skipped".into(), &skips);
+    list("known failures, not counted as failed".into(), &knownf);
     if !fixed.is_empty() {
         println!(
             "# listed as known failures but passed now (remove them from the list): {}",
@@ -356,26 +394,6 @@ fn main() {
     }
     println!("{pass} passed, {failn} failed, {} skipped", skips.len());
     std::process::exit(if failn > 0 { 1 } else { 0 });
-}
-
-fn section_order(s: &str) -> usize {
-    const ORDER: [&str; 8] = [
-        "runtime.md",
-        "cli",
-        "config.md",
-        "runtime-linux.md",
-        "config-linux.md#namespaces",
-        "config-linux.md",
-        "config-linux.md#control-groups",
-        "features.md",
-    ];
-    let mut best = 0;
-    for (i, o) in ORDER.iter().enumerate() {
-        if s.starts_with(o) {
-            best = i;
-        }
-    }
-    best * 100
 }
 
 fn which(rt: &str) -> Option<PathBuf> {

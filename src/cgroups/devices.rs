@@ -1,6 +1,8 @@
-//! Device access control: linux.resources.devices, then an allow rule for
-//! each linux.devices entry, then runc's default allowed devices; later
-//! rules win. On v1 the rules go to devices.allow/devices.deny in order;
+//! Device access control: linux.resources.devices, then runc's default
+//! allowed devices; later rules win. linux.devices entries get no rule of
+//! their own: whoever lists a device there and wants it usable allows it in
+//! linux.resources.devices, as Docker and podman do for `--device` (runc
+//! 1.1 and crun 1.8 apply exactly these rules too). On v1 the rules go to devices.allow/devices.deny in order;
 //! on v2 they become one BPF_PROG_TYPE_CGROUP_DEVICE program, attached to
 //! the container's cgroup in place of the one attached before.
 
@@ -9,7 +11,7 @@ use std::path::Path;
 
 use nix::fcntl::{OFlag, open};
 use nix::sys::stat::Mode;
-use oci_spec::runtime::{LinuxDevice, LinuxDeviceCgroup, LinuxDeviceType};
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
 
 use super::bpf::{self, Insn};
 use super::{Cgroup, CgroupError, Controller, Leaf, write_file};
@@ -54,12 +56,9 @@ pub fn default_rules() -> Vec<Rule> {
     ]
 }
 
-/// The full rule list for linux.resources.devices plus linux.devices.
-pub fn rules(
-    resources: &[LinuxDeviceCgroup],
-    devices: &[LinuxDevice],
-) -> Result<Vec<Rule>, CgroupError> {
-    let mut out = Vec::with_capacity(resources.len() + devices.len() + 11);
+/// The full rule list for linux.resources.devices.
+pub fn rules(resources: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>, CgroupError> {
+    let mut out = Vec::with_capacity(resources.len() + 11);
     for (i, d) in resources.iter().enumerate() {
         let field = format!("devices[{i}]");
         let typ = match d.typ().unwrap_or(LinuxDeviceType::A) {
@@ -98,14 +97,6 @@ pub fn rules(
             minor: d.minor(),
             access,
         });
-    }
-    for d in devices {
-        let typ = match d.typ() {
-            LinuxDeviceType::C | LinuxDeviceType::U => 'c',
-            LinuxDeviceType::B => 'b',
-            _ => continue,
-        };
-        out.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
     }
     out.extend(default_rules());
     Ok(out)
@@ -436,16 +427,13 @@ mod tests {
     fn rules_from_spec() {
         let json = r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":229,"access":"rw"}]"#;
         let res: Vec<LinuxDeviceCgroup> = serde_json::from_str(json).unwrap_or_default();
-        let r = rules(&res, &[]).unwrap_or_default();
+        let r = rules(&res).unwrap_or_default();
         assert_eq!(r[0], deny_all());
         assert_eq!(r[1], rule('c', Some(10), Some(229), "rw"));
         assert_eq!(r.len(), 2 + default_rules().len());
         let bad: Vec<LinuxDeviceCgroup> =
             serde_json::from_str(r#"[{"allow":true,"access":"rx"}]"#).unwrap_or_default();
-        let msg = rules(&bad, &[])
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let msg = rules(&bad).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(
             msg.starts_with("linux.resources.devices[0].access:"),
             "{msg}"

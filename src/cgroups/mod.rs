@@ -29,6 +29,7 @@ mod bpf;
 pub mod devices;
 pub mod freezer;
 pub mod hierarchy;
+mod ownership;
 pub mod resources;
 pub mod stats;
 mod sub;

@@ -168,10 +168,13 @@ impl ProcAttrs {
                 LinuxPersonalityDomain::PerLinux32 => 0x0008,
             });
             if let Some(flags) = p.flags().as_ref().filter(|f| !f.is_empty()) {
-                // runtime-spec 1.3 defines no flag values; runc warns and ignores them.
-                eprintln!(
-                    "capsa: warning: linux.personality.flags {flags:?} ignored: no personality flags are supported"
-                );
+                // config-linux.md: "Currently no flag values are supported",
+                // and config.md: unsupported values MUST generate an error
+                // (runc only warns; no engine is known to send flags).
+                return Err(invalid(
+                    "linux.personality.flags",
+                    format!("{flags:?}: no personality flags are supported"),
+                ));
             }
         }
         if let Some(mp) = linux.and_then(|l| l.memory_policy().as_ref()) {

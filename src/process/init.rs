@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
+use nix::unistd::getpid;
 
 use super::finalize;
 use super::sync::{Channel, Msg};
@@ -136,17 +137,14 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         join_session_keyring(a.id)?;
     }
 
-    // Hooks that must run before the root switch; the parent tells us our
-    // pid in its namespace for the state JSON.
-    let mut host_pid = 0;
+    // Hooks that must run before the root switch. Those the init runs
+    // itself are in the container namespace: their state has the pid as
+    // the container sees it (runtime.md "State"; runc uses getpid too).
     if b.init_needs_hooks() {
         chan.send(&Msg::HooksRequest)?;
-        match chan.recv()? {
-            Msg::HooksDone(p) => host_pid = p,
-            m => return Err(super::sync::SyncError::Unexpected(m).into()),
-        }
+        chan.expect(Msg::HooksDone)?;
         let annotations = b.spec.annotations().clone().unwrap_or_default();
-        let state = hooks::state_json(a.id, "creating", host_pid, &b.dir, &annotations);
+        let state = hooks::state_json(a.id, "creating", getpid().as_raw(), &b.dir, &annotations);
         hooks::run(
             "createContainer",
             b.hooks(HookKind::CreateContainer),
@@ -234,7 +232,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     let _ = nix::unistd::write(&fifo, b"0");
     if !b.hooks(HookKind::StartContainer).is_empty() {
         let annotations = b.spec.annotations().clone().unwrap_or_default();
-        let state = hooks::state_json(a.id, "created", host_pid, &b.dir, &annotations);
+        let state = hooks::state_json(a.id, "created", getpid().as_raw(), &b.dir, &annotations);
         // Their paths resolve in the container: spawned through the
         // trampoline, so an image cannot make them run capsa's binary.
         let start_hooks = b.hooks(HookKind::StartContainer);

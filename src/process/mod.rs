@@ -226,7 +226,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
                     hooks::run(name, b.hooks(kind), &state)
                         .map_err(|e| ProcessError::Init(e.to_string()))?;
                 }
-                parent.send(&Msg::HooksDone(init_pid))?;
+                parent.send(&Msg::HooksDone)?;
             }
             Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
             m => return Err(SyncError::Unexpected(m).into()),

@@ -23,7 +23,7 @@
 //! Hooks: when config.json has prestart/createRuntime/createContainer/
 //! startContainer hooks, the init sends `HooksRequest` before it switches
 //! root; the parent runs prestart + createRuntime (runtime namespace) and
-//! answers `HooksDone(init pid)`; the init then runs createContainer.
+//! answers `HooksDone`; the init then runs createContainer.
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -53,9 +53,8 @@ pub enum Msg {
     /// init -> parent: about to switch root; run prestart and createRuntime
     /// hooks now (runtime namespace) and answer `HooksDone`.
     HooksRequest,
-    /// parent -> init: hooks done; the init's pid in the runtime namespace
-    /// (for the state JSON of the hooks the init runs itself).
-    HooksDone(i32),
+    /// parent -> init: prestart and createRuntime hooks done.
+    HooksDone,
     /// init -> parent: a step failed (errno, or 0, and the message).
     Error { errno: i32, text: String },
     /// init -> parent, with the seccomp listener fd attached (SCM_RIGHTS):
@@ -75,7 +74,7 @@ impl Msg {
             Msg::Ready => (5, 0, ""),
             Msg::Error { errno, text } => (6, *errno, text),
             Msg::HooksRequest => (7, 0, ""),
-            Msg::HooksDone(p) => (8, *p, ""),
+            Msg::HooksDone => (8, 0, ""),
             Msg::SeccompFd => (9, 0, ""),
             Msg::SeccompDone => (10, 0, ""),
         };
@@ -102,7 +101,7 @@ impl Msg {
                 text: String::from_utf8_lossy(&rest[4..]).into_owned(),
             },
             7 => Msg::HooksRequest,
-            8 => Msg::HooksDone(val),
+            8 => Msg::HooksDone,
             9 => Msg::SeccompFd,
             10 => Msg::SeccompDone,
             _ => return None,
@@ -248,7 +247,7 @@ mod tests {
             Msg::InitPid(4242),
             Msg::Ready,
             Msg::HooksRequest,
-            Msg::HooksDone(7),
+            Msg::HooksDone,
             Msg::Error {
                 errno: 2,
                 text: "exec: \"x\": executable file not found in $PATH".into(),

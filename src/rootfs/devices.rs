@@ -1,12 +1,13 @@
 //! Device nodes and the /dev symlinks, for a /dev that is not the host's.
 
+use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag};
 use nix::mount::MsFlags;
-use nix::sys::stat::{Mode, SFlag, fstat, makedev, mknodat, umask};
+use nix::sys::stat::{Mode, SFlag, fstat, fstatat, major, makedev, minor, mknodat, umask};
 use nix::unistd::{
     Gid, Uid, UnlinkatFlags, dup2_stderr, dup2_stdin, dup2_stdout, fchownat, symlinkat, unlinkat,
 };
@@ -31,6 +32,9 @@ pub struct Node {
     pub gid: u32,
     /// Where this entry came from, for errors.
     pub field: String,
+    /// A linux.devices entry (not one of the defaults): a file already at
+    /// its path must be this very device.
+    pub from_spec: bool,
 }
 
 /// The devices every container gets (runc's list), as (name, major, minor).
@@ -73,6 +77,7 @@ pub fn node_list(devices: &[LinuxDevice]) -> Result<Vec<Node>, RootfsError> {
             uid: d.uid().unwrap_or(0),
             gid: d.gid().unwrap_or(0),
             field,
+            from_spec: true,
         });
     }
     for (path, major, minor) in DEFAULT_DEVICES {
@@ -88,6 +93,7 @@ pub fn node_list(devices: &[LinuxDevice]) -> Result<Vec<Node>, RootfsError> {
             uid: 0,
             gid: 0,
             field: "default devices".into(),
+            from_spec: false,
         });
     }
     Ok(out)
@@ -111,11 +117,21 @@ pub fn create_nodes(root: &RootDir, nodes: &[Node], userns: bool) -> Result<(), 
             field: n.field.clone(),
             source: e,
         };
+        let (dir, name) = root.parent_of(&n.path).map_err(at)?;
         if userns {
-            bind_node(root, n).map_err(at)?;
+            if !(n.from_spec && matches_existing(&dir, name, n)?) {
+                bind_node(root, n).map_err(at)?;
+            }
             continue;
         }
-        match mknod_node(root, n) {
+        match mknod_node(&dir, name, n) {
+            Err(e) if e.errno == Errno::EEXIST => {
+                // The image or a mount provides it: a default device is
+                // taken as it is; a linux.devices entry must match.
+                if n.from_spec {
+                    matches_existing(&dir, name, n)?;
+                }
+            }
             Err(e) if e.errno == Errno::EPERM => bind_node(root, n).map_err(at)?,
             r => r.map_err(at)?,
         }
@@ -123,15 +139,57 @@ pub fn create_nodes(root: &RootDir, nodes: &[Node], userns: bool) -> Result<(), 
     Ok(())
 }
 
-fn mknod_node(root: &RootDir, n: &Node) -> SysResult<()> {
-    let (dir, name) = root.parent_of(&n.path)?;
-    let mode = Mode::from_bits_truncate(n.mode);
-    match mknodat(dir.as_fd(), name, n.kind, mode, makedev(n.major, n.minor)) {
-        Ok(()) => {}
-        // Already there (the image ships it, or a mount provides it).
-        Err(Errno::EEXIST) => return Ok(()),
-        Err(e) => return Err(SysError::at("mknod", &n.path, e)),
+/// What is at a linux.devices entry's path already: nothing (false: make
+/// it), the very device (true: keep it), or something else, which
+/// config-linux.md says MUST be an error. A matching node is left as it is
+/// (mode and owner included), as runc does.
+fn matches_existing(dir: &OwnedFd, name: &OsStr, n: &Node) -> Result<bool, RootfsError> {
+    let st = match fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) => return Ok(false),
+        Err(e) => {
+            return Err(RootfsError::At {
+                field: n.field.clone(),
+                source: SysError::at("stat", &n.path, e),
+            });
+        }
+    };
+    let kind = st.st_mode & libc::S_IFMT;
+    let same = kind == n.kind.bits()
+        && (n.kind == SFlag::S_IFIFO || st.st_rdev == makedev(n.major, n.minor));
+    if same {
+        return Ok(true);
     }
+    let what = match SFlag::from_bits_truncate(kind) {
+        SFlag::S_IFCHR | SFlag::S_IFBLK => format!(
+            "a {} device {}:{}",
+            if kind == libc::S_IFCHR {
+                "character"
+            } else {
+                "block"
+            },
+            major(st.st_rdev),
+            minor(st.st_rdev)
+        ),
+        SFlag::S_IFREG => "a regular file".into(),
+        SFlag::S_IFDIR => "a directory".into(),
+        SFlag::S_IFLNK => "a symbolic link".into(),
+        SFlag::S_IFIFO => "a FIFO".into(),
+        _ => "another kind of file".into(),
+    };
+    Err(RootfsError::Config {
+        field: n.field.clone(),
+        msg: format!(
+            "{} already exists and is {what}, not the requested device",
+            n.path.display()
+        ),
+    })
+}
+
+fn mknod_node(dir: &OwnedFd, name: &OsStr, n: &Node) -> SysResult<()> {
+    let mode = Mode::from_bits_truncate(n.mode);
+    mknodat(dir.as_fd(), name, n.kind, mode, makedev(n.major, n.minor))
+        .map_err(|e| SysError::at("mknod", &n.path, e))?;
     // NOFOLLOW: we just created a node, never chown through a symlink.
     fchownat(
         dir.as_fd(),

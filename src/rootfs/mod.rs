@@ -30,7 +30,8 @@ use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 use crate::sys::{Ctx, SysError};
 use mounts::MountCtx;
-use options::{clean_container_path, parse_mount_options, root_propagation};
+pub(crate) use options::clean_container_path;
+use options::{parse_mount_options, root_propagation};
 use paths::RootDir;
 
 pub use idmap::{ContainerUserns, IdmappedTrees, prepare as prepare_idmapped};

@@ -32,8 +32,16 @@ fn parent_mount<'m>(mounts: &'m [MountInfo], path: &Path) -> Option<&'m MountInf
 /// Step 1: stop the container's mounts from reaching the host (rslave by
 /// default), make the rootfs its own mount point, and make the mount it
 /// sits on private, as pivot_root(2) refuses a shared parent.
+/// "unbindable" is private here: the rootfs could not be bind-mounted onto
+/// itself under an unbindable tree (EINVAL); `setup` makes the new "/"
+/// unbindable after the switch.
 pub fn prepare_root(rootfs: &Path, propagation: MsFlags) -> SysResult<()> {
-    mount(NONE, "/", NONE, propagation, NONE).ctx_at("mount propagation", Path::new("/"))?;
+    let before = if propagation.contains(MsFlags::MS_UNBINDABLE) {
+        (propagation - MsFlags::MS_UNBINDABLE) | MsFlags::MS_PRIVATE
+    } else {
+        propagation
+    };
+    mount(NONE, "/", NONE, before, NONE).ctx_at("mount propagation", Path::new("/"))?;
     let mounts = read_mountinfo()?;
     if let Some(parent) = parent_mount(&mounts, rootfs)
         && parent.optional.split(' ').any(|f| f.starts_with("shared:"))

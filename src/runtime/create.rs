@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{OFlag, open};
+use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use nix::unistd::mkfifo;
 
@@ -129,6 +130,8 @@ impl Runtime {
             },
             &mut children,
         )?;
+        let cgroupns = bundle.new_ns.contains(CloneFlags::CLONE_NEWCGROUP);
+        cgroup.delegate(&bundle.spec, cgroupns, pid)?;
         if let Some(sock) = &pidfd_socket {
             sock.send(pid)?;
         }

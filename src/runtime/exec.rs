@@ -114,8 +114,13 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
     if !o.caps.is_empty() {
         let mut c = p.capabilities().clone().unwrap_or_default();
         for name in &o.caps {
-            let cap: Capability = serde_json::from_value(serde_json::Value::from(name.as_str()))
-                .map_err(|_| usage(format!("--cap: unknown capability {name:?}")))?;
+            // As an unknown name in config.json or --process: a warning.
+            let Ok(cap) =
+                serde_json::from_value::<Capability>(serde_json::Value::from(name.as_str()))
+            else {
+                eprintln!("capsa: warning: --cap: unknown capability {name:?} ignored");
+                continue;
+            };
             let add = |s: &Option<oci_spec::runtime::Capabilities>| {
                 let mut s = s.clone().unwrap_or_default();
                 s.insert(cap);

@@ -88,22 +88,26 @@ impl Runtime {
                 ));
             }
         }
-        release(&dir, &st)?;
-        st.started = true;
-        dir.save(&st)?;
-        run_poststart(&st)
+        start_released(&dir, &mut st)
     }
 
     /// `run`: create + start; in the foreground, forward signals to the
-    /// init, wait for it, clean up, and return its exit status.
-    pub fn run(&self, id: &str, opts: &CreateOptions, detach: bool) -> Result<i32> {
+    /// init, wait for it, and return its exit status. The container is
+    /// deleted once it stopped, or if it could not be started, unless
+    /// `keep` (runc's --keep): then it stays, stopped, for `delete`.
+    pub fn run(&self, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
+        let delete_unless_kept = |r: Result<i32>| {
+            if !keep {
+                let _ = self.delete(id, true);
+            }
+            r
+        };
         if detach {
             self.create(id, opts)?;
-            if let Err(e) = self.start(id) {
-                let _ = self.delete(id, true);
-                return Err(e);
-            }
-            return Ok(0);
+            return match self.start(id) {
+                Ok(()) => Ok(0),
+                Err(e) => delete_unless_kept(Err(e)),
+            };
         }
         let signals = crate::signals::Forwarder::new()?;
         let created = self.create_inner(id, opts, true)?;
@@ -119,23 +123,14 @@ impl Runtime {
             }
             None => None,
         };
-        if let Err(e) = release(&dir, &state) {
+        if let Err(e) = start_released(&dir, &mut state) {
             drop(dir);
-            let _ = self.delete(id, true);
-            return Err(e);
-        }
-        state.started = true;
-        dir.save(&state)?;
-        if let Err(e) = run_poststart(&state) {
-            drop(dir);
-            let _ = self.delete(id, true);
-            return Err(e);
+            return delete_unless_kept(Err(e));
         }
         // Others (kill, state) may now work on the container while it runs.
         drop(dir);
         let code = signals.wait_for(state.pid, proxy);
-        let _ = self.delete(id, true);
-        code
+        delete_unless_kept(code)
     }
 
     /// `state`: runc's state JSON.
@@ -223,37 +218,86 @@ pub(crate) fn absolute(p: &Path) -> PathBuf {
     }
 }
 
+/// Release a created container's init (exec.fifo), record it as started
+/// and run the poststart hooks. When the init reports a failure after its
+/// release, or a poststart hook fails, the container is destroyed.
+fn start_released(dir: &ContainerDir, st: &mut State) -> Result<()> {
+    let failed = match release(dir, st) {
+        Err(Start::Other(e)) => return Err(e),
+        Err(Start::Failed(msg)) => Error::Lifecycle(msg),
+        Ok(()) => {
+            st.started = true;
+            dir.save(st)?;
+            match run_poststart(st) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            }
+        }
+    };
+    // The failure is the error; a failed clean-up is added to it.
+    match destroy_after_failed_start(dir, st) {
+        Ok(()) => Err(failed),
+        Err(e) => Err(Error::Lifecycle(format!(
+            "{failed}; destroying the container: {e}"
+        ))),
+    }
+}
+
 /// poststart hooks, in the runtime namespace after the workload started.
-/// A failure stops the container and is the command's error: runtime-spec
-/// 1.3 (runtime.md lifecycle step 9, "generate an error, stop the
-/// container, and continue the lifecycle at step 12") and runc agree; only
-/// the 1.0.2-1.2 text said "log a warning". The container is left stopped
-/// for `delete`, which runs the poststop hooks, as after a failed
-/// startContainer hook.
+/// A failure is the command's error, and the caller destroys the container:
+/// runtime-spec 1.3 (runtime.md lifecycle step 9, "generate an error, stop
+/// the container, and continue the lifecycle at step 12") and runc agree;
+/// only the 1.0.2-1.2 text said "log a warning".
 fn run_poststart(st: &State) -> Result<()> {
     if st.poststart.is_empty() {
         return Ok(());
     }
     let json = hooks::state_json(&st.id, "running", st.pid, &st.bundle, &st.annotations);
-    if let Err(e) = hooks::run("poststart", &st.poststart, &json) {
-        kill_and_wait(st)?;
-        return Err(Error::Lifecycle(e.to_string()));
-    }
+    hooks::run("poststart", &st.poststart, &json).map_err(|e| Error::Lifecycle(e.to_string()))
+}
+
+/// After a failed startContainer or poststart hook (or a failed execve),
+/// lifecycle steps 12-13 (runtime.md): stop the container, destroy what
+/// create made (its cgroup), run the poststop hooks. The state directory
+/// stays, recording a stopped container with nothing left to undo, so that
+/// `delete`, which engines call next, succeeds and runs nothing twice.
+fn destroy_after_failed_start(dir: &ContainerDir, st: &mut State) -> Result<()> {
+    kill_and_wait(st)?;
+    st.cgroup.destroy()?;
+    st.cgroup = crate::cgroups::Cgroup::default();
+    let poststop = std::mem::take(&mut st.poststop);
+    dir.save(st)?;
+    hooks::run_poststop(&poststop, &st.id, &st.bundle, &st.annotations);
     Ok(())
+}
+
+/// Why `release` failed.
+enum Start {
+    /// The init, once released, reported a failure (a startContainer hook,
+    /// or execve): the container is stopping.
+    Failed(String),
+    /// Anything else: the container is as it was.
+    Other(Error),
+}
+
+impl From<SysError> for Start {
+    fn from(e: SysError) -> Start {
+        Start::Other(e.into())
+    }
 }
 
 /// Open exec.fifo for reading: the init, blocked opening it for writing,
 /// writes one byte and execs. Its pidfd tells us if it died instead.
-fn release(dir: &ContainerDir, st: &State) -> Result<()> {
+fn release(dir: &ContainerDir, st: &State) -> std::result::Result<(), Start> {
     let path = dir.fifo_path();
     // The pidfd first: once the fifo is open the init may exec a workload
     // that exits (and is reaped by the engine's shim) before we look.
     let pidfd = match sys::pidfd_open(st.pid) {
         Ok(fd) => fd,
         Err(e) if e.errno == Errno::ESRCH => {
-            return Err(Error::Lifecycle(
+            return Err(Start::Other(Error::Lifecycle(
                 "container init exited before it could be started".into(),
-            ));
+            )));
         }
         Err(e) => return Err(e.into()),
     };
@@ -288,9 +332,9 @@ fn release(dir: &ContainerDir, st: &State) -> Result<()> {
             }
         }
         if died || fifo_ready {
-            return Err(Error::Lifecycle(
+            return Err(Start::Other(Error::Lifecycle(
                 "container init exited before it could be started".into(),
-            ));
+            )));
         }
     }
     std::fs::remove_file(&path).ctx_at("remove", &path)?;
@@ -300,7 +344,7 @@ fn release(dir: &ContainerDir, st: &State) -> Result<()> {
 /// After the release byte, the init keeps the fifo open until its execve
 /// closes it: end-of-file is success; text before it is the init's error
 /// (a failed startContainer hook, or execve itself).
-fn wait_exec(fifo: &OwnedFd, path: &Path) -> Result<()> {
+fn wait_exec(fifo: &OwnedFd, path: &Path) -> std::result::Result<(), Start> {
     let mut msg = Vec::new();
     let mut buf = [0u8; 512];
     loop {
@@ -319,7 +363,7 @@ fn wait_exec(fifo: &OwnedFd, path: &Path) -> Result<()> {
     if msg.is_empty() {
         return Ok(());
     }
-    Err(Error::Lifecycle(String::from_utf8_lossy(&msg).into_owned()))
+    Err(Start::Failed(String::from_utf8_lossy(&msg).into_owned()))
 }
 
 /// Signal exactly the container's init: a pidfd, checked against the

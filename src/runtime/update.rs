@@ -6,9 +6,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use oci_spec::runtime::{
-    LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxMemory, LinuxPids, LinuxResources, Spec,
-};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 
 use super::Runtime;
 use crate::error::{Error, Result};
@@ -91,10 +89,9 @@ impl UpdateFlags {
             r.set_cpu(Some(c));
         }
         if let Some(l) = self.pids_limit {
+            // -1 is "max", 0 a real limit (runc >= 1.4's --pids-limit).
             let mut p = LinuxPids::default();
-            // 0 means "unchanged" to the cgroup layer; runc's flag takes 0
-            // as "no limit" in newer versions, so say it plainly.
-            p.set_limit(if l == 0 { -1 } else { l });
+            p.set_limit(l);
             r.set_pids(Some(p));
         }
         if let Some(w) = self.blkio_weight {
@@ -149,10 +146,16 @@ pub fn parse_bytes(s: &str) -> std::result::Result<i64, String> {
 /// Parse a LinuxResources document; errors name the JSON path.
 pub fn parse_resources(data: &[u8], source: &str) -> Result<LinuxResources> {
     let de = &mut serde_json::Deserializer::from_slice(data);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut r: LinuxResources = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         Error::Usage(format!("{source}: {path}: {}", e.into_inner()))
-    })
+    })?;
+    if r.pids().is_some_and(|p| p.limit() == 0)
+        && crate::spec_compat::pids_limit_absent(data, "/pids")
+    {
+        r.set_pids(None);
+    }
+    Ok(r)
 }
 
 impl Runtime {
@@ -185,18 +188,7 @@ impl Runtime {
         if st.status(&dir.path) == Status::Stopped {
             return Err(Error::Lifecycle("container not running".into()));
         }
-        // New device rules keep the container's created devices usable,
-        // as at create: take them from the bundle's config.
-        let devices: Vec<LinuxDevice> = if r.devices().is_some() {
-            std::fs::read(st.bundle.join("config.json"))
-                .ok()
-                .and_then(|d| serde_json::from_slice::<Spec>(&d).ok())
-                .and_then(|s| s.linux().as_ref().and_then(|l| l.devices().clone()))
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        st.cgroup.update(&r, &devices)?;
+        st.cgroup.update(&r)?;
         Ok(())
     }
 }

@@ -307,6 +307,26 @@ pub fn missing_and_non_executable<E: DockerLike>(e: &E) {
 }
 
 /// The tests above, by name, for an engine's list.
+/// `--device`: the engine lists the device in linux.devices and allows it
+/// in linux.resources.devices; the node is there and opens. A device node
+/// made in the container without `--device` is denied by the cgroup.
+pub fn device<E: DockerLike>(e: &E) {
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("SKIP: no /dev/fuse on this host");
+        return;
+    }
+    let out = e.sh_ok(
+        &["--device", "/dev/fuse:/dev/capsa-fuse"],
+        "stat -c '%F %t:%T' /dev/capsa-fuse; exec 3<>/dev/capsa-fuse && echo opened",
+    );
+    assert_eq!(out, "character special file a:e5\nopened\n");
+    let out = e.sh_ok(
+        &["--cap-add", "MKNOD"],
+        "mknod /dev/capsa-fuse c 10 229 && (exec 3<>/dev/capsa-fuse) 2>&1; true",
+    );
+    assert!(out.contains("Operation not permitted"), "{out}");
+}
+
 pub fn shared<E: DockerLike>() -> Vec<super::Test<E>> {
     vec![
         (
@@ -321,6 +341,7 @@ pub fn shared<E: DockerLike>() -> Vec<super::Test<E>> {
         ("update_memory_and_cpus", update_memory_and_cpus::<E>),
         ("resource_limits", resource_limits::<E>),
         ("cap_drop_all", cap_drop_all::<E>),
+        ("device", device::<E>),
         ("read_only_and_tmpfs", read_only_and_tmpfs::<E>),
         ("user_and_init", user_and_init::<E>),
         ("volumes", volumes::<E>),

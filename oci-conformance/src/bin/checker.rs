@@ -415,6 +415,22 @@ fn run_op(op: &str) {
                 },
             );
         }
+        "getprio" => {
+            let which: libc::c_int = arg.parse().unwrap_or(0);
+            // SAFETY: errno is thread-local; reset so that -1 (a valid nice) can be told apart.
+            unsafe { *libc::__errno_location() = 0 };
+            // SAFETY: getpriority only reads scheduling data of the caller's process or group.
+            let r = unsafe { libc::getpriority(which as libc::__priority_which_t, 0) };
+            let e = errno();
+            out(
+                &format!("getprio.{arg}"),
+                &if r == -1 && e != 0 {
+                    format!("err:{e}")
+                } else {
+                    format!("ok:{r}")
+                },
+            );
+        }
         "sched" => {
             // SAFETY: queries about ourselves only.
             let (pol, nice) = unsafe {

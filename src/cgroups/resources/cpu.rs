@@ -123,11 +123,10 @@ impl Plan<'_> {
         Ok(())
     }
 
+    /// pids.max: -1 (or any negative) is "max"; 0 is a real limit (no new
+    /// task at all), as runtime-spec 1.3 says and runc >= 1.4 does. An
+    /// absent limit never gets here (see spec_compat::pids_limit_absent).
     pub(super) fn pids(&mut self, limit: i64) -> Result<(), CgroupError> {
-        // 0 is "not set" (runc): the spec type cannot tell absent from 0.
-        if limit == 0 {
-            return Ok(());
-        }
         let leaf = self.leaf(Controller::Pids, "pids.limit")?;
         let f = self.file(leaf.dir(), "pids.max", "pids.limit")?;
         self.push("pids.limit", f, max_or(limit));

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{Linux, LinuxDevice, LinuxResources};
+use oci_spec::runtime::{Linux, LinuxResources};
 
 use super::devices;
 use super::{Cgroup, CgroupError, Controller, Leaf, write_file};
@@ -33,10 +33,7 @@ impl Cgroup {
         let Some(r) = linux.resources() else {
             return Ok(());
         };
-        let rules = devices::rules(
-            r.devices().as_deref().unwrap_or(&[]),
-            linux.devices().as_deref().unwrap_or(&[]),
-        )?;
+        let rules = devices::rules(r.devices().as_deref().unwrap_or(&[]))?;
         let mut plan = Plan::new(self);
         plan.resources(r)?;
         plan.apply(|| {
@@ -49,16 +46,11 @@ impl Cgroup {
     }
 
     /// `update`: change what `r` names and nothing else. Device rules are
-    /// replaced if `r.devices` is given (with `linux_devices`, the
-    /// container's created devices, allowed after them as at create).
-    /// All or nothing: a rejected update leaves the old limits.
-    pub fn update(
-        &self,
-        r: &LinuxResources,
-        linux_devices: &[LinuxDevice],
-    ) -> Result<(), CgroupError> {
+    /// replaced if `r.devices` is given. All or nothing: a rejected update
+    /// leaves the old limits.
+    pub fn update(&self, r: &LinuxResources) -> Result<(), CgroupError> {
         let rules = match r.devices() {
-            Some(d) => Some(devices::rules(d, linux_devices)?),
+            Some(d) => Some(devices::rules(d)?),
             None => None,
         };
         let mut plan = Plan::new(self);

@@ -177,6 +177,19 @@ fn action(a: Action, errno: Option<u32>, field: &str) -> Result<u32, Invalid> {
     })
 }
 
+/// An errno for an action that returns none: config-linux.md says "When
+/// the action doesn't support an errno, the runtime MUST print and error
+/// and fail" (runc 1.1 ignores it; crun refuses it too).
+fn check_errno_ret(a: Action, errno: Option<u32>, field: &str) -> Result<(), Invalid> {
+    match errno {
+        Some(e) if !matches!(a, Action::ScmpActErrno | Action::ScmpActTrace) => Err(invalid(
+            field,
+            format!("{a} takes no errno (errnoRet {e}); only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Cmp {
     index: u32,
@@ -207,6 +220,11 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
             "SCMP_ACT_NOTIFY cannot be used as default action",
         ));
     }
+    check_errno_ret(
+        s.default_action(),
+        s.default_errno_ret(),
+        "linux.seccomp.defaultErrnoRet",
+    )?;
     let default = action(
         s.default_action(),
         s.default_errno_ret(),
@@ -255,11 +273,11 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
             rule.errno_ret(),
             &format!("{field}.errnoRet"),
         )?;
-        if rule.errno_ret().is_some()
-            && !matches!(rule.action(), Action::ScmpActErrno | Action::ScmpActTrace)
-        {
-            warnings.push(format!("{field}.errnoRet: ignored for {}", rule.action()));
-        }
+        check_errno_ret(
+            rule.action(),
+            rule.errno_ret(),
+            &format!("{field}.errnoRet"),
+        )?;
         if rule.action() == Action::ScmpActNotify {
             notify = true;
             // The init reports the listener fd with sendmsg after loading

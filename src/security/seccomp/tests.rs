@@ -341,6 +341,20 @@ fn validation_errors_name_the_field() {
     let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
         {"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000}]}));
     assert_eq!(e.field, "linux.seccomp.syscalls[0].errnoRet");
+    // An errno for an action that has none (config-linux.md: MUST fail).
+    let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5},
+        {"names": ["mkdir"], "action": "SCMP_ACT_KILL_PROCESS", "errnoRet": 5}]}));
+    assert_eq!(e.field, "linux.seccomp.syscalls[1].errnoRet");
+    let e = err(json!({"defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 38}));
+    assert_eq!(e.field, "linux.seccomp.defaultErrnoRet");
+    // TRACE takes one (the tracer's data).
+    let t = compile_for(
+        &spec(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["read"], "action": "SCMP_ACT_TRACE", "errnoRet": 5}]})),
+        Abi::X86_64,
+    );
+    assert!(t.is_ok());
 }
 
 #[test]
