@@ -33,7 +33,6 @@ mod ownership;
 pub mod resources;
 pub mod stats;
 mod sub;
-mod warmup;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -52,7 +51,6 @@ use hierarchy::{Hierarchy, Kind};
 
 pub use freezer::is_frozen;
 pub use sub::SubCgroups;
-pub use warmup::Warmup;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {

@@ -14,7 +14,7 @@ use nix::unistd::mkfifo;
 
 use super::{CreateOptions, Runtime, absolute};
 use crate::bundle::{Bundle, HookKind};
-use crate::cgroups::{Cgroup, Warmup};
+use crate::cgroups::Cgroup;
 use crate::console;
 use crate::error::{Error, Result};
 use crate::hooks;
@@ -82,9 +82,6 @@ impl Runtime {
         foreground: bool,
     ) -> Result<Created> {
         state::validate_id(id)?;
-        // Placing the init will start a grace period: start it now (see
-        // cgroups/warmup.rs). Reaped when create returns.
-        let _warmup = (!self.no_cgroups).then(Warmup::start);
         // Parse and validate everything before making anything.
         let mut bundle = Bundle::load(&opts.bundle)?;
         let terminal = bundle.process().terminal().unwrap_or(false);

@@ -150,9 +150,6 @@ impl Runtime {
     pub fn exec(&self, id: &str, o: &ExecOptions) -> Result<i32> {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
-        // Placing the process in the container's cgroup starts a grace
-        // period: start it now (see cgroups/warmup.rs).
-        let warmup = (!st.cgroup.dirs.is_empty()).then(crate::cgroups::Warmup::start);
         match st.status(&dir.path) {
             Status::Stopped => {
                 return Err(Error::Lifecycle(
@@ -208,7 +205,6 @@ impl Runtime {
             sock.send(pid)?;
         }
         guard.disarm();
-        drop(warmup);
         // Others may work on the container while the process runs.
         drop(dir);
         if let Some(pf) = &o.pid_file {
