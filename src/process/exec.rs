@@ -163,15 +163,7 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
 /// The container's root must be able to reopen the stdio pipes the
 /// process inherits, as for the init (console::owner).
 fn give_stdio_to_root(init_pid: i32) -> Result<(), ProcessError> {
-    let read = |name: &str| {
-        let p = format!("/proc/{init_pid}/{name}");
-        std::fs::read_to_string(&p).map_err(|e| SysError::io("read", p, &e))
-    };
-    let (uid_map, gid_map) = (read("uid_map")?, read("gid_map")?);
-    if let (Some(u), Some(g)) = (
-        crate::namespaces::host_id(&uid_map, 0),
-        crate::namespaces::host_id(&gid_map, 0),
-    ) {
+    if let Some((u, g)) = crate::namespaces::host_ids_of(init_pid, 0, 0)? {
         console::give_stdio_pipes(u, g)?;
     }
     Ok(())
