@@ -208,10 +208,8 @@ impl Bundle {
             .linux_mut()
             .as_mut()
             .and_then(|l| l.resources_mut().as_mut())
-            && r.pids().is_some_and(|p| p.limit() == 0)
-            && crate::spec_compat::pids_limit_absent(&data, "/linux/resources/pids")
         {
-            r.set_pids(None);
+            crate::spec_compat::drop_absent_pids_limit(r, &data, "/linux/resources/pids");
         }
         Ok(spec)
     }
