@@ -92,12 +92,7 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         give_stdio_to_root(o.init_pid)?;
     }
     let (parent, child) = super::sync::pair()?;
-    let cg_fd = o.cgroup.clone_into_fd();
-    let (stage, in_unified) = match sys::clone3(0, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
-        Ok(pid) => (pid, cg_fd.is_some()),
-        Err(_) if cg_fd.is_some() => (sys::clone3(0, None)?, false),
-        Err(e) => return Err(e.into()),
-    };
+    let (stage, in_unified) = super::clone_into(o.cgroup, 0)?;
     if stage == 0 {
         drop(parent);
         stage1(&child, &ns, &o, &trampoline)

@@ -132,14 +132,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     {
         crate::console::give_stdio_pipes(u, g)?;
     }
-    let cg_fd = o.cgroup.clone_into_fd();
-    let (pid, in_unified) = match sys::clone3(flags, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
-        Ok(pid) => (pid, cg_fd.is_some()),
-        // CLONE_INTO_CGROUP can be refused (old kernel, unusable cgroup):
-        // place the child by writing cgroup.procs instead.
-        Err(e) if cg_fd.is_some() && e.errno != Errno::ENOMEM => (sys::clone3(flags, None)?, false),
-        Err(e) => return Err(e.into()),
-    };
+    let (pid, in_unified) = clone_into(o.cgroup, flags)?;
     if pid == 0 {
         drop(parent);
         if slow {
@@ -231,6 +224,22 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
             Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
             m => return Err(SyncError::Unexpected(m).into()),
         }
+    }
+}
+
+/// clone3 with `flags`, born in the unified leaf of `cgroup` when it has
+/// one (CLONE_INTO_CGROUP); returns the pid (0 in the child) and whether
+/// the child is in that leaf already. The kernel can refuse
+/// CLONE_INTO_CGROUP (old kernel, unusable cgroup): then a plain clone3,
+/// and the caller places the child by writing cgroup.procs (`add_pid`).
+fn clone_into(cgroup: &Cgroup, flags: u64) -> Result<(i32, bool), SysError> {
+    let cg_fd = cgroup.clone_into_fd();
+    match sys::clone3(flags, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
+        Ok(pid) => Ok((pid, cg_fd.is_some())),
+        Err(e) if cg_fd.is_some() && e.errno != Errno::ENOMEM => {
+            Ok((sys::clone3(flags, None)?, false))
+        }
+        Err(e) => Err(e),
     }
 }
 

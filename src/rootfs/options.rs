@@ -467,7 +467,10 @@ mod tests {
             ]),
         );
         assert_eq!(o.flags, F::MS_BIND | F::MS_REC | MS_NOSYMFOLLOW);
-        assert_eq!(o.rec_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME);
+        assert_eq!(
+            o.rec_set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME
+        );
         assert_eq!(o.rec_clr, MOUNT_ATTR_ATIME_MASK);
         assert!(o.copy_up && o.idmap.is_none());
         assert_eq!(o.data, "x=1");
@@ -478,7 +481,10 @@ mod tests {
             None,
             &opts(&["rro", "rrw", "rstrictatime", "ratime", "ridmap"]),
         );
-        assert_eq!((o.rec_set, o.rec_clr), (0, MOUNT_ATTR_RDONLY | MOUNT_ATTR_ATIME_MASK));
+        assert_eq!(
+            (o.rec_set, o.rec_clr),
+            (0, MOUNT_ATTR_RDONLY | MOUNT_ATTR_ATIME_MASK)
+        );
         assert_eq!(o.idmap, Some(Idmap::Recursive));
         assert_eq!(o.data, "");
         let o = parse_mount_options(Some("bind"), &opts(&["ridmap", "idmap"]));
