@@ -107,25 +107,14 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         .apply_initial_cpus(stage)
         .map_err(|e| ProcessError::Init(e.to_string()))?;
     parent.send(&Msg::Continue)?;
-    // Stage 1's `InitPid` and the process's first message share the
-    // channel and race: the process may talk before stage 1 has reported
-    // it. Hold such a message until the pid is known.
-    let mut early = None;
-    let pid = loop {
-        match parent.recv_fd()? {
-            (Msg::InitPid(p), _) => break p,
-            (Msg::Error { text, .. }, _) => return Err(ProcessError::Init(text)),
-            (m @ (Msg::Ready | Msg::SeccompFd), fd) if early.is_none() => early = Some((m, fd)),
-            (m, _) => return Err(SyncError::Unexpected(m).into()),
-        }
-    };
+    // Stage 1 never asks for id maps here: the user namespace is joined.
+    let (pid, mut held) = super::recv_init_pid(&parent, || {
+        Err(SyncError::Unexpected(Msg::MapRequest).into())
+    })?;
     guard.push(pid);
     let _ = waitpid(Pid::from_raw(stage), None);
     loop {
-        let (msg, fd) = match early.take() {
-            Some(m) => m,
-            None => parent.recv_fd()?,
-        };
+        let (msg, fd) = super::next_msg(&parent, &mut held)?;
         match msg {
             Msg::Ready => break,
             Msg::SeccompFd => {
