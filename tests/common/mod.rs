@@ -540,6 +540,17 @@ impl Ctx {
         let left = self.leftovers(id);
         assert!(left.is_empty(), "left behind by {id}: {left:#?}");
     }
+
+    /// Write the config and `create` it, which must fail with `needle` in the output and
+    /// leave nothing behind.
+    #[track_caller]
+    pub fn create_refused(&self, needle: &str) -> Output {
+        self.write_config();
+        let o = self.create_id(&self.id, &[]);
+        o.fails_with(needle);
+        self.assert_nothing_left(&self.id);
+        o
+    }
 }
 
 impl Drop for Ctx {
