@@ -12,12 +12,19 @@ use super::cgroup_path_for;
 
 /// Whether /proc/self/mountinfo lists a mount point at or below `dir`.
 pub fn mounted_below(dir: &Path) -> bool {
+    !mounts_below(dir).is_empty()
+}
+
+/// The mount points /proc/self/mountinfo lists at or below `dir`.
+pub fn mounts_below(dir: &Path) -> Vec<String> {
     let prefix = dir.to_string_lossy().into_owned();
     fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .any(|mp| mp == prefix || mp.starts_with(&format!("{prefix}/")))
+        .filter(|mp| *mp == prefix || mp.starts_with(&format!("{prefix}/")))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Every existing cgroup directory for `id` under /sys/fs/cgroup/* (v1 hierarchies and
