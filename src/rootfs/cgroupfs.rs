@@ -72,10 +72,7 @@ pub fn mount_cgroup(
     opts: &MountOptions,
     field: &str,
 ) -> Result<(), RootfsError> {
-    let at = |e: SysError| RootfsError::At {
-        field: field.to_string(),
-        source: e,
-    };
+    let at = RootfsError::at(field);
     let v2 = statfs("/sys/fs/cgroup")
         .ctx_at("statfs", Path::new("/sys/fs/cgroup"))
         .map_err(at)?
@@ -153,10 +150,7 @@ fn mount_v2(
     opts: &MountOptions,
     field: &str,
 ) -> Result<(), RootfsError> {
-    let at = |e: SysError| RootfsError::At {
-        field: field.to_string(),
-        source: e,
-    };
+    let at = RootfsError::at(field);
     let target = ctx.root.mkdir_all(dest).map_err(at)?;
     let source = m
         .source()

@@ -92,10 +92,7 @@ fn check_parsed(
 /// Mount `mounts[index]`.
 pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), RootfsError> {
     let field = format!("mounts[{index}]");
-    let at = |e: SysError| RootfsError::At {
-        field: field.clone(),
-        source: e,
-    };
+    let at = RootfsError::at(&field);
     let dest = clean_container_path(m.destination());
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
     let mut opts = parse_mount_options(typ, m.options().as_deref().unwrap_or(&[]));
@@ -312,10 +309,7 @@ fn place_bind(
     opts: &MountOptions,
     field: &str,
 ) -> Result<(), RootfsError> {
-    let at = |e: SysError| RootfsError::At {
-        field: field.to_string(),
-        source: e,
-    };
+    let at = RootfsError::at(field);
     let st = nix::sys::stat::fstat(src_fd.as_fd())
         .ctx_at("stat", src)
         .map_err(at)?;
