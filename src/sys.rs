@@ -6,7 +6,6 @@
 use std::ffi::CString;
 use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -88,11 +87,6 @@ impl<T> Ctx<T> for std::io::Result<T> {
 
 pub fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
-/// A path as a NUL-terminated C string; a NUL byte inside is EINVAL.
-pub fn cstr(path: &Path) -> SysResult<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| SysError::at("path", path, Errno::EINVAL))
 }
 
 /// Take ownership of a raw fd returned by a successful syscall.
