@@ -312,6 +312,15 @@ impl Bundle {
                 "time offsets need a new time namespace",
             ));
         }
+        // The clocks /proc/PID/timens_offsets takes.
+        for clock in linux.time_offsets().iter().flat_map(|o| o.keys()) {
+            if !matches!(clock.as_str(), "monotonic" | "boottime") {
+                return Err(invalid(
+                    format!("linux.timeOffsets.{clock}"),
+                    "only monotonic and boottime can be offset",
+                ));
+            }
+        }
 
         let userns = has(LinuxNamespaceType::User);
         let new_userns = new_ns.contains(CloneFlags::CLONE_NEWUSER);
