@@ -527,3 +527,44 @@ fn deprecated_kernel_memory_limit_is_ignored() {
     assert_eq!(o.stdout, "ran\n", "{o}");
     c.assert_nothing_left(&c.id);
 }
+
+/// state.json is replaced by rename, so it can only be unreadable after a host
+/// crash took the container with it: `delete --force` must still succeed and
+/// leave no state directory (capsa's recovery; runc refuses a corrupt file).
+#[test]
+fn delete_force_of_a_container_with_unreadable_state() {
+    if skip_unless_capsa("recovery from a state.json emptied by a crash") {
+        return;
+    }
+    let mut c = Ctx::new("delcorrupt");
+    c.args(&["sleep", "1000"]);
+    c.write_config();
+    let b = c.bundle();
+    // No cgroup: after a crash there would be none left to find.
+    c.rt(&[
+        "--cgroup-manager",
+        "disabled",
+        "create",
+        "--bundle",
+        b.to_str().expect("utf-8"),
+        &c.id,
+    ])
+    .ok();
+    let pid = c.state(&c.id)["pid"].as_i64().expect("pid") as i32;
+    // The host "crashed": the init is gone and state.json is empty.
+    // SAFETY: kill(2) takes plain integers.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let gone = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(10));
+        !alive(pid as u32)
+    });
+    assert!(gone, "init {pid} did not die");
+    let state_file = c.root().join(&c.id).join("state.json");
+    fs::write(&state_file, b"").expect("truncate state.json");
+    c.rt(&["state", &c.id]).fails_with("state.json");
+    c.rt(&["delete", &c.id]).fails_with("state.json");
+    c.rt(&["delete", "--force", &c.id]).ok();
+    assert!(!c.root().join(&c.id).exists(), "state dir left behind");
+    c.rt(&["state", &c.id])
+        .fails_with("container does not exist");
+}

@@ -170,6 +170,13 @@ impl Runtime {
             Ok(st) => st,
             // A directory without state: a create that died half way.
             Err(StateError::NotExist) if force => return Ok(dir.remove()?),
+            // state.json is written by rename, so it is only unreadable after
+            // a host crash (or a hand edit): whatever it named died with the
+            // host, and --force must still leave nothing behind.
+            Err(e @ StateError::Corrupt { .. }) if force => {
+                eprintln!("capsa: warning: {e}: removing the container's state directory");
+                return Ok(dir.remove()?);
+            }
             Err(e) => return Err(e.into()),
         };
         match st.status(&dir.path) {
