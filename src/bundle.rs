@@ -208,10 +208,8 @@ impl Bundle {
             .linux_mut()
             .as_mut()
             .and_then(|l| l.resources_mut().as_mut())
-            && r.pids().is_some_and(|p| p.limit() == 0)
-            && crate::spec_compat::pids_limit_absent(&data, "/linux/resources/pids")
         {
-            r.set_pids(None);
+            crate::spec_compat::drop_absent_pids_limit(r, &data, "/linux/resources/pids");
         }
         Ok(spec)
     }
@@ -313,6 +311,15 @@ impl Bundle {
                 "linux.timeOffsets",
                 "time offsets need a new time namespace",
             ));
+        }
+        // The clocks /proc/PID/timens_offsets takes.
+        for clock in linux.time_offsets().iter().flat_map(|o| o.keys()) {
+            if !matches!(clock.as_str(), "monotonic" | "boottime") {
+                return Err(invalid(
+                    format!("linux.timeOffsets.{clock}"),
+                    "only monotonic and boottime can be offset",
+                ));
+            }
         }
 
         let userns = has(LinuxNamespaceType::User);

@@ -212,7 +212,7 @@ pub(crate) fn send_fd(
                 )));
             }
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(SysError::new("sendmsg", e).into()),
+            Err(e) => return Err(SysError::at("sendmsg", format!("<{what}>"), e).into()),
         }
     }
 }

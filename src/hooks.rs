@@ -43,39 +43,35 @@ pub fn run_via(
     hooks: &[Hook],
     state_json: &[u8],
 ) -> Result<(), HookError> {
-    for (index, h) in hooks.iter().enumerate() {
-        run_one(via, h, state_json).map_err(|msg| HookError::Failed {
+    // Lazy: the hooks after the first failure are not run.
+    match failures(via, kind, hooks, state_json).next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Each hook, run in order as the iterator is advanced, yielding its
+/// failure if it fails.
+fn failures<'a>(
+    via: Option<&'a Trampoline>,
+    kind: &'static str,
+    hooks: &'a [Hook],
+    state_json: &'a [u8],
+) -> impl Iterator<Item = HookError> + 'a {
+    hooks.iter().enumerate().filter_map(move |(index, h)| {
+        let msg = run_one(via, h, state_json).err()?;
+        Some(HookError::Failed {
             kind,
             index,
             path: h.path().display().to_string(),
             msg,
-        })?;
-    }
-    Ok(())
-}
-
-/// Run every hook of `hooks` in order, whatever the others do, and return
-/// the failures: poststop hooks (runtime-spec runtime.md, lifecycle step
-/// 13: a failure is a warning and the remaining hooks still run).
-pub fn run_all(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Vec<HookError> {
-    hooks
-        .iter()
-        .enumerate()
-        .filter_map(|(index, h)| {
-            run_one(None, h, state_json)
-                .err()
-                .map(|msg| HookError::Failed {
-                    kind,
-                    index,
-                    path: h.path().display().to_string(),
-                    msg,
-                })
         })
-        .collect()
+    })
 }
 
-/// poststop hooks with the "stopped" state: each failure is a warning on
-/// stderr, never an error.
+/// poststop hooks with the "stopped" state, every one whatever the others
+/// do: each failure is a warning on stderr, never an error (runtime-spec
+/// runtime.md, lifecycle step 13).
 pub fn run_poststop(
     hooks: &[Hook],
     id: &str,
@@ -86,7 +82,7 @@ pub fn run_poststop(
         return;
     }
     let json = state_json(id, "stopped", 0, bundle, annotations);
-    for e in run_all("poststop", hooks, &json) {
+    for e in failures(None, "poststop", hooks, &json) {
         eprintln!("capsa: warning: {e}");
     }
 }

@@ -20,9 +20,5 @@ pub fn refusal(_rdt: &LinuxIntelRdt) -> String {
 
 /// Whether the runtime's mount namespace has a resctrl mount.
 fn resctrl_mounted() -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_once(" - ").map(|(_, rest)| rest))
-        .any(|rest| rest.split(' ').next() == Some("resctrl"))
+    crate::mountinfo::read().is_ok_and(|ms| ms.iter().any(|m| m.fstype == "resctrl"))
 }

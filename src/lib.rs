@@ -10,6 +10,7 @@ pub mod hooks;
 pub mod intelrdt;
 pub mod limits;
 pub mod log;
+mod mountinfo;
 pub mod namespaces;
 pub mod netdev;
 pub mod process;

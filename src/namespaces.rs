@@ -86,6 +86,18 @@ pub fn host_id(map: &str, id: u32) -> Option<u32> {
     })
 }
 
+/// The host ids that `uid` and `gid` map to in the user namespace of `pid`
+/// (its /proc/PID/{uid,gid}_map: a new, joined or no user namespace alike),
+/// or None if either is unmapped.
+pub fn host_ids_of(pid: i32, uid: u32, gid: u32) -> Result<Option<(u32, u32)>, SysError> {
+    let host = |file: &str, id: u32| -> Result<Option<u32>, SysError> {
+        let path = PathBuf::from(format!("/proc/{pid}/{file}"));
+        let map = std::fs::read_to_string(&path).ctx_at("read", &path)?;
+        Ok(host_id(&map, id))
+    };
+    Ok(host("uid_map", uid)?.zip(host("gid_map", gid)?))
+}
+
 /// Write the id maps of the user namespace of `pid` (parent side, while the
 /// child waits). setgroups is denied only when there is no gid mapping for
 /// a privileged writer to rely on (we are root: leave it allowed).

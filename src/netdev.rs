@@ -268,6 +268,12 @@ impl Request {
         self.0.extend_from_slice(data);
         self.0.resize(align4(self.0.len()), 0);
     }
+    /// Ask for an acknowledgement (NLM_F_ACK), which ends the exchange.
+    fn with_ack(mut self) -> Request {
+        let flags = u16::from_ne_bytes([self.0[6], self.0[7]]) | libc::NLM_F_ACK as u16;
+        self.0[6..8].copy_from_slice(&flags.to_ne_bytes());
+        self
+    }
     fn finish(mut self, seq: u32) -> Vec<u8> {
         let len = self.0.len() as u32;
         self.0[0..4].copy_from_slice(&len.to_ne_bytes());
@@ -387,17 +393,12 @@ impl Netlink {
         }
     }
 
-    fn ack(&mut self, mut req: Request, op: &'static str) -> Result<(), SysError> {
-        let flags = u16::from_ne_bytes([req.0[6], req.0[7]]) | libc::NLM_F_ACK as u16;
-        req.0[6..8].copy_from_slice(&flags.to_ne_bytes());
-        self.exchange(req, op).map(drop)
+    fn ack(&mut self, req: Request, op: &'static str) -> Result<(), SysError> {
+        self.exchange(req.with_ack(), op).map(drop)
     }
 
     fn get_link(&mut self, req: Request) -> Result<Vec<u8>, SysError> {
-        let mut req = req;
-        let flags = u16::from_ne_bytes([req.0[6], req.0[7]]) | libc::NLM_F_ACK as u16;
-        req.0[6..8].copy_from_slice(&flags.to_ne_bytes());
-        self.exchange(req, "RTM_GETLINK")?
+        self.exchange(req.with_ack(), "RTM_GETLINK")?
             .into_iter()
             .find(|p| p.len() >= 16)
             .ok_or(SysError::new("RTM_GETLINK", Errno::ENODEV))

@@ -13,7 +13,7 @@
 //! The rewrite happens only after a first parse failed at one of those
 //! fields, so a config that does not use them costs nothing more.
 
-use oci_spec::runtime::Capability;
+use oci_spec::runtime::{Capability, LinuxResources};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -65,12 +65,19 @@ fn fix_process(p: &mut Value, prefix: &str) {
     }
 }
 
-/// Whether the `pids` object at JSON `pointer` in `data` lacks a `limit`.
-/// oci-spec reads an absent limit as 0, and 0 is a real limit in
+/// Drop `r.pids` if the `pids` object at JSON `pointer` in `data` has no
+/// `limit`. oci-spec reads an absent limit as 0, and 0 is a real limit in
 /// runtime-spec 1.3 (limit is OPTIONAL; unset means "leave pids.max
-/// alone"): callers ask only when they parsed a limit of 0, so the normal
+/// alone"). The JSON is looked at only when oci-spec read 0, so the normal
 /// path never parses twice.
-pub fn pids_limit_absent(data: &[u8], pointer: &str) -> bool {
+pub fn drop_absent_pids_limit(r: &mut LinuxResources, data: &[u8], pointer: &str) {
+    if r.pids().is_some_and(|p| p.limit() == 0) && pids_limit_absent(data, pointer) {
+        r.set_pids(None);
+    }
+}
+
+/// Whether the `pids` object at JSON `pointer` in `data` lacks a `limit`.
+fn pids_limit_absent(data: &[u8], pointer: &str) -> bool {
     serde_json::from_slice::<Value>(data)
         .ok()
         .and_then(|v| v.pointer(pointer).map(|p| p.get("limit").is_none()))

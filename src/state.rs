@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -181,10 +181,6 @@ impl ContainerDir {
 
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.lock.as_fd()
-    }
-
-    pub fn raw_fd(&self) -> i32 {
-        self.lock.as_raw_fd()
     }
 
     pub fn fifo_path(&self) -> PathBuf {

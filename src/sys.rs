@@ -6,7 +6,6 @@
 use std::ffi::CString;
 use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -88,11 +87,6 @@ impl<T> Ctx<T> for std::io::Result<T> {
 
 pub fn io_errno(e: &std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
-/// A path as a NUL-terminated C string; a NUL byte inside is EINVAL.
-pub fn cstr(path: &Path) -> SysResult<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| SysError::at("path", path, Errno::EINVAL))
 }
 
 /// Take ownership of a raw fd returned by a successful syscall.
@@ -281,10 +275,7 @@ pub fn passwd_entry(uid: u32) -> Option<(String, String)> {
 /// execveat(2) of the file `fd` refers to (AT_EMPTY_PATH). Returns only on
 /// failure, with the errno.
 pub fn execveat_fd(fd: &impl AsRawFd, argv: &[&std::ffi::CStr], envp: &[CString]) -> Errno {
-    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
-    a.push(std::ptr::null());
-    let mut e: Vec<*const libc::c_char> = envp.iter().map(|s| s.as_ptr()).collect();
-    e.push(std::ptr::null());
+    let (a, e) = (ptr_array(argv), ptr_array(envp));
     // SAFETY: `a` and `e` are NULL-terminated arrays of pointers to
     // NUL-terminated strings that all outlive the call; the path is the
     // empty static string, as AT_EMPTY_PATH requires.
@@ -299,6 +290,14 @@ pub fn execveat_fd(fd: &impl AsRawFd, argv: &[&std::ffi::CStr], envp: &[CString]
         )
     };
     Errno::last()
+}
+
+/// The NULL-terminated array of pointers to `strs` that execve(2) and
+/// execveat(2) take; valid for as long as `strs` is.
+pub(crate) fn ptr_array<S: AsRef<std::ffi::CStr>>(strs: &[S]) -> Vec<*const libc::c_char> {
+    let mut v: Vec<*const libc::c_char> = strs.iter().map(|s| s.as_ref().as_ptr()).collect();
+    v.push(std::ptr::null());
+    v
 }
 
 /// Make every fd in `from..to` that is not open a /dev/null, so that no

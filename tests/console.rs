@@ -16,10 +16,6 @@ use nix::unistd::Pid;
 
 use support::*;
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 macro_rules! require_root {
     () => {
         if !is_root() {
@@ -458,10 +454,7 @@ fn container_console_socket_missing_is_a_clear_error() {
         "error does not name the path: {err:?}"
     );
     assert!(err.contains("no such file or directory"), "{err:?}");
-    let left: Vec<_> = std::fs::read_dir(&root)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "state left under --root: {left:?}");
+    assert_no_state(&root);
 }
 
 /// `exec --tty`: with --console-socket --detach the receiver gets a fresh

@@ -11,10 +11,6 @@ use std::time::Instant;
 use serde_json::json;
 use support::*;
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 /// Spawn `cmd` (which sends a terminal to `rx`), take the master, and wait
 /// for the command to succeed.
 fn take_master(
@@ -140,8 +136,5 @@ fn console_size_out_of_range_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "accepted: {err}");
     assert!(err.contains("process.consoleSize.height"), "{err}");
-    let left: Vec<_> = std::fs::read_dir(&root)
-        .map(|d| d.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(left.is_empty(), "state left under --root: {left:?}");
+    assert_no_state(&root);
 }

@@ -43,11 +43,10 @@ fn selinux_label_without_selinux_fails_create() {
     }
     let mut c = Ctx::new("selabel");
     c.config["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0:c1,c2");
-    c.write_config();
-    let o = c.create_id(&c.id, &[]);
     // runc's words, which capsa keeps.
-    o.fails_with("selinux label is specified in config, but selinux is disabled or not supported");
-    c.assert_nothing_left(&c.id);
+    c.create_refused(
+        "selinux label is specified in config, but selinux is disabled or not supported",
+    );
 }
 
 #[test]

@@ -276,3 +276,19 @@ fn time_offsets_without_a_time_namespace_fail() {
     }
     c.assert_nothing_left(&c.id);
 }
+
+#[test]
+fn time_offsets_of_an_unknown_clock_are_refused_before_anything_is_made() {
+    if skip_unless_capsa("capsa names the clock field") {
+        return;
+    }
+    let mut c = Ctx::new("nstimeclock");
+    if !runtime_supports_ns(&c, "time") {
+        skip("the runtime does not list the time namespace");
+        return;
+    }
+    c.set_ns("time", None);
+    c.config["linux"]["timeOffsets"] = json!({"realtime": {"secs": 5, "nanosecs": 0}});
+    c.args(&["true"]);
+    c.create_refused("linux.timeOffsets.realtime: only monotonic and boottime can be offset");
+}

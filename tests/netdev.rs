@@ -166,15 +166,6 @@ fn keeps_its_name_when_none_is_given_in_a_joined_namespace() {
     assert!(inside.status.success(), "{inside:?}");
 }
 
-/// Write the config, create, and expect failure naming `want`, nothing left.
-#[track_caller]
-fn refused(c: &Ctx, want: &str) {
-    c.write_config();
-    let o = c.create_id(&c.id, &[]);
-    o.fails_with(want);
-    c.assert_nothing_left(&c.id);
-}
-
 #[test]
 fn bad_requests_are_refused_before_anything_is_made() {
     if skip_unless_capsa("linux.netDevices is runtime-spec 1.3") {
@@ -182,24 +173,21 @@ fn bad_requests_are_refused_before_anything_is_made() {
     }
     let mut c = Ctx::new("netdevmissing");
     c.config["linux"]["netDevices"] = json!({"cpxnosuchdev": {}});
-    refused(
-        &c,
-        "linux.netDevices.cpxnosuchdev: no such network interface",
-    );
+    c.create_refused("linux.netDevices.cpxnosuchdev: no such network interface");
 
     let Some(v) = Veth::new() else { return };
     let mut c = Ctx::new("netdevnons");
     c.remove_ns("network");
     c.config["linux"]["netDevices"] = json!({ v.host.clone(): {} });
-    refused(&c, "without a private NET namespace");
+    c.create_refused("without a private NET namespace");
 
     let mut c = Ctx::new("netdevname");
     c.config["linux"]["netDevices"] = json!({ v.host.clone(): {"name": "a/b"} });
-    refused(&c, &format!("linux.netDevices.{}.name", v.host));
+    c.create_refused(&format!("linux.netDevices.{}.name", v.host));
 
     let mut c = Ctx::new("netdevlong");
     c.config["linux"]["netDevices"] = json!({ v.host.clone(): {"name": "sixteen-bytes-xx"} });
-    refused(&c, "1 to 15 bytes");
+    c.create_refused("1 to 15 bytes");
     assert!(link_exists(&v.host), "a refused config touched the device");
 }
 
@@ -223,7 +211,7 @@ fn a_name_taken_in_the_container_is_refused_untouched() {
     let mut c = Ctx::new("netdevtaken");
     c.set_ns("network", Some(&format!("/proc/{}/ns/net", holder.pid())));
     c.config["linux"]["netDevices"] = json!({ v.host.clone(): {"name": v.peer.clone()} });
-    refused(&c, "already exists in the container's network namespace");
+    c.create_refused("already exists in the container's network namespace");
     // Checked before the device was touched: still on the host, still up.
     let o = Command::new("ip")
         .args(["link", "show", "dev", &v.host])

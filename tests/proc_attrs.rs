@@ -11,16 +11,6 @@ use serde_json::{Value, json};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
-/// Write the config, create, and expect failure naming `field`, with nothing left.
-#[track_caller]
-fn refused(c: &Ctx, field: &str) -> Output {
-    c.write_config();
-    let o = c.create_id(&c.id, &[]);
-    o.fails_with(field);
-    c.assert_nothing_left(&c.id);
-    o
-}
-
 /// `key : value` lines of /proc/PID/sched.
 fn sched_field(text: &str, key: &str) -> Option<i64> {
     text.lines()
@@ -58,7 +48,7 @@ fn personality_flags_are_refused() {
     }
     let mut c = Ctx::new("persflags");
     c.config["linux"]["personality"] = json!({"domain": "LINUX", "flags": ["ADDR_NO_RANDOMIZE"]});
-    refused(&c, "linux.personality.flags");
+    c.create_refused("linux.personality.flags");
 }
 
 #[test]
@@ -121,10 +111,7 @@ fn scheduler_real_time_without_runtime_says_why() {
         return skip("no real-time group scheduling on this host");
     }
     c.config["process"]["scheduler"] = json!({"policy": "SCHED_FIFO", "priority": 10});
-    let o = refused(
-        &c,
-        "process.scheduler: sched_setattr: operation not permitted",
-    );
+    let o = c.create_refused("process.scheduler: sched_setattr: operation not permitted");
     o.fails_with("linux.resources.cpu.realtimeRuntime");
 }
 
@@ -183,7 +170,7 @@ fn scheduler_rules_are_checked_before_anything_is_made() {
     ] {
         let mut c = Ctx::new("schedbad");
         c.config["process"]["scheduler"] = sched;
-        refused(&c, field);
+        c.create_refused(field);
     }
 }
 
@@ -207,7 +194,7 @@ fn io_priority_classes() {
     }
     let mut c = Ctx::new("ioprio-bad");
     c.config["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_BE", "priority": 8});
-    refused(&c, "process.ioPriority.priority");
+    c.create_refused("process.ioPriority.priority");
 }
 
 #[test]
@@ -274,7 +261,7 @@ fn memory_policy_mistakes_are_refused() {
     ] {
         let mut c = Ctx::new("mempolbad");
         c.config["linux"]["memoryPolicy"] = mp;
-        let o = refused(&c, "linux.memoryPolicy");
+        let o = c.create_refused("linux.memoryPolicy");
         o.fails_with(msg);
     }
 }
@@ -427,7 +414,7 @@ fn exec_gets_the_containers_personality_and_its_own_scheduler() {
 fn intel_rdt_is_refused_with_the_reason() {
     let mut c = Ctx::new("rdt");
     c.config["linux"]["intelRdt"] = json!({"closID": "capsa-test", "l3CacheSchema": "L3:0=ff"});
-    let o = refused(&c, "");
+    let o = c.create_refused("");
     if is_capsa() {
         o.fails_with("linux.intelRdt");
         let resctrl = std::fs::read_to_string("/proc/self/mountinfo")

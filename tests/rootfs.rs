@@ -282,10 +282,7 @@ fn existing_file_at_a_device_path() {
             {"path": "/capsa-dev", "type": "c", "major": 1, "minor": 3}
         ]);
         c.args(&["true"]);
-        c.write_config();
-        let o = c.create_id(&c.id, &[]);
-        o.fails_with("linux.devices[1]").fails_with(what);
-        c.assert_nothing_left(&c.id);
+        c.create_refused("linux.devices[1]").fails_with(what);
     }
 }
 

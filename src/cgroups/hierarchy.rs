@@ -6,11 +6,8 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use crate::sys::Ctx;
-
 use super::CgroupError;
-
-const MOUNTINFO: &str = "/proc/self/mountinfo";
+use crate::mountinfo::{self, MountInfo};
 
 /// One mounted hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +45,7 @@ pub fn host() -> Result<&'static [Hierarchy], CgroupError> {
     if let Some(h) = HOST.get() {
         return Ok(h);
     }
-    let text = std::fs::read_to_string(MOUNTINFO).ctx_at("read", MOUNTINFO.as_ref())?;
-    let found = parse_mountinfo(&text);
+    let found = from_mounts(&mountinfo::read()?);
     if found.is_empty() {
         return Err(CgroupError::NoHierarchy);
     }
@@ -67,38 +63,28 @@ const V1_NON_CONTROLLER_OPTS: &[&str] = &[
     "favordynmods",
 ];
 
-/// Parse mountinfo text (proc(5)) into the cgroup hierarchies it mounts.
-/// The same hierarchy mounted twice (same device) is listed once, at its
-/// first mount point; a second cgroup2 mount is ignored likewise.
-pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
+/// The cgroup hierarchies among `mounts`. The same hierarchy mounted twice
+/// (same device) is listed once, at its first mount point; a second
+/// cgroup2 mount is ignored likewise.
+pub fn from_mounts(mounts: &[MountInfo]) -> Vec<Hierarchy> {
     let mut out: Vec<Hierarchy> = Vec::new();
     let mut seen_dev: Vec<&str> = Vec::new();
-    for line in text.lines() {
-        // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS"
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mut post = post.split(' ');
-        let fstype = post.next().unwrap_or("");
-        let v2 = match fstype {
+    for m in mounts {
+        let v2 = match m.fstype.as_str() {
             "cgroup" => false,
             "cgroup2" => true,
             _ => continue,
         };
-        let super_opts = post.nth(1).unwrap_or("");
-        let mut pre = pre.split(' ');
-        let (Some(dev), Some(mount)) = (pre.nth(2), pre.nth(1)) else {
-            continue;
-        };
-        if seen_dev.contains(&dev) || (v2 && out.iter().any(|h| h.kind == Kind::V2)) {
+        if seen_dev.contains(&m.dev.as_str()) || (v2 && out.iter().any(|h| h.kind == Kind::V2)) {
             continue;
         }
-        seen_dev.push(dev);
+        seen_dev.push(&m.dev);
         let kind = if v2 {
             Kind::V2
         } else {
             let mut noprefix = false;
-            let controllers = super_opts
+            let controllers = m
+                .super_opts
                 .split(',')
                 .filter(|o| {
                     noprefix |= *o == "noprefix";
@@ -112,39 +98,20 @@ pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
             }
         };
         out.push(Hierarchy {
-            mount: PathBuf::from(unescape(mount)),
+            mount: m.mount_point.clone(),
             kind,
         });
     }
     out
 }
 
-/// Undo mountinfo's octal escapes (`\040` for space, `\011`, `\012`, `\134`).
-fn unescape(s: &str) -> String {
-    if !s.contains('\\') {
-        return s.to_owned();
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
+        from_mounts(&mountinfo::parse(text))
+    }
 
     fn v1(mount: &str, ctrl: &[&str]) -> Hierarchy {
         Hierarchy {
@@ -242,13 +209,5 @@ mod tests {
         assert!(parse_mountinfo("").is_empty());
         assert!(parse_mountinfo("garbage line\n1 2 3\n").is_empty());
         assert!(parse_mountinfo("22 1 0:21 / /proc rw - proc proc rw\n").is_empty());
-    }
-
-    #[test]
-    fn unescape_octal() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/a\\134b\\011"), "/a\\b\t");
-        assert_eq!(unescape("/plain"), "/plain");
-        assert_eq!(unescape("/bad\\09"), "/bad\\09");
     }
 }

@@ -15,7 +15,7 @@ use oci_spec::runtime::Spec;
 use super::hierarchy::{self, Kind};
 use super::{Cgroup, CgroupError};
 use crate::rootfs::clean_container_path;
-use crate::sys::{Ctx, SysError};
+use crate::sys::Ctx;
 
 /// The kernel's list of delegatable files (cgroups(7)).
 const DELEGATE_LIST: &str = "/sys/kernel/cgroup/delegate";
@@ -57,12 +57,7 @@ impl Cgroup {
         }
         let user = spec.process().as_ref().map(|p| p.user().clone());
         let (uid, gid) = user.map_or((0, 0), |u| (u.uid(), u.gid()));
-        let host = |file: &str, id: u32| -> Result<Option<u32>, SysError> {
-            let path = format!("/proc/{init_pid}/{file}");
-            let map = std::fs::read_to_string(&path).ctx_at("read", Path::new(&path))?;
-            Ok(crate::namespaces::host_id(&map, id))
-        };
-        let (Some(huid), Some(hgid)) = (host("uid_map", uid)?, host("gid_map", gid)?) else {
+        let Some((huid, hgid)) = crate::namespaces::host_ids_of(init_pid, uid, gid)? else {
             return Ok(());
         };
         if (huid, hgid) == (0, 0) {

@@ -86,25 +86,24 @@ fn chownable(uid: u32, own_terminal: bool) -> Vec<RawFd> {
 /// the container can reopen them; from there the init can hand them on to
 /// `process.user` ([`fix_stdio_owner`]).
 pub fn give_stdio_pipes(uid: u32, gid: u32) -> Result<(), ConsoleError> {
-    for fd in chownable(uid, false) {
-        match fchown(fd, uid, Some(gid)) {
-            Ok(()) | Err(Errno::EPERM | Errno::EINVAL) => {}
-            Err(e) => return Err(SysError::at("fchown", format!("<fd {fd}>"), e).into()),
-        }
-    }
-    Ok(())
+    hand_over(uid, Some(gid), false)
 }
 
 /// Init or exec side, just before switching to `process.user`: hand it the
 /// stdio pipes and, with `own_terminal` (stdio is the pty capsa allocated for
 /// process.terminal), the terminal, so that it can reopen them and change
 /// terminal modes. Only the owner changes (devpts gives the slave group tty).
+pub fn fix_stdio_owner(uid: u32, own_terminal: bool) -> Result<(), ConsoleError> {
+    hand_over(uid, None, own_terminal)
+}
+
+/// fchown the stdio fds the rule allows to `uid` (and `gid`, if given).
 /// EINVAL (an id not mapped), EPERM (an owner not mapped in our user
 /// namespace) and EROFS are ignored, as runc does: an unchangeable stdio is
 /// better than a failed start.
-pub fn fix_stdio_owner(uid: u32, own_terminal: bool) -> Result<(), ConsoleError> {
+fn hand_over(uid: u32, gid: Option<u32>, own_terminal: bool) -> Result<(), ConsoleError> {
     for fd in chownable(uid, own_terminal) {
-        match fchown(fd, uid, None) {
+        match fchown(fd, uid, gid) {
             Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
             Err(e) => return Err(SysError::at("fchown", format!("<fd {fd}>"), e).into()),
         }

@@ -92,12 +92,7 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         give_stdio_to_root(o.init_pid)?;
     }
     let (parent, child) = super::sync::pair()?;
-    let cg_fd = o.cgroup.clone_into_fd();
-    let (stage, in_unified) = match sys::clone3(0, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
-        Ok(pid) => (pid, cg_fd.is_some()),
-        Err(_) if cg_fd.is_some() => (sys::clone3(0, None)?, false),
-        Err(e) => return Err(e.into()),
-    };
+    let (stage, in_unified) = super::clone_into(o.cgroup, 0)?;
     if stage == 0 {
         drop(parent);
         stage1(&child, &ns, &o, &trampoline)
@@ -112,25 +107,14 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         .apply_initial_cpus(stage)
         .map_err(|e| ProcessError::Init(e.to_string()))?;
     parent.send(&Msg::Continue)?;
-    // Stage 1's `InitPid` and the process's first message share the
-    // channel and race: the process may talk before stage 1 has reported
-    // it. Hold such a message until the pid is known.
-    let mut early = None;
-    let pid = loop {
-        match parent.recv_fd()? {
-            (Msg::InitPid(p), _) => break p,
-            (Msg::Error { text, .. }, _) => return Err(ProcessError::Init(text)),
-            (m @ (Msg::Ready | Msg::SeccompFd), fd) if early.is_none() => early = Some((m, fd)),
-            (m, _) => return Err(SyncError::Unexpected(m).into()),
-        }
-    };
+    // Stage 1 never asks for id maps here: the user namespace is joined.
+    let (pid, mut held) = super::recv_init_pid(&parent, || {
+        Err(SyncError::Unexpected(Msg::MapRequest).into())
+    })?;
     guard.push(pid);
     let _ = waitpid(Pid::from_raw(stage), None);
     loop {
-        let (msg, fd) = match early.take() {
-            Some(m) => m,
-            None => parent.recv_fd()?,
-        };
+        let (msg, fd) = super::next_msg(&parent, &mut held)?;
         match msg {
             Msg::Ready => break,
             Msg::SeccompFd => {
@@ -163,15 +147,7 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
 /// The container's root must be able to reopen the stdio pipes the
 /// process inherits, as for the init (console::owner).
 fn give_stdio_to_root(init_pid: i32) -> Result<(), ProcessError> {
-    let read = |name: &str| {
-        let p = format!("/proc/{init_pid}/{name}");
-        std::fs::read_to_string(&p).map_err(|e| SysError::io("read", p, &e))
-    };
-    let (uid_map, gid_map) = (read("uid_map")?, read("gid_map")?);
-    if let (Some(u), Some(g)) = (
-        crate::namespaces::host_id(&uid_map, 0),
-        crate::namespaces::host_id(&gid_map, 0),
-    ) {
+    if let Some((u, g)) = crate::namespaces::host_ids_of(init_pid, 0, 0)? {
         console::give_stdio_pipes(u, g)?;
     }
     Ok(())

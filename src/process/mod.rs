@@ -27,7 +27,7 @@ use crate::security::seccomp::Filter;
 use crate::security::seccomp::notify::{AgentState, send_to_agent};
 use crate::sys::{self, Ctx, SysError};
 use init::InitArgs;
-use sync::{Msg, SyncError};
+use sync::{Channel, Msg, SyncError};
 use trampoline::Trampoline;
 
 #[derive(Debug, thiserror::Error)]
@@ -132,14 +132,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     {
         crate::console::give_stdio_pipes(u, g)?;
     }
-    let cg_fd = o.cgroup.clone_into_fd();
-    let (pid, in_unified) = match sys::clone3(flags, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
-        Ok(pid) => (pid, cg_fd.is_some()),
-        // CLONE_INTO_CGROUP can be refused (old kernel, unusable cgroup):
-        // place the child by writing cgroup.procs instead.
-        Err(e) if cg_fd.is_some() && e.errno != Errno::ENOMEM => (sys::clone3(flags, None)?, false),
-        Err(e) => return Err(e.into()),
-    };
+    let (pid, in_unified) = clone_into(o.cgroup, flags)?;
     if pid == 0 {
         drop(parent);
         if slow {
@@ -158,41 +151,21 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)?;
     }
     parent.send(&Msg::Continue)?;
-    // The init's first message (it waits for the answer to any but the
-    // last) may overtake stage 1's `InitPid` on the shared channel.
-    let mut early = None;
-    let init_pid = if slow {
-        let mut init_pid = None;
-        while init_pid.is_none() {
-            match parent.recv_fd()? {
-                (Msg::MapRequest, _) => {
-                    namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)?;
-                    parent.send(&Msg::MapDone)?;
-                }
-                (Msg::InitPid(p), _) => {
-                    guard.push(p);
-                    init_pid = Some(p);
-                }
-                (Msg::Error { text, .. }, _) => return Err(ProcessError::Init(text)),
-                (m @ (Msg::Ready | Msg::SeccompFd | Msg::HooksRequest), fd) if early.is_none() => {
-                    early = Some((m, fd));
-                }
-                (m, _) => return Err(SyncError::Unexpected(m).into()),
-            }
-        }
+    let (init_pid, mut held) = if slow {
+        let (init_pid, held) = recv_init_pid(&parent, || {
+            namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map).map_err(Into::into)
+        })?;
+        guard.push(init_pid);
         // Stage 1 has exited (or is about to): reap it.
         let _ = waitpid(Pid::from_raw(pid), None);
-        init_pid.unwrap_or(pid)
+        (init_pid, held)
     } else {
-        pid
+        (pid, None)
     };
     // linux.netDevices: into the init's network namespace before any hook.
     crate::netdev::move_all(&b.net_devices, init_pid)?;
     loop {
-        let (msg, fd) = match early.take() {
-            Some(m) => m,
-            None => parent.recv_fd()?,
-        };
+        let (msg, fd) = next_msg(&parent, &mut held)?;
         match msg {
             Msg::Ready => return Ok(init_pid),
             Msg::SeccompFd => {
@@ -231,6 +204,59 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
             Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
             m => return Err(SyncError::Unexpected(m).into()),
         }
+    }
+}
+
+/// A message that arrived before its turn, with its fd.
+type Held = Option<(Msg, Option<OwnedFd>)>;
+
+/// Wait for stage 1's `InitPid`, answering its `MapRequest` with
+/// `write_maps` (create with a new user namespace). The process stage 1
+/// cloned shares the channel and does not wait for `InitPid` to be read:
+/// its first message (it waits for the answer to any but the last) can
+/// come first, and is held and returned, to be handled next.
+fn recv_init_pid(
+    chan: &Channel,
+    mut write_maps: impl FnMut() -> Result<(), ProcessError>,
+) -> Result<(i32, Held), ProcessError> {
+    let mut held = None;
+    loop {
+        match chan.recv_fd()? {
+            (Msg::InitPid(p), _) => return Ok((p, held)),
+            (Msg::MapRequest, _) => {
+                write_maps()?;
+                chan.send(&Msg::MapDone)?;
+            }
+            (Msg::Error { text, .. }, _) => return Err(ProcessError::Init(text)),
+            (m @ (Msg::Ready | Msg::SeccompFd | Msg::HooksRequest), fd) if held.is_none() => {
+                held = Some((m, fd));
+            }
+            (m, _) => return Err(SyncError::Unexpected(m).into()),
+        }
+    }
+}
+
+/// The held message if there is one, else the next from `chan`.
+fn next_msg(chan: &Channel, held: &mut Held) -> Result<(Msg, Option<OwnedFd>), SyncError> {
+    match held.take() {
+        Some(m) => Ok(m),
+        None => chan.recv_fd(),
+    }
+}
+
+/// clone3 with `flags`, born in the unified leaf of `cgroup` when it has
+/// one (CLONE_INTO_CGROUP); returns the pid (0 in the child) and whether
+/// the child is in that leaf already. The kernel can refuse
+/// CLONE_INTO_CGROUP (old kernel, unusable cgroup): then a plain clone3,
+/// and the caller places the child by writing cgroup.procs (`add_pid`).
+fn clone_into(cgroup: &Cgroup, flags: u64) -> Result<(i32, bool), SysError> {
+    let cg_fd = cgroup.clone_into_fd();
+    match sys::clone3(flags, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
+        Ok(pid) => Ok((pid, cg_fd.is_some())),
+        Err(e) if cg_fd.is_some() && e.errno != Errno::ENOMEM => {
+            Ok((sys::clone3(flags, None)?, false))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -318,22 +344,15 @@ fn stage1(args: &mut InitArgs, console: Option<OwnedFd>) -> ! {
     }
 }
 
-/// linux.timeOffsets, written before any process enters the time namespace.
+/// linux.timeOffsets (clock names checked by the bundle), written before
+/// any process enters the time namespace.
 fn write_time_offsets(
     offsets: &std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>,
 ) -> Result<(), ProcessError> {
     let mut text = String::new();
     for (clock, off) in offsets {
-        let name = match clock.as_str() {
-            "monotonic" | "boottime" => clock.as_str(),
-            other => {
-                return Err(ProcessError::Init(format!(
-                    "linux.timeOffsets.{other}: only monotonic and boottime can be offset"
-                )));
-            }
-        };
         text.push_str(&format!(
-            "{name} {} {}\n",
+            "{clock} {} {}\n",
             off.secs().unwrap_or(0),
             off.nanosecs().unwrap_or(0)
         ));

@@ -261,9 +261,8 @@ enum Env<'a> {
 }
 
 fn execve(path: &CStr, argv: &[CString], env: Env) -> Errno {
-    let mut a: Vec<*const libc::c_char> = argv.iter().map(|s| s.as_ptr()).collect();
-    a.push(std::ptr::null());
-    let mut given: Vec<*const libc::c_char> = Vec::new();
+    let a = sys::ptr_array(argv);
+    let given;
     unsafe extern "C" {
         static environ: *const *const libc::c_char;
     }
@@ -272,8 +271,7 @@ fn execve(path: &CStr, argv: &[CString], env: Env) -> Errno {
         // this single-threaded process changes (capsa never sets variables).
         Env::Inherited => unsafe { environ },
         Env::Given(e) => {
-            given.extend(e.iter().map(|s| s.as_ptr()));
-            given.push(std::ptr::null());
+            given = sys::ptr_array(e);
             given.as_ptr()
         }
     };

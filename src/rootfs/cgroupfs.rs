@@ -5,7 +5,6 @@
 //! bind mount of the container's own cgroup directory in it.
 
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -16,59 +15,8 @@ use oci_spec::runtime::Mount;
 use super::RootfsError;
 use super::mounts::{MountCtx, bind_mount, mount_at, remount_bind};
 use super::options::MountOptions;
+use crate::mountinfo::{self, MountInfo};
 use crate::sys::{Ctx, SysError};
-
-/// One line of /proc/self/mountinfo, the fields we use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountInfo {
-    pub root: PathBuf,
-    pub mount_point: PathBuf,
-    /// Optional fields ("shared:N", "master:N", ...).
-    pub optional: String,
-    pub fstype: String,
-    pub super_opts: String,
-}
-
-/// Undo mountinfo's octal escapes (\040 for space, \011, \012, \134).
-fn unescape(s: &str) -> PathBuf {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 4 <= b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = b[i + 1..i + 4]
-                .iter()
-                .fold(0u32, |a, c| a * 8 + u32::from(c - b'0'));
-            out.push(u8::try_from(v).unwrap_or(b'?'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    PathBuf::from(std::ffi::OsStr::from_bytes(&out))
-}
-
-/// Parse /proc/self/mountinfo text; malformed lines are skipped.
-pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let l: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
-            Some(MountInfo {
-                root: unescape(l.get(3)?),
-                mount_point: unescape(l.get(4)?),
-                optional: l.get(6..).map(|o| o.join(" ")).unwrap_or_default(),
-                fstype: (*r.first()?).to_string(),
-                super_opts: r.get(2).map(|s| s.to_string()).unwrap_or_default(),
-            })
-        })
-        .collect()
-}
 
 /// A v1 hierarchy as the container sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,10 +72,7 @@ pub fn mount_cgroup(
     opts: &MountOptions,
     field: &str,
 ) -> Result<(), RootfsError> {
-    let at = |e: SysError| RootfsError::At {
-        field: field.to_string(),
-        source: e,
-    };
+    let at = RootfsError::at(field);
     let v2 = statfs("/sys/fs/cgroup")
         .ctx_at("statfs", Path::new("/sys/fs/cgroup"))
         .map_err(at)?
@@ -136,13 +81,11 @@ pub fn mount_cgroup(
     if v2 {
         return mount_v2(ctx, m, dest, opts, field);
     }
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .ctx_at("read", Path::new("/proc/self/mountinfo"))
-        .map_err(at)?;
+    let mountinfo = mountinfo::read().map_err(at)?;
     let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup")
         .ctx_at("read", Path::new("/proc/self/cgroup"))
         .map_err(at)?;
-    let hierarchies = v1_hierarchies(&parse_mountinfo(&mountinfo), &proc_cgroup);
+    let hierarchies = v1_hierarchies(&mountinfo, &proc_cgroup);
 
     // The tmpfs that holds the hierarchies; read-only at the end if asked,
     // so that the container cannot add entries to it.
@@ -207,10 +150,7 @@ fn mount_v2(
     opts: &MountOptions,
     field: &str,
 ) -> Result<(), RootfsError> {
-    let at = |e: SysError| RootfsError::At {
-        field: field.to_string(),
-        source: e,
-    };
+    let at = RootfsError::at(field);
     let target = ctx.root.mkdir_all(dest).map_err(at)?;
     let source = m
         .source()
@@ -264,27 +204,8 @@ mod tests {
 ";
 
     #[test]
-    fn mountinfo_fields_and_escapes() {
-        let m = parse_mountinfo(HYBRID);
-        assert_eq!(m.len(), 6);
-        assert_eq!(
-            m[1].mount_point,
-            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
-        );
-        assert_eq!(m[1].fstype, "cgroup");
-        assert_eq!(m[1].super_opts, "rw,cpu,cpuacct");
-        assert_eq!(m[5].mount_point, PathBuf::from("/mnt/with space"));
-        assert_eq!(m[5].root, PathBuf::from("/sub"));
-        assert_eq!(m[0].optional, "");
-        let shared =
-            parse_mountinfo("22 1 254:0 / / rw,relatime shared:1 master:2 - ext4 /dev/vda rw");
-        assert_eq!(shared[0].optional, "shared:1 master:2");
-        assert!(parse_mountinfo("garbage\n\n").is_empty());
-    }
-
-    #[test]
     fn hierarchies_match_proc_cgroup() {
-        let hs = v1_hierarchies(&parse_mountinfo(HYBRID), PROC_CGROUP);
+        let hs = v1_hierarchies(&mountinfo::parse(HYBRID), PROC_CGROUP);
         let got: Vec<(&str, &str, &Path)> = hs
             .iter()
             .map(|h| (h.name.as_str(), h.data.as_str(), h.own_dir.as_path()))

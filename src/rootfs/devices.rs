@@ -113,10 +113,7 @@ pub fn create_nodes(root: &RootDir, nodes: &[Node], userns: bool) -> Result<(), 
     // umask 0 so that fileMode is exact.
     let _restore = UmaskGuard(umask(Mode::empty()));
     for n in nodes {
-        let at = |e: SysError| RootfsError::At {
-            field: n.field.clone(),
-            source: e,
-        };
+        let at = RootfsError::at(&n.field);
         let (dir, name) = root.parent_of(&n.path).map_err(at)?;
         if userns {
             if !(n.from_spec && matches_existing(&dir, name, n)?) {

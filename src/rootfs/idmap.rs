@@ -184,10 +184,7 @@ pub fn prepare(
         };
         let field = format!("mounts[{i}]");
         check(m, &opts, &field, has_userns)?;
-        let at = |source: SysError| RootfsError::At {
-            field: field.clone(),
-            source,
-        };
+        let at = RootfsError::at(&field);
         let userns_fd = ns.for_maps(own_maps(m, &field)?).map_err(at)?;
         let src = m
             .source()

@@ -52,6 +52,17 @@ pub enum RootfsError {
     },
 }
 
+impl RootfsError {
+    /// The `map_err` for a syscall failure while applying the config.json
+    /// entry `field`.
+    pub(crate) fn at(field: &str) -> impl Fn(SysError) -> RootfsError + Copy + '_ {
+        move |source| RootfsError::At {
+            field: field.to_string(),
+            source,
+        }
+    }
+}
+
 /// What the rootfs steps need besides the spec.
 pub struct RootfsOptions<'a> {
     pub spec: &'a Spec,

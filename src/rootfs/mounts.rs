@@ -57,11 +57,22 @@ pub fn mount_at(
 /// The checks on `mounts[index]` that need no system access. `userns`: the
 /// container has a user namespace (new or joined).
 pub fn check_entry(m: &Mount, index: usize, userns: bool) -> Result<(), RootfsError> {
+    let typ = m.typ().as_deref().filter(|t| !t.is_empty());
+    let opts = parse_mount_options(typ, m.options().as_deref().unwrap_or(&[]));
+    check_parsed(m, &opts, index, userns)
+}
+
+/// `check_entry` for an entry whose options are parsed already.
+fn check_parsed(
+    m: &Mount,
+    opts: &MountOptions,
+    index: usize,
+    userns: bool,
+) -> Result<(), RootfsError> {
     let field = format!("mounts[{index}]");
     let dest = clean_container_path(m.destination());
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
-    let opts = parse_mount_options(typ, m.options().as_deref().unwrap_or(&[]));
-    idmap::check(m, &opts, &field, userns)?;
+    idmap::check(m, opts, &field, userns)?;
     if opts.is_bind() {
         if m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty()) {
             return Err(RootfsError::Config {
@@ -81,14 +92,11 @@ pub fn check_entry(m: &Mount, index: usize, userns: bool) -> Result<(), RootfsEr
 /// Mount `mounts[index]`.
 pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), RootfsError> {
     let field = format!("mounts[{index}]");
-    let at = |e: SysError| RootfsError::At {
-        field: field.clone(),
-        source: e,
-    };
+    let at = RootfsError::at(&field);
     let dest = clean_container_path(m.destination());
     let typ = m.typ().as_deref().filter(|t| !t.is_empty());
     let mut opts = parse_mount_options(typ, m.options().as_deref().unwrap_or(&[]));
-    check_entry(m, index, ctx.userns)?;
+    check_parsed(m, &opts, index, ctx.userns)?;
     if ctx.defer_dev_ro && dest == Path::new("/dev") && !opts.is_bind() {
         opts.flags.remove(MsFlags::MS_RDONLY);
     }
@@ -301,10 +309,7 @@ fn place_bind(
     opts: &MountOptions,
     field: &str,
 ) -> Result<(), RootfsError> {
-    let at = |e: SysError| RootfsError::At {
-        field: field.to_string(),
-        source: e,
-    };
+    let at = RootfsError::at(field);
     let st = nix::sys::stat::fstat(src_fd.as_fd())
         .ctx_at("stat", src)
         .map_err(at)?;

@@ -22,10 +22,18 @@ const FSMOUNT_CLOEXEC: u32 = 1;
 const FSCONFIG_SET_FLAG: u32 = 0;
 const FSCONFIG_SET_STRING: u32 = 1;
 const FSCONFIG_CMD_CREATE: u32 = 6;
-pub const MOUNT_ATTR_RDONLY: u64 = 1;
+// MOUNT_ATTR_*: for mount_setattr, fsmount and the recursive mount options.
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+pub const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
+pub const MOUNT_ATTR_RELATIME: u64 = 0x0;
+pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
+pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_IDMAP: u64 = 0x100000;
+pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x200000;
 
 #[repr(C)]
 struct MountAttr {
@@ -106,7 +114,7 @@ pub fn set_attr(
 /// kernel allows this only before the tree is attached anywhere.
 pub fn set_idmap(fd: &OwnedFd, userns: &OwnedFd, recursive: bool, path: &Path) -> SysResult<()> {
     let attr = MountAttr {
-        attr_set: super::options::ATTR_IDMAP,
+        attr_set: MOUNT_ATTR_IDMAP,
         attr_clr: 0,
         propagation: 0,
         userns_fd: u64::from(userns.as_raw_fd().unsigned_abs()),

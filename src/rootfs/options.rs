@@ -5,6 +5,12 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::mount::MsFlags;
 
+use super::newmount::{
+    MOUNT_ATTR_ATIME_MASK, MOUNT_ATTR_NOATIME, MOUNT_ATTR_NODEV, MOUNT_ATTR_NODIRATIME,
+    MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NOSYMFOLLOW, MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_RELATIME, MOUNT_ATTR_STRICTATIME,
+};
+
 /// One `mounts[]` entry's options, split the way mount(2) wants them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOptions {
@@ -44,19 +50,6 @@ pub enum Idmap {
     Top,
     Recursive,
 }
-
-// uapi/linux/mount.h MOUNT_ATTR_* (stable kernel ABI).
-pub const ATTR_RDONLY: u64 = 0x1;
-pub const ATTR_NOSUID: u64 = 0x2;
-pub const ATTR_NODEV: u64 = 0x4;
-pub const ATTR_NOEXEC: u64 = 0x8;
-pub const ATTR_ATIME_MASK: u64 = 0x70;
-pub const ATTR_RELATIME: u64 = 0x0;
-pub const ATTR_NOATIME: u64 = 0x10;
-pub const ATTR_STRICTATIME: u64 = 0x20;
-pub const ATTR_NODIRATIME: u64 = 0x80;
-pub const ATTR_IDMAP: u64 = 0x100000;
-pub const ATTR_NOSYMFOLLOW: u64 = 0x200000;
 
 /// MS_NOSYMFOLLOW (Linux 5.10), missing from nix and libc.
 const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(256);
@@ -126,24 +119,24 @@ const PROPAGATION_OPTIONS: &[(&str, MsFlags)] = {
 /// Recursive attributes (mount_setattr with AT_RECURSIVE): (name, clear?,
 /// MOUNT_ATTR_* bit).
 const RECURSIVE_OPTIONS: &[(&str, bool, u64)] = &[
-    ("rro", false, ATTR_RDONLY),
-    ("rrw", true, ATTR_RDONLY),
-    ("rnosuid", false, ATTR_NOSUID),
-    ("rsuid", true, ATTR_NOSUID),
-    ("rnodev", false, ATTR_NODEV),
-    ("rdev", true, ATTR_NODEV),
-    ("rnoexec", false, ATTR_NOEXEC),
-    ("rexec", true, ATTR_NOEXEC),
-    ("rnodiratime", false, ATTR_NODIRATIME),
-    ("rdiratime", true, ATTR_NODIRATIME),
-    ("rrelatime", false, ATTR_RELATIME),
-    ("rnorelatime", true, ATTR_RELATIME),
-    ("rnoatime", false, ATTR_NOATIME),
-    ("ratime", true, ATTR_NOATIME),
-    ("rstrictatime", false, ATTR_STRICTATIME),
-    ("rnostrictatime", true, ATTR_STRICTATIME),
-    ("rnosymfollow", false, ATTR_NOSYMFOLLOW),
-    ("rsymfollow", true, ATTR_NOSYMFOLLOW),
+    ("rro", false, MOUNT_ATTR_RDONLY),
+    ("rrw", true, MOUNT_ATTR_RDONLY),
+    ("rnosuid", false, MOUNT_ATTR_NOSUID),
+    ("rsuid", true, MOUNT_ATTR_NOSUID),
+    ("rnodev", false, MOUNT_ATTR_NODEV),
+    ("rdev", true, MOUNT_ATTR_NODEV),
+    ("rnoexec", false, MOUNT_ATTR_NOEXEC),
+    ("rexec", true, MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", false, MOUNT_ATTR_NODIRATIME),
+    ("rdiratime", true, MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", false, MOUNT_ATTR_RELATIME),
+    ("rnorelatime", true, MOUNT_ATTR_RELATIME),
+    ("rnoatime", false, MOUNT_ATTR_NOATIME),
+    ("ratime", true, MOUNT_ATTR_NOATIME),
+    ("rstrictatime", false, MOUNT_ATTR_STRICTATIME),
+    ("rnostrictatime", true, MOUNT_ATTR_STRICTATIME),
+    ("rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW),
+    ("rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW),
 ];
 
 /// runtime-spec extensions capsa carries out itself.
@@ -221,8 +214,8 @@ pub fn parse_mount_options(typ: Option<&str>, options: &[String]) -> MountOption
             // The atime mode is one 3-bit field: any change replaces it
             // (kernel rule: clear the whole field, set at most one value).
             if is_atime_option(opt) {
-                out.rec_clr |= ATTR_ATIME_MASK;
-                out.rec_set &= !ATTR_ATIME_MASK;
+                out.rec_clr |= MOUNT_ATTR_ATIME_MASK;
+                out.rec_set &= !MOUNT_ATTR_ATIME_MASK;
                 if !clear {
                     out.rec_set |= attr;
                 }
@@ -474,8 +467,11 @@ mod tests {
             ]),
         );
         assert_eq!(o.flags, F::MS_BIND | F::MS_REC | MS_NOSYMFOLLOW);
-        assert_eq!(o.rec_set, ATTR_RDONLY | ATTR_NOSUID | ATTR_NOATIME);
-        assert_eq!(o.rec_clr, ATTR_ATIME_MASK);
+        assert_eq!(
+            o.rec_set,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOATIME
+        );
+        assert_eq!(o.rec_clr, MOUNT_ATTR_ATIME_MASK);
         assert!(o.copy_up && o.idmap.is_none());
         assert_eq!(o.data, "x=1");
         let o = parse_mount_options(Some("tmpfs"), &opts(&["defaults", "size=1m"]));
@@ -485,7 +481,10 @@ mod tests {
             None,
             &opts(&["rro", "rrw", "rstrictatime", "ratime", "ridmap"]),
         );
-        assert_eq!((o.rec_set, o.rec_clr), (0, ATTR_RDONLY | ATTR_ATIME_MASK));
+        assert_eq!(
+            (o.rec_set, o.rec_clr),
+            (0, MOUNT_ATTR_RDONLY | MOUNT_ATTR_ATIME_MASK)
+        );
         assert_eq!(o.idmap, Some(Idmap::Recursive));
         assert_eq!(o.data, "");
         let o = parse_mount_options(Some("bind"), &opts(&["ridmap", "idmap"]));

@@ -8,16 +8,10 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, chroot, fchdir, pivot_root};
 
-use super::cgroupfs::{MountInfo, parse_mountinfo};
+use crate::mountinfo::{self, MountInfo};
 use crate::sys::{Ctx, SysError, SysResult};
 
 const NONE: Option<&str> = None;
-
-fn read_mountinfo() -> SysResult<Vec<MountInfo>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")
-        .ctx_at("read", Path::new("/proc/self/mountinfo"))?;
-    Ok(parse_mountinfo(&text))
-}
 
 /// The mount that `path` lives on: the longest mount point above it.
 fn parent_mount<'m>(mounts: &'m [MountInfo], path: &Path) -> Option<&'m MountInfo> {
@@ -42,7 +36,7 @@ pub fn prepare_root(rootfs: &Path, propagation: MsFlags) -> SysResult<()> {
         propagation
     };
     mount(NONE, "/", NONE, before, NONE).ctx_at("mount propagation", Path::new("/"))?;
-    let mounts = read_mountinfo()?;
+    let mounts = mountinfo::read()?;
     if let Some(parent) = parent_mount(&mounts, rootfs)
         && parent.optional.split(' ').any(|f| f.starts_with("shared:"))
     {
@@ -108,7 +102,7 @@ pub fn mounts_to_hide(mounts: &[MountInfo], rootfs: &Path) -> Vec<PathBuf> {
 /// with a tmpfs when the kernel keeps them locked), MS_MOVE the rootfs
 /// onto "/" and chroot into it.
 pub fn move_root(rootfs: &Path) -> SysResult<()> {
-    for p in mounts_to_hide(&read_mountinfo()?, rootfs) {
+    for p in mounts_to_hide(&mountinfo::read()?, rootfs) {
         match umount2(&p, MntFlags::MNT_DETACH) {
             Ok(()) => {}
             Err(Errno::EINVAL) | Err(Errno::EPERM) => {
@@ -141,7 +135,7 @@ mod tests {
 
     #[test]
     fn parent_of_rootfs() {
-        let m = parse_mountinfo(INFO);
+        let m = mountinfo::parse(INFO);
         let p = parent_mount(&m, Path::new("/tmp/b/rootfs")).unwrap();
         assert_eq!(p.mount_point, PathBuf::from("/tmp/b/rootfs"));
         let p = parent_mount(&m, Path::new("/tmp/c/rootfs")).unwrap();
@@ -153,7 +147,7 @@ mod tests {
 
     #[test]
     fn hide_list() {
-        let m = parse_mountinfo(INFO);
+        let m = mountinfo::parse(INFO);
         assert_eq!(
             mounts_to_hide(&m, Path::new("/tmp/b/rootfs")),
             vec![

@@ -150,11 +150,7 @@ pub fn parse_resources(data: &[u8], source: &str) -> Result<LinuxResources> {
         let path = e.path().to_string();
         Error::Usage(format!("{source}: {path}: {}", e.into_inner()))
     })?;
-    if r.pids().is_some_and(|p| p.limit() == 0)
-        && crate::spec_compat::pids_limit_absent(data, "/pids")
-    {
-        r.set_pids(None);
-    }
+    crate::spec_compat::drop_absent_pids_limit(&mut r, data, "/pids");
     Ok(r)
 }
 

@@ -1,4 +1,4 @@
-//! Helpers for tests/console.rs: temp dirs, a runc-`recvtty`-like receiver,
+//! Helpers for tests/console.rs and tests/console_size.rs: temp dirs, a runc-`recvtty`-like receiver,
 //! pty reading with deadlines, forked children, a fake container root, and
 //! the busybox bundle / binary helpers for the end-to-end tests.
 
@@ -15,6 +15,19 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
 pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A refused `create` left no container state under `root`.
+#[track_caller]
+pub fn assert_no_state(root: &Path) {
+    let left: Vec<_> = std::fs::read_dir(root)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "state left under --root: {left:?}");
+}
 
 /// A fresh directory under the target dir's tmp, removed on drop.
 pub struct TempDir(PathBuf);

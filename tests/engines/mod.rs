@@ -406,13 +406,7 @@ fn kill_cgroup_tree(rel: &str) {
 }
 
 fn unmount_below(dir: &Path) {
-    let prefix = s(dir);
-    let mut points: Vec<String> = fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
-        .filter(|mp| mp == &prefix || mp.starts_with(&format!("{prefix}/")))
-        .collect();
+    let mut points = common::mounts_below(dir);
     // Deepest first.
     points.sort_by_key(|p| std::cmp::Reverse(p.len()));
     for mp in points {

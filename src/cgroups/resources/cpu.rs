@@ -125,7 +125,7 @@ impl Plan<'_> {
 
     /// pids.max: -1 (or any negative) is "max"; 0 is a real limit (no new
     /// task at all), as runtime-spec 1.3 says and runc >= 1.4 does. An
-    /// absent limit never gets here (see spec_compat::pids_limit_absent).
+    /// absent limit never gets here (see spec_compat::drop_absent_pids_limit).
     pub(super) fn pids(&mut self, limit: i64) -> Result<(), CgroupError> {
         let leaf = self.leaf(Controller::Pids, "pids.limit")?;
         let f = self.file(leaf.dir(), "pids.max", "pids.limit")?;
