@@ -126,6 +126,15 @@ pub enum Cmd {
         /// Send the signal to every process of the container.
         #[arg(short = 'a', long)]
         all: bool,
+        /// The signal, as the OCI runtime CLI document spells it (`kill
+        /// --signal SIG ID`); runc's positional form is what engines use.
+        #[arg(
+            short = 's',
+            long = "signal",
+            value_name = "SIGNAL",
+            conflicts_with = "signal"
+        )]
+        signal_flag: Option<String>,
         id: String,
         signal: Option<String>,
     },

@@ -127,8 +127,13 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let _ = writeln!(out, "{s}");
             Ok(0)
         }
-        Cmd::Kill { all, id, signal } => {
-            let sig = parse_signal(signal.as_deref().unwrap_or("SIGTERM"))?;
+        Cmd::Kill {
+            all,
+            signal_flag,
+            id,
+            signal,
+        } => {
+            let sig = parse_signal(signal_flag.or(signal).as_deref().unwrap_or("SIGTERM"))?;
             rt.kill(&id, sig, all).map(|_| 0)
         }
         Cmd::Delete { force, id } => rt.delete(&id, force).map(|_| 0),

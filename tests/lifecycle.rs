@@ -276,7 +276,13 @@ fn rfc3339_checker() {
 
 #[test]
 fn kill_accepts_name_prefixed_name_and_number() {
-    for sig in ["TERM", "SIGTERM", "15", ""] {
+    // "--signal": the OCI runtime CLI document's form (capsa takes it too).
+    let forms: &[&str] = if is_capsa() {
+        &["TERM", "SIGTERM", "15", "", "--signal"]
+    } else {
+        &["TERM", "SIGTERM", "15", ""]
+    };
+    for &sig in forms {
         let mut c = Ctx::new("killsig");
         c.sh(TRAP_TERM);
         let out = c.create_capturing();
@@ -285,6 +291,8 @@ fn kill_accepts_name_prefixed_name_and_number() {
         if sig.is_empty() {
             // runc's default signal is SIGTERM.
             c.rt(&["kill", &c.id]).ok();
+        } else if sig == "--signal" {
+            c.rt(&["kill", "--signal", "TERM", &c.id]).ok();
         } else {
             c.rt(&["kill", &c.id, sig]).ok();
         }
