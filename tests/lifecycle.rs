@@ -522,8 +522,8 @@ fn stray_fd_3_does_not_reach_the_container() {
     }
 }
 
-/// linux.resources.memory.kernel is deprecated (the v1 kmem limit is gone
-/// since Linux 6.1, v2 never had one): runc ignores it with a warning, and
+/// linux.resources.memory.kernel is deprecated (the v1 kmem limit enforces
+/// nothing since Linux 5.16, v2 never had one): runc ignores it with a warning, and
 /// Docker still sends it for --kernel-memory, so the container must run.
 #[test]
 fn deprecated_kernel_memory_limit_is_ignored() {

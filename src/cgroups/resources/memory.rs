@@ -169,10 +169,10 @@ impl Plan<'_> {
 /// runc writes none of the memory byte counts that are 0: engines send
 /// whole documents where 0 means "not set" (Docker's `update --memory`
 /// sends kernel 0, reservation 0 and, without --memory-swap, swap 0).
-/// `memory.kernel` is ignored with a warning, as runc >= 1.0 does: the
-/// kernel dropped the v1 kmem limit in 6.1 (deprecated since 5.4), v2 never
-/// had one, and runtime-spec marks the field NOT RECOMMENDED (Docker still
-/// sends it for `--kernel-memory`).
+/// `memory.kernel` is ignored with a warning, as runc >= 1.0 does: since
+/// Linux 5.16 the v1 memory.kmem.limit_in_bytes accepts writes and enforces
+/// nothing (deprecated since 5.4), v2 never had one, and runtime-spec marks
+/// the field NOT RECOMMENDED (Docker still sends it for `--kernel-memory`).
 #[allow(deprecated)]
 fn zero_is_unset(m: &LinuxMemory) -> LinuxMemory {
     let nz = |v: Option<i64>| v.filter(|&v| v != 0);
