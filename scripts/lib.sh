@@ -22,3 +22,47 @@ capsa_bin() {
   [ -n "$newest" ] || { echo "no target/*/release/capsa: build it first" >&2; return 1; }
   printf '%s\n' "$newest"
 }
+
+# The Debian 12 packages the build and the whole test suite use; the one list (.ci/run and
+# scripts/test.sh both install it through install_test_deps).
+#   busybox-static: test rootfs and the VM lane's init; runc, crun: reference runtimes
+#   (CAPSA_TEST_RUNTIME, conformance, benches); qemu-system-x86, xz-utils, zstd, e2fsprogs,
+#   binutils: the VM lane (scripts/vm-run.sh); gcc, libc6-dev: cargo's linker; docker.io,
+#   containerd, podman, conmon, catatonit, slirp4netns, iptables, python3-grpcio (the CRI
+#   client): the engines lane (tests/engine_*.rs start private daemons whether or not the
+#   packages' services run); python3-seccomp: tests that build seccomp filters; the rest:
+#   tools the tests call.
+test_packages=(
+  busybox-static runc crun
+  qemu-system-x86 xz-utils zstd e2fsprogs binutils
+  gcc libc6-dev pkg-config git ca-certificates
+  docker.io containerd podman conmon catatonit slirp4netns iptables python3-grpcio
+  python3-seccomp
+  hyperfine strace uidmap iproute2 procps util-linux psmisc jq tar
+)
+
+# install_test_deps WHO: apt-get install whichever of test_packages is missing (nothing to
+# do, and no network, when all are installed). Waits for a dpkg lock held by e.g.
+# unattended-upgrades instead of failing, and retries downloads.
+install_test_deps() {
+  local who=$1 p missing=() n
+  for p in "${test_packages[@]}"; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  echo "$who: installing ${missing[*]}"
+  local apt_opts=(-q -o DPkg::Lock::Timeout=600 -o Acquire::Retries=5)
+  export DEBIAN_FRONTEND=noninteractive
+  # Finish any interrupted dpkg run first, or every install would refuse to start.
+  dpkg --configure -a </dev/null
+  for n in 1 2 3; do
+    if apt-get "${apt_opts[@]}" update </dev/null &&
+      apt-get "${apt_opts[@]}" install -y --no-install-recommends --no-upgrade "${missing[@]}" </dev/null; then
+      return 0
+    fi
+    echo "$who: attempt $n of apt-get install failed" >&2
+    [ "$n" = 3 ] || sleep $((n * 15))
+  done
+  echo "$who: could not install ${missing[*]}" >&2
+  return 1
+}
