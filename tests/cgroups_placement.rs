@@ -1,9 +1,12 @@
 //! Real cgroup placement through the library API, as root. Runs on the
 //! hybrid development hosts and, through the VM lane, on pure cgroup v2:
-//!   CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="/work/shared/vm-lane/vm-run.sh $PWD" \
+//!   CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/vm-run.sh $PWD" \
 //!     cargo test --test cgroups_placement
 //! Every cgroup lives under a unique top-level `capsa-test-<pid>-<n>` dir
 //! and is removed again, also when an assertion fails.
+
+#[path = "common/skip.rs"]
+mod skip;
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
@@ -266,7 +269,7 @@ fn pidfd_kill_path_without_unified() {
     // through the per-pid path that v1 hosts (and kernels without
     // cgroup.kill) use.
     if host_kind() == HostKind::V2 {
-        eprintln!("skipped: v2 only host has no v1 leaves");
+        skip::skip("a pure cgroup v2 host has no v1 leaves");
         return;
     }
     let mut guard = Cleanup::default();

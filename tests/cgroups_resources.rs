@@ -4,9 +4,12 @@
 //! cgroupsPath is known), so the tests work whether or not the container
 //! has its own root filesystem. Runs on the hybrid development hosts and,
 //! through the VM lane, on pure cgroup v2:
-//!   CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="/work/shared/vm-lane/vm-run.sh $PWD" \
+//!   CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$PWD/scripts/vm-run.sh $PWD" \
 //!     cargo test --test cgroups_resources
 //! Bundles and --root live under /run (a tmpfs on the host and in the VM).
+
+#[path = "common/skip.rs"]
+mod skip;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -477,7 +480,7 @@ fn listed_device_without_an_allow_rule_is_denied() {
 #[test]
 fn cgroup_is_delegated_to_a_user_namespaced_container() {
     if !v2_host() {
-        eprintln!("skipped: cgroup ownership is changed on cgroup v2 only");
+        skip::skip("cgroup ownership is changed on cgroup v2 only");
         return;
     }
     const ROOT_HOST: u32 = 100_000;
@@ -680,7 +683,7 @@ fn unapplicable_resource_is_a_clear_error_and_leaves_nothing() {
 fn hugetlb_limit_from_the_hierarchy_that_has_it() {
     let has_2mb = Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists();
     if !has_2mb {
-        eprintln!("skipped: no 2MB huge pages");
+        skip::skip("no 2MB huge pages");
         return;
     }
     let c = Ctr::new("huge", "sleep 1000", |cfg| {

@@ -5,6 +5,8 @@
 //! container init after its root switch). The `container_*` tests run the
 //! real binary on a busybox bundle with process.terminal = true.
 
+#[path = "common/skip.rs"]
+mod skip;
 #[path = "console/support.rs"]
 mod support;
 
@@ -19,7 +21,7 @@ use support::*;
 macro_rules! require_root {
     () => {
         if !is_root() {
-            eprintln!("skipped: needs root");
+            skip::skip("needs root");
             return;
         }
     };

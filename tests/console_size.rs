@@ -2,6 +2,8 @@
 //! size when the process starts (`stty size` inside), for the init through
 //! --console-socket and for `exec --tty` with a process JSON.
 
+#[path = "common/skip.rs"]
+mod skip;
 #[allow(dead_code)] // the helpers serve tests/console.rs too
 #[path = "console/support.rs"]
 mod support;
@@ -46,7 +48,7 @@ fn set_config(bundle: &std::path::Path, f: impl FnOnce(&mut serde_json::Value)) 
 #[test]
 fn init_pty_has_the_configured_size() {
     if !is_root() {
-        return eprintln!("skipped: needs root");
+        return skip::skip("needs root");
     }
     let tmp = TempDir::new("size-init");
     let bundle = busybox_bundle(tmp.path(), &["stty", "size"]);
@@ -82,7 +84,7 @@ fn init_pty_has_the_configured_size() {
 #[test]
 fn exec_pty_has_the_process_size() {
     if !is_root() {
-        return eprintln!("skipped: needs root");
+        return skip::skip("needs root");
     }
     let tmp = TempDir::new("size-exec");
     let bundle = busybox_bundle(tmp.path(), &["sleep", "60"]);
@@ -116,7 +118,7 @@ fn exec_pty_has_the_process_size() {
 #[test]
 fn console_size_out_of_range_is_refused() {
     if !is_root() {
-        return eprintln!("skipped: needs root");
+        return skip::skip("needs root");
     }
     let tmp = TempDir::new("size-bad");
     let bundle = busybox_bundle(tmp.path(), &["true"]);

@@ -31,7 +31,9 @@ impl Engine for Docker {
     const NAME: &'static str = "docker";
     const NEEDS: &'static [(&'static str, &'static str)] = &[
         ("dockerd", "docker.io"),
-        ("docker", "docker.io"),
+        // Debian's CLI by path: another `docker` (e.g. a newer client in
+        // /usr/local/bin) may come first on PATH and does not match dockerd 20.10.
+        ("/usr/bin/docker", "docker.io"),
         ("containerd", "containerd"),
     ];
 
@@ -72,9 +74,7 @@ impl Engine for Docker {
             scratch.path("dockerd.log"),
         );
         // The docker.io CLI (another `docker` may come first on PATH).
-        let cli = engines::which("/usr/bin/docker")
-            .or_else(|| engines::which("docker"))
-            .ok_or("no docker CLI")?;
+        let cli = engines::which("/usr/bin/docker").ok_or("no /usr/bin/docker (docker.io)")?;
         let ready = daemon.wait_ready(Duration::from_secs(90), || {
             Docker::cli_run(&scratch, &cli, &host, &["version"], None).success()
         });

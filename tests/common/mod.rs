@@ -12,6 +12,11 @@
 
 mod host;
 pub use host::*;
+mod limits;
+mod skip;
+#[allow(unused_imports)] // only some test files make host limits
+pub use limits::*;
+pub use skip::*;
 
 use serde_json::{Value, json};
 use std::fs;
@@ -47,21 +52,17 @@ pub fn is_capsa() -> bool {
         .is_some_and(|n| n.to_string_lossy().contains("capsa"))
 }
 
-/// Skip a capsa-only test on another runtime, saying why. Returns true when skipping.
+/// Skip a capsa-only test on another runtime, saying why (a counted skip, see
+/// `skip`). Returns true when skipping.
 pub fn skip_unless_capsa(why: &str) -> bool {
     if is_capsa() {
         return false;
     }
-    eprintln!(
-        "SKIP: capsa-only check ({why}); runtime is {}",
+    skip(&format!(
+        "capsa-only check ({why}); runtime is {}",
         runtime().display()
-    );
+    ));
     true
-}
-
-/// Print a skip reason; the caller returns right after.
-pub fn skip(reason: &str) {
-    eprintln!("SKIP: {reason}");
 }
 
 /// What one runtime invocation produced.

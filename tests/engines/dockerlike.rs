@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{Engine, Scratch, s};
-use crate::common::Output;
+use crate::common::{self, Output};
 
 /// What a docker-compatible engine's tests need from it.
 pub trait DockerLike: Engine {
@@ -312,7 +312,7 @@ pub fn missing_and_non_executable<E: DockerLike>(e: &E) {
 /// made in the container without `--device` is denied by the cgroup.
 pub fn device<E: DockerLike>(e: &E) {
     if !Path::new("/dev/fuse").exists() {
-        eprintln!("SKIP: no /dev/fuse on this host");
+        common::skip("no /dev/fuse on this host");
         return;
     }
     let out = e.sh_ok(

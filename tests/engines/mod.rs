@@ -13,7 +13,7 @@
 //! and exits non-zero if any test failed.
 //!
 //! When the engine's binaries are missing the whole file is skipped with a
-//! message; CI installs them (.ci/run), so there it always runs.
+//! counted skip (`common::skip`); scripts/test.sh installs them, so there it always runs.
 
 #![allow(dead_code)] // each engine test file uses a different part
 
@@ -68,15 +68,15 @@ pub fn run_suite<E: Engine>(tests: &[Test<E>]) -> ExitCode {
     }
     for (prog, package) in E::NEEDS {
         if which(prog).is_none() {
-            println!(
-                "SKIP: {} tests: `{prog}` is not installed (apt-get install {package}; .ci/run does)",
+            common::skip(&format!(
+                "{} tests: `{prog}` is not installed (apt-get install {package}; scripts/test.sh does)",
                 E::NAME
-            );
+            ));
             return ExitCode::SUCCESS;
         }
     }
     if !nix::unistd::geteuid().is_root() {
-        println!("SKIP: {} tests need root", E::NAME);
+        common::skip(&format!("{} tests need root", E::NAME));
         return ExitCode::SUCCESS;
     }
     let t0 = Instant::now();
@@ -97,7 +97,9 @@ pub fn run_suite<E: Engine>(tests: &[Test<E>]) -> ExitCode {
         print!("test {name} ... ");
         let _ = std::io::stdout().flush();
         let start = Instant::now();
+        common::set_current_test(Some(name));
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(&engine)));
+        common::set_current_test(None);
         let took = start.elapsed();
         match res {
             Ok(()) => println!("ok ({took:.1?})"),
