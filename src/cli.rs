@@ -51,14 +51,17 @@ pub enum CgroupManager {
     Disabled,
 }
 
-/// `runc --version`'s shape: "NAME version X", then "commit:", "spec:".
-pub const VERSION_TEXT: &str = concat!(
-    "capsa version ",
-    env!("CARGO_PKG_VERSION"),
-    "\ncommit: ",
-    env!("CARGO_PKG_VERSION"),
-    "\nspec: 1.3.0"
-);
+/// `runc --version`'s shape: "NAME version X", "commit: C", "spec: S" (engines parse the
+/// first line). C is the git commit capsa was built from, or "unknown" (see build.rs); S is
+/// the newest runtime-spec version capsa implements (`features`' ociVersionMax).
+pub fn version_text() -> String {
+    format!(
+        "capsa version {}\ncommit: {}\nspec: {}",
+        env!("CARGO_PKG_VERSION"),
+        env!("CAPSA_COMMIT"),
+        capsa::state::OCI_VERSION
+    )
+}
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {

@@ -82,7 +82,7 @@ fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, Error> {
 fn run(cli: Cli) -> Result<i32, Error> {
     let Some(cmd) = cli.cmd else {
         if cli.version {
-            println!("{}", cli::VERSION_TEXT);
+            println!("{}", cli::version_text());
             return Ok(0);
         }
         return Err(Error::Usage("no command given (see capsa --help)".into()));

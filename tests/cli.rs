@@ -219,6 +219,30 @@ fn version_flag() {
     // runc: "runc version 1.1.5+ds1\ncommit: ...\nspec: 1.0.2-dev\n..."
     assert!(!o.stdout.lines().next().unwrap_or("").is_empty(), "{o}");
     assert!(o.stdout.lines().any(|l| l.starts_with("spec: 1.")), "{o}");
+    if skip_unless_capsa("capsa's version lines") {
+        return;
+    }
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some(concat!("capsa version ", env!("CARGO_PKG_VERSION"))),
+        "{o}"
+    );
+    // The commit this checkout's HEAD names (what build.rs embedded), or "unknown" when
+    // built outside a git work tree.
+    let head = std::process::Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned());
+    assert_eq!(
+        lines.get(1).copied(),
+        Some(format!("commit: {head}").as_str()),
+        "{o}"
+    );
+    assert_eq!(lines.get(2).copied(), Some("spec: 1.3.0"), "{o}");
 }
 
 #[test]
