@@ -103,14 +103,19 @@ check_skips() {
   done
 }
 
-# run_part NAME CMD...: runs one part, records PASS/FAIL and its duration.
+# run_part NAME CMD...: runs one part (a build), records PASS/FAIL and its duration; a
+# failure counts as one failed test in the totals.
 run_part() {
   local name=$1 start=$SECONDS rc=0
   shift
   section "$name"
   "$@" </dev/null || rc=$?
   local verdict=PASS
-  if [ "$rc" != 0 ]; then verdict="FAIL (exit $rc)"; failed=1; fi
+  if [ "$rc" != 0 ]; then
+    verdict="FAIL (exit $rc)"
+    failed=1
+    total_fail=$((total_fail + 1))
+  fi
   summary+=("$(printf '%-44s %-22s %5ss' "$name" "$verdict" $((SECONDS - start)))")
   return 0
 }
@@ -246,6 +251,7 @@ if [ ${#vm_tests[@]} -gt 0 ]; then
     echo "VM lane runner $vm_run is not executable"
     summary+=("$(printf '%-44s %-22s' "VM lane (cgroup v2)" "FAIL (no vm-run.sh)")")
     failed=1
+    total_fail=$((total_fail + 1))
   fi
 else
   summary+=("$(printf '%-44s %-22s' "VM lane (cgroup v2)" "none (no tests/cgroups_*.rs)")")
