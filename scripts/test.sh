@@ -116,11 +116,12 @@ run_part() {
     failed=1
     total_fail=$((total_fail + 1))
   fi
-  summary+=("$(printf '%-44s %-22s %5ss' "$name" "$verdict" $((SECONDS - start)))")
+  summary+=("$(printf '%-46s %-22s %5ss' "$name" "$verdict" $((SECONDS - start)))")
   return 0
 }
 
-# count_lane LANE PASSED FAILED SKIPPED OK: add to the lane's and the overall totals.
+# count_lane LABEL PASSED FAILED SKIPPED OK: add to a lane's ("host lane", "conformance vm
+# lane"...) and the overall totals.
 count_lane() {
   local lane=$1
   if [ -z "${lane_pass[$lane]+x}" ]; then
@@ -169,8 +170,8 @@ test_part() {
     verdict="FAIL ($ignored #[ignore])"
   fi
   [ "$verdict" = PASS ] || failed=1
-  count_lane "$lane" "$passed" "$nfail" "$skipped" "$([ "$verdict" = PASS ] && echo 1 || echo 0)"
-  summary+=("$(printf '%-44s %-22s %5ss  %s passed, %s failed, %s skipped' "$name" "$verdict" \
+  count_lane "$lane lane" "$passed" "$nfail" "$skipped" "$([ "$verdict" = PASS ] && echo 1 || echo 0)"
+  summary+=("$(printf '%-46s %-22s %5ss  %s passed, %s failed, %s skipped' "$name" "$verdict" \
     $((SECONDS - start)) "$passed" "$nfail" "$skipped")")
   return 0
 }
@@ -190,7 +191,7 @@ finish() {
   echo
   local lane
   for lane in "${lanes[@]}"; do
-    printf '%s lane: %s, %s passed, %s failed, %s skipped\n' "$lane" \
+    printf '%s: %s, %s passed, %s failed, %s skipped\n' "$lane" \
       "$([ "${lane_bad[$lane]}" = 0 ] && echo PASS || echo FAIL)" \
       "${lane_pass[$lane]}" "${lane_fail[$lane]}" "${lane_skip[$lane]}"
   done
@@ -238,7 +239,7 @@ if [ ${#vm_tests[@]} -gt 0 ]; then
     # Build first, on the host, so each VM only runs a test binary.
     vm_args=()
     for t in "${vm_tests[@]}"; do vm_args+=(--test "$t"); done
-    run_part "VM lane: build ${vm_tests[*]}" cargo test --no-run "${vm_args[@]}"
+    run_part "VM lane: build (on the host)" cargo test --no-run "${vm_args[@]}"
     for t in "${vm_tests[@]}"; do
       # The skip log is in target/, below the shared directory: the guest writes it
       # at the same path.
@@ -249,12 +250,12 @@ if [ ${#vm_tests[@]} -gt 0 ]; then
   else
     section "VM lane"
     echo "VM lane runner $vm_run is not executable"
-    summary+=("$(printf '%-44s %-22s' "VM lane (cgroup v2)" "FAIL (no vm-run.sh)")")
+    summary+=("$(printf '%-46s %-22s' "VM lane (cgroup v2)" "FAIL (no vm-run.sh)")")
     failed=1
     total_fail=$((total_fail + 1))
   fi
 else
-  summary+=("$(printf '%-44s %-22s' "VM lane (cgroup v2)" "none (no tests/cgroups_*.rs)")")
+  summary+=("$(printf '%-46s %-22s' "VM lane (cgroup v2)" "none (no tests/cgroups_*.rs)")")
 fi
 
 # oci-conformance/run RUNTIME [--vm] prints "N passed, M failed, K skipped" last; M counts
@@ -283,8 +284,8 @@ conformance() {
     failed=1
     [ "$f" -gt 0 ] || f=1
   fi
-  count_lane "$lane" "$p" "$f" "$s" "$([ "$verdict" = PASS ] && echo 1 || echo 0)"
-  summary+=("$(printf '%-44s %-22s %5ss  %s passed, %s failed, %s skipped' "$name" "$verdict" \
+  count_lane "conformance $lane lane" "$p" "$f" "$s" "$([ "$verdict" = PASS ] && echo 1 || echo 0)"
+  summary+=("$(printf '%-46s %-22s %5ss  %s passed, %s failed, %s skipped' "$name" "$verdict" \
     $((SECONDS - start)) "$p" "$f" "$s")")
 }
 if [ -e oci-conformance/run ]; then
@@ -305,7 +306,7 @@ if [ -e oci-conformance/run ]; then
   # shellcheck disable=SC2086 # word splitting wanted
   conformance vm "OCI conformance (VM lane, cgroup v2)" --vm "$vm_capsa" --name capsa "${known[@]}" ${CONFORMANCE_ARGS:-}
 else
-  summary+=("$(printf '%-44s %-22s' "OCI conformance" "none (no oci-conformance/run)")")
+  summary+=("$(printf '%-46s %-22s' "OCI conformance" "none (no oci-conformance/run)")")
 fi
 
 finish
