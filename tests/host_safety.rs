@@ -193,3 +193,102 @@ fn unified_core_files_cannot_reach_a_host_process() {
         c.assert_nothing_left(&id);
     }
 }
+
+#[test]
+fn cgroups_path_at_above_or_below_a_host_cgroup_is_refused() {
+    let mut host = HostProcess::new("paths");
+    let mut c = Ctx::new("harmpath");
+    c.args(&["sleep", "1000"]);
+    for (rel, needle) in [
+        ("host", "not empty"),
+        ("", "not empty"),
+        ("host/inner", "holds"),
+    ] {
+        let id = c.new_id("harmpath");
+        c.config["linux"]["cgroupsPath"] = json!(host.path(rel));
+        let o = attempt(&c, &id);
+        host.assert_unharmed(&format!("a container with cgroupsPath {}", host.path(rel)));
+        if is_capsa() {
+            o.fails_with(needle);
+        }
+    }
+}
+
+#[test]
+fn id_naming_a_host_cgroup_is_refused() {
+    if skip_unless_capsa("capsa's default cgroup is /<id> at each hierarchy's root") {
+        return;
+    }
+    let mut host = HostProcess::new("id");
+    let mut c = Ctx::new("harmid");
+    c.args(&["sleep", "1000"]);
+    // No cgroupsPath: the default, /<id>, is the host process's parent.
+    c.config["linux"]
+        .as_object_mut()
+        .expect("linux")
+        .remove("cgroupsPath");
+    let id = host.parent.clone();
+    c.track(&id);
+    let o = attempt(&c, &id);
+    host.assert_unharmed(&format!("a container with id {id}"));
+    o.fails_with("not empty");
+    assert!(
+        host.roots.iter().all(|r| r.join(&id).join("host").is_dir()),
+        "the host cgroup was removed"
+    );
+}
+
+#[test]
+fn second_container_in_the_same_cgroup_is_refused() {
+    let host = HostProcess::new("shared");
+    let mut c = Ctx::new("harmshared");
+    c.args(&["sleep", "1000"]);
+    c.config["linux"]["cgroupsPath"] = json!(host.path("shared"));
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    let first = c.state(&c.id)["pid"].as_i64().expect("pid");
+    let other = c.new_id("harmshared");
+    let o = attempt(&c, &other);
+    assert!(
+        !o.success(),
+        "second create into a populated cgroup succeeded"
+    );
+    if is_capsa() {
+        o.fails_with("not empty");
+    }
+    assert_eq!(
+        c.status(&c.id),
+        "running",
+        "the first container (init {first}) was harmed by the second"
+    );
+    c.rt(&["delete", "--force", &c.id]).ok();
+}
+
+/// A process someone else moved into a container's cgroup (a container
+/// with a pid namespace of its own) is not the container's: neither
+/// `kill --all` nor `delete --force` signals it, running or stopped.
+#[test]
+fn foreign_process_in_a_containers_cgroup_survives() {
+    if skip_unless_capsa("runc signals every process in the cgroup") {
+        return;
+    }
+    let mut host = HostProcess::new("foreign");
+    for workload in ["sleep 1000", "true"] {
+        let mut c = Ctx::new("harmforeign");
+        c.sh(workload);
+        let rel = c.id.clone();
+        c.config["linux"]["cgroupsPath"] = json!(host.path(&rel));
+        c.create();
+        c.rt(&["start", &c.id]).ok();
+        if workload == "true" {
+            c.wait_status(&c.id, "stopped", Duration::from_secs(10));
+        }
+        host.place_in(&rel);
+        c.rt(&["kill", "--all", &c.id, "KILL"]).ok();
+        host.assert_unharmed_in(&rel, &format!("kill --all ({workload})"));
+        c.rt(&["delete", "--force", &c.id]).ok();
+        host.assert_unharmed_in(&rel, &format!("delete --force ({workload})"));
+        host.place_in("host");
+        host.assert_unharmed("moving back");
+    }
+}

@@ -342,6 +342,38 @@ fn kill_all_reaches_every_process() {
     c.assert_nothing_left(&c.id);
 }
 
+/// runc's `kill --all` of a stopped container signals what is left in its
+/// cgroup: with a shared pid namespace (a Kubernetes pod) the init's
+/// children outlive it, and containerd's shim relies on reaching them.
+#[test]
+fn kill_all_of_a_stopped_container_reaches_what_is_left() {
+    let mut c = Ctx::new("killallstopped");
+    c.remove_ns("pid");
+    c.sh("sleep 1000 & echo child=$!");
+    let out = c.create_capturing();
+    c.rt(&["start", &c.id]).ok();
+    let text = wait_for_text(&out, "\n", WAIT);
+    let child: u32 = text
+        .trim()
+        .strip_prefix("child=")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("workload printed {text:?}"));
+    c.wait_status(&c.id, "stopped", WAIT);
+    assert!(alive(child), "child {child} not running");
+    c.rt(&["kill", &c.id, "KILL"]).fails_with("not running");
+    c.rt(&["kill", "--all", &c.id, "KILL"]).ok();
+    let start = std::time::Instant::now();
+    while alive(child) {
+        assert!(
+            start.elapsed() < WAIT,
+            "kill --all of the stopped container left child {child} alive"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    c.rt(&["delete", &c.id]).ok();
+    c.assert_nothing_left(&c.id);
+}
+
 /// Alive and not a zombie.
 fn alive(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -142,19 +142,21 @@ impl Runtime {
             .map_err(|e| Error::Lifecycle(format!("encoding state: {e}")))
     }
 
-    /// `kill`: send `sig` to the init (or, with `all`, to every process of
-    /// the container's cgroup).
+    /// `kill`: send `sig` to the init, or, with `all`, to every process of
+    /// the container in its cgroup (cgroups::Members). `--all` works on a
+    /// stopped container too, as in runc: in a shared pid namespace (a
+    /// Kubernetes pod) the init's children outlive it, and the engine's
+    /// shim relies on reaching them.
     pub fn kill(&self, id: &str, sig: Signal, all: bool) -> Result<()> {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
+        if all {
+            let members = members(&st);
+            st.cgroup.signal_members(&members, sig)?;
+            return Ok(());
+        }
         if st.status(&dir.path) == Status::Stopped {
             return Err(Error::Lifecycle("container not running".into()));
-        }
-        if all {
-            for pid in st.cgroup.pids()? {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
-            }
-            return Ok(());
         }
         signal_init(&st, sig)
     }
@@ -193,7 +195,7 @@ impl Runtime {
                 )));
             }
         }
-        st.cgroup.destroy()?;
+        st.cgroup.destroy_members(&members(&st))?;
         dir.remove()?;
         hooks::run_poststop(&st.poststop, id, &st.bundle, &st.annotations);
         Ok(())
@@ -270,7 +272,7 @@ fn run_poststart(st: &State) -> Result<()> {
 /// `delete`, which engines call next, succeeds and runs nothing twice.
 fn destroy_after_failed_start(dir: &ContainerDir, st: &mut State) -> Result<()> {
     kill_and_wait(st)?;
-    st.cgroup.destroy()?;
+    st.cgroup.destroy_members(&members(st))?;
     st.cgroup = crate::cgroups::Cgroup::default();
     let poststop = std::mem::take(&mut st.poststop);
     dir.save(st)?;
@@ -388,6 +390,11 @@ fn signal_init(st: &State, sig: Signal) -> Result<()> {
     }
     sys::pidfd_send_signal(&pidfd, sig as i32)?;
     Ok(())
+}
+
+/// The container's processes in its cgroup (see cgroups::Members).
+fn members(st: &State) -> crate::cgroups::Members {
+    st.cgroup.members(st.pid, || st.init_alive())
 }
 
 /// SIGKILL the init (and anything else in its cgroup) and wait until it is gone.
