@@ -569,8 +569,9 @@ fn deprecated_kernel_memory_limit_is_ignored() {
 }
 
 /// state.json is replaced by rename, so it can only be unreadable after a host
-/// crash took the container with it: `delete --force` must still succeed and
-/// leave no state directory (capsa's recovery; runc refuses a corrupt file).
+/// crash took the container with it: `delete --force` of a file written
+/// before the boot must still succeed and leave no state directory (capsa's
+/// recovery; runc refuses a corrupt file).
 #[test]
 fn delete_force_of_a_container_with_unreadable_state() {
     if skip_unless_capsa("recovery from a state.json emptied by a crash") {
@@ -601,10 +602,55 @@ fn delete_force_of_a_container_with_unreadable_state() {
     assert!(gone, "init {pid} did not die");
     let state_file = c.root().join(&c.id).join("state.json");
     fs::write(&state_file, b"").expect("truncate state.json");
+    set_mtime_before_boot(&state_file);
     c.rt(&["state", &c.id]).fails_with("state.json");
     c.rt(&["delete", &c.id]).fails_with("state.json");
     c.rt(&["delete", "--force", &c.id]).ok();
     assert!(!c.root().join(&c.id).exists(), "state dir left behind");
     c.rt(&["state", &c.id])
         .fails_with("container does not exist");
+}
+
+/// Back-date `file` to an hour before this boot (/proc/stat btime).
+fn set_mtime_before_boot(file: &std::path::Path) {
+    let stat = fs::read_to_string("/proc/stat").expect("read /proc/stat");
+    let btime: i64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
+        .expect("btime in /proc/stat");
+    let o = std::process::Command::new("touch")
+        .arg("-d")
+        .arg(format!("@{}", btime - 3600))
+        .arg(file)
+        .status()
+        .expect("run touch");
+    assert!(o.success(), "touch -d failed");
+}
+
+/// A state.json made unreadable while the container runs (a hand edit, a
+/// bug): nothing says where its processes and cgroups are, so `delete
+/// --force` fails, says so, and keeps the state; the init keeps running.
+#[test]
+fn delete_force_keeps_a_running_container_whose_state_is_unreadable() {
+    if skip_unless_capsa("capsa's rule for an unreadable state.json") {
+        return;
+    }
+    let mut c = Ctx::new("delcorruptlive");
+    c.args(&["sleep", "1000"]);
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    let pid = c.state(&c.id)["pid"].as_u64().expect("pid") as u32;
+    let state_file = c.root().join(&c.id).join("state.json");
+    let good = fs::read(&state_file).expect("read state.json");
+    fs::write(&state_file, &good[..good.len() / 2]).expect("truncate state.json");
+    c.rt(&["delete", "--force", &c.id])
+        .fails_with("nothing was deleted");
+    assert!(alive(pid), "init {pid} was lost track of");
+    assert!(state_file.exists(), "state.json was removed");
+    c.rt(&["list", "-q"]).ok();
+    // Repaired, the container is deleted as usual.
+    fs::write(&state_file, &good).expect("restore state.json");
+    c.rt(&["delete", "--force", &c.id]).ok();
+    assert!(!alive(pid), "init {pid} survived delete --force");
+    c.assert_nothing_left(&c.id);
 }

@@ -173,11 +173,23 @@ impl Runtime {
             // A directory without state: a create that died half way.
             Err(StateError::NotExist) if force => return Ok(dir.remove()?),
             // state.json is written by rename, so it is only unreadable after
-            // a host crash (or a hand edit): whatever it named died with the
-            // host, and --force must still leave nothing behind.
+            // a host crash (or a hand edit, or a bug). Written before this
+            // boot, whatever it named died with the host: --force removes
+            // it. Otherwise its init and cgroups may be running, and
+            // nothing else says where they are (a default cgroup path
+            // derived from the id may be another container's, or the
+            // host's): refuse, and keep the state for someone to repair.
             Err(e @ StateError::Corrupt { .. }) if force => {
-                eprintln!("capsa: warning: {e}: removing the container's state directory");
-                return Ok(dir.remove()?);
+                if written_before_boot(&dir.path.join(state::STATE_FILE)) {
+                    eprintln!(
+                        "capsa: warning: {e}: written before the host booted; removing the container's state directory"
+                    );
+                    return Ok(dir.remove()?);
+                }
+                return Err(Error::Lifecycle(format!(
+                    "{e}: cannot tell which processes and cgroups are the container's, so nothing was deleted; repair the file, or stop the container's processes and remove {} by hand",
+                    dir.path.display()
+                )));
             }
             Err(e) => return Err(e.into()),
         };
@@ -215,6 +227,21 @@ impl Runtime {
         }
         Ok(out)
     }
+}
+
+/// Was `file` last written before the host booted (its mtime earlier than
+/// /proc/stat's btime)? False if either cannot be read.
+fn written_before_boot(file: &Path) -> bool {
+    let Ok(mtime) = std::fs::metadata(file).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let Some(btime) = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())
+    }) else {
+        return false;
+    };
+    mtime < std::time::UNIX_EPOCH + std::time::Duration::from_secs(btime)
 }
 
 pub(crate) fn absolute(p: &Path) -> PathBuf {
