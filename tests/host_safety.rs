@@ -194,6 +194,25 @@ fn unified_core_files_cannot_reach_a_host_process() {
     }
 }
 
+/// `update` takes the same `unified` map and must refuse it alike.
+#[test]
+fn update_with_unified_core_files_cannot_reach_a_host_process() {
+    let mut host = HostProcess::new("update");
+    let mut c = Ctx::new("harmupdate");
+    c.args(&["sleep", "1000"]);
+    c.config["linux"]["cgroupsPath"] = json!(host.path("ctr"));
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    let res = c.scratch("resources.json");
+    let pid = host.pid().to_string();
+    fs::write(&res, json!({"unified": {"cgroup.procs": pid}}).to_string()).expect("write");
+    let o = c.rt(&["update", "--resources", res.to_str().expect("utf-8"), &c.id]);
+    let _ = c.rt(&["kill", "--all", &c.id, "KILL"]);
+    let _ = c.rt(&["delete", "--force", &c.id]);
+    host.assert_unharmed("update with unified.cgroup.procs");
+    assert!(!o.success(), "update with unified cgroup.procs succeeded: {o}");
+}
+
 #[test]
 fn cgroups_path_at_above_or_below_a_host_cgroup_is_refused() {
     let mut host = HostProcess::new("paths");
