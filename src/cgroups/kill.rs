@@ -144,19 +144,18 @@ impl Cgroup {
     }
 
     /// `kill --all`: send `sig` to each of the container's processes.
-    /// With a v1 freezer, as runc does, the cgroup is frozen meanwhile (if
-    /// it was not already) so that no process forks past the signal.
+    /// As runc does, the cgroup (v1 freezer or v2 cgroup.freeze) is frozen
+    /// meanwhile so that no process forks past the signal; unlike runc, a
+    /// paused container is left paused. A freeze that fails or times out
+    /// only loses that guarantee (runc warns and goes on).
     pub fn signal_members(&self, m: &Members, sig: Signal) -> Result<(), CgroupError> {
         if matches!(m, Members::Nobody) {
             return Ok(());
         }
-        let freezer = self.v1_freezer();
-        let frozen_here = freezer
-            .as_deref()
-            .is_some_and(|f| !super::freezer_state_is_frozen(f) && super::freeze(f));
+        let frozen_here = !super::is_frozen(self) && super::freezer::freeze(self).is_ok();
         let r = self.signal_pids(m, sig as i32);
-        if frozen_here && let Some(f) = &freezer {
-            write_file(f, b"THAWED")?;
+        if frozen_here {
+            super::freezer::thaw(self)?;
         }
         r
     }
