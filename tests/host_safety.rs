@@ -210,7 +210,10 @@ fn update_with_unified_core_files_cannot_reach_a_host_process() {
     let _ = c.rt(&["kill", "--all", &c.id, "KILL"]);
     let _ = c.rt(&["delete", "--force", &c.id]);
     host.assert_unharmed("update with unified.cgroup.procs");
-    assert!(!o.success(), "update with unified cgroup.procs succeeded: {o}");
+    assert!(
+        !o.success(),
+        "update with unified cgroup.procs succeeded: {o}"
+    );
 }
 
 #[test]

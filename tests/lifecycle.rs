@@ -654,3 +654,49 @@ fn delete_force_keeps_a_running_container_whose_state_is_unreadable() {
     assert!(!alive(pid), "init {pid} survived delete --force");
     c.assert_nothing_left(&c.id);
 }
+
+/// `kill --all` of a container with its own pid namespace reaches processes
+/// in pid namespaces the workload nested inside it: they are the
+/// container's too (only what is outside its namespace is not).
+#[test]
+fn kill_all_reaches_a_nested_pid_namespace() {
+    let mut c = Ctx::new("killallnested");
+    let caps = json!(["CAP_SYS_ADMIN", "CAP_KILL"]);
+    for set in ["bounding", "effective", "permitted"] {
+        c.config["process"]["capabilities"][set] = caps.clone();
+    }
+    // The nested sleep is pid 2 of its namespace, so SIGTERM kills it
+    // (the namespaces' pid 1 shells ignore it).
+    c.sh("unshare -p -f sh -c 'sleep 1000 & wait' & wait");
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    let nested = || -> Vec<u32> {
+        procs_rooted_at(&c.rootfs())
+            .into_iter()
+            .filter(|p| {
+                let status = fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+                let cmd = fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                status_field(&status, "NSpid").is_some_and(|f| f.split_whitespace().count() == 3)
+                    && cmd.starts_with("sleep")
+            })
+            .collect()
+    };
+    let start = std::time::Instant::now();
+    let mut found = nested();
+    while found.is_empty() {
+        assert!(start.elapsed() < WAIT, "no sleep in a nested pid namespace");
+        std::thread::sleep(Duration::from_millis(10));
+        found = nested();
+    }
+    c.rt(&["kill", "--all", &c.id, "TERM"]).ok();
+    let start = std::time::Instant::now();
+    while found.iter().any(|&p| alive(p)) {
+        assert!(
+            start.elapsed() < WAIT,
+            "kill --all TERM left the nested sleep {found:?} alive"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    c.rt(&["delete", "--force", &c.id]).ok();
+    c.assert_nothing_left(&c.id);
+}
