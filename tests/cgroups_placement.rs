@@ -419,3 +419,18 @@ fn populated_leaf_or_parent_is_refused() {
     assert_eq!(a.pids().expect("pids"), vec![pid]);
     assert_placed(pid, &format!("/{top}/a"), true, true);
 }
+
+#[test]
+fn frozen_leaf_is_refused() {
+    // runc: "container's cgroup unexpectedly frozen". A new init placed
+    // there would never run.
+    let mut guard = Cleanup::default();
+    let path = format!("/{}", unique("frozen"));
+    let cg = Cgroup::create(Some(&path), "x").expect("create");
+    guard.cgroups.push(cg.clone());
+    capsa::cgroups::freezer::freeze(&cg).expect("freeze");
+    let err = Cgroup::create(Some(&path), "x").expect_err("frozen leaf reused");
+    assert!(err.to_string().contains("unexpectedly frozen"), "{err}");
+    capsa::cgroups::freezer::thaw(&cg).expect("thaw");
+    Cgroup::create(Some(&path), "x").expect("thawed leaf is reusable");
+}

@@ -89,11 +89,13 @@ pub enum CgroupError {
     /// they would be limited, frozen and killed with the container. runc
     /// 1.1 warns that this will be refused, 1.2 refuses.
     #[error(
-        "container's cgroup is not empty: {n} process(es) found in {dir} or below it (another container's, or the host's); a container needs a cgroup of its own"
+        "container's cgroup is not empty: {n} process(es) found in {dir} or below it (another container's, or the host's); a container needs a cgroup of its own (linux.cgroupsPath, or /<id> without it)"
     )]
     NotEmpty { dir: PathBuf, n: usize },
     /// runc: "container's cgroup unexpectedly frozen".
-    #[error("container's cgroup {dir} is unexpectedly frozen")]
+    #[error(
+        "container's cgroup {dir} is unexpectedly frozen (linux.cgroupsPath, or /<id> without it)"
+    )]
     Frozen { dir: PathBuf },
     /// A level above the container's cgroup holds processes directly
     /// (another container's cgroup): its owner would signal and freeze the
