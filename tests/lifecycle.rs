@@ -647,7 +647,10 @@ fn delete_force_keeps_a_running_container_whose_state_is_unreadable() {
         .fails_with("nothing was deleted");
     assert!(alive(pid), "init {pid} was lost track of");
     assert!(state_file.exists(), "state.json was removed");
-    c.rt(&["list", "-q"]).ok();
+    // Still there, and `list` says it cannot show it.
+    let o = c.rt(&["list", "-q"]);
+    o.ok();
+    assert!(o.stderr.contains(&c.id), "list is silent about it: {o}");
     // Repaired, the container is deleted as usual.
     fs::write(&state_file, &good).expect("restore state.json");
     c.rt(&["delete", "--force", &c.id]).ok();

@@ -220,9 +220,16 @@ impl Runtime {
             let Ok(dir) = ContainerDir::open(&self.root, &id) else {
                 continue;
             };
-            if let Ok(st) = dir.load() {
-                let status = st.status(&dir.path);
-                out.push((st, status));
+            match dir.load() {
+                Ok(st) => {
+                    let status = st.status(&dir.path);
+                    out.push((st, status));
+                }
+                // Being created: no state yet.
+                Err(StateError::NotExist) => {}
+                // Not listable, but not to be forgotten either (runc
+                // prints the same and goes on).
+                Err(e) => eprintln!("capsa: warning: load container {id}: {e}"),
             }
         }
         Ok(out)
