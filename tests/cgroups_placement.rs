@@ -289,6 +289,7 @@ fn pidfd_kill_path_without_unified() {
             .collect(),
         created: Vec::new(),
         unified: None,
+        pidns: None,
     };
     assert_eq!(v1_only.pids().expect("pids"), vec![pid]);
     v1_only.destroy().expect("destroy v1 view");
@@ -392,4 +393,47 @@ fn host_cgroups_untouched_on_bad_path() {
     assert!(err.to_string().starts_with("linux.cgroupsPath:"), "{err}");
     assert!(!Path::new("/sys/fs/cgroup").join(&name).exists());
     assert!(!Path::new("/sys/fs/cgroup/memory").join(&name).exists());
+}
+
+#[test]
+fn populated_leaf_or_parent_is_refused() {
+    // Another container's cgroup (here: a process of the test's) is never
+    // shared: not the same leaf, not a path above it, not one inside it.
+    let mut guard = Cleanup::default();
+    let top = unique("populated");
+    let a = Cgroup::create(Some(&format!("/{top}/a")), "x").expect("create a");
+    guard.cgroups.push(a.clone());
+    let child = sleeper();
+    let pid = child.id() as i32;
+    guard.children.push(child);
+    a.add_pid(pid, false).expect("add_pid");
+    for (path, want) in [
+        (format!("/{top}/a"), "is not empty"),
+        (format!("/{top}"), "is not empty"),
+        (format!("/{top}/a/b"), "holds 1 process"),
+    ] {
+        let err = Cgroup::create(Some(&path), "x").expect_err(&path);
+        assert!(err.to_string().contains(want), "{path}: {err}");
+    }
+    assert!(
+        a.dirs.iter().all(|d| !d.join("b").exists()),
+        "a refused create left a directory inside a"
+    );
+    assert_eq!(a.pids().expect("pids"), vec![pid]);
+    assert_placed(pid, &format!("/{top}/a"), true, true);
+}
+
+#[test]
+fn frozen_leaf_is_refused() {
+    // runc: "container's cgroup unexpectedly frozen". A new init placed
+    // there would never run.
+    let mut guard = Cleanup::default();
+    let path = format!("/{}", unique("frozen"));
+    let cg = Cgroup::create(Some(&path), "x").expect("create");
+    guard.cgroups.push(cg.clone());
+    capsa::cgroups::freezer::freeze(&cg).expect("freeze");
+    let err = Cgroup::create(Some(&path), "x").expect_err("frozen leaf reused");
+    assert!(err.to_string().contains("unexpectedly frozen"), "{err}");
+    capsa::cgroups::freezer::thaw(&cg).expect("thaw");
+    Cgroup::create(Some(&path), "x").expect("thawed leaf is reusable");
 }

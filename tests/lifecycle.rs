@@ -342,6 +342,38 @@ fn kill_all_reaches_every_process() {
     c.assert_nothing_left(&c.id);
 }
 
+/// runc's `kill --all` of a stopped container signals what is left in its
+/// cgroup: with a shared pid namespace (a Kubernetes pod) the init's
+/// children outlive it, and containerd's shim relies on reaching them.
+#[test]
+fn kill_all_of_a_stopped_container_reaches_what_is_left() {
+    let mut c = Ctx::new("killallstopped");
+    c.remove_ns("pid");
+    c.sh("sleep 1000 & echo child=$!");
+    let out = c.create_capturing();
+    c.rt(&["start", &c.id]).ok();
+    let text = wait_for_text(&out, "\n", WAIT);
+    let child: u32 = text
+        .trim()
+        .strip_prefix("child=")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("workload printed {text:?}"));
+    c.wait_status(&c.id, "stopped", WAIT);
+    assert!(alive(child), "child {child} not running");
+    c.rt(&["kill", &c.id, "KILL"]).fails_with("not running");
+    c.rt(&["kill", "--all", &c.id, "KILL"]).ok();
+    let start = std::time::Instant::now();
+    while alive(child) {
+        assert!(
+            start.elapsed() < WAIT,
+            "kill --all of the stopped container left child {child} alive"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    c.rt(&["delete", &c.id]).ok();
+    c.assert_nothing_left(&c.id);
+}
+
 /// Alive and not a zombie.
 fn alive(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -537,8 +569,9 @@ fn deprecated_kernel_memory_limit_is_ignored() {
 }
 
 /// state.json is replaced by rename, so it can only be unreadable after a host
-/// crash took the container with it: `delete --force` must still succeed and
-/// leave no state directory (capsa's recovery; runc refuses a corrupt file).
+/// crash took the container with it: `delete --force` of a file written
+/// before the boot must still succeed and leave no state directory (capsa's
+/// recovery; runc refuses a corrupt file).
 #[test]
 fn delete_force_of_a_container_with_unreadable_state() {
     if skip_unless_capsa("recovery from a state.json emptied by a crash") {
@@ -569,10 +602,104 @@ fn delete_force_of_a_container_with_unreadable_state() {
     assert!(gone, "init {pid} did not die");
     let state_file = c.root().join(&c.id).join("state.json");
     fs::write(&state_file, b"").expect("truncate state.json");
+    set_mtime_before_boot(&state_file);
     c.rt(&["state", &c.id]).fails_with("state.json");
     c.rt(&["delete", &c.id]).fails_with("state.json");
     c.rt(&["delete", "--force", &c.id]).ok();
     assert!(!c.root().join(&c.id).exists(), "state dir left behind");
     c.rt(&["state", &c.id])
         .fails_with("container does not exist");
+}
+
+/// Back-date `file` to an hour before this boot (/proc/stat btime).
+fn set_mtime_before_boot(file: &std::path::Path) {
+    let stat = fs::read_to_string("/proc/stat").expect("read /proc/stat");
+    let btime: i64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime ")?.trim().parse().ok())
+        .expect("btime in /proc/stat");
+    let o = std::process::Command::new("touch")
+        .arg("-d")
+        .arg(format!("@{}", btime - 3600))
+        .arg(file)
+        .status()
+        .expect("run touch");
+    assert!(o.success(), "touch -d failed");
+}
+
+/// A state.json made unreadable while the container runs (a hand edit, a
+/// bug): nothing says where its processes and cgroups are, so `delete
+/// --force` fails, says so, and keeps the state; the init keeps running.
+#[test]
+fn delete_force_keeps_a_running_container_whose_state_is_unreadable() {
+    if skip_unless_capsa("capsa's rule for an unreadable state.json") {
+        return;
+    }
+    let mut c = Ctx::new("delcorruptlive");
+    c.args(&["sleep", "1000"]);
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    let pid = c.state(&c.id)["pid"].as_u64().expect("pid") as u32;
+    let state_file = c.root().join(&c.id).join("state.json");
+    let good = fs::read(&state_file).expect("read state.json");
+    fs::write(&state_file, &good[..good.len() / 2]).expect("truncate state.json");
+    c.rt(&["delete", "--force", &c.id])
+        .fails_with("nothing was deleted");
+    assert!(alive(pid), "init {pid} was lost track of");
+    assert!(state_file.exists(), "state.json was removed");
+    // Still there, and `list` says it cannot show it.
+    let o = c.rt(&["list", "-q"]);
+    o.ok();
+    assert!(o.stderr.contains(&c.id), "list is silent about it: {o}");
+    // Repaired, the container is deleted as usual.
+    fs::write(&state_file, &good).expect("restore state.json");
+    c.rt(&["delete", "--force", &c.id]).ok();
+    assert!(!alive(pid), "init {pid} survived delete --force");
+    c.assert_nothing_left(&c.id);
+}
+
+/// `kill --all` of a container with its own pid namespace reaches processes
+/// in pid namespaces the workload nested inside it: they are the
+/// container's too (only what is outside its namespace is not).
+#[test]
+fn kill_all_reaches_a_nested_pid_namespace() {
+    let mut c = Ctx::new("killallnested");
+    let caps = json!(["CAP_SYS_ADMIN", "CAP_KILL"]);
+    for set in ["bounding", "effective", "permitted"] {
+        c.config["process"]["capabilities"][set] = caps.clone();
+    }
+    // The nested sleep is pid 2 of its namespace, so SIGTERM kills it
+    // (the namespaces' pid 1 shells ignore it).
+    c.sh("unshare -p -f sh -c 'sleep 1000 & wait' & wait");
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    let nested = || -> Vec<u32> {
+        procs_rooted_at(&c.rootfs())
+            .into_iter()
+            .filter(|p| {
+                let status = fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+                let cmd = fs::read_to_string(format!("/proc/{p}/cmdline")).unwrap_or_default();
+                status_field(&status, "NSpid").is_some_and(|f| f.split_whitespace().count() == 3)
+                    && cmd.starts_with("sleep")
+            })
+            .collect()
+    };
+    let start = std::time::Instant::now();
+    let mut found = nested();
+    while found.is_empty() {
+        assert!(start.elapsed() < WAIT, "no sleep in a nested pid namespace");
+        std::thread::sleep(Duration::from_millis(10));
+        found = nested();
+    }
+    c.rt(&["kill", "--all", &c.id, "TERM"]).ok();
+    let start = std::time::Instant::now();
+    while found.iter().any(|&p| alive(p)) {
+        assert!(
+            start.elapsed() < WAIT,
+            "kill --all TERM left the nested sleep {found:?} alive"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    c.rt(&["delete", "--force", &c.id]).ok();
+    c.assert_nothing_left(&c.id);
 }

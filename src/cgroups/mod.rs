@@ -24,11 +24,25 @@
 //!
 //! On a hybrid host the container is placed in every v1 hierarchy and in
 //! the unified one. Only directories capsa made are ever removed.
+//!
+//! What is the container's (never signal, freeze or remove anyone else's):
+//! - create refuses a leaf that already holds processes in it or below it
+//!   (runc 1.2; 1.1 only warns), or is frozen, and refuses to put the leaf
+//!   inside an existing cgroup that holds processes of its own (another
+//!   container's: its kill, pause and delete would reach ours, and ours
+//!   its). An existing empty leaf is reused, as runc does. So a
+//!   cgroupsPath equal to, above or below a running container's, or an id
+//!   that names a host cgroup, is an error, not a takeover.
+//! - in that cgroup, the processes that are the container's (kill.rs):
+//!   all of them if it shares a pid namespace, else those of its own pid
+//!   namespace. kill --all and delete signal only those, and a directory
+//!   left holding someone else's processes is left to them.
 
 mod bpf;
 pub mod devices;
 pub mod freezer;
 pub mod hierarchy;
+mod kill;
 mod ownership;
 pub mod resources;
 pub mod stats;
@@ -42,7 +56,6 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +63,7 @@ use crate::sys::{self, Ctx, SysError};
 use hierarchy::{Hierarchy, Kind};
 
 pub use freezer::is_frozen;
+pub use kill::{Members, NsId};
 pub use sub::SubCgroups;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +85,25 @@ pub enum CgroupError {
         parent: PathBuf,
         file: &'static str,
     },
+    /// The container's cgroup (or one below it) already holds processes:
+    /// they would be limited, frozen and killed with the container. runc
+    /// 1.1 warns that this will be refused, 1.2 refuses.
+    #[error(
+        "container's cgroup is not empty: {n} process(es) found in {dir} or below it (another container's, or the host's); a container needs a cgroup of its own (linux.cgroupsPath, or /<id> without it)"
+    )]
+    NotEmpty { dir: PathBuf, n: usize },
+    /// runc: "container's cgroup unexpectedly frozen".
+    #[error(
+        "container's cgroup {dir} is unexpectedly frozen (linux.cgroupsPath, or /<id> without it)"
+    )]
+    Frozen { dir: PathBuf },
+    /// A level above the container's cgroup holds processes directly
+    /// (another container's cgroup): its owner would signal and freeze the
+    /// new container with its own.
+    #[error(
+        "linux.cgroupsPath: {dir} holds {n} process(es) of its own (another container's cgroup?); a container's cgroup cannot be placed inside it"
+    )]
+    InsidePopulated { dir: PathBuf, n: usize },
     #[error("cgroup {dir} still holds processes {pids:?} after SIGKILL")]
     Busy { dir: PathBuf, pids: Vec<i32> },
     /// A linux.resources field this host's cgroups cannot apply, or a value
@@ -182,10 +215,12 @@ pub struct Cgroup {
     /// The leaf directory on the unified (cgroup2) hierarchy, if any; also
     /// listed in `dirs`.
     pub unified: Option<PathBuf>,
+    /// The pid namespace the container made for itself, if it did: then
+    /// only processes in it are the container's (kill.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pidns: Option<NsId>,
 }
 
-/// How long destroy waits for killed processes to leave the cgroup.
-const KILL_WAIT: Duration = Duration::from_secs(2);
 /// How long rmdir is retried on EBUSY (a v1 cgroup can stay busy briefly
 /// after its last task exited).
 const RMDIR_WAIT: Duration = Duration::from_millis(500);
@@ -201,6 +236,7 @@ impl Cgroup {
             dirs: Vec::with_capacity(hierarchies.len()),
             created: Vec::new(),
             unified: None,
+            pidns: None,
         };
         for h in hierarchies {
             match make_dirs(h, rel, &mut cg.created) {
@@ -325,102 +361,20 @@ impl Cgroup {
         ))
     }
 
-    /// Kill any process still inside, then remove the directories capsa
-    /// created, deepest first. Succeeds if they are already gone.
+    /// Kill every process inside, then remove the directories capsa
+    /// created, deepest first. Succeeds if they are already gone. For a
+    /// cgroup whose every process is the container's (a create that
+    /// failed, or a container sharing a pid namespace).
     pub fn destroy(&self) -> Result<(), CgroupError> {
-        self.kill_all()?;
+        self.destroy_members(&Members::All)
+    }
+
+    /// Kill the container's processes (`m`), then remove the directories
+    /// capsa created, deepest first; a directory still holding processes
+    /// that are not the container's is left to them.
+    pub fn destroy_members(&self, m: &Members) -> Result<(), CgroupError> {
+        self.kill_members(m)?;
         self.remove_created()
-    }
-
-    /// SIGKILL everything in the leaves and wait (bounded) until they are
-    /// empty. v2 (and the unified leaf on hybrid hosts) uses cgroup.kill
-    /// (Linux 5.14), which also catches processes forked meanwhile;
-    /// otherwise each pid is signalled through a pidfd that is only used
-    /// after the pid was seen in the cgroup again, so a recycled pid of an
-    /// unrelated process is never signalled.
-    fn kill_all(&self) -> Result<(), CgroupError> {
-        let mut pids = self.pids()?;
-        if pids.is_empty() {
-            return Ok(());
-        }
-        let kill_file = self.unified.as_ref().map(|u| u.join("cgroup.kill"));
-        // The v1 freezer, also on hybrid hosts where cgroup.kill does the
-        // killing: a (paused) frozen task dies only once thawed.
-        let freezer = self
-            .dirs
-            .iter()
-            .map(|d| d.join("freezer.state"))
-            .find(|f| f.exists());
-        let deadline = Instant::now() + KILL_WAIT;
-        let mut delay = Duration::from_millis(1);
-        loop {
-            let by_cgroup = match &kill_file {
-                Some(f) => match write_file(f, b"1") {
-                    Ok(()) => true,
-                    // No cgroup.kill (old kernel) or the leaf is gone.
-                    Err(e) if e.errno == Errno::ENOENT => false,
-                    Err(e) => return Err(e.into()),
-                },
-                None => false,
-            };
-            if by_cgroup {
-                if let Some(f) = &freezer {
-                    write_file(f, b"THAWED")?;
-                }
-            } else {
-                // Frozen processes can neither fork nor exit, so the set we
-                // signal is complete and no pid in it can be recycled.
-                let frozen = freezer.as_deref().is_some_and(freeze);
-                let killed = self.kill_pids(&pids);
-                if frozen && let Some(f) = &freezer {
-                    write_file(f, b"THAWED")?;
-                }
-                killed?;
-            }
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_millis(50));
-            pids = self.pids()?;
-            if pids.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let dir = self.dirs.first().cloned().unwrap_or_default();
-                return Err(CgroupError::Busy { dir, pids });
-            }
-        }
-    }
-
-    fn kill_pids(&self, seen: &[i32]) -> Result<(), CgroupError> {
-        let mut fds = Vec::with_capacity(seen.len());
-        for &pid in seen {
-            match sys::pidfd_open(pid) {
-                Ok(fd) => fds.push((pid, fd)),
-                Err(e) if e.errno == Errno::ESRCH => {}
-                // Before Linux 5.3: plain kill, with the pid-reuse window
-                // that runc has too (narrowed by the freezer if present).
-                Err(e) if e.errno == Errno::ENOSYS => {
-                    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL) {
-                        Ok(()) | Err(Errno::ESRCH) => {}
-                        Err(e) => return Err(SysError::new("kill", e).into()),
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        // A pid still listed now belongs to the process its pidfd names
-        // (a live pid is unique), or that process is gone and the signal
-        // fails with ESRCH.
-        let now = self.pids()?;
-        for (pid, fd) in &fds {
-            if now.binary_search(pid).is_ok() {
-                match sys::pidfd_send_signal(fd, libc::SIGKILL) {
-                    Ok(()) => {}
-                    Err(e) if e.errno == Errno::ESRCH => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        Ok(())
     }
 
     /// rmdir the created directories, deepest first, in every hierarchy.
@@ -467,6 +421,11 @@ fn subtree(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Is a v1 freezer.state FROZEN or FREEZING (paused)?
+fn freezer_state_is_frozen(state: &Path) -> bool {
+    std::fs::read(state).is_ok_and(|s| s.trim_ascii() != b"THAWED")
+}
+
 /// Ask the v1 freezer to freeze and wait (bounded) until it has; true if
 /// the freeze was requested, so the caller thaws again.
 fn freeze(state: &Path) -> bool {
@@ -497,6 +456,14 @@ fn rmdir_retry(dir: &Path, leaf: bool) -> Result<(), SysError> {
             Errno::EBUSY if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(5))
             }
+            // Still holding processes after the container's own were
+            // killed: they are someone else's (kill.rs), and so is the
+            // directory now; it is left to them.
+            Errno::EBUSY | Errno::ENOTEMPTY
+                if subtree(dir).iter().any(|d| !procs_in(d).is_empty()) =>
+            {
+                return Ok(());
+            }
             _ => return Err(SysError::at("rmdir", dir, errno)),
         }
     }
@@ -518,6 +485,7 @@ fn make_dirs(h: &Hierarchy, rel: &str, created: &mut Vec<PathBuf>) -> Result<Pat
     let mut components = rel.split('/').peekable();
     while let Some(component) = components.next() {
         dir.push(component);
+        let last = components.peek().is_none();
         match nix::unistd::mkdir(&dir, Mode::from_bits_truncate(0o755)) {
             Ok(()) => {
                 created.push(dir.clone());
@@ -528,11 +496,48 @@ fn make_dirs(h: &Hierarchy, rel: &str, created: &mut Vec<PathBuf>) -> Result<Pat
                     delegate_controllers(&dir)?;
                 }
             }
-            Err(Errno::EEXIST) => {}
+            Err(Errno::EEXIST) if last => check_reusable_leaf(&dir)?,
+            Err(Errno::EEXIST) => {
+                let n = procs_in(&dir).len();
+                if n > 0 {
+                    return Err(CgroupError::InsidePopulated { dir, n });
+                }
+            }
             Err(e) => return Err(SysError::at("mkdir", &dir, e).into()),
         }
     }
     Ok(dir)
+}
+
+/// An existing leaf may be reused only if nothing is in it or below it
+/// and it is not frozen (runc's checks; runc 1.1 only warns about a
+/// populated one, 1.2 refuses it). Every hierarchy is checked, not only one.
+fn check_reusable_leaf(dir: &Path) -> Result<(), CgroupError> {
+    let n: usize = subtree(dir).iter().map(|d| procs_in(d).len()).sum();
+    if n > 0 {
+        return Err(CgroupError::NotEmpty {
+            dir: dir.to_owned(),
+            n,
+        });
+    }
+    let frozen = match std::fs::read(dir.join("cgroup.freeze")) {
+        Ok(v2) => v2.trim_ascii() == b"1",
+        Err(_) => freezer_state_is_frozen(&dir.join("freezer.state")),
+    };
+    if frozen {
+        return Err(CgroupError::Frozen {
+            dir: dir.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The pids listed in `dir`'s cgroup.procs (none if it cannot be read: a
+/// threaded v2 cgroup, or a directory removed meanwhile).
+fn procs_in(dir: &Path) -> Vec<i32> {
+    std::fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 /// On v2, a controller reaches a child only if its parent lists it in
@@ -681,11 +686,20 @@ mod tests {
             ],
             created: vec!["/sys/fs/cgroup/cpu/x".into()],
             unified: Some("/sys/fs/cgroup/unified/x".into()),
+            pidns: Some(NsId {
+                dev: 4,
+                ino: 4026531836,
+            }),
         };
         let json = serde_json::to_string(&cg).unwrap_or_default();
         let back: Cgroup = serde_json::from_str(&json).unwrap_or_default();
         assert_eq!(back.dirs, cg.dirs);
         assert_eq!(back.created, cg.created);
         assert_eq!(back.unified, cg.unified);
+        assert_eq!(back.pidns, cg.pidns);
+        // A state written before pidns was recorded reads as None.
+        let old: Cgroup =
+            serde_json::from_str(r#"{"dirs":[],"created":[],"unified":null}"#).unwrap_or_default();
+        assert_eq!(old.pidns, None);
     }
 }

@@ -101,6 +101,7 @@ impl Cgroup {
             dirs: Vec::with_capacity(self.dirs.len()),
             created: Vec::new(),
             unified: None,
+            pidns: self.pidns,
         };
         for dir in &self.dirs {
             let h = hosts.iter().find(|h| dir.starts_with(&h.mount));

@@ -109,7 +109,7 @@ impl Runtime {
         let dir = ContainerDir::create(&self.root, id)?;
         let mut poststop_guard = PoststopGuard(Some((&bundle, id)));
         let mut dir_guard = DirGuard(Some(dir.path.clone()));
-        let (cgroup, mut cgroup_guard) = self.make_cgroup(&bundle, id)?;
+        let (mut cgroup, mut cgroup_guard) = self.make_cgroup(&bundle, id)?;
         let state_dir = make_fifo(&dir)?;
         let console = console_ends(opts.console_socket.as_deref(), terminal)?;
 
@@ -127,6 +127,11 @@ impl Runtime {
             },
             &mut children,
         )?;
+        // A pid namespace of its own (not joined) says which processes in
+        // its cgroup are the container's, for kill --all and delete.
+        if bundle.new_ns.contains(CloneFlags::CLONE_NEWPID) && !self.no_cgroups {
+            cgroup.pidns = Some(crate::cgroups::NsId::pid_ns_of(pid)?);
+        }
         let cgroupns = bundle.new_ns.contains(CloneFlags::CLONE_NEWCGROUP);
         cgroup.delegate(&bundle.spec, cgroupns, pid)?;
         if let Some(sock) = &pidfd_socket {

@@ -142,19 +142,21 @@ impl Runtime {
             .map_err(|e| Error::Lifecycle(format!("encoding state: {e}")))
     }
 
-    /// `kill`: send `sig` to the init (or, with `all`, to every process of
-    /// the container's cgroup).
+    /// `kill`: send `sig` to the init, or, with `all`, to every process of
+    /// the container in its cgroup (cgroups::Members). `--all` works on a
+    /// stopped container too, as in runc: in a shared pid namespace (a
+    /// Kubernetes pod) the init's children outlive it, and the engine's
+    /// shim relies on reaching them.
     pub fn kill(&self, id: &str, sig: Signal, all: bool) -> Result<()> {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
+        if all {
+            let members = members(&st);
+            st.cgroup.signal_members(&members, sig)?;
+            return Ok(());
+        }
         if st.status(&dir.path) == Status::Stopped {
             return Err(Error::Lifecycle("container not running".into()));
-        }
-        if all {
-            for pid in st.cgroup.pids()? {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
-            }
-            return Ok(());
         }
         signal_init(&st, sig)
     }
@@ -171,11 +173,23 @@ impl Runtime {
             // A directory without state: a create that died half way.
             Err(StateError::NotExist) if force => return Ok(dir.remove()?),
             // state.json is written by rename, so it is only unreadable after
-            // a host crash (or a hand edit): whatever it named died with the
-            // host, and --force must still leave nothing behind.
+            // a host crash (or a hand edit, or a bug). Written before this
+            // boot, whatever it named died with the host: --force removes
+            // it. Otherwise its init and cgroups may be running, and
+            // nothing else says where they are (a default cgroup path
+            // derived from the id may be another container's, or the
+            // host's): refuse, and keep the state for someone to repair.
             Err(e @ StateError::Corrupt { .. }) if force => {
-                eprintln!("capsa: warning: {e}: removing the container's state directory");
-                return Ok(dir.remove()?);
+                if written_before_boot(&dir.path.join(state::STATE_FILE)) {
+                    eprintln!(
+                        "capsa: warning: {e}: written before the host booted; removing the container's state directory"
+                    );
+                    return Ok(dir.remove()?);
+                }
+                return Err(Error::Lifecycle(format!(
+                    "{e}: cannot tell which processes and cgroups are the container's, so nothing was deleted; repair the file, or stop the container's processes and remove {} by hand",
+                    dir.path.display()
+                )));
             }
             Err(e) => return Err(e.into()),
         };
@@ -193,7 +207,7 @@ impl Runtime {
                 )));
             }
         }
-        st.cgroup.destroy()?;
+        st.cgroup.destroy_members(&members(&st))?;
         dir.remove()?;
         hooks::run_poststop(&st.poststop, id, &st.bundle, &st.annotations);
         Ok(())
@@ -206,13 +220,35 @@ impl Runtime {
             let Ok(dir) = ContainerDir::open(&self.root, &id) else {
                 continue;
             };
-            if let Ok(st) = dir.load() {
-                let status = st.status(&dir.path);
-                out.push((st, status));
+            match dir.load() {
+                Ok(st) => {
+                    let status = st.status(&dir.path);
+                    out.push((st, status));
+                }
+                // Being created: no state yet.
+                Err(StateError::NotExist) => {}
+                // Not listable, but not to be forgotten either (runc
+                // prints the same and goes on).
+                Err(e) => eprintln!("capsa: warning: load container {id}: {e}"),
             }
         }
         Ok(out)
     }
+}
+
+/// Was `file` last written before the host booted (its mtime earlier than
+/// /proc/stat's btime)? False if either cannot be read.
+fn written_before_boot(file: &Path) -> bool {
+    let Ok(mtime) = std::fs::metadata(file).and_then(|m| m.modified()) else {
+        return false;
+    };
+    let Some(btime) = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<u64>().ok())
+    }) else {
+        return false;
+    };
+    mtime < std::time::UNIX_EPOCH + std::time::Duration::from_secs(btime)
 }
 
 pub(crate) fn absolute(p: &Path) -> PathBuf {
@@ -270,7 +306,7 @@ fn run_poststart(st: &State) -> Result<()> {
 /// `delete`, which engines call next, succeeds and runs nothing twice.
 fn destroy_after_failed_start(dir: &ContainerDir, st: &mut State) -> Result<()> {
     kill_and_wait(st)?;
-    st.cgroup.destroy()?;
+    st.cgroup.destroy_members(&members(st))?;
     st.cgroup = crate::cgroups::Cgroup::default();
     let poststop = std::mem::take(&mut st.poststop);
     dir.save(st)?;
@@ -388,6 +424,11 @@ fn signal_init(st: &State, sig: Signal) -> Result<()> {
     }
     sys::pidfd_send_signal(&pidfd, sig as i32)?;
     Ok(())
+}
+
+/// The container's processes in its cgroup (see cgroups::Members).
+fn members(st: &State) -> crate::cgroups::Members {
+    st.cgroup.members(st.pid, || st.init_alive())
 }
 
 /// SIGKILL the init (and anything else in its cgroup) and wait until it is gone.

@@ -8,6 +8,9 @@ use oci_spec::runtime::{LinuxNetwork, LinuxRdma};
 use super::{Plan, max_or, res_err};
 use crate::cgroups::{CgroupError, Controller};
 
+/// The `cgroup.*` files `unified` may set (see `Plan::unified`).
+const CORE_LIMITS: [&str; 2] = ["cgroup.max.descendants", "cgroup.max.depth"];
+
 impl Plan<'_> {
     pub(super) fn hugetlb(&mut self, i: usize, size: &str, limit: i64) -> Result<(), CgroupError> {
         let field = format!("hugepageLimits[{i}]");
@@ -55,6 +58,11 @@ impl Plan<'_> {
         Ok(())
     }
 
+    /// `unified` sets controller files. Of the core's own `cgroup.*` files
+    /// only these two are limits; the others act on processes or on the
+    /// tree (cgroup.procs would move a host process in, and delete would
+    /// then kill it; cgroup.kill, cgroup.freeze, cgroup.type,
+    /// cgroup.subtree_control).
     pub(super) fn unified(
         &mut self,
         u: &std::collections::HashMap<String, String>,
@@ -74,6 +82,12 @@ impl Plan<'_> {
             let field = format!("unified.{k:?}");
             if k.is_empty() || k.contains('/') || k.starts_with('.') || !k.contains('.') {
                 return Err(res_err(field, "not a cgroup v2 control file name"));
+            }
+            if k.starts_with("cgroup.") && !CORE_LIMITS.contains(&k.as_str()) {
+                return Err(res_err(
+                    field,
+                    "an interface file of the cgroup core, not a resource: it would move, kill or freeze processes or change the cgroup's type; only cgroup.max.descendants and cgroup.max.depth are limits",
+                ));
             }
             let f = self.file(&dir, k, &field).map_err(|_| {
                 res_err(
