@@ -75,6 +75,7 @@ impl Runtime {
     pub fn start(&self, id: &str) -> Result<()> {
         let dir = ContainerDir::open(&self.root, id)?;
         let mut st = dir.load()?;
+        crate::fault::point("start.locked");
         match st.status(&dir.path) {
             Status::Created => {}
             Status::Stopped => {
@@ -133,11 +134,11 @@ impl Runtime {
         delete_unless_kept(code)
     }
 
-    /// `state`: runc's state JSON.
+    /// `state`: runc's state JSON. Reads without the lock, so it answers
+    /// at once even while another command works on the container.
     pub fn state(&self, id: &str) -> Result<String> {
-        let dir = ContainerDir::open(&self.root, id)?;
-        let st = dir.load()?;
-        let status = st.status(&dir.path);
+        let (dir, st) = state::read_unlocked(&self.root, id)?;
+        let status = st.status(&dir);
         serde_json::to_string_pretty(&st.oci(status))
             .map_err(|e| Error::Lifecycle(format!("encoding state: {e}")))
     }
@@ -161,15 +162,27 @@ impl Runtime {
 
     /// `delete`: remove a stopped (or, with `force`, any) container.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let dir = match ContainerDir::open(&self.root, id) {
+        let opened = if force {
+            ContainerDir::open_for_removal(&self.root, id)
+        } else {
+            ContainerDir::open(&self.root, id)
+        };
+        let dir = match opened {
             Ok(d) => d,
             Err(StateError::NotExist) if force => return Ok(()),
             Err(e) => return Err(e.into()),
         };
         let st = match dir.load() {
             Ok(st) => st,
-            // A directory without state: a create that died half way.
-            Err(StateError::NotExist) if force => return Ok(dir.remove()?),
+            // A directory without state: a create that died half way. Its
+            // init died with it; the cgroups it recorded before making
+            // them are removed (with anything still inside).
+            Err(StateError::NotExist) if force => {
+                if let Some(cg) = dir.load_cgroup_plan()? {
+                    cg.destroy()?;
+                }
+                return Ok(dir.remove()?);
+            }
             // state.json is written by rename, so it is only unreadable after
             // a host crash (or a hand edit): whatever it named died with the
             // host, and --force must still leave nothing behind.
@@ -193,7 +206,9 @@ impl Runtime {
                 )));
             }
         }
+        crate::fault::point("delete.killed");
         st.cgroup.destroy()?;
+        crate::fault::point("delete.cgroup");
         dir.remove()?;
         hooks::run_poststop(&st.poststop, id, &st.bundle, &st.annotations);
         Ok(())
@@ -202,12 +217,11 @@ impl Runtime {
     /// Every container under the root with its derived status.
     pub fn list(&self) -> Result<Vec<(State, Status)>> {
         let mut out = Vec::new();
+        // Without the locks: a command at work on one container (or a
+        // stale lock) must not hold up the listing of the whole root.
         for id in state::list_ids(&self.root)? {
-            let Ok(dir) = ContainerDir::open(&self.root, &id) else {
-                continue;
-            };
-            if let Ok(st) = dir.load() {
-                let status = st.status(&dir.path);
+            if let Ok((dir, st)) = state::read_unlocked(&self.root, &id) {
+                let status = st.status(&dir);
                 out.push((st, status));
             }
         }
@@ -233,6 +247,7 @@ fn start_released(dir: &ContainerDir, st: &mut State) -> Result<()> {
         Err(Start::Other(e)) => return Err(e),
         Err(Start::Failed(msg)) => Error::Lifecycle(msg),
         Ok(()) => {
+            crate::fault::point("start.released");
             st.started = true;
             dir.save(st)?;
             match run_poststart(st) {
