@@ -170,9 +170,9 @@ fn kill_at_every_step_leaves_nothing_and_hangs_nothing() {
         let id = ctx.new_id("fault");
         ctx.config["linux"]["cgroupsPath"] = serde_json::json!(cgroup_path_for(&id));
         ctx.write_config();
-        let mut child = drive_to(&ctx, &id, step);
-        if !wait_stopped(&mut child) {
-            let st = child.wait().expect("wait");
+        let mut child = KillOnDrop(drive_to(&ctx, &id, step));
+        if !wait_stopped(&mut child.0) {
+            let st = child.0.wait().expect("wait");
             skip(&format!(
                 "{} did not stop at {step} ({st}): a build without fault points (release)",
                 runtime().display()
@@ -182,17 +182,28 @@ fn kill_at_every_step_leaves_nothing_and_hangs_nothing() {
         // A stopped command is a running capsa command: readers still answer.
         rt_limited(&ctx, &["state", &id]);
         rt_limited(&ctx, &["list"]).ok();
-        child.kill().expect("SIGKILL the stopped runtime");
-        child.wait().expect("reap the runtime");
+        child.0.kill().expect("SIGKILL the stopped runtime");
+        child.0.wait().expect("reap the runtime");
         check_recovery(&ctx, &id, step);
         reached += 1;
     }
     assert_eq!(reached, capsa::fault::STEPS.len());
 }
 
-/// A lock held through a descriptor of a process that is not a capsa command (here
-/// flock(1), which is what an init that inherited the lock of a killed create was):
-/// nothing blocks on it, the locking commands say why, `delete --force` cleans up.
+/// Kills (and reaps) a helper process when dropped, also when the test panics.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A lock held through an inherited descriptor after the process that took it exited:
+/// the shape of an init that inherited the lock of a killed create. Here a shell opens
+/// the dir, flock(1) locks that open file and exits, the shell execs sleep. Nothing
+/// blocks on it, the locking commands say why, and `delete --force` cleans up.
 #[test]
 fn lock_held_by_a_foreign_process_blocks_nothing() {
     if skip_unless_capsa("the stale-lock error is capsa's") {
@@ -206,14 +217,17 @@ fn lock_held_by_a_foreign_process_blocks_nothing() {
     ctx.args(&["sleep", "1000"]);
     ctx.create();
     let dir = ctx.root().join(&ctx.id);
-    let mut holder = Command::new("flock")
-        .arg(&dir)
-        .args(["sleep", "1000"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn flock");
+    // Declared after ctx: dropped (killed) before ctx's clean-up runs.
+    let _holder = KillOnDrop(
+        Command::new("sh")
+            .args(["-c", "exec 9<\"$1\" && flock -x 9 && exec sleep 1000", "sh"])
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sh"),
+    );
     let start = Instant::now();
     while locks_on(&dir) == 0 {
         assert!(start.elapsed() < LIMIT, "flock(1) did not take the lock");
@@ -227,8 +241,6 @@ fn lock_held_by_a_foreign_process_blocks_nothing() {
     assert!(list.stdout.contains(&ctx.id), "{list}");
     rt_limited(&ctx, &["start", &ctx.id]).fails_with("not a running capsa command");
     rt_limited(&ctx, &["delete", "--force", &ctx.id]).ok();
-    let _ = holder.kill();
-    let _ = holder.wait();
     ctx.assert_nothing_left(&ctx.id);
 }
 
@@ -242,27 +254,33 @@ fn lock_held_by_a_live_capsa_command_is_waited_for() {
     let mut ctx = Ctx::new("livelock");
     ctx.args(&["sleep", "1000"]);
     ctx.create();
-    let mut start = spawn_with_fault(&ctx, "start.locked:stop", &["start", &ctx.id]);
-    if !wait_stopped(&mut start) {
+    let mut start = KillOnDrop(spawn_with_fault(
+        &ctx,
+        "start.locked:stop",
+        &["start", &ctx.id],
+    ));
+    if !wait_stopped(&mut start.0) {
         skip("the runtime has no fault points (release build)");
         return;
     }
     let root = ctx.root();
-    let mut kill = Command::new(runtime())
-        .arg("--root")
-        .arg(&root)
-        .args(["kill", &ctx.id, "KILL"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kill");
+    let mut kill = KillOnDrop(
+        Command::new(runtime())
+            .arg("--root")
+            .arg(&root)
+            .args(["kill", &ctx.id, "KILL"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn kill"),
+    );
     std::thread::sleep(Duration::from_millis(700));
-    let waiting = kill.try_wait().expect("try_wait").is_none();
+    let waiting = kill.0.try_wait().expect("try_wait").is_none();
     // Let start go on; kill follows it.
-    let _ = nix_kill(start.id(), libc::SIGCONT);
-    let start_st = start.wait().expect("wait start");
-    let kill_st = kill.wait().expect("wait kill");
+    let _ = nix_kill(start.0.id(), libc::SIGCONT);
+    let start_st = start.0.wait().expect("wait start");
+    let kill_st = kill.0.wait().expect("wait kill");
     assert!(
         waiting,
         "kill did not wait for the start that held the lock"
