@@ -178,9 +178,11 @@ fn soak_create_start_kill_delete_and_run() {
         .unwrap_or(1000);
     let runs = cycles * 3 / 10;
     let bin = soak_binary();
-    let mut ctx = Ctx::new("soak");
     // One parent for all: capsa makes (and removes) both levels each cycle.
     let cg_rel = format!("capsa-soak-{}", std::process::id());
+    // Whatever the runtime leaves of it goes when the test ends (after ctx's clean-up).
+    let _cg_cleanup = RmdirOnDrop(cg_rel.clone());
+    let mut ctx = Ctx::new("soak");
     ctx.config["linux"]["cgroupsPath"] = serde_json::json!(format!("/{cg_rel}/c"));
     ctx.args(&["sleep", "1000"]);
     ctx.write_config();
@@ -247,5 +249,19 @@ fn soak_create_start_kill_delete_and_run() {
 fn clear_dir(dir: &Path) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let _ = std::fs::remove_file(e.path());
+    }
+}
+
+/// rmdir (only: it removes nothing but empty cgroups) every directory of the soak's
+/// cgroup parent, deepest first, when dropped.
+struct RmdirOnDrop(String);
+
+impl Drop for RmdirOnDrop {
+    fn drop(&mut self) {
+        let mut dirs = cgroup_dirs_below(&self.0);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = std::fs::remove_dir(d);
+        }
     }
 }
