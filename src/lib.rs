@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod cgroups;
 pub mod console;
 pub mod error;
+pub mod fault;
 pub mod features;
 pub mod hooks;
 pub mod intelrdt;
@@ -22,6 +23,7 @@ pub mod signals;
 pub mod spec;
 pub mod spec_compat;
 pub mod state;
+mod state_lock;
 pub mod sys;
 
 pub use error::{Error, Result};

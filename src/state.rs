@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg, OFlag, open};
+use nix::fcntl::{Flock, OFlag, open};
 use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +20,8 @@ use crate::sys::{Ctx, SysError, proc_start_time};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// The cgroups `create` is about to make, written before it makes them.
+pub const CGROUP_PLAN: &str = "cgroup.json";
 /// runtime-spec version capsa implements and reports.
 pub const OCI_VERSION: &str = "1.3.0";
 
@@ -35,6 +37,12 @@ pub enum StateError {
     Sys(#[from] SysError),
     #[error("{path}: {msg}")]
     Corrupt { path: PathBuf, msg: String },
+    /// The lock is held through a descriptor of a process that is not a
+    /// running capsa command (inherited from one that died).
+    #[error(
+        "{path}: locked by a process that is not a running capsa command (taken by pid {taker}); `delete --force` removes the container"
+    )]
+    StaleLock { path: PathBuf, taker: i32 },
 }
 
 /// The status of a container, as runtime-spec names them.
@@ -125,10 +133,12 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
 }
 
 /// A container directory, held under an exclusive flock for as long as this
-/// value lives. The lock fd is O_CLOEXEC so no child ever inherits it.
+/// value lives (or, for `delete --force` only, not held when stale). The
+/// lock fd is O_CLOEXEC, and a process cloned without exec closes it first
+/// (`lock_fd`).
 pub struct ContainerDir {
     pub path: PathBuf,
-    lock: Flock<OwnedFd>,
+    lock: Option<Flock<OwnedFd>>,
 }
 
 impl ContainerDir {
@@ -151,20 +161,31 @@ impl ContainerDir {
             }
             Err(e) => return Err(SysError::io("mkdir", &path, &e).into()),
         }
-        Self::lock(path)
+        Self::lock(path, false)
     }
 
-    /// Lock an existing container directory.
+    /// Lock an existing container directory. Waits while a running capsa
+    /// command holds it; a lock held by anything else is `StaleLock`.
     pub fn open(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
+        Self::open_existing(root, id, false)
+    }
+
+    /// `open` for `delete --force`: a stale lock cannot be taken, so it goes
+    /// on without it (nothing else may work on such a container).
+    pub fn open_for_removal(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
+        Self::open_existing(root, id, true)
+    }
+
+    fn open_existing(root: &Path, id: &str, stale_ok: bool) -> Result<ContainerDir, StateError> {
         validate_id(id)?;
         let path = root.join(id);
         if !path.is_dir() {
             return Err(StateError::NotExist);
         }
-        Self::lock(path)
+        Self::lock(path, stale_ok)
     }
 
-    fn lock(path: PathBuf) -> Result<ContainerDir, StateError> {
+    fn lock(path: PathBuf, stale_ok: bool) -> Result<ContainerDir, StateError> {
         let fd = match open(
             &path,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -174,13 +195,20 @@ impl ContainerDir {
             Err(Errno::ENOENT) => return Err(StateError::NotExist),
             Err(e) => return Err(SysError::at("open", &path, e).into()),
         };
-        let lock = Flock::lock(fd, FlockArg::LockExclusive)
-            .map_err(|(_, e)| SysError::at("flock", &path, e))?;
+        let lock = match crate::state_lock::lock(fd, &path)? {
+            crate::state_lock::Locked::Held(l) => Some(l),
+            crate::state_lock::Locked::Stale { .. } if stale_ok => None,
+            crate::state_lock::Locked::Stale { taker } => {
+                return Err(StateError::StaleLock { path, taker });
+            }
+        };
         Ok(ContainerDir { path, lock })
     }
 
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.lock.as_fd()
+    /// The lock's descriptor: a child cloned without exec must close its
+    /// copy first thing, or it would keep the lock after we die.
+    pub fn lock_fd(&self) -> Option<RawFd> {
+        self.lock.as_ref().map(|l| l.as_raw_fd())
     }
 
     pub fn fifo_path(&self) -> PathBuf {
@@ -188,18 +216,7 @@ impl ContainerDir {
     }
 
     pub fn load(&self) -> Result<State, StateError> {
-        let file = self.path.join(STATE_FILE);
-        let data = match fs::read(&file) {
-            Ok(d) => d,
-            // A directory with no state.json is a create that has not finished
-            // (or crashed): to every other command the container does not exist.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotExist),
-            Err(e) => return Err(SysError::io("read", &file, &e).into()),
-        };
-        serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
-            path: file,
-            msg: e.to_string(),
-        })
+        load_from(&self.path)
     }
 
     /// Atomically replace state.json: a reader sees the old or the new file, never half.
@@ -212,6 +229,34 @@ impl ContainerDir {
         Ok(())
     }
 
+    /// Record the cgroups a create is about to make (see `CGROUP_PLAN`).
+    pub fn save_cgroup_plan(&self, cg: &Cgroup) -> Result<(), StateError> {
+        let path = self.path.join(CGROUP_PLAN);
+        let data = serde_json::to_vec(cg).map_err(|e| StateError::Corrupt {
+            path: path.clone(),
+            msg: e.to_string(),
+        })?;
+        write_atomic(&path, &data, 0o600)?;
+        Ok(())
+    }
+
+    /// The cgroups a create that never wrote state.json was making, if it
+    /// got as far as recording them.
+    pub fn load_cgroup_plan(&self) -> Result<Option<Cgroup>, StateError> {
+        let path = self.path.join(CGROUP_PLAN);
+        let data = match fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(SysError::io("read", &path, &e).into()),
+        };
+        serde_json::from_slice(&data)
+            .map(Some)
+            .map_err(|e| StateError::Corrupt {
+                path,
+                msg: e.to_string(),
+            })
+    }
+
     /// Remove the directory and everything in it.
     pub fn remove(self) -> Result<(), StateError> {
         match fs::remove_dir_all(&self.path) {
@@ -219,6 +264,36 @@ impl ContainerDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(SysError::io("remove", &self.path, &e).into()),
         }
+    }
+}
+
+/// state.json of the container directory `dir`.
+fn load_from(dir: &Path) -> Result<State, StateError> {
+    let file = dir.join(STATE_FILE);
+    let data = match fs::read(&file) {
+        Ok(d) => d,
+        // A directory with no state.json is a create that has not finished
+        // (or crashed): to every other command the container does not exist.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotExist),
+        Err(e) => return Err(SysError::io("read", &file, &e).into()),
+    };
+    serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
+        path: file,
+        msg: e.to_string(),
+    })
+}
+
+/// The state of `id` and its directory, read without the lock (`state`,
+/// `list`): state.json is replaced by rename, so a reader sees a whole
+/// file, and these must answer even while a command holds the lock.
+pub fn read_unlocked(root: &Path, id: &str) -> Result<(PathBuf, State), StateError> {
+    validate_id(id)?;
+    let dir = root.join(id);
+    match load_from(&dir) {
+        Err(StateError::Sys(e)) if e.errno == Errno::ENOENT || e.errno == Errno::ENOTDIR => {
+            Err(StateError::NotExist)
+        }
+        r => r.map(|st| (dir, st)),
     }
 }
 

@@ -257,6 +257,30 @@ impl Cgroup {
         Ok(cg)
     }
 
+    /// What `create` with the same arguments would make: the leaves, and
+    /// as `created` the levels that do not exist yet. `create` writes this
+    /// down first, so that after a kill half way `delete --force` still
+    /// knows which directories were made for the container (a level that
+    /// already existed is never listed, so never removed).
+    pub fn planned(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup, CgroupError> {
+        let rel = relative_path(cgroups_path, id)?;
+        let mut cg = Cgroup::default();
+        for h in hierarchy::host()? {
+            let mut dir = h.mount.clone();
+            for component in rel.split('/') {
+                dir.push(component);
+                if std::fs::symlink_metadata(&dir).is_err() {
+                    cg.created.push(dir.clone());
+                }
+            }
+            if h.kind == Kind::V2 {
+                cg.unified = Some(dir.clone());
+            }
+            cg.dirs.push(dir);
+        }
+        Ok(cg)
+    }
+
     /// A descriptor of the unified leaf for clone3(CLONE_INTO_CGROUP), on
     /// pure v2 and hybrid hosts; None on v1 hosts or if it cannot be opened
     /// (then the caller places the child with `add_pid(pid, false)`).

@@ -56,6 +56,8 @@ pub struct InitArgs<'a> {
     /// O_PATH fd of the container's state dir (a separate open file, not the
     /// locked one), to open exec.fifo after the root switch.
     pub state_dir: RawFd,
+    /// Our copy of the state dir's locked fd, closed first thing.
+    pub lock_fd: Option<RawFd>,
     pub no_pivot: bool,
     pub new_keyring: bool,
     pub preserve_fds: i32,
@@ -73,6 +75,7 @@ pub struct InitArgs<'a> {
 /// The init's entry point. `console` is the connected console socket (or
 /// the `run` proxy's socketpair end). Never returns.
 pub fn main(a: &InitArgs, console: Option<OwnedFd>) -> ! {
+    close_lock_fd(a.lock_fd);
     let err = match steps(a, console) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -86,6 +89,18 @@ pub fn main(a: &InitArgs, console: Option<OwnedFd>) -> ! {
         text: err.to_string(),
     });
     sys::child_exit(1)
+}
+
+/// Close a child's copy of the parent's locked state-dir fd: clone keeps
+/// close-on-exec fds until an exec, and a flock lasts while any copy of
+/// its open file is open, so an init that outlived a killed `create` would
+/// hold the container's lock for ever (issue 11 item 2).
+pub fn close_lock_fd(fd: Option<RawFd>) {
+    if let Some(fd) = fd {
+        // SAFETY: `fd` is this process's copy of the parent's lock fd; no
+        // owner in this process closes or uses it afterwards.
+        unsafe { libc::close(fd) };
+    }
 }
 
 fn prctl(op: libc::c_int, arg: libc::c_ulong, what: &'static str) -> Result<(), SysError> {
@@ -221,8 +236,11 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         .map(|filter| finalize::Seccomp { filter, chan });
     let exe = finalize::prepare(process, &b.plan, a.preserve_fds, seccomp)?;
 
-    prctl(libc::PR_SET_PDEATHSIG, 0, "prctl(PR_SET_PDEATHSIG)")?;
     chan.send(&Msg::Ready)?;
+    // Outlive the parent only once its state.json names us (sync.rs).
+    chan.expect(Msg::Recorded)?;
+    prctl(libc::PR_SET_PDEATHSIG, 0, "prctl(PR_SET_PDEATHSIG)")?;
+    chan.send(&Msg::Detached)?;
 
     // Block until `capsa start` opens the fifo for reading.
     let fifo = super::idle::wait_for_start(a.state_dir, b.seccomp.as_ref())?;

@@ -10,7 +10,7 @@ pub mod init;
 pub mod sync;
 pub mod trampoline;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
@@ -82,6 +82,8 @@ pub struct SpawnOpts<'a> {
     pub cgroup: &'a Cgroup,
     /// O_PATH fd of the state dir, for the init to open exec.fifo.
     pub state_dir: &'a OwnedFd,
+    /// The state dir's lock, which the init closes first thing.
+    pub lock_fd: Option<RawFd>,
     pub console: Option<OwnedFd>,
     pub no_pivot: bool,
     pub new_keyring: bool,
@@ -89,9 +91,29 @@ pub struct SpawnOpts<'a> {
     pub id: &'a str,
 }
 
-/// Start the init and wait until it is ready (blocked on exec.fifo).
-/// Returns its pid; the pid is also in `guard` until the caller disarms it.
-pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> {
+/// An init that is ready, and still dies with us until `detach`.
+pub struct Spawned {
+    pub pid: i32,
+    chan: Channel,
+}
+
+impl Spawned {
+    /// Once the state names the init: let it clear its parent-death
+    /// signal, and wait until it has, so that it outlives us.
+    pub fn detach(self) -> Result<(), ProcessError> {
+        self.chan.send(&Msg::Recorded)?;
+        match self.chan.recv()? {
+            Msg::Detached => Ok(()),
+            Msg::Error { text, .. } => Err(ProcessError::Init(text)),
+            m => Err(SyncError::Unexpected(m).into()),
+        }
+    }
+}
+
+/// Start the init and wait until it is ready (about to block on
+/// exec.fifo, once detached). Its pid is also in `guard` until the caller
+/// disarms it.
+pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessError> {
     let b = o.bundle;
     let trampoline = Trampoline::prepare()?;
     // Id-mapped mounts need the host's privileges: made here, attached by
@@ -106,6 +128,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         bundle: b,
         chan: &child,
         state_dir: o.state_dir.as_raw_fd(),
+        lock_fd: o.lock_fd,
         no_pivot: o.no_pivot,
         new_keyring: o.new_keyring,
         preserve_fds: o.preserve_fds,
@@ -167,7 +190,12 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     loop {
         let (msg, fd) = next_msg(&parent, &mut held)?;
         match msg {
-            Msg::Ready => return Ok(init_pid),
+            Msg::Ready => {
+                return Ok(Spawned {
+                    pid: init_pid,
+                    chan: parent,
+                });
+            }
             Msg::SeccompFd => {
                 let fd = fd.ok_or(SyncError::Unexpected(Msg::SeccompFd))?;
                 let annotations = b.spec.annotations().as_ref();
@@ -295,6 +323,9 @@ pub(crate) fn seccomp_agent(
 /// new ones, and clone the init into them. Never returns.
 fn stage1(args: &mut InitArgs, console: Option<OwnedFd>) -> ! {
     let chan = args.chan;
+    // The lock must not outlive `create` in a copy of ours (see sync.rs);
+    // the init, cloned from here, then has none to close.
+    init::close_lock_fd(args.lock_fd.take());
     let res = (|| -> Result<i32, ProcessError> {
         let b = args.bundle;
         // SAFETY: prctl with integer arguments only.

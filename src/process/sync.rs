@@ -9,8 +9,16 @@
 //! | 2    | cgroup add_pid, uid/gid maps            |                                          |
 //! | 3    | `Continue` ->                           | cgroupns, rootfs, console, hostname, ... |
 //! | 4    |                                         | <- `Ready` (or `Error`, then _exit)      |
-//! | 5    | state.json, pid file, exit              | blocks opening exec.fifo for writing     |
-//! | 6    | (`capsa start` opens exec.fifo)         | writes one byte, execve                  |
+//! | 5    | state.json, `Recorded` ->               | clears its parent-death signal           |
+//! | 6    |                                         | <- `Detached`                            |
+//! | 7    | pid file, exit                          | blocks opening exec.fifo for writing     |
+//! | 8    | (`capsa start` opens exec.fifo)         | writes one byte, execve                  |
+//!
+//! Until step 5 the init dies with `create` (parent-death signal, or the
+//! end-of-file it reads instead of a message), so a killed create never
+//! leaves an init without a state.json naming it. The init closes its copy
+//! of the state dir's lock fd first thing after clone: clone without exec
+//! keeps even close-on-exec fds, and a flock lives as long as any copy.
 //!
 //! Slow path (a namespace joined by path, or timeOffsets): a plain clone
 //! "stage 1" first joins the namespaces (the user namespace first), unshares
@@ -62,6 +70,10 @@ pub enum Msg {
     SeccompFd,
     /// parent -> init: the agent has the listener fd.
     SeccompDone,
+    /// parent -> init: state.json is written; the init may outlive us now.
+    Recorded,
+    /// init -> parent: parent-death signal cleared; waiting on exec.fifo.
+    Detached,
 }
 
 impl Msg {
@@ -77,6 +89,8 @@ impl Msg {
             Msg::HooksDone => (8, 0, ""),
             Msg::SeccompFd => (9, 0, ""),
             Msg::SeccompDone => (10, 0, ""),
+            Msg::Recorded => (11, 0, ""),
+            Msg::Detached => (12, 0, ""),
         };
         buf.push(kind);
         buf.extend_from_slice(&val.to_ne_bytes());
@@ -104,6 +118,8 @@ impl Msg {
             8 => Msg::HooksDone,
             9 => Msg::SeccompFd,
             10 => Msg::SeccompDone,
+            11 => Msg::Recorded,
+            12 => Msg::Detached,
             _ => return None,
         })
     }
@@ -253,6 +269,8 @@ mod tests {
                 text: "exec: \"x\": executable file not found in $PATH".into(),
             },
             Msg::SeccompDone,
+            Msg::Recorded,
+            Msg::Detached,
         ] {
             a.send(&m).unwrap();
             assert_eq!(b.recv().unwrap(), m);

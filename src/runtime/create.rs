@@ -17,6 +17,7 @@ use crate::bundle::{Bundle, HookKind};
 use crate::cgroups::Cgroup;
 use crate::console;
 use crate::error::{Error, Result};
+use crate::fault;
 use crate::hooks;
 use crate::process::{self, ChildGuard, SpawnOpts};
 use crate::state::{self, ContainerDir, State};
@@ -109,16 +110,19 @@ impl Runtime {
         let dir = ContainerDir::create(&self.root, id)?;
         let mut poststop_guard = PoststopGuard(Some((&bundle, id)));
         let mut dir_guard = DirGuard(Some(dir.path.clone()));
-        let (mut cgroup, mut cgroup_guard) = self.make_cgroup(&bundle, id)?;
+        fault::point("create.dir");
+        let (mut cgroup, mut cgroup_guard) = self.make_cgroup(&bundle, &dir, id)?;
+        fault::point("create.cgroup");
         let state_dir = make_fifo(&dir)?;
         let console = console_ends(opts.console_socket.as_deref(), terminal)?;
 
         let mut children = ChildGuard::default();
-        let pid = process::spawn(
+        let spawned = process::spawn(
             SpawnOpts {
                 bundle: &bundle,
                 cgroup: &cgroup,
                 state_dir: &state_dir,
+                lock_fd: dir.lock_fd(),
                 console: console.child,
                 no_pivot: opts.no_pivot,
                 new_keyring: !opts.no_new_keyring,
@@ -127,6 +131,8 @@ impl Runtime {
             },
             &mut children,
         )?;
+        let pid = spawned.pid;
+        fault::point("create.spawned");
         // A pid namespace of its own (not joined) says which processes in
         // its cgroup are the container's, for kill --all and delete.
         if bundle.new_ns.contains(CloneFlags::CLONE_NEWPID) && !self.no_cgroups {
@@ -139,6 +145,11 @@ impl Runtime {
         }
         let state = created_state(id, &bundle, pid, cgroup)?;
         dir.save(&state)?;
+        fault::point("create.saved");
+        // Only now may the init outlive us: until here our death kills it
+        // (parent-death signal), so a killed create leaves no init behind.
+        spawned.detach()?;
+        fault::point("create.done");
         if let Some(pf) = &opts.pid_file {
             state::write_pid_file(&absolute(pf), pid)?;
         }
@@ -155,7 +166,15 @@ impl Runtime {
 
     /// The container's cgroup with linux.resources applied (none with
     /// `--cgroup-manager disabled`), guarded from the moment it exists.
-    fn make_cgroup(&self, bundle: &Bundle, id: &str) -> Result<(Cgroup, CgroupGuard)> {
+    /// The directories it will make are written to the state dir first
+    /// (`CGROUP_PLAN`): a create killed half way leaves no state.json, and
+    /// `delete --force` then removes what this record names.
+    fn make_cgroup(
+        &self,
+        bundle: &Bundle,
+        dir: &ContainerDir,
+        id: &str,
+    ) -> Result<(Cgroup, CgroupGuard)> {
         if self.no_cgroups {
             return Ok((Cgroup::default(), CgroupGuard(None)));
         }
@@ -164,6 +183,8 @@ impl Runtime {
             .cgroups_path()
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned());
+        let plan = Cgroup::planned(cgroups_path.as_deref(), id)?;
+        dir.save_cgroup_plan(&plan)?;
         let cg = Cgroup::create(cgroups_path.as_deref(), id)?;
         let guard = CgroupGuard(Some(cg.clone()));
         cg.apply_linux(linux)?;

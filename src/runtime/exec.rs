@@ -150,6 +150,7 @@ impl Runtime {
     pub fn exec(&self, id: &str, o: &ExecOptions) -> Result<i32> {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
+        crate::fault::point("exec.locked");
         match st.status(&dir.path) {
             Status::Stopped => {
                 return Err(Error::Lifecycle(
@@ -201,6 +202,7 @@ impl Runtime {
             },
             &mut guard,
         )?;
+        crate::fault::point("exec.spawned");
         if let Some(sock) = &pidfd_socket {
             sock.send(pid)?;
         }

@@ -75,6 +75,7 @@ impl Runtime {
     pub fn start(&self, id: &str) -> Result<()> {
         let dir = ContainerDir::open(&self.root, id)?;
         let mut st = dir.load()?;
+        crate::fault::point("start.locked");
         match st.status(&dir.path) {
             Status::Created => {}
             Status::Stopped => {
@@ -133,11 +134,11 @@ impl Runtime {
         delete_unless_kept(code)
     }
 
-    /// `state`: runc's state JSON.
+    /// `state`: runc's state JSON. Reads without the lock, so it answers
+    /// at once even while another command works on the container.
     pub fn state(&self, id: &str) -> Result<String> {
-        let dir = ContainerDir::open(&self.root, id)?;
-        let st = dir.load()?;
-        let status = st.status(&dir.path);
+        let (dir, st) = state::read_unlocked(&self.root, id)?;
+        let status = st.status(&dir);
         serde_json::to_string_pretty(&st.oci(status))
             .map_err(|e| Error::Lifecycle(format!("encoding state: {e}")))
     }
@@ -163,15 +164,27 @@ impl Runtime {
 
     /// `delete`: remove a stopped (or, with `force`, any) container.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let dir = match ContainerDir::open(&self.root, id) {
+        let opened = if force {
+            ContainerDir::open_for_removal(&self.root, id)
+        } else {
+            ContainerDir::open(&self.root, id)
+        };
+        let dir = match opened {
             Ok(d) => d,
             Err(StateError::NotExist) if force => return Ok(()),
             Err(e) => return Err(e.into()),
         };
         let st = match dir.load() {
             Ok(st) => st,
-            // A directory without state: a create that died half way.
-            Err(StateError::NotExist) if force => return Ok(dir.remove()?),
+            // A directory without state: a create that died half way. Its
+            // init died with it; the cgroups it recorded before making
+            // them are removed (with anything still inside).
+            Err(StateError::NotExist) if force => {
+                if let Some(cg) = dir.load_cgroup_plan()? {
+                    cg.destroy()?;
+                }
+                return Ok(dir.remove()?);
+            }
             // state.json is written by rename, so it is only unreadable after
             // a host crash (or a hand edit, or a bug). Written before this
             // boot, whatever it named died with the host: --force removes
@@ -207,7 +220,9 @@ impl Runtime {
                 )));
             }
         }
+        crate::fault::point("delete.killed");
         st.cgroup.destroy_members(&members(&st))?;
+        crate::fault::point("delete.cgroup");
         dir.remove()?;
         hooks::run_poststop(&st.poststop, id, &st.bundle, &st.annotations);
         Ok(())
@@ -216,13 +231,12 @@ impl Runtime {
     /// Every container under the root with its derived status.
     pub fn list(&self) -> Result<Vec<(State, Status)>> {
         let mut out = Vec::new();
+        // Without the locks: a command at work on one container (or a
+        // stale lock) must not hold up the listing of the whole root.
         for id in state::list_ids(&self.root)? {
-            let Ok(dir) = ContainerDir::open(&self.root, &id) else {
-                continue;
-            };
-            match dir.load() {
-                Ok(st) => {
-                    let status = st.status(&dir.path);
+            match state::read_unlocked(&self.root, &id) {
+                Ok((dir, st)) => {
+                    let status = st.status(&dir);
                     out.push((st, status));
                 }
                 // Being created: no state yet.
@@ -269,6 +283,7 @@ fn start_released(dir: &ContainerDir, st: &mut State) -> Result<()> {
         Err(Start::Other(e)) => return Err(e),
         Err(Start::Failed(msg)) => Error::Lifecycle(msg),
         Ok(()) => {
+            crate::fault::point("start.released");
             st.started = true;
             dir.save(st)?;
             match run_poststart(st) {
