@@ -4,6 +4,10 @@
 //! by the callers (see runtime-spec config.md "POSIX-platform Hooks"):
 //! prestart + createRuntime by the parent, createContainer and
 //! startContainer by the init, poststart by `start`, poststop by `delete`.
+//!
+//! A hook without `env` inherits an environment, as in runc: a hook in the
+//! runtime namespace the runtime's, createContainer and startContainer the
+//! container process's (`DefaultEnv`).
 
 use std::ffi::{CString, OsStr};
 use std::io::Write;
@@ -29,9 +33,19 @@ pub enum HookError {
     },
 }
 
-/// Run `hooks` in order, stopping at the first failure.
+/// The environment of a hook whose config has no `env`.
+#[derive(Debug, Clone, Copy)]
+pub enum DefaultEnv<'a> {
+    /// The runtime's own: hooks in the runtime namespace.
+    Runtime,
+    /// The container process's `process.env`: hooks the init runs.
+    Process(&'a [CString]),
+}
+
+/// Run `hooks` in order, stopping at the first failure; a hook without
+/// `env` inherits the runtime's.
 pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
-    run_via(None, kind, hooks, state_json)
+    run_via(None, DefaultEnv::Runtime, kind, hooks, state_json)
 }
 
 /// `run`, each hook spawned through the trampoline when given: for hooks
@@ -39,12 +53,13 @@ pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), 
 /// be able to run capsa's own binary (see process/trampoline.rs).
 pub fn run_via(
     via: Option<&Trampoline>,
+    env: DefaultEnv,
     kind: &'static str,
     hooks: &[Hook],
     state_json: &[u8],
 ) -> Result<(), HookError> {
     // Lazy: the hooks after the first failure are not run.
-    match failures(via, kind, hooks, state_json).next() {
+    match failures(via, env, kind, hooks, state_json).next() {
         Some(e) => Err(e),
         None => Ok(()),
     }
@@ -54,12 +69,13 @@ pub fn run_via(
 /// failure if it fails.
 fn failures<'a>(
     via: Option<&'a Trampoline>,
+    env: DefaultEnv<'a>,
     kind: &'static str,
     hooks: &'a [Hook],
     state_json: &'a [u8],
 ) -> impl Iterator<Item = HookError> + 'a {
     hooks.iter().enumerate().filter_map(move |(index, h)| {
-        let msg = run_one(via, h, state_json).err()?;
+        let msg = run_one(via, env, h, state_json).err()?;
         Some(HookError::Failed {
             kind,
             index,
@@ -82,7 +98,7 @@ pub fn run_poststop(
         return;
     }
     let json = state_json(id, "stopped", 0, bundle, annotations);
-    for e in failures(None, "poststop", hooks, &json) {
+    for e in failures(None, DefaultEnv::Runtime, "poststop", hooks, &json) {
         eprintln!("capsa: warning: {e}");
     }
 }
@@ -114,12 +130,35 @@ fn command(via: Option<&Trampoline>, h: &Hook) -> Command {
     cmd
 }
 
-fn run_one(via: Option<&Trampoline>, h: &Hook, state_json: &[u8]) -> Result<(), String> {
+fn run_one(
+    via: Option<&Trampoline>,
+    env: DefaultEnv,
+    h: &Hook,
+    state_json: &[u8],
+) -> Result<(), String> {
     let mut cmd = command(via, h);
-    cmd.env_clear();
-    for kv in h.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    match (h.env(), env) {
+        (Some(list), _) => {
+            // An explicit `env`, even empty, is the whole environment.
+            cmd.env_clear();
+            for kv in list {
+                if let Some((k, v)) = kv.split_once('=') {
+                    cmd.env(k, v);
+                }
+            }
+        }
+        (None, DefaultEnv::Runtime) => {}
+        (None, DefaultEnv::Process(list)) => {
+            cmd.env_clear();
+            for kv in list {
+                let kv = kv.as_bytes();
+                if let Some(eq) = kv.iter().position(|&c| c == b'=') {
+                    cmd.env(
+                        OsStr::from_bytes(&kv[..eq]),
+                        OsStr::from_bytes(&kv[eq + 1..]),
+                    );
+                }
+            }
         }
     }
     cmd.stdin(Stdio::piped())
@@ -128,7 +167,7 @@ fn run_one(via: Option<&Trampoline>, h: &Hook, state_json: &[u8]) -> Result<(), 
     let mut child = match cmd.spawn() {
         // No /proc to reach the trampoline through: spawn directly.
         Err(e) if via.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
-            return run_one(None, h, state_json);
+            return run_one(None, env, h, state_json);
         }
         r => r.map_err(|e| e.to_string().to_lowercase())?,
     };

@@ -35,6 +35,7 @@ pub fn read() -> SysResult<Vec<MountInfo>> {
 }
 
 /// Parse mountinfo text; malformed lines are skipped.
+#[cfg(test)]
 pub fn parse(text: &str) -> Vec<MountInfo> {
     parse_bytes(text.as_bytes())
 }

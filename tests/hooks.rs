@@ -219,3 +219,164 @@ fn hook_state_pid_is_as_its_namespace_sees_it() {
     }
     c.rt(&["delete", "--force", &c.id]).ok();
 }
+
+/// Makes a directory a shared mount point of its own for the life of the
+/// test, as "/" is on a systemd host: a mount made below it in a copy of
+/// the mount namespace that still shares it shows on the host too.
+struct SharedBind(std::path::PathBuf);
+
+impl SharedBind {
+    fn new(dir: &Path) -> SharedBind {
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"mount --bind "$1" "$1" && mount --make-shared "$1""#)
+            .arg("sh")
+            .arg(dir)
+            .status()
+            .expect("spawn mount");
+        assert!(st.success(), "cannot make {} a shared mount", dir.display());
+        SharedBind(dir.to_path_buf())
+    }
+}
+
+impl Drop for SharedBind {
+    fn drop(&mut self) {
+        // The bind and whatever leaked onto it.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Mount points in our (the host's) mount namespace whose path contains `needle`.
+fn host_mounts_with(needle: &str) -> Vec<String> {
+    read_lossy(Path::new("/proc/self/mountinfo"))
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// prestart / createRuntime / createContainer hooks run after the container's mounts
+/// and devices are made and before the root switch (runtime.md lifecycle; runc's
+/// order), which device hooks rely on: a createRuntime hook that enters the
+/// container's mount namespace by the state's pid (as nvidia-container-cli does) and
+/// bind-mounts a host file into the rootfs, and a createContainer hook that does it
+/// directly, are both seen by the workload, and neither mount reaches the host's mount
+/// table, even when the bundle sits on a shared mount.
+#[test]
+fn create_time_hooks_mount_into_the_rootfs_not_the_host() {
+    let mut c = Ctx::new("hookmount");
+    let _shared = SharedBind::new(c.tmp.path());
+    let rootfs = c.rootfs();
+    let rootfs = rootfs.to_str().expect("utf-8");
+    for (name, text) in [
+        ("src-rt", "from createRuntime"),
+        ("src-cc", "from createContainer"),
+    ] {
+        fs::write(c.scratch(name), text).expect("hook source");
+    }
+    for t in ["hooked-rt", "hooked-cc"] {
+        fs::write(c.rootfs().join(t), "not mounted").expect("mount target");
+    }
+    let rt = c.scratch("rt.sh");
+    fs::write(
+        &rt,
+        "#!/bin/sh\nset -e\npid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p')\n\
+         nsenter -t \"$pid\" -m mount --bind \"$1\" \"$2/hooked-rt\"\n",
+    )
+    .expect("rt.sh");
+    let cc = c.scratch("cc.sh");
+    // cwd is the rootfs, whose mounts (proc here) are already made.
+    fs::write(
+        &cc,
+        "#!/bin/sh\nset -e\n[ -e proc/self/status ] || { echo 'no /proc yet' >&2; exit 3; }\n\
+         mount --bind \"$1\" \"$2/hooked-cc\"\n",
+    )
+    .expect("cc.sh");
+    for s in [&rt, &cc] {
+        fs::set_permissions(s, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let hook = |script: &Path, src: &str| {
+        json!({"path": script.to_str().expect("utf-8"),
+               "args": ["hook", c.scratch(src).to_str().expect("utf-8"), rootfs]})
+    };
+    c.config["hooks"] = json!({
+        "createRuntime": [hook(&rt, "src-rt")],
+        "createContainer": [hook(&cc, "src-cc")],
+    });
+    c.args(&["cat", "/hooked-rt", "/hooked-cc"]);
+    let out = c.create_capturing();
+    let leaked = host_mounts_with("hooked-");
+    c.rt(&["start", &c.id]).ok();
+    c.wait_status(&c.id, "stopped", std::time::Duration::from_secs(10));
+    c.rt(&["delete", &c.id]).ok();
+    assert!(
+        leaked.is_empty(),
+        "hook mounts reached the host: {leaked:#?}"
+    );
+    assert!(host_mounts_with("hooked-").is_empty());
+    let seen = read_lossy(&out);
+    assert_eq!(
+        seen, "from createRuntimefrom createContainer",
+        "workload saw {seen:?}"
+    );
+}
+
+/// A startContainer or createContainer hook without `env` of its own gets the container
+/// process's environment (runc's, youki's); a hook in the runtime namespace without
+/// `env` gets the runtime's; an explicit empty `env` is empty.
+#[test]
+fn hooks_without_env_inherit() {
+    let mut c = Ctx::new("hookenv");
+    let out = c.scratch("envs");
+    fs::create_dir_all(&out).expect("mkdir envs");
+    let host = c.scratch("env.sh");
+    fs::write(&host, "#!/bin/sh\nenv > \"$1\"\n").expect("env.sh");
+    fs::set_permissions(&host, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let image = c.rootfs().join("bin/env-hook");
+    fs::write(&image, "#!/bin/sh\nenv > /envs/startContainer\n").expect("env-hook");
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::create_dir_all(c.rootfs().join("envs")).expect("mkdir /envs");
+    c.push_mount(json!({"destination": "/envs", "type": "bind",
+        "source": out.to_str().expect("utf-8"), "options": ["rbind", "rw"]}));
+    let host_hook = |name: &str| {
+        json!({"path": host.to_str().expect("utf-8"),
+               "args": ["env.sh", out.join(name).to_str().expect("utf-8")]})
+    };
+    let mut empty = host_hook("empty");
+    empty["env"] = json!([]);
+    c.config["hooks"] = json!({
+        "createRuntime": [host_hook("createRuntime"), empty],
+        "createContainer": [host_hook("createContainer")],
+        "startContainer": [{"path": "/bin/env-hook"}],
+    });
+    c.config["process"]["env"]
+        .as_array_mut()
+        .expect("env list")
+        .push(json!("HOOKTEST=workload"));
+    c.args(&["true"]);
+    c.write_config();
+    let b = c.bundle();
+    c.rt_with(
+        &["create", "--bundle", b.to_str().expect("utf-8"), &c.id],
+        |cmd| {
+            cmd.env("HOOKTEST", "runtime");
+        },
+    )
+    .ok();
+    c.rt(&["start", &c.id]).ok();
+    c.wait_status(&c.id, "stopped", std::time::Duration::from_secs(10));
+    let env = |name: &str| read_lossy(&out.join(name));
+    for (name, want) in [
+        ("createRuntime", "HOOKTEST=runtime"),
+        ("createContainer", "HOOKTEST=workload"),
+        ("startContainer", "HOOKTEST=workload"),
+    ] {
+        let e = env(name);
+        assert!(e.lines().any(|l| l == want), "{name} hook env: {e:?}");
+    }
+    assert!(!env("empty").contains("HOOKTEST"), "{}", env("empty"));
+    c.rt(&["delete", &c.id]).ok();
+}

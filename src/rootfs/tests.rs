@@ -16,7 +16,7 @@ use nix::unistd::{ForkResult, Uid, fork, pipe};
 use oci_spec::runtime::Spec;
 use serde_json::{Value, json};
 
-use super::{RootfsOptions, finish, setup};
+use super::{RootfsOptions, finish, setup, switch_root};
 
 fn is_root() -> bool {
     if Uid::effective().is_root() {
@@ -233,7 +233,9 @@ fn run_container(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<String, S
             mount_label: None,
             idmapped: &Default::default(),
         };
-        setup(&opts).map_err(|e| format!("setup: {e}"))?;
+        setup(&opts)
+            .and_then(|()| switch_root(&opts))
+            .map_err(|e| format!("setup: {e}"))?;
         finish(spec).map_err(|e| format!("finish: {e}"))?;
         report()
     })
@@ -362,7 +364,9 @@ fn cgroupns_mounts_hierarchies() {
             mount_label: None,
             idmapped: &Default::default(),
         };
-        setup(&opts).map_err(|e| e.to_string())?;
+        setup(&opts)
+            .and_then(|()| switch_root(&opts))
+            .map_err(|e| e.to_string())?;
         report()
     })
     .unwrap();
@@ -565,7 +569,9 @@ fn user_namespace_binds_and_locked_flags() {
                 mount_label: None,
                 idmapped: &Default::default(),
             };
-            setup(&opts).map_err(|e| format!("setup: {e}"))?;
+            setup(&opts)
+                .and_then(|()| switch_root(&opts))
+                .map_err(|e| format!("setup: {e}"))?;
             finish(&s).map_err(|e| format!("finish: {e}"))?;
             report()
         })
@@ -645,7 +651,9 @@ fn copyup_recursive_ro_and_readonly_dev() {
             mount_label: None,
             idmapped: &Default::default(),
         };
-        setup(&opts).map_err(|e| format!("setup: {e}"))?;
+        setup(&opts)
+            .and_then(|()| switch_root(&opts))
+            .map_err(|e| format!("setup: {e}"))?;
         finish(&s).map_err(|e| format!("finish: {e}"))?;
         let md = fs::metadata("/var/data/sub/file").map_err(|e| e.to_string())?;
         let body = fs::read_to_string("/var/data/sub/file").map_err(|e| e.to_string())?;
