@@ -67,6 +67,8 @@ pub struct Bundle {
     pub join: Vec<Join>,
     /// The init ends up in a user namespace other than the host's.
     pub userns: bool,
+    /// The init ends up in a mount namespace other than the runtime's.
+    pub mount_ns: bool,
     pub uid_map: String,
     pub gid_map: String,
     /// The workload process, prepared for the init.
@@ -282,11 +284,29 @@ impl Bundle {
         // The user namespace is joined first: the others may belong to it.
         join.sort_by_key(|j| j.kind != LinuxNamespaceType::User);
         let has = |k: LinuxNamespaceType| seen.contains(&k);
-        if !has(LinuxNamespaceType::Mount) {
-            return Err(invalid(
-                "linux.namespaces",
-                "a mount namespace is required (capsa sets up the root filesystem in it)",
-            ));
+        // Without a mount namespace the container is in the runtime's
+        // (inherited, config-linux.md): what would change the host's own
+        // mounts is refused, the rest is done there and undone at delete.
+        let mount_ns = has(LinuxNamespaceType::Mount);
+        if !mount_ns {
+            let listed = |p: &Option<Vec<String>>| p.as_ref().is_some_and(|v| !v.is_empty());
+            if listed(linux.masked_paths()) || listed(linux.readonly_paths()) {
+                // runc's words.
+                return Err(invalid(
+                    "linux.maskedPaths",
+                    "unable to restrict sys entries without a private MNT namespace",
+                ));
+            }
+            if linux
+                .rootfs_propagation()
+                .as_ref()
+                .is_some_and(|p| !p.is_empty())
+            {
+                return Err(invalid(
+                    "linux.rootfsPropagation",
+                    "needs a mount namespace (it would change the propagation of the runtime's \"/\")",
+                ));
+            }
         }
         if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
             && !has(LinuxNamespaceType::Uts)
@@ -387,6 +407,7 @@ impl Bundle {
             new_ns,
             join,
             userns,
+            mount_ns,
             uid_map,
             gid_map,
             plan,

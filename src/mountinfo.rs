@@ -14,6 +14,8 @@ const MOUNTINFO: &str = "/proc/self/mountinfo";
 /// One line of mountinfo, the fields capsa uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountInfo {
+    /// The mount's id (unique among the namespace's current mounts).
+    pub id: u32,
     /// "major:minor" of the mounted filesystem: the same hierarchy or
     /// filesystem mounted twice has the same one.
     pub dev: String,
@@ -52,6 +54,7 @@ pub fn parse_bytes(data: &[u8]) -> Vec<MountInfo> {
             let l: Vec<&[u8]> = left.split(|&c| c == b' ').collect();
             let r: Vec<&[u8]> = right.split(|&c| c == b' ').collect();
             Some(MountInfo {
+                id: text(l.first()?).parse().ok()?,
                 dev: text(l.get(2)?),
                 root: unescape(l.get(3)?),
                 mount_point: unescape(l.get(4)?),

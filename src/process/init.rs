@@ -144,6 +144,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         spec: &b.spec,
         rootfs: &b.rootfs,
         no_pivot: a.no_pivot,
+        mount_ns: b.mount_ns,
         userns: b.userns,
         mount_label: security::lsm::mount_label(b.linux().mount_label().as_deref()),
         idmapped: a.idmapped,

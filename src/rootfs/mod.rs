@@ -14,6 +14,7 @@
 mod cgroupfs;
 mod copyup;
 mod devices;
+pub mod hostmounts;
 mod idmap;
 mod masked;
 mod mounts;
@@ -71,6 +72,10 @@ pub struct RootfsOptions<'a> {
     pub rootfs: &'a Path,
     /// --no-pivot: MS_MOVE the rootfs onto / and chroot instead of pivot_root.
     pub no_pivot: bool,
+    /// The init has a mount namespace other than the runtime's (new or
+    /// joined). Without one, "/" and its propagation are the host's: they
+    /// are left alone, and the root switch is a chroot.
+    pub mount_ns: bool,
     /// The init is in a user namespace (new or joined): devices are
     /// bind-mounted from the host instead of mknod'ed.
     pub userns: bool,
@@ -157,7 +162,11 @@ pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
     let nodes = devices::node_list(devices)?;
 
     // 1. Propagation of "/", rootfs as its own mount point.
-    pivot::prepare_root(opts.rootfs, propagation)?;
+    if opts.mount_ns {
+        pivot::prepare_root(opts.rootfs, propagation)?;
+    } else {
+        pivot::bind_rootfs(opts.rootfs)?;
+    }
 
     // 2. `mounts`, in order, each resolved inside the rootfs. The fd is
     // taken after the self-bind so that it refers to the new mount.
@@ -216,7 +225,9 @@ pub fn switch_root(opts: &RootfsOptions) -> Result<(), RootfsError> {
         // After the hooks, which may add device nodes (runc's order too).
         dev_readonly(&RootDir::open(opts.rootfs)?, mounts)?;
     }
-    if opts.no_pivot {
+    if !opts.mount_ns {
+        pivot::chroot_root(opts.rootfs)?;
+    } else if opts.no_pivot {
         pivot::move_root(opts.rootfs)?;
     } else {
         pivot::pivot(opts.rootfs)?;

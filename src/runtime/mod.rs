@@ -194,6 +194,9 @@ impl Runtime {
             }
         }
         st.cgroup.destroy()?;
+        if let Some(before) = &st.host_mounts {
+            crate::rootfs::hostmounts::undo(&st.rootfs, before);
+        }
         dir.remove()?;
         hooks::run_poststop(&st.poststop, id, &st.bundle, &st.annotations);
         Ok(())
