@@ -115,7 +115,7 @@ impl ProcessPlan {
         if !process.cwd().is_absolute() {
             return Err(invalid(
                 format!("{prefix}.cwd"),
-                "cwd must be an absolute path",
+                "Cwd must be an absolute path",
             ));
         }
         for (i, r) in process.rlimits().iter().flatten().enumerate() {
@@ -217,11 +217,18 @@ impl Bundle {
     }
 
     /// Validate a parsed spec for a bundle at `dir` (absolute).
-    pub fn from_spec(dir: PathBuf, spec: Spec) -> Result<Bundle, BundleError> {
+    pub fn from_spec(dir: PathBuf, mut spec: Spec) -> Result<Bundle, BundleError> {
+        // `linux` is optional (config.md): without it every namespace is
+        // the runtime's and nothing Linux-specific is asked for. Not
+        // oci-spec's `Linux::default()`, which lists namespaces and paths.
+        if spec.linux().is_none() {
+            let empty = serde_json::from_str("{}").map_err(|e| invalid("linux", e.to_string()))?;
+            spec.set_linux(Some(empty));
+        }
         let root = spec
             .root()
             .as_ref()
-            .ok_or_else(|| invalid("root", "root must be set"))?;
+            .ok_or_else(|| invalid("root", "root must be specified"))?;
         let rootfs_cfg = if root.path().is_absolute() {
             root.path().clone()
         } else {
@@ -243,11 +250,11 @@ impl Bundle {
         let process = spec
             .process()
             .as_ref()
-            .ok_or_else(|| invalid("process", "process must be set"))?;
+            .ok_or_else(|| invalid("process", "process property must not be empty"))?;
         let linux = spec
             .linux()
             .as_ref()
-            .ok_or_else(|| invalid("linux", "linux must be set"))?;
+            .ok_or_else(|| invalid("linux", "linux must be set"))?; // set above
         let plan = ProcessPlan::new(process, "process", Some(linux), Role::Init)?;
         crate::limits::check_spec(&spec).map_err(|(f, m)| invalid(f, m))?;
 
@@ -259,7 +266,7 @@ impl Bundle {
             if !seen.insert(kind) {
                 return Err(invalid(
                     format!("linux.namespaces[{i}].type"),
-                    format!("duplicate namespace {kind}"),
+                    format!("duplicated ns \"{kind}\""),
                 ));
             }
             let flag = crate::namespaces::flag(kind);

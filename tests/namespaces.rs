@@ -306,8 +306,9 @@ fn mounts_below(dir: &std::path::Path) -> Vec<String> {
 /// No `mount` namespace listed: the container runs in the runtime's mount namespace
 /// (config-linux.md: unlisted namespaces are inherited), with its mounts made there,
 /// in its rootfs (which it is chrooted into). After delete the runtime's mount table is
-/// as it was before create. `none`: no namespaces at all.
-fn no_mount_namespace(tag: &str, none: bool) {
+/// as it was before create. `none`: no namespaces at all; `no_linux`: not even a
+/// `linux` section (config.md: OPTIONAL).
+fn no_mount_namespace(tag: &str, none: bool, no_linux: bool) {
     // runc leaves its mounts in the runtime's namespace: not run there, as
     // that namespace is the host's.
     if skip_unless_capsa("runc leaves the container's mounts on the host") {
@@ -321,6 +322,9 @@ fn no_mount_namespace(tag: &str, none: bool) {
     }
     for k in ["maskedPaths", "readonlyPaths"] {
         c.config["linux"].as_object_mut().map(|o| o.remove(k));
+    }
+    if no_linux {
+        c.config.as_object_mut().map(|o| o.remove("linux"));
     }
     let before = mounts_below(c.tmp.path());
     c.sh("readlink /proc/self/ns/mnt; readlink /proc/self/ns/pid; \
@@ -356,12 +360,17 @@ fn no_mount_namespace(tag: &str, none: bool) {
 
 #[test]
 fn no_mount_namespace_runs_in_the_runtimes() {
-    no_mount_namespace("nomntns", false);
+    no_mount_namespace("nomntns", false, false);
 }
 
 #[test]
 fn no_namespaces_at_all() {
-    no_mount_namespace("nons", true);
+    no_mount_namespace("nons", true, false);
+}
+
+#[test]
+fn no_linux_section() {
+    no_mount_namespace("nolinux", true, true);
 }
 
 /// A create that fails after the mounts were made in the runtime's mount namespace

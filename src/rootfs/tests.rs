@@ -763,7 +763,8 @@ fn proc_on_symlink_is_refused() {
     symlink("fakeproc", rootfs.join("proc")).unwrap();
     let err = run_container(&spec(runc_spec(json!({}))), &rootfs, false).unwrap_err();
     assert!(
-        err.contains("mounts[0].destination") && err.contains("symlink"),
+        err.contains("mounts[0].destination")
+            && err.contains("must be mounted on ordinary directory"),
         "{err}"
     );
 }
