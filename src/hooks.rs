@@ -7,7 +7,7 @@
 //!
 //! A hook without `env` inherits an environment, as in runc: a hook in the
 //! runtime namespace the runtime's, createContainer and startContainer the
-//! container process's (`DefaultEnv`).
+//! container process's (`Inherit`).
 
 use std::ffi::{CString, OsStr};
 use std::io::Write;
@@ -33,11 +33,14 @@ pub enum HookError {
     },
 }
 
-/// The environment of a hook whose config has no `env`.
+/// What a hook inherits: the environment when its config has no `env`,
+/// and its working directory.
 #[derive(Debug, Clone, Copy)]
-pub enum DefaultEnv<'a> {
-    /// The runtime's own: hooks in the runtime namespace.
-    Runtime,
+pub enum Inherit<'a> {
+    /// The runtime's environment, hooks in the runtime namespace; `cwd`
+    /// if given (create's hooks run in the bundle, as runc chdirs there),
+    /// else the runtime's.
+    Runtime { cwd: Option<&'a std::path::Path> },
     /// The container process's `process.env`: hooks the init runs.
     Process(&'a [CString]),
 }
@@ -45,7 +48,29 @@ pub enum DefaultEnv<'a> {
 /// Run `hooks` in order, stopping at the first failure; a hook without
 /// `env` inherits the runtime's.
 pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
-    run_via(None, DefaultEnv::Runtime, kind, hooks, state_json)
+    run_via(
+        None,
+        Inherit::Runtime { cwd: None },
+        kind,
+        hooks,
+        state_json,
+    )
+}
+
+/// `run` with `dir` as the hooks' working directory.
+pub fn run_in(
+    dir: &std::path::Path,
+    kind: &'static str,
+    hooks: &[Hook],
+    state_json: &[u8],
+) -> Result<(), HookError> {
+    run_via(
+        None,
+        Inherit::Runtime { cwd: Some(dir) },
+        kind,
+        hooks,
+        state_json,
+    )
 }
 
 /// `run`, each hook spawned through the trampoline when given: for hooks
@@ -53,7 +78,7 @@ pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), 
 /// be able to run capsa's own binary (see process/trampoline.rs).
 pub fn run_via(
     via: Option<&Trampoline>,
-    env: DefaultEnv,
+    env: Inherit,
     kind: &'static str,
     hooks: &[Hook],
     state_json: &[u8],
@@ -69,7 +94,7 @@ pub fn run_via(
 /// failure if it fails.
 fn failures<'a>(
     via: Option<&'a Trampoline>,
-    env: DefaultEnv<'a>,
+    env: Inherit<'a>,
     kind: &'static str,
     hooks: &'a [Hook],
     state_json: &'a [u8],
@@ -98,7 +123,13 @@ pub fn run_poststop(
         return;
     }
     let json = state_json(id, "stopped", 0, bundle, annotations);
-    for e in failures(None, DefaultEnv::Runtime, "poststop", hooks, &json) {
+    for e in failures(
+        None,
+        Inherit::Runtime { cwd: None },
+        "poststop",
+        hooks,
+        &json,
+    ) {
         eprintln!("capsa: warning: {e}");
     }
 }
@@ -132,7 +163,7 @@ fn command(via: Option<&Trampoline>, h: &Hook) -> Command {
 
 fn run_one(
     via: Option<&Trampoline>,
-    env: DefaultEnv,
+    env: Inherit,
     h: &Hook,
     state_json: &[u8],
 ) -> Result<(), String> {
@@ -147,8 +178,8 @@ fn run_one(
                 }
             }
         }
-        (None, DefaultEnv::Runtime) => {}
-        (None, DefaultEnv::Process(list)) => {
+        (None, Inherit::Runtime { .. }) => {}
+        (None, Inherit::Process(list)) => {
             cmd.env_clear();
             for kv in list {
                 let kv = kv.as_bytes();
@@ -160,6 +191,9 @@ fn run_one(
                 }
             }
         }
+    }
+    if let Inherit::Runtime { cwd: Some(dir) } = env {
+        cmd.current_dir(dir);
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -326,14 +326,14 @@ fn create_time_hooks_mount_into_the_rootfs_not_the_host() {
 
 /// A startContainer or createContainer hook without `env` of its own gets the container
 /// process's environment (runc's, youki's); a hook in the runtime namespace without
-/// `env` gets the runtime's; an explicit empty `env` is empty.
+/// `env` gets the runtime's; an explicit empty `env` is empty. And each one's cwd.
 #[test]
 fn hooks_without_env_inherit() {
     let mut c = Ctx::new("hookenv");
     let out = c.scratch("envs");
     fs::create_dir_all(&out).expect("mkdir envs");
     let host = c.scratch("env.sh");
-    fs::write(&host, "#!/bin/sh\nenv > \"$1\"\n").expect("env.sh");
+    fs::write(&host, "#!/bin/sh\nenv > \"$1\"\npwd > \"$1.pwd\"\n").expect("env.sh");
     fs::set_permissions(&host, fs::Permissions::from_mode(0o755)).expect("chmod");
     let image = c.rootfs().join("bin/env-hook");
     fs::write(&image, "#!/bin/sh\nenv > /envs/startContainer\n").expect("env-hook");
@@ -378,5 +378,15 @@ fn hooks_without_env_inherit() {
         assert!(e.lines().any(|l| l == want), "{name} hook env: {e:?}");
     }
     assert!(!env("empty").contains("HOOKTEST"), "{}", env("empty"));
+    // Their working directory: the bundle in the runtime namespace (runc chdirs there),
+    // the rootfs for createContainer (runc's).
+    let canon = |p: std::path::PathBuf| fs::canonicalize(p).expect("canonicalize");
+    for (name, dir) in [
+        ("createRuntime", canon(c.bundle())),
+        ("createContainer", canon(c.rootfs())),
+    ] {
+        let pwd = env(&format!("{name}.pwd"));
+        assert_eq!(Path::new(pwd.trim()), dir, "{name} hook cwd");
+    }
     c.rt(&["delete", &c.id]).ok();
 }

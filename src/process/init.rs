@@ -233,7 +233,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         // trampoline, so an image cannot make them run capsa's binary.
         // Without `env` of their own they get the workload's (runc's).
         let start_hooks = b.hooks(HookKind::StartContainer);
-        let hook_env = hooks::DefaultEnv::Process(&env);
+        let hook_env = hooks::Inherit::Process(&env);
         if let Err(e) = hooks::run_via(
             Some(a.trampoline),
             hook_env,
@@ -277,7 +277,7 @@ fn create_hooks(a: &InitArgs) -> Result<(), InitError> {
     nix::unistd::chdir(&b.rootfs).ctx_at("chdir", &b.rootfs)?;
     let annotations = b.spec.annotations().clone().unwrap_or_default();
     let state = hooks::state_json(a.id, "creating", getpid().as_raw(), &b.dir, &annotations);
-    let env = hooks::DefaultEnv::Process(&b.plan.env);
+    let env = hooks::Inherit::Process(&b.plan.env);
     hooks::run_via(None, env, "createContainer", hooks, &state)?;
     Ok(())
 }
