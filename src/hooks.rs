@@ -195,6 +195,24 @@ fn run_one(
     if let Inherit::Runtime { cwd: Some(dir) } = env {
         cmd.current_dir(dir);
     }
+    // Only the state on stdin and the two output pipes: no fd of the
+    // runtime's caller (a --preserve-fds fd, a stray inherited one) or of
+    // the init reaches a hook (runc's hooks get none either).
+    // SAFETY: the closure runs in the forked child before exec and makes a
+    // single async-signal-safe syscall; it touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Close-on-exec rather than closed: std's exec-error pipe is
+            // among them. Kernels before 5.11 lack it: nothing to do then.
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

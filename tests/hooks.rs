@@ -390,3 +390,78 @@ fn hooks_without_env_inherit() {
     }
     c.rt(&["delete", &c.id]).ok();
 }
+
+/// No fd of the runtime's caller reaches a hook: not a `--preserve-fds` fd meant for the
+/// workload (createContainer, startContainer run in the init, which holds it), nor any
+/// other the caller left open (prestart, createRuntime, poststart run in the runtime).
+/// runc 1.1.5 fails this: its createContainer hooks get the preserved fd, the init's
+/// sync socket, its log pipe and exec.fifo.
+#[test]
+fn hooks_inherit_no_fds_of_the_caller() {
+    use std::os::fd::AsRawFd;
+    let mut c = Ctx::new("hookfds");
+    let out = c.scratch("fds");
+    fs::create_dir_all(&out).expect("mkdir fds");
+    let host = c.scratch("fds.sh");
+    fs::write(&host, "#!/bin/sh\nls -l /proc/self/fd/ > \"$1\" 2>&1\n").expect("fds.sh");
+    fs::set_permissions(&host, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let image = c.rootfs().join("bin/fds-hook");
+    fs::write(
+        &image,
+        "#!/bin/sh\nls -l /proc/self/fd/ > /fds/startContainer 2>&1\n",
+    )
+    .expect("fds-hook");
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::create_dir_all(c.rootfs().join("fds")).expect("mkdir /fds");
+    c.push_mount(json!({"destination": "/fds", "type": "bind",
+        "source": out.to_str().expect("utf-8"), "options": ["rbind", "rw"]}));
+    let host_hook = |name: &str| {
+        json!({"path": host.to_str().expect("utf-8"),
+               "args": ["fds.sh", out.join(name).to_str().expect("utf-8")]})
+    };
+    c.config["hooks"] = json!({
+        "createRuntime": [host_hook("createRuntime")],
+        "createContainer": [host_hook("createContainer")],
+        "startContainer": [{"path": "/bin/fds-hook"}],
+        "poststart": [host_hook("poststart")],
+    });
+    c.args(&["sleep", "1000"]);
+    c.write_config();
+    let marker = c.scratch("caller-fd-marker");
+    let f = fs::File::create(&marker).expect("marker");
+    let stray = fs::File::create(c.scratch("caller-stray-marker")).expect("stray");
+    let b = c.bundle();
+    c.rt_with(
+        &[
+            "create",
+            "--preserve-fds",
+            "1",
+            "--bundle",
+            b.to_str().expect("utf-8"),
+            &c.id,
+        ],
+        |cmd| {
+            pass_fd_as(cmd, f.as_raw_fd(), 3);
+            pass_fd_as(cmd, stray.as_raw_fd(), 9);
+        },
+    )
+    .ok();
+    c.rt_with(&["start", &c.id], |cmd| {
+        pass_fd_as(cmd, stray.as_raw_fd(), 9)
+    })
+    .ok();
+    for name in [
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+    ] {
+        let fds = read_lossy(&out.join(name));
+        assert!(fds.contains(" 0 -> "), "{name}: no listing: {fds}");
+        assert!(
+            !fds.contains("-marker"),
+            "{name} hook inherited the caller's fd:\n{fds}"
+        );
+    }
+    c.rt(&["delete", "--force", &c.id]).ok();
+}
