@@ -234,17 +234,26 @@ fn run_one(
             return Err(format!("timeout must be positive, got {secs}"));
         }
         let pidfd = sys::pidfd_open(child.id() as i32).map_err(|e| e.to_string())?;
-        let ms = secs.saturating_mul(1000).min(i64::from(i32::MAX)) as i32;
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        let ready = poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        )
-        .unwrap_or(0);
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(u64::MAX / 2));
+        // A signal (EINTR) is not the timeout: poll again for what is left.
+        let ready = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.unwrap_or(0),
+            }
+        };
         if ready == 0 {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("timed out after {secs}s"));
+            // runc's words.
+            return Err(format!("hook ran past specified timeout of {secs}.0s"));
         }
     }
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
@@ -253,10 +262,26 @@ fn run_one(
     }
     Err(format!(
         "{}, stdout: {}, stderr: {}",
-        out.status,
+        status_text(out.status),
         String::from_utf8_lossy(&out.stdout).trim_end(),
         String::from_utf8_lossy(&out.stderr).trim_end()
     ))
+}
+
+/// How a hook ended, in runc's words (Go's: "exit status 1",
+/// "signal: killed").
+fn status_text(st: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => {
+            // SAFETY: strsignal returns a pointer to a static or
+            // thread-local NUL-terminated string, read at once.
+            let name = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(sig)) };
+            format!("signal: {}", name.to_string_lossy().to_lowercase())
+        }
+        _ => st.to_string(),
+    }
 }
 
 /// The state JSON hooks receive (runtime.md "State").

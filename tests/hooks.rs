@@ -465,3 +465,30 @@ fn hooks_inherit_no_fds_of_the_caller() {
     }
     c.rt(&["delete", "--force", &c.id]).ok();
 }
+
+/// A hook that outlives its `timeout` is killed and fails the create, promptly, in runc's
+/// words; a failing hook's exit status is in runc's words too.
+#[test]
+fn hook_timeout_fails_create() {
+    let mut c = Ctx::new("hooktimeout");
+    c.config["hooks"] = json!({"createRuntime": [
+        {"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}
+    ]});
+    let started = std::time::Instant::now();
+    let o = c.create_refused("hook ran past specified timeout of 1.0s");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "create took {:?}: {o}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn failing_hook_exit_status_in_runcs_words() {
+    let mut c = Ctx::new("hookstatus");
+    c.config["hooks"] = json!({"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "echo out; echo err >&2; exit 3"]}
+    ]});
+    c.create_refused("exit status 3, stdout: out")
+        .fails_with("stderr: err");
+}
