@@ -207,10 +207,15 @@ pub fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), S
         return if ns.contains(&LinuxNamespaceType::Uts) {
             Ok(())
         } else {
-            Err("sysctl needs a private UTS namespace".into())
+            // runc 1.1's words for both.
+            Err(format!(
+                "sysctl {key:?} is not in a separate kernel namespace"
+            ))
         };
     }
-    Err("sysctl is not in a separate kernel namespace".into())
+    Err(format!(
+        "sysctl {key:?} is not in a separate kernel namespace"
+    ))
 }
 
 #[cfg(test)]

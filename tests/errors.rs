@@ -302,7 +302,7 @@ fn capability_outside_the_bounding_set_is_refused() {
 fn refusals_in_runcs_words() {
     use std::os::unix::fs::symlink;
     type Edit = fn(&mut Ctx);
-    let cases: [(&str, Edit, &str); 9] = [
+    let cases: [(&str, Edit, &str); 11] = [
         (
             "symproc",
             |c| {
@@ -371,6 +371,21 @@ fn refusals_in_runcs_words() {
                 }
             },
             "duplicated ns",
+        ),
+        (
+            "vmsysctl",
+            |c| {
+                c.config["linux"]["sysctl"] = json!({"vm.swappiness": "10"});
+            },
+            "is not in a separate kernel namespace",
+        ),
+        (
+            "mountopt",
+            |c| {
+                c.push_mount(json!({"destination": "/mnt", "type": "tmpfs",
+                    "source": "tmpfs", "options": ["capsa-bogus-option"]}));
+            },
+            "to rootfs at",
         ),
     ];
     for (tag, edit, needle) in cases {

@@ -91,6 +91,21 @@ fn check_parsed(
 
 /// Mount `mounts[index]`.
 pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), RootfsError> {
+    mount_entry_inner(ctx, m, index).map_err(|e| match e {
+        // A failed syscall, with runc's words in front (suites match them).
+        RootfsError::At { field, source } => RootfsError::At {
+            field: format!(
+                "{field}: error mounting {:?} to rootfs at {:?}",
+                m.typ().as_deref().unwrap_or_default(),
+                m.destination().display().to_string()
+            ),
+            source,
+        },
+        e => e,
+    })
+}
+
+fn mount_entry_inner(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), RootfsError> {
     let field = format!("mounts[{index}]");
     let at = RootfsError::at(&field);
     let dest = clean_container_path(m.destination());
