@@ -193,10 +193,12 @@ impl Runtime {
                 )));
             }
         }
-        st.cgroup.destroy()?;
+        // Before anything that can fail: a retried delete undoes them again
+        // (nothing to do by then).
         if let Some(before) = &st.host_mounts {
             crate::rootfs::hostmounts::undo(&st.rootfs, before);
         }
+        st.cgroup.destroy()?;
         dir.remove()?;
         hooks::run_poststop(&st.poststop, id, &st.bundle, &st.annotations);
         Ok(())
