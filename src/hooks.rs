@@ -224,6 +224,15 @@ fn run_one(
         r => r.map_err(|e| e.to_string().to_lowercase())?,
     };
     if let Some(mut stdin) = child.stdin.take() {
+        // The whole state fits in the pipe, so that the write cannot block
+        // on a hook that does not read it (its timeout runs after). Large
+        // annotations can pass the 64 KiB default.
+        if state_json.len() > 65536 {
+            use std::os::fd::AsRawFd;
+            let size = libc::c_int::try_from(state_json.len()).unwrap_or(libc::c_int::MAX);
+            // SAFETY: fcntl on a pipe fd we own, integer argument only.
+            unsafe { libc::fcntl(stdin.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+        }
         // A hook that does not read its stdin is not an error (EPIPE).
         let _ = stdin.write_all(state_json);
     }

@@ -492,3 +492,21 @@ fn failing_hook_exit_status_in_runcs_words() {
     c.create_refused("exit status 3, stdout: out")
         .fails_with("stderr: err");
 }
+
+/// A hook that never reads its stdin still times out when the state JSON is larger than
+/// a pipe holds (big annotations): writing the state must not wait for the hook.
+#[test]
+fn hook_timeout_with_a_large_state() {
+    let mut c = Ctx::new("hookbigstate");
+    c.config["annotations"] = json!({"capsa.test/big": "x".repeat(200 * 1024)});
+    c.config["hooks"] = json!({"createRuntime": [
+        {"path": "/bin/sleep", "args": ["sleep", "20"], "timeout": 1}
+    ]});
+    let started = std::time::Instant::now();
+    let o = c.create_refused("hook ran past specified timeout");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "create took {:?}: {o}",
+        started.elapsed()
+    );
+}
