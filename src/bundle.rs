@@ -112,6 +112,12 @@ impl ProcessPlan {
             process.env().as_deref().unwrap_or(&[]),
             &format!("{prefix}.env"),
         )?;
+        if process.cwd().as_os_str().is_empty() {
+            return Err(invalid(
+                format!("{prefix}.cwd"),
+                "Cwd property must not be empty",
+            ));
+        }
         if !process.cwd().is_absolute() {
             return Err(invalid(
                 format!("{prefix}.cwd"),
@@ -197,6 +203,10 @@ impl Bundle {
         let mut spec: Spec = crate::spec_compat::from_slice(&data).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
+            // The one required field runc names in its own words.
+            if field == "process" && inner.to_string().starts_with("missing field `cwd`") {
+                return invalid("process.cwd", "Cwd property must not be empty");
+            }
             BundleError::Parse {
                 path: cfg.clone(),
                 msg: if field == "." {

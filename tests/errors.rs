@@ -302,7 +302,7 @@ fn capability_outside_the_bounding_set_is_refused() {
 fn refusals_in_runcs_words() {
     use std::os::unix::fs::symlink;
     type Edit = fn(&mut Ctx);
-    let cases: [(&str, Edit, &str); 11] = [
+    let cases: [(&str, Edit, &str); 13] = [
         (
             "symproc",
             |c| {
@@ -371,6 +371,20 @@ fn refusals_in_runcs_words() {
                 }
             },
             "duplicated ns",
+        ),
+        (
+            "nocwd",
+            |c| {
+                c.config["process"].as_object_mut().map(|o| o.remove("cwd"));
+            },
+            "Cwd property must not be empty",
+        ),
+        (
+            "emptycwd",
+            |c| {
+                c.config["process"]["cwd"] = json!("");
+            },
+            "Cwd property must not be empty",
         ),
         (
             "vmsysctl",
