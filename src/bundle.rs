@@ -314,6 +314,14 @@ impl Bundle {
                     "unable to restrict sys entries without a private MNT namespace",
                 ));
             }
+            // Its mounts would be the host's own, and so would everything
+            // delete detaches.
+            if rootfs == Path::new("/") {
+                return Err(invalid(
+                    "root.path",
+                    "the runtime's own \"/\" as the rootfs needs a mount namespace",
+                ));
+            }
             if linux
                 .rootfs_propagation()
                 .as_ref()

@@ -399,3 +399,44 @@ fn no_mount_namespace_with_masked_paths_is_refused() {
     c.remove_ns("mount");
     c.create_refused("unable to restrict sys entries without a private MNT namespace");
 }
+
+/// root.path "/" without a mount namespace: the container's mounts would be the host's
+/// own (proc over /proc...), and so would what delete detaches. Refused. The runtime runs
+/// in a private mount namespace of the test's, so that a regression stays there.
+#[test]
+fn no_mount_namespace_with_the_hosts_root_is_refused() {
+    if skip_unless_capsa("runc mounts over the runtime's own /proc, /dev, /sys") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let mut c = Ctx::new("nomntroot");
+    c.remove_ns("mount");
+    for k in ["maskedPaths", "readonlyPaths"] {
+        c.config["linux"].as_object_mut().map(|o| o.remove(k));
+    }
+    c.config["root"] = json!({"path": "/", "readonly": false});
+    c.write_config();
+    let b = c.bundle();
+    let o = c.rt_with(
+        &["create", "--bundle", b.to_str().expect("utf-8"), &c.id],
+        |cmd| {
+            // SAFETY: runs in the forked child before exec: unshare and mount with
+            // constant, NUL-terminated arguments.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let flags = libc::MS_REC | libc::MS_PRIVATE;
+                    let none = std::ptr::null();
+                    if libc::mount(none, c"/".as_ptr(), none, flags, std::ptr::null()) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        },
+    );
+    o.fails_with("root.path");
+    c.assert_nothing_left(&c.id);
+}
