@@ -67,6 +67,8 @@ pub struct Bundle {
     pub join: Vec<Join>,
     /// The init ends up in a user namespace other than the host's.
     pub userns: bool,
+    /// The init ends up in a mount namespace other than the runtime's.
+    pub mount_ns: bool,
     pub uid_map: String,
     pub gid_map: String,
     /// The workload process, prepared for the init.
@@ -110,10 +112,16 @@ impl ProcessPlan {
             process.env().as_deref().unwrap_or(&[]),
             &format!("{prefix}.env"),
         )?;
+        if process.cwd().as_os_str().is_empty() {
+            return Err(invalid(
+                format!("{prefix}.cwd"),
+                "Cwd property must not be empty",
+            ));
+        }
         if !process.cwd().is_absolute() {
             return Err(invalid(
                 format!("{prefix}.cwd"),
-                "cwd must be an absolute path",
+                "Cwd must be an absolute path",
             ));
         }
         for (i, r) in process.rlimits().iter().flatten().enumerate() {
@@ -195,6 +203,10 @@ impl Bundle {
         let mut spec: Spec = crate::spec_compat::from_slice(&data).map_err(|e| {
             let field = e.path().to_string();
             let inner = e.into_inner();
+            // The one required field runc names in its own words.
+            if field == "process" && inner.to_string().starts_with("missing field `cwd`") {
+                return invalid("process.cwd", "Cwd property must not be empty");
+            }
             BundleError::Parse {
                 path: cfg.clone(),
                 msg: if field == "." {
@@ -215,11 +227,18 @@ impl Bundle {
     }
 
     /// Validate a parsed spec for a bundle at `dir` (absolute).
-    pub fn from_spec(dir: PathBuf, spec: Spec) -> Result<Bundle, BundleError> {
+    pub fn from_spec(dir: PathBuf, mut spec: Spec) -> Result<Bundle, BundleError> {
+        // `linux` is optional (config.md): without it every namespace is
+        // the runtime's and nothing Linux-specific is asked for. Not
+        // oci-spec's `Linux::default()`, which lists namespaces and paths.
+        if spec.linux().is_none() {
+            let empty = serde_json::from_str("{}").map_err(|e| invalid("linux", e.to_string()))?;
+            spec.set_linux(Some(empty));
+        }
         let root = spec
             .root()
             .as_ref()
-            .ok_or_else(|| invalid("root", "root must be set"))?;
+            .ok_or_else(|| invalid("root", "root must be specified"))?;
         let rootfs_cfg = if root.path().is_absolute() {
             root.path().clone()
         } else {
@@ -241,11 +260,11 @@ impl Bundle {
         let process = spec
             .process()
             .as_ref()
-            .ok_or_else(|| invalid("process", "process must be set"))?;
+            .ok_or_else(|| invalid("process", "process property must not be empty"))?;
         let linux = spec
             .linux()
             .as_ref()
-            .ok_or_else(|| invalid("linux", "linux must be set"))?;
+            .ok_or_else(|| invalid("linux", "linux must be set"))?; // set above
         let plan = ProcessPlan::new(process, "process", Some(linux), Role::Init)?;
         crate::limits::check_spec(&spec).map_err(|(f, m)| invalid(f, m))?;
 
@@ -257,7 +276,7 @@ impl Bundle {
             if !seen.insert(kind) {
                 return Err(invalid(
                     format!("linux.namespaces[{i}].type"),
-                    format!("duplicate namespace {kind}"),
+                    format!("duplicated ns \"{kind}\""),
                 ));
             }
             let flag = crate::namespaces::flag(kind);
@@ -282,11 +301,37 @@ impl Bundle {
         // The user namespace is joined first: the others may belong to it.
         join.sort_by_key(|j| j.kind != LinuxNamespaceType::User);
         let has = |k: LinuxNamespaceType| seen.contains(&k);
-        if !has(LinuxNamespaceType::Mount) {
-            return Err(invalid(
-                "linux.namespaces",
-                "a mount namespace is required (capsa sets up the root filesystem in it)",
-            ));
+        // Without a mount namespace the container is in the runtime's
+        // (inherited, config-linux.md): what would change the host's own
+        // mounts is refused, the rest is done there and undone at delete.
+        let mount_ns = has(LinuxNamespaceType::Mount);
+        if !mount_ns {
+            let listed = |p: &Option<Vec<String>>| p.as_ref().is_some_and(|v| !v.is_empty());
+            if listed(linux.masked_paths()) || listed(linux.readonly_paths()) {
+                // runc's words.
+                return Err(invalid(
+                    "linux.maskedPaths",
+                    "unable to restrict sys entries without a private MNT namespace",
+                ));
+            }
+            // Its mounts would be the host's own, and so would everything
+            // delete detaches.
+            if rootfs == Path::new("/") {
+                return Err(invalid(
+                    "root.path",
+                    "the runtime's own \"/\" as the rootfs needs a mount namespace",
+                ));
+            }
+            if linux
+                .rootfs_propagation()
+                .as_ref()
+                .is_some_and(|p| !p.is_empty())
+            {
+                return Err(invalid(
+                    "linux.rootfsPropagation",
+                    "needs a mount namespace (it would change the propagation of the runtime's \"/\")",
+                ));
+            }
         }
         if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
             && !has(LinuxNamespaceType::Uts)
@@ -387,6 +432,7 @@ impl Bundle {
             new_ns,
             join,
             userns,
+            mount_ns,
             uid_map,
             gid_map,
             plan,

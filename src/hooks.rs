@@ -4,6 +4,10 @@
 //! by the callers (see runtime-spec config.md "POSIX-platform Hooks"):
 //! prestart + createRuntime by the parent, createContainer and
 //! startContainer by the init, poststart by `start`, poststop by `delete`.
+//!
+//! A hook without `env` inherits an environment, as in runc: a hook in the
+//! runtime namespace the runtime's, createContainer and startContainer the
+//! container process's (`Inherit`).
 
 use std::ffi::{CString, OsStr};
 use std::io::Write;
@@ -29,9 +33,44 @@ pub enum HookError {
     },
 }
 
-/// Run `hooks` in order, stopping at the first failure.
+/// What a hook inherits: the environment when its config has no `env`,
+/// and its working directory.
+#[derive(Debug, Clone, Copy)]
+pub enum Inherit<'a> {
+    /// The runtime's environment, hooks in the runtime namespace; `cwd`
+    /// if given (create's hooks run in the bundle, as runc chdirs there),
+    /// else the runtime's.
+    Runtime { cwd: Option<&'a std::path::Path> },
+    /// The container process's `process.env`: hooks the init runs.
+    Process(&'a [CString]),
+}
+
+/// Run `hooks` in order, stopping at the first failure; a hook without
+/// `env` inherits the runtime's.
 pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
-    run_via(None, kind, hooks, state_json)
+    run_via(
+        None,
+        Inherit::Runtime { cwd: None },
+        kind,
+        hooks,
+        state_json,
+    )
+}
+
+/// `run` with `dir` as the hooks' working directory.
+pub fn run_in(
+    dir: &std::path::Path,
+    kind: &'static str,
+    hooks: &[Hook],
+    state_json: &[u8],
+) -> Result<(), HookError> {
+    run_via(
+        None,
+        Inherit::Runtime { cwd: Some(dir) },
+        kind,
+        hooks,
+        state_json,
+    )
 }
 
 /// `run`, each hook spawned through the trampoline when given: for hooks
@@ -39,12 +78,13 @@ pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), 
 /// be able to run capsa's own binary (see process/trampoline.rs).
 pub fn run_via(
     via: Option<&Trampoline>,
+    env: Inherit,
     kind: &'static str,
     hooks: &[Hook],
     state_json: &[u8],
 ) -> Result<(), HookError> {
     // Lazy: the hooks after the first failure are not run.
-    match failures(via, kind, hooks, state_json).next() {
+    match failures(via, env, kind, hooks, state_json).next() {
         Some(e) => Err(e),
         None => Ok(()),
     }
@@ -54,12 +94,13 @@ pub fn run_via(
 /// failure if it fails.
 fn failures<'a>(
     via: Option<&'a Trampoline>,
+    env: Inherit<'a>,
     kind: &'static str,
     hooks: &'a [Hook],
     state_json: &'a [u8],
 ) -> impl Iterator<Item = HookError> + 'a {
     hooks.iter().enumerate().filter_map(move |(index, h)| {
-        let msg = run_one(via, h, state_json).err()?;
+        let msg = run_one(via, env, h, state_json).err()?;
         Some(HookError::Failed {
             kind,
             index,
@@ -82,7 +123,13 @@ pub fn run_poststop(
         return;
     }
     let json = state_json(id, "stopped", 0, bundle, annotations);
-    for e in failures(None, "poststop", hooks, &json) {
+    for e in failures(
+        None,
+        Inherit::Runtime { cwd: None },
+        "poststop",
+        hooks,
+        &json,
+    ) {
         eprintln!("capsa: warning: {e}");
     }
 }
@@ -114,13 +161,57 @@ fn command(via: Option<&Trampoline>, h: &Hook) -> Command {
     cmd
 }
 
-fn run_one(via: Option<&Trampoline>, h: &Hook, state_json: &[u8]) -> Result<(), String> {
+fn run_one(
+    via: Option<&Trampoline>,
+    env: Inherit,
+    h: &Hook,
+    state_json: &[u8],
+) -> Result<(), String> {
     let mut cmd = command(via, h);
-    cmd.env_clear();
-    for kv in h.env().iter().flatten() {
-        if let Some((k, v)) = kv.split_once('=') {
-            cmd.env(k, v);
+    match (h.env(), env) {
+        (Some(list), _) => {
+            // An explicit `env`, even empty, is the whole environment.
+            cmd.env_clear();
+            for kv in list {
+                if let Some((k, v)) = kv.split_once('=') {
+                    cmd.env(k, v);
+                }
+            }
         }
+        (None, Inherit::Runtime { .. }) => {}
+        (None, Inherit::Process(list)) => {
+            cmd.env_clear();
+            for kv in list {
+                let kv = kv.as_bytes();
+                if let Some(eq) = kv.iter().position(|&c| c == b'=') {
+                    cmd.env(
+                        OsStr::from_bytes(&kv[..eq]),
+                        OsStr::from_bytes(&kv[eq + 1..]),
+                    );
+                }
+            }
+        }
+    }
+    if let Inherit::Runtime { cwd: Some(dir) } = env {
+        cmd.current_dir(dir);
+    }
+    // Only the state on stdin and the two output pipes: no fd of the
+    // runtime's caller (a --preserve-fds fd, a stray inherited one) or of
+    // the init reaches a hook (runc's hooks get none either).
+    // SAFETY: the closure runs in the forked child before exec and makes a
+    // single async-signal-safe syscall; it touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Close-on-exec rather than closed: std's exec-error pipe is
+            // among them. Kernels before 5.11 lack it: nothing to do then.
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -128,11 +219,20 @@ fn run_one(via: Option<&Trampoline>, h: &Hook, state_json: &[u8]) -> Result<(), 
     let mut child = match cmd.spawn() {
         // No /proc to reach the trampoline through: spawn directly.
         Err(e) if via.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
-            return run_one(None, h, state_json);
+            return run_one(None, env, h, state_json);
         }
         r => r.map_err(|e| e.to_string().to_lowercase())?,
     };
     if let Some(mut stdin) = child.stdin.take() {
+        // The whole state fits in the pipe, so that the write cannot block
+        // on a hook that does not read it (its timeout runs after). Large
+        // annotations can pass the 64 KiB default.
+        if state_json.len() > 65536 {
+            use std::os::fd::AsRawFd;
+            let size = libc::c_int::try_from(state_json.len()).unwrap_or(libc::c_int::MAX);
+            // SAFETY: fcntl on a pipe fd we own, integer argument only.
+            unsafe { libc::fcntl(stdin.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+        }
         // A hook that does not read its stdin is not an error (EPIPE).
         let _ = stdin.write_all(state_json);
     }
@@ -143,17 +243,26 @@ fn run_one(via: Option<&Trampoline>, h: &Hook, state_json: &[u8]) -> Result<(), 
             return Err(format!("timeout must be positive, got {secs}"));
         }
         let pidfd = sys::pidfd_open(child.id() as i32).map_err(|e| e.to_string())?;
-        let ms = secs.saturating_mul(1000).min(i64::from(i32::MAX)) as i32;
-        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-        let ready = poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        )
-        .unwrap_or(0);
+        let deadline = std::time::Instant::now()
+            + std::time::Duration::from_secs(u64::try_from(secs).unwrap_or(u64::MAX / 2));
+        // A signal (EINTR) is not the timeout: poll again for what is left.
+        let ready = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX);
+            let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => break r.unwrap_or(0),
+            }
+        };
         if ready == 0 {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("timed out after {secs}s"));
+            // runc's words.
+            return Err(format!("hook ran past specified timeout of {secs}.0s"));
         }
     }
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
@@ -162,10 +271,26 @@ fn run_one(via: Option<&Trampoline>, h: &Hook, state_json: &[u8]) -> Result<(), 
     }
     Err(format!(
         "{}, stdout: {}, stderr: {}",
-        out.status,
+        status_text(out.status),
         String::from_utf8_lossy(&out.stdout).trim_end(),
         String::from_utf8_lossy(&out.stderr).trim_end()
     ))
+}
+
+/// How a hook ended, in runc's words (Go's: "exit status 1",
+/// "signal: killed").
+fn status_text(st: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => {
+            // SAFETY: strsignal returns a pointer to a static or
+            // thread-local NUL-terminated string, read at once.
+            let name = unsafe { std::ffi::CStr::from_ptr(libc::strsignal(sig)) };
+            format!("signal: {}", name.to_string_lossy().to_lowercase())
+        }
+        _ => st.to_string(),
+    }
 }
 
 /// The state JSON hooks receive (runtime.md "State").

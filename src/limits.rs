@@ -175,8 +175,9 @@ fn check_mount_count(spec: &Spec) -> Result<(), Refusal> {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100_000);
-    let ours = std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|s| s.lines().count())
+    // Bytes: mount points need not be UTF-8.
+    let ours = std::fs::read("/proc/self/mountinfo")
+        .map(|s| s.iter().filter(|&&c| c == b'\n').count())
         .unwrap_or(0);
     if ours + count > max {
         return Err(refuse(

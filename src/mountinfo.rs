@@ -14,6 +14,8 @@ const MOUNTINFO: &str = "/proc/self/mountinfo";
 /// One line of mountinfo, the fields capsa uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountInfo {
+    /// The mount's id (unique among the namespace's current mounts).
+    pub id: u32,
     /// "major:minor" of the mounted filesystem: the same hierarchy or
     /// filesystem mounted twice has the same one.
     pub dev: String,
@@ -28,33 +30,44 @@ pub struct MountInfo {
 
 /// The mounts of our mount namespace.
 pub fn read() -> SysResult<Vec<MountInfo>> {
-    let text = std::fs::read_to_string(MOUNTINFO).ctx_at("read", Path::new(MOUNTINFO))?;
-    Ok(parse(&text))
+    // Bytes, not UTF-8: any mount point anywhere on the host may have a
+    // name that is not valid UTF-8, and must not make every create fail.
+    let data = std::fs::read(MOUNTINFO).ctx_at("read", Path::new(MOUNTINFO))?;
+    Ok(parse_bytes(&data))
 }
 
 /// Parse mountinfo text; malformed lines are skipped.
+#[cfg(test)]
 pub fn parse(text: &str) -> Vec<MountInfo> {
-    text.lines()
+    parse_bytes(text.as_bytes())
+}
+
+/// Parse mountinfo as the kernel writes it: paths are bytes (with octal
+/// escapes for space, tab, newline and backslash only).
+pub fn parse_bytes(data: &[u8]) -> Vec<MountInfo> {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    data.split(|&c| c == b'\n')
         .filter_map(|line| {
             // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS"
-            let (left, right) = line.split_once(" - ")?;
-            let l: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
+            let sep = line.windows(3).position(|w| w == b" - ")?;
+            let (left, right) = (&line[..sep], &line[sep + 3..]);
+            let l: Vec<&[u8]> = left.split(|&c| c == b' ').collect();
+            let r: Vec<&[u8]> = right.split(|&c| c == b' ').collect();
             Some(MountInfo {
-                dev: (*l.get(2)?).to_string(),
+                id: text(l.first()?).parse().ok()?,
+                dev: text(l.get(2)?),
                 root: unescape(l.get(3)?),
                 mount_point: unescape(l.get(4)?),
-                optional: l.get(6..).map(|o| o.join(" ")).unwrap_or_default(),
-                fstype: (*r.first()?).to_string(),
-                super_opts: r.get(2).map(|s| s.to_string()).unwrap_or_default(),
+                optional: l.get(6..).map(|o| text(&o.join(&b' '))).unwrap_or_default(),
+                fstype: text(r.first()?),
+                super_opts: r.get(2).map(|s| text(s)).unwrap_or_default(),
             })
         })
         .collect()
 }
 
 /// Undo mountinfo's octal escapes (\040 for space, \011, \012, \134).
-fn unescape(s: &str) -> PathBuf {
-    let b = s.as_bytes();
+fn unescape(b: &[u8]) -> PathBuf {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -105,7 +118,17 @@ mod tests {
     }
 
     #[test]
+    fn non_utf8_paths() {
+        let m = parse_bytes(b"50 1 0:40 /r\xff /mnt/a\xfe\\040b rw - tmpfs t\xfd rw,x=\xfc\n");
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].mount_point.as_os_str().as_bytes(), b"/mnt/a\xfe b");
+        assert_eq!(m[0].root.as_os_str().as_bytes(), b"/r\xff");
+        assert_eq!(m[0].fstype, "tmpfs");
+    }
+
+    #[test]
     fn unescape_octal() {
+        let unescape = |s: &str| super::unescape(s.as_bytes());
         assert_eq!(unescape("/a\\040b"), PathBuf::from("/a b"));
         assert_eq!(unescape("/a\\134b\\011"), PathBuf::from("/a\\b\t"));
         assert_eq!(unescape("/plain"), PathBuf::from("/plain"));

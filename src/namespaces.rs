@@ -47,7 +47,12 @@ pub fn id_map(maps: Option<&[LinuxIdMapping]>, field: &str) -> Result<String, (S
     if maps.is_empty() {
         return Err((
             field.to_string(),
-            "a new user namespace needs at least one mapping".into(),
+            // runc's words.
+            if field.contains("gid") {
+                "User namespaces enabled, but no gid mappings found.".into()
+            } else {
+                "User namespaces enabled, but no uid mappings found.".into()
+            },
         ));
     }
     // The kernel takes at most 340 lines (5.x+); runc refuses more too.
@@ -184,24 +189,33 @@ pub fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), S
         return if ns.contains(&LinuxNamespaceType::Ipc) {
             Ok(())
         } else {
-            Err("sysctl needs a private IPC namespace".into())
+            Err(format!(
+                "sysctl {key:?} is not allowed in the hosts ipc namespace"
+            ))
         };
     }
     if key.starts_with("net.") {
         return if ns.contains(&LinuxNamespaceType::Network) {
             Ok(())
         } else {
-            Err("sysctl needs a private network namespace".into())
+            Err(format!(
+                "sysctl {key:?} not allowed in host network namespace"
+            ))
         };
     }
     if key == "kernel.hostname" || key == "kernel.domainname" {
         return if ns.contains(&LinuxNamespaceType::Uts) {
             Ok(())
         } else {
-            Err("sysctl needs a private UTS namespace".into())
+            // runc 1.1's words for both.
+            Err(format!(
+                "sysctl {key:?} is not in a separate kernel namespace"
+            ))
         };
     }
-    Err("sysctl is not in a separate kernel namespace".into())
+    Err(format!(
+        "sysctl {key:?} is not in a separate kernel namespace"
+    ))
 }
 
 #[cfg(test)]

@@ -98,7 +98,8 @@ fn drop_unknown_caps(p: &mut Value, prefix: &str) {
             let known = serde_json::from_value::<Capability>(name.clone()).is_ok();
             if !known {
                 eprintln!(
-                    "capsa: warning: {prefix}capabilities.{set}[{i}]: unknown capability {name} ignored"
+                    "capsa: warning: {prefix}capabilities.{set}[{i}]: ignoring unknown or unavailable capabilities: [{}]",
+                    name.as_str().unwrap_or_default()
                 );
             }
             i += 1;

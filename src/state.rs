@@ -98,6 +98,11 @@ pub struct State {
     /// must not take it from a config.json edited after create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// Without a mount namespace of its own: the ids of the runtime's
+    /// mounts at or below the rootfs before create; delete detaches the
+    /// others (`rootfs::hostmounts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mounts: Option<Vec<u32>>,
 }
 
 /// runc's `state` output shape.

@@ -300,3 +300,133 @@ fn capability_outside_the_bounding_set_is_refused() {
     .ok();
     c.assert_nothing_left(&c.id);
 }
+
+/// Where capsa refuses what runc refuses, it does so in runc's words (engines and
+/// suites match them); the config.json field stays in front. Each needle is runc
+/// 1.1's text for the same config.
+#[test]
+fn refusals_in_runcs_words() {
+    use std::os::unix::fs::symlink;
+    type Edit = fn(&mut Ctx);
+    let cases: [(&str, Edit, &str); 13] = [
+        (
+            "symproc",
+            |c| {
+                fs::remove_dir(c.rootfs().join("proc")).expect("rmdir proc");
+                symlink("tmp", c.rootfs().join("proc")).expect("symlink proc");
+            },
+            "must be mounted on ordinary directory",
+        ),
+        (
+            "filesys",
+            |c| {
+                fs::remove_dir(c.rootfs().join("sys")).expect("rmdir sys");
+                fs::write(c.rootfs().join("sys"), "").expect("file sys");
+            },
+            "must be mounted on ordinary directory",
+        ),
+        (
+            "netsysctl",
+            |c| {
+                c.remove_ns("network");
+                c.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "0"});
+            },
+            "not allowed in host network namespace",
+        ),
+        (
+            "ipcsysctl",
+            |c| {
+                c.remove_ns("ipc");
+                c.config["linux"]["sysctl"] = json!({"kernel.msgmax": "8192"});
+            },
+            "is not allowed in the hosts ipc namespace",
+        ),
+        (
+            "usernomap",
+            |c| {
+                c.set_ns("user", None);
+            },
+            "User namespaces enabled, but no uid mappings found.",
+        ),
+        (
+            "noprocess",
+            |c| {
+                c.config.as_object_mut().map(|o| o.remove("process"));
+            },
+            "process property must not be empty",
+        ),
+        (
+            "noroot",
+            |c| {
+                c.config.as_object_mut().map(|o| o.remove("root"));
+            },
+            "root must be specified",
+        ),
+        (
+            "relcwd",
+            |c| {
+                c.config["process"]["cwd"] = json!("tmp");
+            },
+            "Cwd must be an absolute path",
+        ),
+        (
+            "dupns",
+            |c| {
+                if let Some(l) = c.config["linux"]["namespaces"].as_array_mut() {
+                    l.push(json!({"type": "pid"}));
+                }
+            },
+            "duplicated ns",
+        ),
+        (
+            "nocwd",
+            |c| {
+                c.config["process"].as_object_mut().map(|o| o.remove("cwd"));
+            },
+            "Cwd property must not be empty",
+        ),
+        (
+            "emptycwd",
+            |c| {
+                c.config["process"]["cwd"] = json!("");
+            },
+            "Cwd property must not be empty",
+        ),
+        (
+            "vmsysctl",
+            |c| {
+                c.config["linux"]["sysctl"] = json!({"vm.swappiness": "10"});
+            },
+            "is not in a separate kernel namespace",
+        ),
+        (
+            "mountopt",
+            |c| {
+                c.push_mount(json!({"destination": "/mnt", "type": "tmpfs",
+                    "source": "tmpfs", "options": ["capsa-bogus-option"]}));
+            },
+            "to rootfs at",
+        ),
+    ];
+    for (tag, edit, needle) in cases {
+        let mut c = Ctx::new(tag);
+        edit(&mut c);
+        create_fails(&c).fails_with(needle);
+    }
+}
+
+/// An unknown capability is a warning (config.md: SHOULD NOT fail), in runc's words.
+#[test]
+fn unknown_capability_warning_in_runcs_words() {
+    let mut c = Ctx::new("capwarn");
+    if let Some(b) = c.config["process"]["capabilities"]["bounding"].as_array_mut() {
+        b.push(json!("CAP_CAPSA_BOGUS"));
+    }
+    let o = c.run();
+    o.ok();
+    assert!(
+        o.stderr
+            .contains("ignoring unknown or unavailable capabilities: [CAP_CAPSA_BOGUS]"),
+        "{o}"
+    );
+}

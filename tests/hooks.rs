@@ -219,3 +219,294 @@ fn hook_state_pid_is_as_its_namespace_sees_it() {
     }
     c.rt(&["delete", "--force", &c.id]).ok();
 }
+
+/// Makes a directory a shared mount point of its own for the life of the
+/// test, as "/" is on a systemd host: a mount made below it in a copy of
+/// the mount namespace that still shares it shows on the host too.
+struct SharedBind(std::path::PathBuf);
+
+impl SharedBind {
+    fn new(dir: &Path) -> SharedBind {
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(r#"mount --bind "$1" "$1" && mount --make-shared "$1""#)
+            .arg("sh")
+            .arg(dir)
+            .status()
+            .expect("spawn mount");
+        assert!(st.success(), "cannot make {} a shared mount", dir.display());
+        SharedBind(dir.to_path_buf())
+    }
+}
+
+impl Drop for SharedBind {
+    fn drop(&mut self) {
+        // The bind and whatever leaked onto it.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Mount points in our (the host's) mount namespace whose path contains `needle`.
+fn host_mounts_with(needle: &str) -> Vec<String> {
+    read_lossy(Path::new("/proc/self/mountinfo"))
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// prestart / createRuntime / createContainer hooks run after the container's mounts
+/// and devices are made and before the root switch (runtime.md lifecycle; runc's
+/// order), which device hooks rely on: a createRuntime hook that enters the
+/// container's mount namespace by the state's pid (as nvidia-container-cli does) and
+/// bind-mounts a host file into the rootfs, and a createContainer hook that does it
+/// directly, are both seen by the workload, and neither mount reaches the host's mount
+/// table, even when the bundle sits on a shared mount.
+#[test]
+fn create_time_hooks_mount_into_the_rootfs_not_the_host() {
+    let mut c = Ctx::new("hookmount");
+    let _shared = SharedBind::new(c.tmp.path());
+    let rootfs = c.rootfs();
+    let rootfs = rootfs.to_str().expect("utf-8");
+    for (name, text) in [
+        ("src-rt", "from createRuntime"),
+        ("src-cc", "from createContainer"),
+    ] {
+        fs::write(c.scratch(name), text).expect("hook source");
+    }
+    for t in ["hooked-rt", "hooked-cc"] {
+        fs::write(c.rootfs().join(t), "not mounted").expect("mount target");
+    }
+    let rt = c.scratch("rt.sh");
+    fs::write(
+        &rt,
+        "#!/bin/sh\nset -e\npid=$(sed -n 's/.*\"pid\": *\\([0-9]*\\).*/\\1/p')\n\
+         nsenter -t \"$pid\" -m mount --bind \"$1\" \"$2/hooked-rt\"\n",
+    )
+    .expect("rt.sh");
+    let cc = c.scratch("cc.sh");
+    // cwd is the rootfs, whose mounts (proc here) are already made.
+    fs::write(
+        &cc,
+        "#!/bin/sh\nset -e\n[ -e proc/self/status ] || { echo 'no /proc yet' >&2; exit 3; }\n\
+         mount --bind \"$1\" \"$2/hooked-cc\"\n",
+    )
+    .expect("cc.sh");
+    for s in [&rt, &cc] {
+        fs::set_permissions(s, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let hook = |script: &Path, src: &str| {
+        json!({"path": script.to_str().expect("utf-8"),
+               "args": ["hook", c.scratch(src).to_str().expect("utf-8"), rootfs]})
+    };
+    c.config["hooks"] = json!({
+        "createRuntime": [hook(&rt, "src-rt")],
+        "createContainer": [hook(&cc, "src-cc")],
+    });
+    c.args(&["cat", "/hooked-rt", "/hooked-cc"]);
+    let out = c.create_capturing();
+    let leaked = host_mounts_with("hooked-");
+    c.rt(&["start", &c.id]).ok();
+    c.wait_status(&c.id, "stopped", std::time::Duration::from_secs(10));
+    c.rt(&["delete", &c.id]).ok();
+    assert!(
+        leaked.is_empty(),
+        "hook mounts reached the host: {leaked:#?}"
+    );
+    assert!(host_mounts_with("hooked-").is_empty());
+    let seen = read_lossy(&out);
+    assert_eq!(
+        seen, "from createRuntimefrom createContainer",
+        "workload saw {seen:?}"
+    );
+}
+
+/// A startContainer or createContainer hook without `env` of its own gets the container
+/// process's environment (runc's, youki's); a hook in the runtime namespace without
+/// `env` gets the runtime's; an explicit empty `env` is empty. And each one's cwd.
+#[test]
+fn hooks_without_env_inherit() {
+    let mut c = Ctx::new("hookenv");
+    let out = c.scratch("envs");
+    fs::create_dir_all(&out).expect("mkdir envs");
+    let host = c.scratch("env.sh");
+    fs::write(&host, "#!/bin/sh\nenv > \"$1\"\npwd > \"$1.pwd\"\n").expect("env.sh");
+    fs::set_permissions(&host, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let image = c.rootfs().join("bin/env-hook");
+    fs::write(&image, "#!/bin/sh\nenv > /envs/startContainer\n").expect("env-hook");
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::create_dir_all(c.rootfs().join("envs")).expect("mkdir /envs");
+    c.push_mount(json!({"destination": "/envs", "type": "bind",
+        "source": out.to_str().expect("utf-8"), "options": ["rbind", "rw"]}));
+    let host_hook = |name: &str| {
+        json!({"path": host.to_str().expect("utf-8"),
+               "args": ["env.sh", out.join(name).to_str().expect("utf-8")]})
+    };
+    let mut empty = host_hook("empty");
+    empty["env"] = json!([]);
+    c.config["hooks"] = json!({
+        "createRuntime": [host_hook("createRuntime"), empty],
+        "createContainer": [host_hook("createContainer")],
+        "startContainer": [{"path": "/bin/env-hook"}],
+    });
+    c.config["process"]["env"]
+        .as_array_mut()
+        .expect("env list")
+        .push(json!("HOOKTEST=workload"));
+    c.args(&["true"]);
+    c.write_config();
+    let b = c.bundle();
+    c.rt_with(
+        &["create", "--bundle", b.to_str().expect("utf-8"), &c.id],
+        |cmd| {
+            cmd.env("HOOKTEST", "runtime");
+        },
+    )
+    .ok();
+    c.rt(&["start", &c.id]).ok();
+    c.wait_status(&c.id, "stopped", std::time::Duration::from_secs(10));
+    let env = |name: &str| read_lossy(&out.join(name));
+    for (name, want) in [
+        ("createRuntime", "HOOKTEST=runtime"),
+        ("createContainer", "HOOKTEST=workload"),
+        ("startContainer", "HOOKTEST=workload"),
+    ] {
+        let e = env(name);
+        assert!(e.lines().any(|l| l == want), "{name} hook env: {e:?}");
+    }
+    assert!(!env("empty").contains("HOOKTEST"), "{}", env("empty"));
+    // Their working directory: the bundle in the runtime namespace (runc chdirs there),
+    // the rootfs for createContainer (runc's).
+    let canon = |p: std::path::PathBuf| fs::canonicalize(p).expect("canonicalize");
+    for (name, dir) in [
+        ("createRuntime", canon(c.bundle())),
+        ("createContainer", canon(c.rootfs())),
+    ] {
+        let pwd = env(&format!("{name}.pwd"));
+        assert_eq!(Path::new(pwd.trim()), dir, "{name} hook cwd");
+    }
+    c.rt(&["delete", &c.id]).ok();
+}
+
+/// No fd of the runtime's caller reaches a hook: not a `--preserve-fds` fd meant for the
+/// workload (createContainer, startContainer run in the init, which holds it), nor any
+/// other the caller left open (prestart, createRuntime, poststart run in the runtime).
+/// runc 1.1.5 fails this: its createContainer hooks get the preserved fd, the init's
+/// sync socket, its log pipe and exec.fifo.
+#[test]
+fn hooks_inherit_no_fds_of_the_caller() {
+    use std::os::fd::AsRawFd;
+    let mut c = Ctx::new("hookfds");
+    let out = c.scratch("fds");
+    fs::create_dir_all(&out).expect("mkdir fds");
+    let host = c.scratch("fds.sh");
+    fs::write(&host, "#!/bin/sh\nls -l /proc/self/fd/ > \"$1\" 2>&1\n").expect("fds.sh");
+    fs::set_permissions(&host, fs::Permissions::from_mode(0o755)).expect("chmod");
+    let image = c.rootfs().join("bin/fds-hook");
+    fs::write(
+        &image,
+        "#!/bin/sh\nls -l /proc/self/fd/ > /fds/startContainer 2>&1\n",
+    )
+    .expect("fds-hook");
+    fs::set_permissions(&image, fs::Permissions::from_mode(0o755)).expect("chmod");
+    fs::create_dir_all(c.rootfs().join("fds")).expect("mkdir /fds");
+    c.push_mount(json!({"destination": "/fds", "type": "bind",
+        "source": out.to_str().expect("utf-8"), "options": ["rbind", "rw"]}));
+    let host_hook = |name: &str| {
+        json!({"path": host.to_str().expect("utf-8"),
+               "args": ["fds.sh", out.join(name).to_str().expect("utf-8")]})
+    };
+    c.config["hooks"] = json!({
+        "createRuntime": [host_hook("createRuntime")],
+        "createContainer": [host_hook("createContainer")],
+        "startContainer": [{"path": "/bin/fds-hook"}],
+        "poststart": [host_hook("poststart")],
+    });
+    c.args(&["sleep", "1000"]);
+    c.write_config();
+    let marker = c.scratch("caller-fd-marker");
+    let f = fs::File::create(&marker).expect("marker");
+    let stray = fs::File::create(c.scratch("caller-stray-marker")).expect("stray");
+    let b = c.bundle();
+    c.rt_with(
+        &[
+            "create",
+            "--preserve-fds",
+            "1",
+            "--bundle",
+            b.to_str().expect("utf-8"),
+            &c.id,
+        ],
+        |cmd| {
+            pass_fd_as(cmd, f.as_raw_fd(), 3);
+            pass_fd_as(cmd, stray.as_raw_fd(), 9);
+        },
+    )
+    .ok();
+    c.rt_with(&["start", &c.id], |cmd| {
+        pass_fd_as(cmd, stray.as_raw_fd(), 9)
+    })
+    .ok();
+    for name in [
+        "createRuntime",
+        "createContainer",
+        "startContainer",
+        "poststart",
+    ] {
+        let fds = read_lossy(&out.join(name));
+        assert!(fds.contains(" 0 -> "), "{name}: no listing: {fds}");
+        assert!(
+            !fds.contains("-marker"),
+            "{name} hook inherited the caller's fd:\n{fds}"
+        );
+    }
+    c.rt(&["delete", "--force", &c.id]).ok();
+}
+
+/// A hook that outlives its `timeout` is killed and fails the create, promptly, in runc's
+/// words; a failing hook's exit status is in runc's words too.
+#[test]
+fn hook_timeout_fails_create() {
+    let mut c = Ctx::new("hooktimeout");
+    c.config["hooks"] = json!({"createRuntime": [
+        {"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}
+    ]});
+    let started = std::time::Instant::now();
+    let o = c.create_refused("hook ran past specified timeout of 1.0s");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "create took {:?}: {o}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn failing_hook_exit_status_in_runcs_words() {
+    let mut c = Ctx::new("hookstatus");
+    c.config["hooks"] = json!({"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", "echo out; echo err >&2; exit 3"]}
+    ]});
+    c.create_refused("exit status 3, stdout: out")
+        .fails_with("stderr: err");
+}
+
+/// A hook that never reads its stdin still times out when the state JSON is larger than
+/// a pipe holds (big annotations): writing the state must not wait for the hook.
+#[test]
+fn hook_timeout_with_a_large_state() {
+    let mut c = Ctx::new("hookbigstate");
+    c.config["annotations"] = json!({"capsa.test/big": "x".repeat(200 * 1024)});
+    c.config["hooks"] = json!({"createRuntime": [
+        {"path": "/bin/sleep", "args": ["sleep", "20"], "timeout": 1}
+    ]});
+    let started = std::time::Instant::now();
+    let o = c.create_refused("hook ran past specified timeout");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "create took {:?}: {o}",
+        started.elapsed()
+    );
+}

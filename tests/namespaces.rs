@@ -292,3 +292,151 @@ fn time_offsets_of_an_unknown_clock_are_refused_before_anything_is_made() {
     c.args(&["true"]);
     c.create_refused("linux.timeOffsets.realtime: only monotonic and boottime can be offset");
 }
+
+/// The runtime's mount table below `dir` (mountinfo lines), as the test sees it.
+fn mounts_below(dir: &std::path::Path) -> Vec<String> {
+    let dir = dir.to_str().expect("utf-8");
+    read_lossy(std::path::Path::new("/proc/self/mountinfo"))
+        .lines()
+        .filter(|l| l.split(' ').nth(4).is_some_and(|p| p.starts_with(dir)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// No `mount` namespace listed: the container runs in the runtime's mount namespace
+/// (config-linux.md: unlisted namespaces are inherited), with its mounts made there,
+/// in its rootfs (which it is chrooted into). After delete the runtime's mount table is
+/// as it was before create. `none`: no namespaces at all; `no_linux`: not even a
+/// `linux` section (config.md: OPTIONAL).
+fn no_mount_namespace(tag: &str, none: bool, no_linux: bool) {
+    // runc leaves its mounts in the runtime's namespace: not run there, as
+    // that namespace is the host's.
+    if skip_unless_capsa("runc leaves the container's mounts on the host") {
+        return;
+    }
+    let mut c = Ctx::new(tag);
+    c.remove_ns("mount");
+    if none {
+        c.config["linux"]["namespaces"] = json!([]);
+        c.config.as_object_mut().map(|o| o.remove("hostname"));
+    }
+    for k in ["maskedPaths", "readonlyPaths"] {
+        c.config["linux"].as_object_mut().map(|o| o.remove(k));
+    }
+    if no_linux {
+        c.config.as_object_mut().map(|o| o.remove("linux"));
+    }
+    let before = mounts_below(c.tmp.path());
+    c.sh("readlink /proc/self/ns/mnt; readlink /proc/self/ns/pid; \
+          test -e /.capsa-test-rootfs && echo in-rootfs; test -d /proc/self/fd && echo proc");
+    let out = c.create_capturing();
+    let during = mounts_below(c.tmp.path());
+    c.rt(&["start", &c.id]).ok();
+    c.wait_status(&c.id, "stopped", std::time::Duration::from_secs(10));
+    c.rt(&["delete", &c.id]).ok();
+    let after = mounts_below(c.tmp.path());
+    let seen = read_lossy(&out);
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some(ns_link("self", "mnt").as_str()),
+        "{seen}"
+    );
+    let pid_new = lines.get(1).copied() != Some(ns_link("self", "pid").as_str());
+    assert_eq!(pid_new, !none, "{seen}");
+    assert!(
+        seen.contains("in-rootfs") && seen.contains("proc"),
+        "{seen}"
+    );
+    assert!(
+        during.iter().any(|l| l.contains(" - proc ")),
+        "the container's /proc should be a mount in the runtime's namespace: {during:#?}"
+    );
+    assert_eq!(
+        before, after,
+        "mounts left in the runtime's mount namespace"
+    );
+}
+
+#[test]
+fn no_mount_namespace_runs_in_the_runtimes() {
+    no_mount_namespace("nomntns", false, false);
+}
+
+#[test]
+fn no_namespaces_at_all() {
+    no_mount_namespace("nons", true, false);
+}
+
+#[test]
+fn no_linux_section() {
+    no_mount_namespace("nolinux", true, true);
+}
+
+/// A create that fails after the mounts were made in the runtime's mount namespace
+/// (here a createRuntime hook fails) leaves none of them.
+#[test]
+fn no_mount_namespace_failed_create_leaves_no_mounts() {
+    if skip_unless_capsa("runc leaves the container's mounts on the host") {
+        return;
+    }
+    let mut c = Ctx::new("nomntfail");
+    c.remove_ns("mount");
+    for k in ["maskedPaths", "readonlyPaths"] {
+        c.config["linux"].as_object_mut().map(|o| o.remove(k));
+    }
+    c.config["hooks"] = json!({"createRuntime": [{"path": "/bin/false"}]});
+    let before = mounts_below(c.tmp.path());
+    c.create_refused("createRuntime");
+    assert_eq!(before, mounts_below(c.tmp.path()));
+}
+
+/// maskedPaths / readonlyPaths without a mount namespace would change the runtime's own
+/// /proc and /sys: refused, in runc's words.
+#[test]
+fn no_mount_namespace_with_masked_paths_is_refused() {
+    let mut c = Ctx::new("nomntmask");
+    c.remove_ns("mount");
+    c.create_refused("unable to restrict sys entries without a private MNT namespace");
+}
+
+/// root.path "/" without a mount namespace: the container's mounts would be the host's
+/// own (proc over /proc...), and so would what delete detaches. Refused. The runtime runs
+/// in a private mount namespace of the test's, so that a regression stays there.
+#[test]
+fn no_mount_namespace_with_the_hosts_root_is_refused() {
+    if skip_unless_capsa("runc mounts over the runtime's own /proc, /dev, /sys") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let mut c = Ctx::new("nomntroot");
+    c.remove_ns("mount");
+    for k in ["maskedPaths", "readonlyPaths"] {
+        c.config["linux"].as_object_mut().map(|o| o.remove(k));
+    }
+    c.config["root"] = json!({"path": "/", "readonly": false});
+    c.write_config();
+    let b = c.bundle();
+    let o = c.rt_with(
+        &["create", "--bundle", b.to_str().expect("utf-8"), &c.id],
+        |cmd| {
+            // SAFETY: runs in the forked child before exec: unshare and mount with
+            // constant, NUL-terminated arguments.
+            unsafe {
+                cmd.pre_exec(|| {
+                    if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let flags = libc::MS_REC | libc::MS_PRIVATE;
+                    let none = std::ptr::null();
+                    if libc::mount(none, c"/".as_ptr(), none, flags, std::ptr::null()) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        },
+    );
+    o.fails_with("root.path");
+    c.assert_nothing_left(&c.id);
+}

@@ -382,3 +382,60 @@ fn mount_destination_is_created() {
     o.ok();
     assert!(o.stdout.contains("tmpfs"), "{o}");
 }
+
+/// Run the runtime in a private mount namespace of its own where a tmpfs
+/// is mounted on `dir` (the host's mount table is never touched).
+fn with_mount_on(dir: &std::path::Path) -> impl FnOnce(&mut std::process::Command) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let target = std::ffi::CString::new(dir.as_os_str().as_bytes()).expect("no NUL");
+    move |cmd| {
+        // SAFETY: runs in the forked child before exec; unshare and mount
+        // with pointers to NUL-terminated strings that outlive the calls.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let root = c"/";
+                let none = std::ptr::null();
+                let flags = libc::MS_REC | libc::MS_PRIVATE;
+                if libc::mount(none, root.as_ptr(), none, flags, std::ptr::null()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let tmpfs = c"tmpfs";
+                if libc::mount(
+                    tmpfs.as_ptr(),
+                    target.as_ptr(),
+                    tmpfs.as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// A mount point whose name is not UTF-8 (mountinfo is bytes) must not
+/// make create fail.
+#[test]
+fn non_utf8_mount_point_elsewhere() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut c = Ctx::new("nonutf8mnt");
+    let dir = c
+        .scratch("x")
+        .with_file_name(std::ffi::OsStr::from_bytes(b"mnt-\xff\xfe"));
+    fs::create_dir_all(&dir).expect("mkdir non-UTF-8 dir");
+    c.args(&["true"]);
+    c.write_config();
+    let b = c.bundle();
+    let o = c.rt_with(
+        &["run", "--bundle", b.to_str().expect("utf-8"), &c.id],
+        with_mount_on(&dir),
+    );
+    o.ok();
+}

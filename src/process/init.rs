@@ -152,32 +152,27 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         join_session_keyring(a.id)?;
     }
 
-    // Hooks that must run before the root switch. Those the init runs
-    // itself are in the container namespace: their state has the pid as
-    // the container sees it (runtime.md "State"; runc uses getpid too).
-    if b.init_needs_hooks() {
-        chan.send(&Msg::HooksRequest)?;
-        chan.expect(Msg::HooksDone)?;
-        let annotations = b.spec.annotations().clone().unwrap_or_default();
-        let state = hooks::state_json(a.id, "creating", getpid().as_raw(), &b.dir, &annotations);
-        hooks::run(
-            "createContainer",
-            b.hooks(HookKind::CreateContainer),
-            &state,
-        )?;
-    }
-
     // Relative bind-mount sources are relative to the bundle (runc chdirs
     // there too).
     nix::unistd::chdir(&b.dir).ctx_at("chdir", &b.dir)?;
-    rootfs::setup(&RootfsOptions {
+    let rootfs_opts = RootfsOptions {
         spec: &b.spec,
         rootfs: &b.rootfs,
         no_pivot: a.no_pivot,
+        mount_ns: b.mount_ns,
         userns: b.userns,
         mount_label: security::lsm::mount_label(b.linux().mount_label().as_deref()),
         idmapped: a.idmapped,
-    })?;
+    };
+    rootfs::setup(&rootfs_opts)?;
+    // The create-time hooks, once the container's mounts and devices are
+    // in place and before the root switch (runtime.md lifecycle, runc's
+    // order): device hooks bind-mount into the rootfs then, under a "/"
+    // that no longer propagates to the host.
+    if b.init_needs_hooks() {
+        create_hooks(a)?;
+    }
+    rootfs::switch_root(&rootfs_opts)?;
     if let Some(sock) = console {
         let opts = console::TerminalOptions {
             size: b.plan.console_size,
@@ -248,13 +243,22 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     // which comes with a successful execve; anything written before that is
     // an error it reports.
     let _ = nix::unistd::write(&fifo, b"0");
+    let env = finalize::env_with_home(process, &b.plan.env);
     if !b.hooks(HookKind::StartContainer).is_empty() {
         let annotations = b.spec.annotations().clone().unwrap_or_default();
         let state = hooks::state_json(a.id, "created", getpid().as_raw(), &b.dir, &annotations);
         // Their paths resolve in the container: spawned through the
         // trampoline, so an image cannot make them run capsa's binary.
+        // Without `env` of their own they get the workload's (runc's).
         let start_hooks = b.hooks(HookKind::StartContainer);
-        if let Err(e) = hooks::run_via(Some(a.trampoline), "startContainer", start_hooks, &state) {
+        let hook_env = hooks::Inherit::Process(&env);
+        if let Err(e) = hooks::run_via(
+            Some(a.trampoline),
+            hook_env,
+            "startContainer",
+            start_hooks,
+            &state,
+        ) {
             let _ = nix::unistd::write(&fifo, e.to_string().as_bytes());
             sys::child_exit(1)
         }
@@ -262,7 +266,6 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     // SAFETY: state_dir is an fd we own in this process; nothing uses it after this.
     unsafe { libc::close(a.state_dir) };
 
-    let env = finalize::env_with_home(process, &b.plan.env);
     let report = Report::Fifo(fifo.as_raw_fd());
     let failure = trampoline::exec_workload(
         Some(a.trampoline),
@@ -274,6 +277,27 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     );
     report.failed(failure.errno(), &failure.message(&exe));
     sys::child_exit(failure.exit_code())
+}
+
+/// prestart and createRuntime (by the parent, in the runtime namespace),
+/// then createContainer here, in the container's namespaces with the
+/// rootfs as cwd (runc's). The init's hooks get the pid as the container
+/// sees it (runtime.md "State"; runc uses getpid too) and, without `env`
+/// of their own, the process's environment.
+fn create_hooks(a: &InitArgs) -> Result<(), InitError> {
+    let b = a.bundle;
+    a.chan.send(&Msg::HooksRequest)?;
+    a.chan.expect(Msg::HooksDone)?;
+    let hooks = b.hooks(HookKind::CreateContainer);
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    nix::unistd::chdir(&b.rootfs).ctx_at("chdir", &b.rootfs)?;
+    let annotations = b.spec.annotations().clone().unwrap_or_default();
+    let state = hooks::state_json(a.id, "creating", getpid().as_raw(), &b.dir, &annotations);
+    let env = hooks::Inherit::Process(&b.plan.env);
+    hooks::run_via(None, env, "createContainer", hooks, &state)?;
+    Ok(())
 }
 
 fn set_domainname(d: &str) -> Result<(), SysError> {

@@ -224,7 +224,8 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
                     (HookKind::Prestart, "prestart"),
                     (HookKind::CreateRuntime, "createRuntime"),
                 ] {
-                    hooks::run(name, b.hooks(kind), &state)
+                    // In the bundle, as runc (which chdirs there) runs them.
+                    hooks::run_in(&b.dir, name, b.hooks(kind), &state)
                         .map_err(|e| ProcessError::Init(e.to_string()))?;
                 }
                 parent.send(&Msg::HooksDone)?;

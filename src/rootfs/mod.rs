@@ -3,8 +3,9 @@
 //! MS_MOVE + chroot with --no-pivot), then masked/readonly paths and a
 //! read-only root.
 //!
-//! INTERFACE OWNED BY THE ROOTFS WORK: `setup` and `finish` are called by
-//! `process::init` in this order: setup -> (console) -> finish.
+//! INTERFACE OWNED BY THE ROOTFS WORK: `setup`, `switch_root` and `finish`
+//! are called by `process::init` in this order: setup -> (create-time
+//! hooks) -> switch_root -> (console) -> finish.
 //!
 //! Every container path is resolved inside the rootfs (see `paths`), and
 //! every mount targets the resolved fd, never a path string a symlink
@@ -13,6 +14,7 @@
 mod cgroupfs;
 mod copyup;
 mod devices;
+pub mod hostmounts;
 mod idmap;
 mod masked;
 mod mounts;
@@ -70,6 +72,10 @@ pub struct RootfsOptions<'a> {
     pub rootfs: &'a Path,
     /// --no-pivot: MS_MOVE the rootfs onto / and chroot instead of pivot_root.
     pub no_pivot: bool,
+    /// The init has a mount namespace other than the runtime's (new or
+    /// joined). Without one, "/" and its propagation are the host's: they
+    /// are left alone, and the root switch is a chroot.
+    pub mount_ns: bool,
     /// The init is in a user namespace (new or joined): devices are
     /// bind-mounted from the host instead of mknod'ed.
     pub userns: bool,
@@ -110,7 +116,7 @@ pub fn validate(spec: &Spec, userns: bool) -> Result<(), RootfsError> {
 
 /// A read-only /dev mount was mounted read-write for the device nodes;
 /// make it read-only now (the last /dev entry decides).
-fn dev_readonly(ctx: &MountCtx, mounts: &[Mount]) -> Result<(), RootfsError> {
+fn dev_readonly(root: &RootDir, mounts: &[Mount]) -> Result<(), RootfsError> {
     let last = mounts
         .iter()
         .enumerate()
@@ -125,7 +131,7 @@ fn dev_readonly(ctx: &MountCtx, mounts: &[Mount]) -> Result<(), RootfsError> {
     }
     let dev = Path::new("/dev");
     let remount = || {
-        let fd = ctx.root.open_path(dev)?;
+        let fd = root.open_path(dev)?;
         let flags = (o.flags - (MsFlags::MS_BIND | MsFlags::MS_REC)) | MsFlags::MS_REMOUNT;
         mounts::mount_at(None, &fd, dev, None, flags, "")
     };
@@ -135,9 +141,11 @@ fn dev_readonly(ctx: &MountCtx, mounts: &[Mount]) -> Result<(), RootfsError> {
     })
 }
 
-/// Everything up to and including the root switch. On return the process's
-/// root and cwd are the container's "/". Relative bind sources are taken
-/// relative to the current directory, which should be the bundle.
+/// Everything up to the root switch: propagation, `mounts`, devices. The
+/// create-time hooks run after this, with the container's mounts in place
+/// and the host's tree still reachable (runtime-spec runtime.md, lifecycle;
+/// runc's order). Relative bind sources are taken relative to the current
+/// directory, which should be the bundle.
 pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
     let spec = opts.spec;
     let linux = spec.linux().as_ref();
@@ -154,7 +162,11 @@ pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
     let nodes = devices::node_list(devices)?;
 
     // 1. Propagation of "/", rootfs as its own mount point.
-    pivot::prepare_root(opts.rootfs, propagation)?;
+    if opts.mount_ns {
+        pivot::prepare_root(opts.rootfs, propagation)?;
+    } else {
+        pivot::bind_rootfs(opts.rootfs)?;
+    }
 
     // 2. `mounts`, in order, each resolved inside the rootfs. The fd is
     // taken after the self-bind so that it refers to the new mount.
@@ -194,13 +206,28 @@ pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
                 source: e,
             })?;
     }
-    if setup_dev {
-        dev_readonly(&ctx, mounts)?;
-    }
-    drop(root);
+    Ok(())
+}
 
-    // 4. Switch root.
-    if opts.no_pivot {
+/// Step 4, after `setup`: switch root. On return the process's root and
+/// cwd are the container's "/".
+pub fn switch_root(opts: &RootfsOptions) -> Result<(), RootfsError> {
+    let spec = opts.spec;
+    let linux = spec.linux().as_ref();
+    let prop_value = linux.and_then(|l| l.rootfs_propagation().as_deref());
+    let propagation = root_propagation(prop_value).ok_or_else(|| RootfsError::Config {
+        field: "linux.rootfsPropagation".into(),
+        msg: format!("unknown value {:?}", prop_value.unwrap_or_default()),
+    })?;
+    let mounts = spec.mounts().as_deref().unwrap_or(&[]);
+    let setup_dev = !dev_is_bind_mounted(mounts);
+    if setup_dev {
+        // After the hooks, which may add device nodes (runc's order too).
+        dev_readonly(&RootDir::open(opts.rootfs)?, mounts)?;
+    }
+    if !opts.mount_ns {
+        pivot::chroot_root(opts.rootfs)?;
+    } else if opts.no_pivot {
         pivot::move_root(opts.rootfs)?;
     } else {
         pivot::pivot(opts.rootfs)?;

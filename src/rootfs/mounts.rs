@@ -91,6 +91,21 @@ fn check_parsed(
 
 /// Mount `mounts[index]`.
 pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), RootfsError> {
+    mount_entry_inner(ctx, m, index).map_err(|e| match e {
+        // A failed syscall, with runc's words in front (suites match them).
+        RootfsError::At { field, source } => RootfsError::At {
+            field: format!(
+                "{field}: error mounting {:?} to rootfs at {:?}",
+                m.typ().as_deref().unwrap_or_default(),
+                m.destination().display().to_string()
+            ),
+            source,
+        },
+        e => e,
+    })
+}
+
+fn mount_entry_inner(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), RootfsError> {
     let field = format!("mounts[{index}]");
     let at = RootfsError::at(&field);
     let dest = clean_container_path(m.destination());
@@ -125,8 +140,8 @@ pub fn mount_entry(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), Rootfs
                 if !proc_destination_allowed(&dest, source_is_proc) {
                     return Err(proc_refused(&field, &dest));
                 }
-                if matches!(typ, Some("proc") | Some("sysfs")) {
-                    refuse_symlink(ctx.root, &dest, &field)?;
+                if let Some(t @ ("proc" | "sysfs")) = typ {
+                    refuse_non_directory(ctx.root, &dest, t, &field)?;
                 }
                 let target = ctx.root.mkdir_all(&dest).map_err(at)?;
                 refuse_resolved_proc(&target, &dest, &field)?;
@@ -202,7 +217,13 @@ fn tmpfs_copy_up(
 /// proc and sysfs go on a plain directory, never through a final
 /// symlink (runc, CVE-2019-19921): the kernel files that later steps write
 /// (sysctl, LSM attributes) must be where /proc and /sys really are.
-fn refuse_symlink(root: &RootDir, dest: &Path, field: &str) -> Result<(), RootfsError> {
+/// Refused in runc's words, which suites match.
+fn refuse_non_directory(
+    root: &RootDir,
+    dest: &Path,
+    fstype: &str,
+    field: &str,
+) -> Result<(), RootfsError> {
     let fd = match root.open_raw(dest, OFlag::O_PATH | OFlag::O_NOFOLLOW) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(()),
@@ -217,12 +238,12 @@ fn refuse_symlink(root: &RootDir, dest: &Path, field: &str) -> Result<(), Rootfs
         field: field.to_string(),
         source: SysError::at("stat", dest, e),
     })?;
-    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
         return Err(RootfsError::Config {
             field: format!("{field}.destination"),
             msg: format!(
-                "{} is a symlink: proc and sysfs must be mounted on a directory",
-                dest.display()
+                "error mounting {fstype:?} to rootfs at {:?}: filesystem {fstype:?} must be mounted on ordinary directory",
+                dest.display().to_string()
             ),
         });
     }

@@ -43,6 +43,13 @@ pub fn prepare_root(rootfs: &Path, propagation: MsFlags) -> SysResult<()> {
         mount(NONE, &parent.mount_point, NONE, MsFlags::MS_PRIVATE, NONE)
             .ctx_at("make rootfs parent private", &parent.mount_point)?;
     }
+    bind_rootfs(rootfs)
+}
+
+/// The rootfs bound onto itself, a mount of its own (for pivot_root, and
+/// for root.readonly). Without a mount namespace this is all of step 1:
+/// the runtime's propagation is not ours to change.
+pub fn bind_rootfs(rootfs: &Path) -> SysResult<()> {
     mount(
         Some(rootfs),
         rootfs,
@@ -76,6 +83,14 @@ pub fn pivot(rootfs: &Path) -> SysResult<()> {
     mount(NONE, ".", NONE, MsFlags::MS_SLAVE | MsFlags::MS_REC, NONE)
         .ctx_at("make old root rslave", Path::new("/"))?;
     umount2(".", MntFlags::MNT_DETACH).ctx_at("detach old root", Path::new("/"))?;
+    chdir("/").ctx_at("chdir", Path::new("/"))
+}
+
+/// No mount namespace of its own: the container is in the runtime's, whose
+/// root must stay as it is. chroot only, as runc does.
+pub fn chroot_root(rootfs: &Path) -> SysResult<()> {
+    chdir(rootfs).ctx_at("chdir", rootfs)?;
+    chroot(".").ctx_at("chroot", rootfs)?;
     chdir("/").ctx_at("chdir", Path::new("/"))
 }
 

@@ -16,7 +16,7 @@ use nix::unistd::{ForkResult, Uid, fork, pipe};
 use oci_spec::runtime::Spec;
 use serde_json::{Value, json};
 
-use super::{RootfsOptions, finish, setup};
+use super::{RootfsOptions, finish, setup, switch_root};
 
 fn is_root() -> bool {
     if Uid::effective().is_root() {
@@ -229,11 +229,14 @@ fn run_container(spec: &Spec, rootfs: &Path, no_pivot: bool) -> Result<String, S
             spec,
             rootfs,
             no_pivot,
+            mount_ns: true,
             userns: false,
             mount_label: None,
             idmapped: &Default::default(),
         };
-        setup(&opts).map_err(|e| format!("setup: {e}"))?;
+        setup(&opts)
+            .and_then(|()| switch_root(&opts))
+            .map_err(|e| format!("setup: {e}"))?;
         finish(spec).map_err(|e| format!("finish: {e}"))?;
         report()
     })
@@ -358,11 +361,14 @@ fn cgroupns_mounts_hierarchies() {
             spec: &s,
             rootfs: &rootfs,
             no_pivot: false,
+            mount_ns: true,
             userns: false,
             mount_label: None,
             idmapped: &Default::default(),
         };
-        setup(&opts).map_err(|e| e.to_string())?;
+        setup(&opts)
+            .and_then(|()| switch_root(&opts))
+            .map_err(|e| e.to_string())?;
         report()
     })
     .unwrap();
@@ -561,11 +567,14 @@ fn user_namespace_binds_and_locked_flags() {
                 spec: &s,
                 rootfs: &rootfs,
                 no_pivot: false,
+                mount_ns: true,
                 userns: true,
                 mount_label: None,
                 idmapped: &Default::default(),
             };
-            setup(&opts).map_err(|e| format!("setup: {e}"))?;
+            setup(&opts)
+                .and_then(|()| switch_root(&opts))
+                .map_err(|e| format!("setup: {e}"))?;
             finish(&s).map_err(|e| format!("finish: {e}"))?;
             report()
         })
@@ -641,11 +650,14 @@ fn copyup_recursive_ro_and_readonly_dev() {
             spec: &s,
             rootfs: &rootfs,
             no_pivot: false,
+            mount_ns: true,
             userns: false,
             mount_label: None,
             idmapped: &Default::default(),
         };
-        setup(&opts).map_err(|e| format!("setup: {e}"))?;
+        setup(&opts)
+            .and_then(|()| switch_root(&opts))
+            .map_err(|e| format!("setup: {e}"))?;
         finish(&s).map_err(|e| format!("finish: {e}"))?;
         let md = fs::metadata("/var/data/sub/file").map_err(|e| e.to_string())?;
         let body = fs::read_to_string("/var/data/sub/file").map_err(|e| e.to_string())?;
@@ -751,7 +763,8 @@ fn proc_on_symlink_is_refused() {
     symlink("fakeproc", rootfs.join("proc")).unwrap();
     let err = run_container(&spec(runc_spec(json!({}))), &rootfs, false).unwrap_err();
     assert!(
-        err.contains("mounts[0].destination") && err.contains("symlink"),
+        err.contains("mounts[0].destination")
+            && err.contains("must be mounted on ordinary directory"),
         "{err}"
     );
 }

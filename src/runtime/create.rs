@@ -57,6 +57,18 @@ impl Drop for PoststopGuard<'_> {
     }
 }
 
+/// Detaches the mounts a container without a mount namespace made in the
+/// runtime's, when dropped, unless disarmed (`rootfs::hostmounts`).
+struct HostMountsGuard<'a>(Option<(&'a std::path::Path, &'a [u32])>);
+
+impl Drop for HostMountsGuard<'_> {
+    fn drop(&mut self) {
+        if let Some((rootfs, before)) = self.0.take() {
+            crate::rootfs::hostmounts::undo(rootfs, before);
+        }
+    }
+}
+
 /// Destroys the container's cgroup when dropped, unless disarmed.
 struct CgroupGuard(Option<Cgroup>);
 
@@ -115,6 +127,13 @@ impl Runtime {
         fault::point("create.cgroup");
         let state_dir = make_fifo(&dir)?;
         let console = console_ends(opts.console_socket.as_deref(), terminal)?;
+        let host_mounts = if bundle.mount_ns {
+            None
+        } else {
+            Some(crate::rootfs::hostmounts::snapshot(&bundle.rootfs)?)
+        };
+        let mut mounts_guard =
+            HostMountsGuard(host_mounts.as_deref().map(|m| (bundle.rootfs.as_path(), m)));
 
         let mut children = ChildGuard::default();
         let spawned = process::spawn(
@@ -143,7 +162,8 @@ impl Runtime {
         if let Some(sock) = &pidfd_socket {
             sock.send(pid)?;
         }
-        let state = created_state(id, &bundle, pid, cgroup)?;
+        let mut state = created_state(id, &bundle, pid, cgroup)?;
+        state.host_mounts = host_mounts.clone();
         dir.save(&state)?;
         fault::point("create.saved");
         // Only now may the init outlive us: until here our death kills it
@@ -156,6 +176,7 @@ impl Runtime {
         children.disarm();
         cgroup_guard.0 = None;
         dir_guard.0 = None;
+        mounts_guard.0 = None;
         poststop_guard.0 = None;
         Ok(Created {
             dir,
@@ -267,5 +288,6 @@ fn created_state(id: &str, bundle: &Bundle, pid: i32, cgroup: Cgroup) -> Result<
         poststart: bundle.hooks(HookKind::Poststart).to_vec(),
         poststop: bundle.hooks(HookKind::Poststop).to_vec(),
         seccomp: bundle.linux().seccomp().clone(),
+        host_mounts: None,
     })
 }

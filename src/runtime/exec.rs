@@ -118,7 +118,9 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
             let Ok(cap) =
                 serde_json::from_value::<Capability>(serde_json::Value::from(name.as_str()))
             else {
-                eprintln!("capsa: warning: --cap: unknown capability {name:?} ignored");
+                eprintln!(
+                    "capsa: warning: --cap: ignoring unknown or unavailable capabilities: [{name}]"
+                );
                 continue;
             };
             let add = |s: &Option<oci_spec::runtime::Capabilities>| {

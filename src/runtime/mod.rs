@@ -220,6 +220,11 @@ impl Runtime {
                 )));
             }
         }
+        // Before anything that can fail: a retried delete undoes them again
+        // (nothing to do by then).
+        if let Some(before) = &st.host_mounts {
+            crate::rootfs::hostmounts::undo(&st.rootfs, before);
+        }
         crate::fault::point("delete.killed");
         st.cgroup.destroy_members(&members(&st))?;
         crate::fault::point("delete.cgroup");
