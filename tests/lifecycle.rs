@@ -313,6 +313,39 @@ fn kill_of_unknown_signal_fails() {
 }
 
 #[test]
+fn kill_takes_every_kernel_signal() {
+    // Issue 11 item 5: real-time signals by number and by name (RTMIN+n, RTMAX-n, with or
+    // without SIG), and 0 (the kernel's liveness probe: succeeds, changes nothing). runc
+    // 1.1 knows only the 31 standard names, so the names are a capsa check.
+    let mut c = Ctx::new("killrt");
+    c.sh("for n in 35 37 63; do trap \"echo got$n\" $n; done; \
+         echo ready; while :; do sleep 0.05; done");
+    let out = c.create_capturing();
+    c.rt(&["start", &c.id]).ok();
+    wait_for_text(&out, "ready\n", WAIT);
+    c.rt(&["kill", &c.id, "0"]).ok();
+    c.rt(&["kill", &c.id, "37"]).ok();
+    wait_for_text(&out, "got37\n", WAIT);
+    if is_capsa() {
+        // glibc's SIGRTMIN is 34 (32 and 33 are its own), SIGRTMAX 64.
+        c.rt(&["kill", &c.id, "SIGRTMIN+1"]).ok();
+        wait_for_text(&out, "got35\n", WAIT);
+        c.rt(&["kill", &c.id, "rtmax-1"]).ok();
+        wait_for_text(&out, "got63\n", WAIT);
+        c.rt(&["kill", &c.id, "RTMIN+99"])
+            .fails_with("unknown signal");
+        c.rt(&["kill", &c.id, "65"]).fails_with("unknown signal");
+    }
+    assert_eq!(c.status(&c.id), "running");
+    c.rt(&["kill", "--all", &c.id, "KILL"]).ok();
+    c.wait_status(&c.id, "stopped", WAIT);
+    // 0 on a stopped container: "container not running", as runc says.
+    c.rt(&["kill", &c.id, "0"]).fails_with("not running");
+    c.rt(&["delete", &c.id]).ok();
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
 fn kill_all_reaches_every_process() {
     // Without a pid namespace, the death of init does not take its children with it, so
     // only `--all` can reach the background sleep.

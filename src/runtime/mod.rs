@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 
 use crate::console;
@@ -143,8 +142,9 @@ impl Runtime {
     }
 
     /// `kill`: send `sig` to the init (or, with `all`, to every process of
-    /// the container's cgroup).
-    pub fn kill(&self, id: &str, sig: Signal, all: bool) -> Result<()> {
+    /// the container's cgroup). `sig` is a number (see signals::parse): 0
+    /// only checks that the container is running.
+    pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
         if st.status(&dir.path) == Status::Stopped {
@@ -152,7 +152,7 @@ impl Runtime {
         }
         if all {
             for pid in st.cgroup.pids()? {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+                let _ = sys::kill(pid, sig);
             }
             return Ok(());
         }
@@ -375,7 +375,7 @@ fn wait_exec(fifo: &OwnedFd, path: &Path) -> std::result::Result<(), Start> {
 
 /// Signal exactly the container's init: a pidfd, checked against the
 /// recorded start time, so a reused pid is never signalled.
-fn signal_init(st: &State, sig: Signal) -> Result<()> {
+fn signal_init(st: &State, sig: i32) -> Result<()> {
     let pidfd = match sys::pidfd_open(st.pid) {
         Ok(fd) => fd,
         Err(e) if e.errno == Errno::ESRCH => {
@@ -386,7 +386,7 @@ fn signal_init(st: &State, sig: Signal) -> Result<()> {
     if !st.init_alive() {
         return Err(Error::Lifecycle("container not running".into()));
     }
-    sys::pidfd_send_signal(&pidfd, sig as i32)?;
+    sys::pidfd_send_signal(&pidfd, sig)?;
     Ok(())
 }
 
