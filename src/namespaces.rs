@@ -160,6 +160,32 @@ pub fn join_all(joins: &[Join]) -> Result<(), NamespaceError> {
     Ok(())
 }
 
+/// sysctl.d(5) takes "/" as the separator too ("net/ipv4/conf/eth0.100/
+/// rp_filter"): the dotted name of such a key swaps the two, as runc does
+/// before its checks.
+pub fn sysctl_dotted(key: &str) -> String {
+    match key.find(['.', '/']) {
+        Some(i) if key.as_bytes()[i] == b'/' => key
+            .chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect(),
+        _ => key.to_owned(),
+    }
+}
+
+/// The file below /proc/sys that sets `key` (dotted or slashed).
+pub fn sysctl_file(key: &str) -> String {
+    if sysctl_dotted(key) == key {
+        key.replace('.', "/")
+    } else {
+        key.to_owned()
+    }
+}
+
 /// A sysctl may only be set when the namespace it belongs to is private
 /// (the runtime-spec leaves the check to the runtime; runc's rules).
 pub fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), String> {
@@ -169,6 +195,8 @@ pub fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), S
     {
         return Err("invalid sysctl name".into());
     }
+    let dotted = sysctl_dotted(key);
+    let key = dotted.as_str();
     let ipc = matches!(
         key,
         "kernel.msgmax"
@@ -194,7 +222,13 @@ pub fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), S
             Err("sysctl needs a private network namespace".into())
         };
     }
-    if key == "kernel.hostname" || key == "kernel.domainname" {
+    if key == "kernel.hostname" && ns.contains(&LinuxNamespaceType::Uts) {
+        return Err(
+            "sysctl \"kernel.hostname\" is not allowed as it conflicts with the OCI \"hostname\" field"
+                .into(),
+        );
+    }
+    if key == "kernel.domainname" {
         return if ns.contains(&LinuxNamespaceType::Uts) {
             Ok(())
         } else {
@@ -228,5 +262,22 @@ mod tests {
         assert!(check_sysctl("kernel.shmmax", &ns).is_err());
         assert!(check_sysctl("vm.swappiness", &ns).is_err());
         assert!(check_sysctl("net/../../etc", &ns).is_err());
+        // The "/" spelling, and its file.
+        assert!(check_sysctl("net/ipv4/ip_forward", &ns).is_ok());
+        assert_eq!(
+            sysctl_file("net/ipv4/conf/eth0.100/rp_filter"),
+            "net/ipv4/conf/eth0.100/rp_filter"
+        );
+        assert_eq!(sysctl_file("net.ipv4.ip_forward"), "net/ipv4/ip_forward");
+        // kernel.hostname has its own field (runc's words).
+        ns.insert(LinuxNamespaceType::Uts);
+        let e = check_sysctl("kernel.hostname", &ns)
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains("conflicts with the OCI \"hostname\" field"),
+            "{e}"
+        );
+        assert!(check_sysctl("kernel.domainname", &ns).is_ok());
     }
 }
