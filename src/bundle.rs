@@ -219,6 +219,10 @@ impl Bundle {
             .root()
             .as_ref()
             .ok_or_else(|| invalid("root", "root must be set"))?;
+        // Required by the spec; "" would make the bundle itself the root.
+        if root.path().as_os_str().is_empty() {
+            return Err(invalid("root.path", "root.path must be set"));
+        }
         let rootfs_cfg = if root.path().is_absolute() {
             root.path().clone()
         } else {

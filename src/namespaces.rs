@@ -70,6 +70,20 @@ pub fn id_map(maps: Option<&[LinuxIdMapping]>, field: &str) -> Result<String, (S
         if end_c > u64::from(u32::MAX) || end_h > u64::from(u32::MAX) {
             return Err((format!("{field}[{i}]"), "range overflows 32-bit ids".into()));
         }
+        // The kernel refuses (EINVAL) ranges that overlap, inside or out.
+        let overlap = |a: u32, b: u32, n: u32| {
+            let (a, b) = (u64::from(a), u64::from(b));
+            a < b + u64::from(n) && b < a + u64::from(m.size())
+        };
+        if let Some(j) = maps[..i].iter().position(|o| {
+            overlap(m.container_id(), o.container_id(), o.size())
+                || overlap(m.host_id(), o.host_id(), o.size())
+        }) {
+            return Err((
+                format!("{field}[{i}]"),
+                format!("overlaps {field}[{j}]: the kernel takes no overlapping ranges"),
+            ));
+        }
         let _ = writeln!(out, "{} {} {}", m.container_id(), m.host_id(), m.size());
     }
     Ok(out)
@@ -251,6 +265,26 @@ mod tests {
         assert_eq!(host_id(map, 1010), None);
         assert_eq!(host_id("         0          0 4294967295\n", 7), Some(7));
         assert_eq!(host_id("", 0), None);
+    }
+
+    #[test]
+    fn overlapping_id_ranges_are_refused() {
+        let m = |c: u32, h: u32, n: u32| {
+            serde_json::from_value::<LinuxIdMapping>(
+                serde_json::json!({"containerID": c, "hostID": h, "size": n}),
+            )
+            .expect("mapping")
+        };
+        let ok = [m(0, 100000, 1000), m(1000, 200000, 10)];
+        assert!(id_map(Some(&ok), "linux.gidMappings").is_ok());
+        for bad in [
+            [m(0, 100000, 1000), m(0, 100000, 1000)],
+            [m(0, 100000, 1000), m(999, 300000, 1)],
+            [m(0, 100000, 1000), m(5000, 100500, 1)],
+        ] {
+            let e = id_map(Some(&bad), "linux.gidMappings").err();
+            assert_eq!(e.map(|e| e.0).as_deref(), Some("linux.gidMappings[1]"));
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub enum InitError {
     #[error("{field}: {source}")]
     Field { field: String, source: SysError },
     /// Executable look-up failures, in runc's words (engines match on them).
-    #[error("exec: {0}")]
+    #[error("process.args[0]: exec: {0}")]
     Exec(String),
 }
 

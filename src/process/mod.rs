@@ -51,6 +51,13 @@ pub enum ProcessError {
     Netdev(#[from] crate::netdev::NetdevError),
 }
 
+/// The container's id maps into its new user namespace; a refusal the
+/// checks in bundle.rs did not foresee still names the fields.
+fn write_maps(pid: i32, b: &crate::bundle::Bundle) -> Result<(), ProcessError> {
+    namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)
+        .map_err(|e| ProcessError::Init(format!("linux.uidMappings/linux.gidMappings: {e}")))
+}
+
 /// Kills and reaps the processes it holds when dropped, unless disarmed:
 /// a failed create leaves no process behind.
 #[derive(Default)]
@@ -148,13 +155,11 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     // Fast path: the init is already in its user namespace; its maps must
     // be there before it goes on (it becomes root of the namespace first).
     if !slow && b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
-        namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)?;
+        write_maps(pid, b)?;
     }
     parent.send(&Msg::Continue)?;
     let (init_pid, mut held) = if slow {
-        let (init_pid, held) = recv_init_pid(&parent, || {
-            namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map).map_err(Into::into)
-        })?;
+        let (init_pid, held) = recv_init_pid(&parent, || write_maps(pid, b))?;
         guard.push(init_pid);
         // Stage 1 has exited (or is about to): reap it.
         let _ = waitpid(Pid::from_raw(pid), None);
