@@ -170,7 +170,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     // linux.netDevices: into the init's network namespace before any hook.
     crate::netdev::move_all(&b.net_devices, init_pid)?;
     loop {
-        let (msg, fd) = next_msg(&parent, &mut held)?;
+        let (msg, fd) = next_msg(&parent, &mut held).map_err(|e| init_died(e, b))?;
         match msg {
             Msg::Ready => return Ok(init_pid),
             Msg::SeccompFd => {
@@ -209,6 +209,21 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
             Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
             m => return Err(SyncError::Unexpected(m).into()),
         }
+    }
+}
+
+/// The init went silent. With linux.seccomp set, the likeliest cause is
+/// the filter: loaded last, it can deny the very calls that would report
+/// the failure (write) or run the workload (execve).
+fn init_died(e: SyncError, b: &crate::bundle::Bundle) -> ProcessError {
+    match e {
+        SyncError::Eof if b.seccomp.is_some() => ProcessError::Init(
+            "linux.seccomp: the container init exited before it was ready (a filter that \
+             denies what the init still does after loading it, such as write or execve, \
+             ends it without a word)"
+                .into(),
+        ),
+        e => e.into(),
     }
 }
 
