@@ -140,7 +140,7 @@ fn mutate(cfg: &mut Value, rng: &mut Rng) -> Option<String> {
     let path = all.get(rng.below(all.len()))?.clone();
     let name = show(&path);
     let (last, parent_path) = path.split_last()?;
-    let kind = rng.below(10);
+    let kind = rng.below(12);
     let desc;
     if kind == 0 {
         // Drop.
@@ -188,51 +188,73 @@ fn mutate(cfg: &mut Value, rng: &mut Rng) -> Option<String> {
                 Value::Null => json!(true),
             }
         }
-        4 => {
-            desc = "huge number";
-            [
-                json!(u64::MAX),
-                json!(i64::MAX),
-                json!(i64::MIN),
-                json!(4294967295u64),
-                json!(4294967296u64),
-                json!(1e300),
-                json!(9007199254740993u64),
-            ][rng.below(7)]
-            .clone()
-        }
-        5 => {
-            desc = "negative";
-            json!(-1)
-        }
-        6 => {
-            desc = "empty string";
-            json!("")
-        }
-        7 => {
-            desc = "odd path";
-            json!(ODD_PATHS[rng.below(ODD_PATHS.len())])
-        }
-        8 => {
-            desc = "unknown name";
-            match target {
-                Value::Object(m) => {
-                    let mut m = m.clone();
-                    m.insert("capsaFuzzUnknown".into(), json!(1));
-                    Value::Object(m)
+        // The rest keep the type, to get past parsing to the checks behind it.
+        _ => match target {
+            Value::String(_) => match rng.below(4) {
+                0 => {
+                    desc = "empty string";
+                    json!("")
                 }
-                Value::Array(a) => {
-                    let mut a = a.clone();
-                    a.push(json!("CAPSA_FUZZ_UNKNOWN"));
-                    Value::Array(a)
+                1 => {
+                    desc = "odd path";
+                    json!(ODD_PATHS[rng.below(ODD_PATHS.len())])
                 }
-                _ => json!("CAPSA_FUZZ_UNKNOWN"),
+                2 => {
+                    desc = "unknown name";
+                    json!("CAPSA_FUZZ_UNKNOWN")
+                }
+                _ => {
+                    desc = "long string";
+                    json!(format!("/{}", "a/".repeat(3000)))
+                }
+            },
+            Value::Number(_) => {
+                desc = "odd number";
+                [
+                    json!(u64::MAX),
+                    json!(i64::MAX),
+                    json!(i64::MIN),
+                    json!(4294967295u64),
+                    json!(4294967296u64),
+                    json!(9007199254740993u64),
+                    json!(-1),
+                    json!(0),
+                    json!(1),
+                    json!(1e300),
+                ][rng.below(10)]
+                .clone()
             }
-        }
-        _ => {
-            desc = "long string";
-            json!(format!("/{}", "a/".repeat(3000)))
-        }
+            Value::Bool(b) => {
+                desc = "flipped";
+                json!(!*b)
+            }
+            Value::Array(a) => {
+                let mut a = a.clone();
+                if rng.below(2) == 0 {
+                    desc = "emptied";
+                    a.clear();
+                } else {
+                    desc = "unknown entry";
+                    a.push(json!("CAPSA_FUZZ_UNKNOWN"));
+                }
+                Value::Array(a)
+            }
+            Value::Object(m) => {
+                let mut m = m.clone();
+                if rng.below(2) == 0 {
+                    desc = "emptied";
+                    m.clear();
+                } else {
+                    desc = "unknown key";
+                    m.insert("capsaFuzzUnknown".into(), json!(1));
+                }
+                Value::Object(m)
+            }
+            Value::Null => {
+                desc = "not null";
+                json!(true)
+            }
+        },
     };
     *target = new;
     Some(format!("{desc} at {name}"))
@@ -372,6 +394,11 @@ fn check_case(c: &Ctx, cfg: &Value, tag: &str) {
         .expect("serialize")
         .replace(SCRATCH, &scratch);
     fs::write(c.bundle().join("config.json"), text).expect("write config.json");
+    // Mount points a case made in the image's /dev (a directory at /dev/null, say) must
+    // not decide the next case; nothing is mounted there (each case checks that).
+    let dev = c.rootfs().join("dev");
+    let _ = fs::remove_dir_all(&dev);
+    fs::create_dir_all(&dev).expect("mkdir rootfs/dev");
     let root = c.root();
     let root = root.to_str().expect("utf-8");
     let bundle = c.bundle();

@@ -47,6 +47,11 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
     ("/dev/tty", 5, 0),
 ];
 
+/// Whether `path` (cleaned, in the container) is one of the default devices.
+pub fn is_default_device(path: &Path) -> bool {
+    DEFAULT_DEVICES.iter().any(|(p, _, _)| Path::new(p) == path)
+}
+
 /// `linux.devices` followed by the defaults the spec does not override
 /// (same path). Pure: validates types and numbers.
 pub fn node_list(devices: &[LinuxDevice]) -> Result<Vec<Node>, RootfsError> {

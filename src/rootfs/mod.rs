@@ -118,6 +118,23 @@ pub fn validate(spec: &Spec, userns: bool) -> Result<(), RootfsError> {
                 dest.display()
             );
         }
+        // A file can be bound over a device node; anything else makes a
+        // directory where the device goes, and the device then fails.
+        let clean = clean_container_path(dest);
+        let bind = m.typ().as_deref() == Some("bind")
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind");
+        if !bind && devices::is_default_device(&clean) {
+            return Err(RootfsError::Config {
+                field: format!("mounts[{i}].destination"),
+                msg: format!(
+                    "{} is a device every container gets; only a bind mount may go over it",
+                    clean.display()
+                ),
+            });
+        }
         mounts::check_entry(m, i, userns)?;
     }
     Ok(())
