@@ -383,6 +383,15 @@ fn checks_runc_makes() {
     if is_capsa() {
         o.fails_with("mounts[7].destination: mount destination must not be empty");
     }
+    // Found by tests/config_fuzz.rs: a tmpfs on /dev/null made a directory there and the
+    // default device then failed without naming any field.
+    // (runc lets the tmpfs hide the device.)
+    if is_capsa() {
+        let mut c = Ctx::new("mntdevnull");
+        c.push_mount(json!({"destination": "/dev/null", "type": "tmpfs", "source": "tmpfs"}));
+        create_fails(&c)
+            .fails_with("mounts[7].destination: /dev/null is a device every container gets");
+    }
 }
 
 /// A relative mount destination is taken relative to the container's /, with runc's
