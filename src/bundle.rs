@@ -108,10 +108,9 @@ impl ProcessPlan {
             .filter(|a| !a.is_empty())
             .ok_or_else(|| invalid(format!("{prefix}.args"), "args must not be empty"))?;
         let args = to_cstrings(args, &format!("{prefix}.args"))?;
-        let env = to_cstrings(
-            process.env().as_deref().unwrap_or(&[]),
-            &format!("{prefix}.env"),
-        )?;
+        let env_list = process.env().as_deref().unwrap_or(&[]);
+        check_env(env_list, prefix)?;
+        let env = to_cstrings(env_list, &format!("{prefix}.env"))?;
         if process.cwd().as_os_str().is_empty() {
             return Err(invalid(
                 format!("{prefix}.cwd"),
@@ -239,6 +238,10 @@ impl Bundle {
             .root()
             .as_ref()
             .ok_or_else(|| invalid("root", "root must be specified"))?;
+        // Required by the spec; "" would make the bundle itself the root.
+        if root.path().as_os_str().is_empty() {
+            return Err(invalid("root.path", "root.path must be set"));
+        }
         let rootfs_cfg = if root.path().is_absolute() {
             root.path().clone()
         } else {
@@ -401,9 +404,20 @@ impl Bundle {
             other => invalid("mounts", other.to_string()),
         })?;
 
+        let host_netns = join
+            .iter()
+            .find(|j| j.kind == LinuxNamespaceType::Network)
+            .is_some_and(|j| same_file(&j.path, Path::new("/proc/self/ns/net")));
         for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
             crate::namespaces::check_sysctl(key, &seen)
                 .map_err(|m| invalid(format!("linux.sysctl.{key}"), m))?;
+            // Joining the runtime's own network namespace is no private one.
+            if host_netns && crate::namespaces::sysctl_dotted(key).starts_with("net.") {
+                return Err(invalid(
+                    format!("linux.sysctl.{key}"),
+                    format!("sysctl {key:?} not allowed in host network namespace"),
+                ));
+            }
         }
 
         let seccomp = linux
@@ -507,6 +521,39 @@ impl Bundle {
     pub fn linux(&self) -> &oci_spec::runtime::Linux {
         self.spec.linux().as_ref().expect("validated: linux is set")
     }
+}
+
+/// Whether two paths name the same file (false if either is unreadable:
+/// the join itself reports a bad path).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Each entry is NAME=VALUE with a non-empty name (runc refuses the
+/// others in its init, with these words; here they fail before any fork).
+fn check_env(env: &[String], prefix: &str) -> Result<(), BundleError> {
+    for (i, e) in env.iter().enumerate() {
+        match e.split_once('=') {
+            None => {
+                return Err(invalid(
+                    format!("{prefix}.env[{i}]"),
+                    format!("invalid environment variable: {e:?} (no '=')"),
+                ));
+            }
+            Some(("", _)) => {
+                return Err(invalid(
+                    format!("{prefix}.env[{i}]"),
+                    format!("environment variable name can't be empty: {e:?}"),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 fn to_cstrings(items: &[String], field: &str) -> Result<Vec<CString>, BundleError> {

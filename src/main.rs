@@ -63,22 +63,6 @@ fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
     Ok((a.id, opts))
 }
 
-/// runc's signal syntax: a number, or a name with or without "SIG", any case.
-fn parse_signal(s: &str) -> Result<nix::sys::signal::Signal, Error> {
-    use nix::sys::signal::Signal;
-    use std::str::FromStr;
-    if let Ok(n) = s.parse::<i32>() {
-        return Signal::try_from(n).map_err(|_| Error::Usage(format!("unknown signal {s:?}")));
-    }
-    let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") {
-        up
-    } else {
-        format!("SIG{up}")
-    };
-    Signal::from_str(&name).map_err(|_| Error::Usage(format!("unknown signal {s:?}")))
-}
-
 fn run(cli: Cli) -> Result<i32, Error> {
     let Some(cmd) = cli.cmd else {
         if cli.version {
@@ -133,7 +117,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
             id,
             signal,
         } => {
-            let sig = parse_signal(signal_flag.or(signal).as_deref().unwrap_or("SIGTERM"))?;
+            let sig = capsa::signals::parse(signal_flag.or(signal).as_deref().unwrap_or("SIGTERM"))
+                .map_err(Error::Usage)?;
             rt.kill(&id, sig, all).map(|_| 0)
         }
         Cmd::Delete { force, id } => rt.delete(&id, force).map(|_| 0),

@@ -75,6 +75,20 @@ pub fn id_map(maps: Option<&[LinuxIdMapping]>, field: &str) -> Result<String, (S
         if end_c > u64::from(u32::MAX) || end_h > u64::from(u32::MAX) {
             return Err((format!("{field}[{i}]"), "range overflows 32-bit ids".into()));
         }
+        // The kernel refuses (EINVAL) ranges that overlap, inside or out.
+        let overlap = |a: u32, b: u32, n: u32| {
+            let (a, b) = (u64::from(a), u64::from(b));
+            a < b + u64::from(n) && b < a + u64::from(m.size())
+        };
+        if let Some(j) = maps[..i].iter().position(|o| {
+            overlap(m.container_id(), o.container_id(), o.size())
+                || overlap(m.host_id(), o.host_id(), o.size())
+        }) {
+            return Err((
+                format!("{field}[{i}]"),
+                format!("overlaps {field}[{j}]: the kernel takes no overlapping ranges"),
+            ));
+        }
         let _ = writeln!(out, "{} {} {}", m.container_id(), m.host_id(), m.size());
     }
     Ok(out)
@@ -165,6 +179,32 @@ pub fn join_all(joins: &[Join]) -> Result<(), NamespaceError> {
     Ok(())
 }
 
+/// sysctl.d(5) takes "/" as the separator too ("net/ipv4/conf/eth0.100/
+/// rp_filter"): the dotted name of such a key swaps the two, as runc does
+/// before its checks.
+pub fn sysctl_dotted(key: &str) -> String {
+    match key.find(['.', '/']) {
+        Some(i) if key.as_bytes()[i] == b'/' => key
+            .chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect(),
+        _ => key.to_owned(),
+    }
+}
+
+/// The file below /proc/sys that sets `key` (dotted or slashed).
+pub fn sysctl_file(key: &str) -> String {
+    if sysctl_dotted(key) == key {
+        key.replace('.', "/")
+    } else {
+        key.to_owned()
+    }
+}
+
 /// A sysctl may only be set when the namespace it belongs to is private
 /// (the runtime-spec leaves the check to the runtime; runc's rules).
 pub fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), String> {
@@ -174,6 +214,8 @@ pub fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), S
     {
         return Err("invalid sysctl name".into());
     }
+    let dotted = sysctl_dotted(key);
+    let key = dotted.as_str();
     let ipc = matches!(
         key,
         "kernel.msgmax"
@@ -203,7 +245,13 @@ pub fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), S
             ))
         };
     }
-    if key == "kernel.hostname" || key == "kernel.domainname" {
+    if key == "kernel.hostname" && ns.contains(&LinuxNamespaceType::Uts) {
+        return Err(
+            "sysctl \"kernel.hostname\" is not allowed as it conflicts with the OCI \"hostname\" field"
+                .into(),
+        );
+    }
+    if key == "kernel.domainname" {
         return if ns.contains(&LinuxNamespaceType::Uts) {
             Ok(())
         } else {
@@ -234,6 +282,26 @@ mod tests {
     }
 
     #[test]
+    fn overlapping_id_ranges_are_refused() {
+        let m = |c: u32, h: u32, n: u32| {
+            serde_json::from_value::<LinuxIdMapping>(
+                serde_json::json!({"containerID": c, "hostID": h, "size": n}),
+            )
+            .expect("mapping")
+        };
+        let ok = [m(0, 100000, 1000), m(1000, 200000, 10)];
+        assert!(id_map(Some(&ok), "linux.gidMappings").is_ok());
+        for bad in [
+            [m(0, 100000, 1000), m(0, 100000, 1000)],
+            [m(0, 100000, 1000), m(999, 300000, 1)],
+            [m(0, 100000, 1000), m(5000, 100500, 1)],
+        ] {
+            let e = id_map(Some(&bad), "linux.gidMappings").err();
+            assert_eq!(e.map(|e| e.0).as_deref(), Some("linux.gidMappings[1]"));
+        }
+    }
+
+    #[test]
     fn sysctl_rules() {
         let mut ns = HashSet::new();
         assert!(check_sysctl("net.ipv4.ip_forward", &ns).is_err());
@@ -242,5 +310,22 @@ mod tests {
         assert!(check_sysctl("kernel.shmmax", &ns).is_err());
         assert!(check_sysctl("vm.swappiness", &ns).is_err());
         assert!(check_sysctl("net/../../etc", &ns).is_err());
+        // The "/" spelling, and its file.
+        assert!(check_sysctl("net/ipv4/ip_forward", &ns).is_ok());
+        assert_eq!(
+            sysctl_file("net/ipv4/conf/eth0.100/rp_filter"),
+            "net/ipv4/conf/eth0.100/rp_filter"
+        );
+        assert_eq!(sysctl_file("net.ipv4.ip_forward"), "net/ipv4/ip_forward");
+        // kernel.hostname has its own field (runc's words).
+        ns.insert(LinuxNamespaceType::Uts);
+        let e = check_sysctl("kernel.hostname", &ns)
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains("conflicts with the OCI \"hostname\" field"),
+            "{e}"
+        );
+        assert!(check_sysctl("kernel.domainname", &ns).is_ok());
     }
 }

@@ -95,7 +95,10 @@ fn drop_unknown_caps(p: &mut Value, prefix: &str) {
         };
         let mut i = 0;
         names.retain(|name| {
-            let known = serde_json::from_value::<Capability>(name.clone()).is_ok();
+            // Only names are dropped: a number or an object stays, so the
+            // parse fails naming its field (as runc's does).
+            let known = !name.is_string()
+                || serde_json::from_value::<Capability>(name.clone()).is_ok();
             if !known {
                 eprintln!(
                     "capsa: warning: {prefix}capabilities.{set}[{i}]: ignoring unknown or unavailable capabilities: [{}]",
@@ -165,6 +168,17 @@ mod tests {
             permitted.into_iter().collect::<Vec<_>>(),
             [Capability::Kill]
         );
+    }
+
+    #[test]
+    fn capabilities_that_are_not_strings_are_refused() {
+        let e = from_slice::<oci_spec::runtime::Spec>(
+            br#"{"ociVersion": "1.3.0", "process": {"cwd": "/", "user": {"uid": 0, "gid": 0},
+                "capabilities": {"bounding": ["CAP_KILL", 5]}}}"#,
+        )
+        .err()
+        .map(|e| e.path().to_string());
+        assert_eq!(e.as_deref(), Some("process.capabilities.bounding[1]"));
     }
 
     #[test]

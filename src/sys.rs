@@ -240,6 +240,15 @@ pub fn pidfd_send_signal(pidfd: &impl AsRawFd, sig: i32) -> SysResult<()> {
     Err(SysError::new("pidfd_send_signal", Errno::last()))
 }
 
+/// kill(2) by number: nix's Signal cannot name the real-time signals or 0.
+pub fn kill(pid: libc::pid_t, sig: i32) -> SysResult<()> {
+    // SAFETY: plain syscall on integers.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        return Ok(());
+    }
+    Err(SysError::new("kill", Errno::last()))
+}
+
 /// Immediately end the calling (child) process without running exit handlers
 /// or unwinding into frames inherited from the parent.
 pub fn child_exit(code: i32) -> ! {

@@ -313,6 +313,75 @@ fn kill_of_unknown_signal_fails() {
 }
 
 #[test]
+fn kill_takes_every_kernel_signal() {
+    // Issue 11 item 5: real-time signals by number and by name (RTMIN+n, RTMAX-n, with or
+    // without SIG), and 0 (the kernel's liveness probe: succeeds, changes nothing). runc
+    // 1.1 knows only the 31 standard names, so the names are a capsa check.
+    let mut c = Ctx::new("killrt");
+    c.sh("for n in 35 37 63; do trap \"echo got$n\" $n; done; \
+         echo ready; while :; do sleep 0.05; done");
+    let out = c.create_capturing();
+    c.rt(&["start", &c.id]).ok();
+    wait_for_text(&out, "ready\n", WAIT);
+    c.rt(&["kill", &c.id, "0"]).ok();
+    c.rt(&["kill", &c.id, "37"]).ok();
+    wait_for_text(&out, "got37\n", WAIT);
+    if is_capsa() {
+        // glibc's SIGRTMIN is 34 (32 and 33 are its own), SIGRTMAX 64.
+        c.rt(&["kill", &c.id, "SIGRTMIN+1"]).ok();
+        wait_for_text(&out, "got35\n", WAIT);
+        c.rt(&["kill", &c.id, "rtmax-1"]).ok();
+        wait_for_text(&out, "got63\n", WAIT);
+        c.rt(&["kill", &c.id, "RTMIN+99"])
+            .fails_with("unknown signal");
+        c.rt(&["kill", &c.id, "65"]).fails_with("unknown signal");
+    }
+    assert_eq!(c.status(&c.id), "running");
+    c.rt(&["kill", "--all", &c.id, "KILL"]).ok();
+    c.wait_status(&c.id, "stopped", WAIT);
+    // 0 on a stopped container: "container not running", as runc says.
+    c.rt(&["kill", &c.id, "0"]).fails_with("not running");
+    c.rt(&["delete", &c.id]).ok();
+    c.assert_nothing_left(&c.id);
+}
+
+/// A foreground `run` forwards every signal it gets to the init, the real-time ones too.
+#[test]
+fn run_forwards_real_time_signals() {
+    let mut c = Ctx::new("runrt");
+    c.sh("trap 'echo got37' 37; trap 'exit 3' TERM; echo ready; while :; do sleep 0.05; done");
+    c.write_config();
+    let out = c.scratch("run-out");
+    let file = fs::File::create(&out).expect("create output file");
+    let root = c.root();
+    let bundle = c.bundle();
+    let mut child = std::process::Command::new(runtime())
+        .args(["--root", root.to_str().expect("utf-8"), "run", "--bundle"])
+        .args([bundle.to_str().expect("utf-8"), &c.id])
+        .stdin(std::process::Stdio::null())
+        .stdout(file)
+        .spawn()
+        .expect("spawn run");
+    wait_for_text(&out, "ready\n", WAIT);
+    let pid = child.id() as i32;
+    // SAFETY: kill(2) takes plain integers; pid is the runtime we just spawned.
+    assert_eq!(unsafe { libc::kill(pid, 37) }, 0);
+    wait_for_text(&out, "got37\n", WAIT);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait run") {
+            break st;
+        }
+        assert!(start.elapsed() < WAIT, "run did not end after SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(3));
+    c.assert_nothing_left(&c.id);
+}
+
+#[test]
 fn kill_all_reaches_every_process() {
     // Without a pid namespace, the death of init does not take its children with it, so
     // only `--all` can reach the background sleep.

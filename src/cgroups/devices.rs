@@ -73,8 +73,15 @@ pub fn rules(resources: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>, CgroupError> 
                 });
             }
         };
+        // runc refuses a rule without access (the spec leaves it optional,
+        // but an absent access is a config mistake, not "rwm").
         let access = match d.access().as_deref() {
-            None | Some("") => "rwm".to_owned(),
+            None | Some("") => {
+                return Err(CgroupError::Resource {
+                    field: format!("{field}.access"),
+                    msg: format!("device access at {i} field cannot be empty"),
+                });
+            }
             Some(a) => normalize_access(a).ok_or_else(|| CgroupError::Resource {
                 field: format!("{field}.access"),
                 msg: format!("{a:?} is not a combination of r, w and m"),
@@ -438,6 +445,16 @@ mod tests {
             msg.starts_with("linux.resources.devices[0].access:"),
             "{msg}"
         );
+        for access in [r#","access":null"#, r#","access":"""#, ""] {
+            let json = format!(r#"[{{"allow":false,"access":"rwm"}},{{"allow":true{access}}}]"#);
+            let bad: Vec<LinuxDeviceCgroup> = serde_json::from_str(&json).unwrap_or_default();
+            assert_eq!(bad.len(), 2, "{json}");
+            let msg = rules(&bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert_eq!(
+                msg,
+                "linux.resources.devices[1].access: device access at 1 field cannot be empty"
+            );
+        }
     }
 
     #[test]

@@ -148,12 +148,12 @@ impl Cgroup {
     /// meanwhile so that no process forks past the signal; unlike runc, a
     /// paused container is left paused. A freeze that fails or times out
     /// only loses that guarantee (runc warns and goes on).
-    pub fn signal_members(&self, m: &Members, sig: Signal) -> Result<(), CgroupError> {
+    pub fn signal_members(&self, m: &Members, sig: i32) -> Result<(), CgroupError> {
         if matches!(m, Members::Nobody) {
             return Ok(());
         }
         let frozen_here = !super::is_frozen(self) && super::freezer::freeze(self).is_ok();
-        let r = self.signal_pids(m, sig as i32);
+        let r = self.signal_pids(m, sig);
         if frozen_here {
             super::freezer::thaw(self)?;
         }

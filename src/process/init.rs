@@ -45,7 +45,7 @@ pub enum InitError {
     #[error("{field}: {source}")]
     Field { field: String, source: SysError },
     /// Executable look-up failures, in runc's words (engines match on them).
-    #[error("exec: {0}")]
+    #[error("process.args[0]: exec: {0}")]
     Exec(String),
 }
 
@@ -192,7 +192,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     // sysctls before readonlyPaths make /proc/sys read-only.
     if let Some(proc) = &proc {
         for (key, val) in b.linux().sysctl().iter().flatten() {
-            let rel = format!("sys/{}", key.replace('.', "/"));
+            let rel = format!("sys/{}", crate::namespaces::sysctl_file(key));
             proc.write(&rel, val.as_bytes())
                 .map_err(|source| InitError::Field {
                     field: format!("linux.sysctl.{key}"),

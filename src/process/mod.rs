@@ -51,6 +51,13 @@ pub enum ProcessError {
     Netdev(#[from] crate::netdev::NetdevError),
 }
 
+/// The container's id maps into its new user namespace; a refusal the
+/// checks in bundle.rs did not foresee still names the fields.
+fn write_maps(pid: i32, b: &crate::bundle::Bundle) -> Result<(), ProcessError> {
+    namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)
+        .map_err(|e| ProcessError::Init(format!("linux.uidMappings/linux.gidMappings: {e}")))
+}
+
 /// Kills and reaps the processes it holds when dropped, unless disarmed:
 /// a failed create leaves no process behind.
 #[derive(Default)]
@@ -171,13 +178,11 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
     // Fast path: the init is already in its user namespace; its maps must
     // be there before it goes on (it becomes root of the namespace first).
     if !slow && b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
-        namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)?;
+        write_maps(pid, b)?;
     }
     parent.send(&Msg::Continue)?;
     let (init_pid, mut held) = if slow {
-        let (init_pid, held) = recv_init_pid(&parent, || {
-            namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map).map_err(Into::into)
-        })?;
+        let (init_pid, held) = recv_init_pid(&parent, || write_maps(pid, b))?;
         guard.push(init_pid);
         // Stage 1 has exited (or is about to): reap it.
         let _ = waitpid(Pid::from_raw(pid), None);
@@ -188,7 +193,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
     // linux.netDevices: into the init's network namespace before any hook.
     crate::netdev::move_all(&b.net_devices, init_pid)?;
     loop {
-        let (msg, fd) = next_msg(&parent, &mut held)?;
+        let (msg, fd) = next_msg(&parent, &mut held).map_err(|e| init_died(e, b))?;
         match msg {
             Msg::Ready => {
                 return Ok(Spawned {
@@ -233,6 +238,21 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
             Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
             m => return Err(SyncError::Unexpected(m).into()),
         }
+    }
+}
+
+/// The init went silent. With linux.seccomp set, the likeliest cause is
+/// the filter: loaded last, it can deny the very calls that would report
+/// the failure (write) or run the workload (execve).
+fn init_died(e: SyncError, b: &crate::bundle::Bundle) -> ProcessError {
+    match e {
+        SyncError::Eof if b.seccomp.is_some() => ProcessError::Init(
+            "linux.seccomp: the container init exited before it was ready (a filter that \
+             denies what the init still does after loading it, such as write or execve, \
+             ends it without a word)"
+                .into(),
+        ),
+        e => e.into(),
     }
 }
 

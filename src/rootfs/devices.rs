@@ -47,6 +47,11 @@ const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
     ("/dev/tty", 5, 0),
 ];
 
+/// Whether `path` (cleaned, in the container) is one of the default devices.
+pub fn is_default_device(path: &Path) -> bool {
+    DEFAULT_DEVICES.iter().any(|(p, _, _)| Path::new(p) == path)
+}
+
 /// `linux.devices` followed by the defaults the spec does not override
 /// (same path). Pure: validates types and numbers.
 pub fn node_list(devices: &[LinuxDevice]) -> Result<Vec<Node>, RootfsError> {
@@ -256,8 +261,13 @@ type DupFn = fn(&OwnedFd) -> nix::Result<()>;
 /// so that nothing in the container holds an inode of the host's /dev.
 pub fn reopen_dev_null() -> SysResult<()> {
     let path = Path::new("/dev/null");
-    let null = nix::fcntl::open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| SysError::at("open", path, e))?;
+    let null = match nix::fcntl::open(path, OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()) {
+        Ok(fd) => fd,
+        // No null device there (a mount put a directory on /dev/null, say):
+        // stdio stays as it is, like when it is not a character device.
+        Err(Errno::EISDIR | Errno::ENOENT | Errno::ENXIO | Errno::ENODEV) => return Ok(()),
+        Err(e) => return Err(SysError::at("open", path, e)),
+    };
     let null_st = fstat(null.as_fd()).map_err(|e| SysError::at("stat", path, e))?;
     if null_st.st_mode & libc::S_IFMT != libc::S_IFCHR {
         return Ok(());

@@ -109,6 +109,38 @@ pub fn validate(spec: &Spec, userns: bool) -> Result<(), RootfsError> {
     }
     devices::node_list(linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]))?;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let dest = m.destination();
+        if dest.as_os_str().is_empty() {
+            // Cleaned, "" would be "/": a mount over the whole root.
+            return Err(RootfsError::Config {
+                field: format!("mounts[{i}].destination"),
+                msg: "mount destination must not be empty".into(),
+            });
+        }
+        if !dest.is_absolute() {
+            // runc's warning: accepted, taken relative to the container's /.
+            eprintln!(
+                "capsa: warning: mounts[{i}].destination: relative destination path {:?} is deprecated, using it as relative to /",
+                dest.display()
+            );
+        }
+        // A file can be bound over a device node; anything else makes a
+        // directory where the device goes, and the device then fails.
+        let clean = clean_container_path(dest);
+        let bind = m.typ().as_deref() == Some("bind")
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind");
+        if !bind && devices::is_default_device(&clean) {
+            return Err(RootfsError::Config {
+                field: format!("mounts[{i}].destination"),
+                msg: format!(
+                    "{} is a device every container gets; only a bind mount may go over it",
+                    clean.display()
+                ),
+            });
+        }
         mounts::check_entry(m, i, userns)?;
     }
     Ok(())

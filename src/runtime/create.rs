@@ -222,12 +222,14 @@ pub(super) fn check_console_flags(
 ) -> Result<()> {
     if terminal && console_socket.is_none() && detach {
         return Err(Error::Usage(
-            "cannot allocate tty if capsa will detach without setting console socket".into(),
+            "process.terminal: cannot allocate tty if capsa will detach without setting console socket"
+                .into(),
         ));
     }
     if !terminal && console_socket.is_some() {
         return Err(Error::Usage(
-            "cannot use console socket if capsa will not detach or allocate tty".into(),
+            "process.terminal: cannot use console socket if capsa will not detach or allocate tty"
+                .into(),
         ));
     }
     Ok(())

@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 
 use crate::console;
@@ -144,11 +143,12 @@ impl Runtime {
     }
 
     /// `kill`: send `sig` to the init, or, with `all`, to every process of
-    /// the container in its cgroup (cgroups::Members). `--all` works on a
-    /// stopped container too, as in runc: in a shared pid namespace (a
-    /// Kubernetes pod) the init's children outlive it, and the engine's
-    /// shim relies on reaching them.
-    pub fn kill(&self, id: &str, sig: Signal, all: bool) -> Result<()> {
+    /// the container in its cgroup (cgroups::Members). `sig` is a number
+    /// (see signals::parse): 0 only checks that the container is running.
+    /// `--all` works on a stopped container too, as in runc: in a shared
+    /// pid namespace (a Kubernetes pod) the init's children outlive it, and
+    /// the engine's shim relies on reaching them.
+    pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
         if all {
@@ -431,7 +431,7 @@ fn wait_exec(fifo: &OwnedFd, path: &Path) -> std::result::Result<(), Start> {
 
 /// Signal exactly the container's init: a pidfd, checked against the
 /// recorded start time, so a reused pid is never signalled.
-fn signal_init(st: &State, sig: Signal) -> Result<()> {
+fn signal_init(st: &State, sig: i32) -> Result<()> {
     let pidfd = match sys::pidfd_open(st.pid) {
         Ok(fd) => fd,
         Err(e) if e.errno == Errno::ESRCH => {
@@ -442,7 +442,7 @@ fn signal_init(st: &State, sig: Signal) -> Result<()> {
     if !st.init_alive() {
         return Err(Error::Lifecycle("container not running".into()));
     }
-    sys::pidfd_send_signal(&pidfd, sig as i32)?;
+    sys::pidfd_send_signal(&pidfd, sig)?;
     Ok(())
 }
 

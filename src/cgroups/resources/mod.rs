@@ -256,7 +256,14 @@ fn write_op(op: &Op) -> Result<(), CgroupError> {
         value: op.value.clone(),
         reason,
     };
-    write_file(&op.path, op.value.as_bytes()).map_err(|e| failed(e.errno.desc().to_lowercase()))?;
+    write_file(&op.path, op.value.as_bytes()).map_err(|e| {
+        if e.errno == nix::errno::Errno::EBUSY
+            && let Some(msg) = below_usage(op)
+        {
+            return failed(msg);
+        }
+        failed(e.errno.desc().to_lowercase())
+    })?;
     let want: i64 = match op.verify {
         Verify::None => return Ok(()),
         _ => op.value.parse().unwrap_or(-1),
@@ -275,6 +282,20 @@ fn write_op(op: &Op) -> Result<(), CgroupError> {
             "the kernel accepted it but keeps {got} (it does not honour this setting)"
         )))
     }
+}
+
+/// A v1 memory limit below what the cgroup uses already: the kernel could
+/// not reclaim enough and said EBUSY. Name both values, in runc's words.
+fn below_usage(op: &Op) -> Option<String> {
+    let name = op.path.file_name()?.to_str()?;
+    let stem = name.strip_suffix("limit_in_bytes")?;
+    let dir = op.path.parent()?;
+    let usage = read_u64(&dir.join(format!("{stem}usage_in_bytes")))?;
+    let peak = read_u64(&dir.join(format!("{stem}max_usage_in_bytes")))?;
+    Some(format!(
+        "unable to set memory limit to {} (current usage: {usage}, peak usage: {peak})",
+        op.value
+    ))
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
