@@ -90,6 +90,26 @@ fn exec_cgroup_runs_in_the_sub_cgroup() {
 }
 
 #[test]
+fn exec_cgroup_root_is_the_containers_own_cgroup() {
+    // runc takes "/" (and "", "memory:/") as the container's cgroup itself.
+    let ctx = running("execcgroot");
+    let base = cgroup_path_for(&ctx.id);
+    let mut forms = vec![vec!["--cgroup", "/"], vec!["--cgroup", ""]];
+    if Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+        forms.push(vec!["--cgroup", "memory:/"]);
+    }
+    for form in forms {
+        let lines = exec_cgroups(&ctx, &form);
+        assert!(!lines.is_empty(), "{form:?}");
+        for (ctrl, path) in lines {
+            if !ctrl.starts_with("name=") {
+                assert_eq!(path, base, "{form:?} {ctrl}");
+            }
+        }
+    }
+}
+
+#[test]
 fn exec_cgroup_with_controller_prefix() {
     if !Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
         // Pure cgroup v2: no controller hierarchies to name.
