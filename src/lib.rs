@@ -7,6 +7,7 @@ pub mod console;
 pub mod error;
 pub mod features;
 pub mod hooks;
+pub mod inherit;
 pub mod intelrdt;
 pub mod limits;
 pub mod log;

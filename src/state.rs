@@ -16,6 +16,7 @@ use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::Cgroup;
+use crate::inherit::ParentOnly;
 use crate::sys::{Ctx, SysError, proc_start_time};
 
 pub const STATE_FILE: &str = "state.json";
@@ -125,9 +126,13 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
 }
 
 /// A container directory, held under an exclusive flock for as long as this
-/// value lives. The lock fd is O_CLOEXEC so no child ever inherits it.
+/// value lives. The lock fd is O_CLOEXEC, and parent-only: a child capsa
+/// clones closes its copy first thing (crate::inherit), so that no process
+/// but a running capsa command ever holds a container's lock.
 pub struct ContainerDir {
     pub path: PathBuf,
+    /// Before `lock`: unregistered before the descriptor closes.
+    _parent_only: ParentOnly,
     lock: Flock<OwnedFd>,
 }
 
@@ -176,7 +181,11 @@ impl ContainerDir {
         };
         let lock = Flock::lock(fd, FlockArg::LockExclusive)
             .map_err(|(_, e)| SysError::at("flock", &path, e))?;
-        Ok(ContainerDir { path, lock })
+        Ok(ContainerDir {
+            path,
+            _parent_only: ParentOnly::new(&lock.as_fd()),
+            lock,
+        })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {

@@ -95,6 +95,8 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     let (stage, in_unified) = super::clone_into(o.cgroup, 0)?;
     if stage == 0 {
         drop(parent);
+        // SAFETY: a fresh clone; it ends in execve or _exit.
+        unsafe { super::scrub_or_exit(&child, o.preserve_fds) };
         stage1(&child, &ns, &o, &trampoline)
     }
     drop(child);

@@ -1,0 +1,86 @@
+//! What crosses from the runtime into the processes it starts: only stdio,
+//! the --preserve-fds the caller really opened, and the runtime's own
+//! descriptors that the process needs. Not the caller's other fds (an
+//! engine waiting for end-of-file on a pipe it passed would wait), not the
+//! gaps of the --preserve-fds range, not the container's lock (a process
+//! holding it blocks every later command).
+
+mod common;
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A pipe (read end, write end), both close-on-exec in this process.
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array on success.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both fds were just created and are owned by nobody else.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// Whether the read end sees end-of-file (every write end closed) within `limit`.
+fn eof_within(read: &OwnedFd, limit: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd: read.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = limit.as_millis() as libc::c_int;
+    // SAFETY: poll on one valid pollfd.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    if n <= 0 {
+        return false;
+    }
+    let mut b = [0u8; 1];
+    // SAFETY: read into a one-byte buffer we own.
+    let got = unsafe { libc::read(read.as_raw_fd(), b.as_mut_ptr().cast(), 1) };
+    got == 0
+}
+
+/// The fd numbers >= 3 a workload shell sees open (its own included none:
+/// it tests /proc/$$/fd/N for each N), one per line.
+const PROBE: &str = "for i in 3 4 5 6 7 8 9; do [ -e /proc/$$/fd/$i ] && echo fd$i; done; true";
+
+#[test]
+fn created_init_does_not_hold_the_callers_other_fds() {
+    // An engine passes a pipe it then waits on for end-of-file; without
+    // --preserve-fds it is not the workload's, and the waiting init must
+    // not keep it open until `start` (runc's does not).
+    let mut ctx = Ctx::new("fdcreated");
+    ctx.args(&["sleep", "1000"]);
+    ctx.write_config();
+    let (read, write) = pipe();
+    let b = ctx.bundle();
+    let o = ctx.rt_with(
+        &["create", "--bundle", b.to_str().expect("utf-8"), &ctx.id],
+        |cmd| pass_fd_as(cmd, write.as_raw_fd(), 5),
+    );
+    o.ok();
+    drop(write);
+    assert!(
+        eof_within(&read, Duration::from_secs(5)),
+        "the created container still holds the caller's fd 5"
+    );
+    // Nor the read end, or any other copy of the pipe.
+    let ino = std::fs::metadata(format!("/proc/self/fd/{}", read.as_raw_fd()))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .expect("stat the pipe");
+    let pid = ctx.state(&ctx.id)["pid"].as_i64().expect("pid");
+    let links: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read the init's fds")
+        .filter_map(|e| {
+            Some(
+                std::fs::read_link(e.ok()?.path())
+                    .ok()?
+                    .display()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert!(!links.contains(&format!("pipe:[{ino}]")), "{links:?}");
+}
