@@ -84,3 +84,54 @@ fn created_init_does_not_hold_the_callers_other_fds() {
         .collect();
     assert!(!links.contains(&format!("pipe:[{ino}]")), "{links:?}");
 }
+
+#[test]
+fn preserve_fds_gaps_stay_closed() {
+    // --preserve-fds 3 with fds 3 and 5 open and 4 not: the workload gets
+    // 3 and 5, and 4 stays closed (not a /dev/null, not a runtime fd).
+    if skip_unless_capsa("runc 1.1 puts its own fds (/sys/fs/cgroup) into the gaps") {
+        return;
+    }
+    let mut ctx = Ctx::new("fdgap");
+    ctx.sh(PROBE);
+    ctx.write_config();
+    let three = std::fs::File::create(ctx.scratch("three")).expect("file");
+    let five = std::fs::File::create(ctx.scratch("five")).expect("file");
+    let b = ctx.bundle();
+    let o = ctx.rt_with(
+        &[
+            "run",
+            "--preserve-fds",
+            "3",
+            "--bundle",
+            b.to_str().expect("utf-8"),
+            &ctx.id,
+        ],
+        |cmd| {
+            pass_fd_as(cmd, three.as_raw_fd(), 3);
+            pass_fd_as(cmd, five.as_raw_fd(), 5);
+        },
+    );
+    o.ok();
+    assert_eq!(
+        o.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["fd3", "fd5"],
+        "{o}"
+    );
+
+    // The same for exec.
+    let mut ctx = Ctx::new("fdgapexec");
+    ctx.args(&["sleep", "1000"]);
+    ctx.create();
+    ctx.rt(&["start", &ctx.id]).ok();
+    let o = ctx.rt_with(
+        &["exec", "--preserve-fds", "2", &ctx.id, "sh", "-c", PROBE],
+        |cmd| pass_fd_as(cmd, three.as_raw_fd(), 3),
+    );
+    o.ok();
+    assert_eq!(
+        o.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["fd3"],
+        "{o}"
+    );
+}
