@@ -135,3 +135,46 @@ fn preserve_fds_gaps_stay_closed() {
         "{o}"
     );
 }
+
+#[test]
+fn hooks_get_only_stdio() {
+    // Neither the caller's other fds nor the workload's --preserve-fds
+    // reach a hook, whichever command runs it.
+    let mut ctx = Ctx::new("fdhooks");
+    ctx.args(&["sleep", "1000"]);
+    let out = ctx.scratch("hooks");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let hook = |kind: &str| {
+        serde_json::json!([{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("exec > {}/{kind}; {PROBE}", out.display())],
+        }])
+    };
+    for kind in ["prestart", "createRuntime", "poststart", "poststop"] {
+        ctx.config["hooks"][kind] = hook(kind);
+    }
+    ctx.write_config();
+    let extra = std::fs::File::create(ctx.scratch("extra")).expect("file");
+    let with_extra = |cmd: &mut Command| {
+        pass_fd_as(cmd, extra.as_raw_fd(), 3);
+        pass_fd_as(cmd, extra.as_raw_fd(), 6);
+    };
+    let b = ctx.bundle();
+    let b = b.to_str().expect("utf-8");
+    ctx.rt_with(
+        &["create", "--preserve-fds", "1", "--bundle", b, &ctx.id],
+        with_extra,
+    )
+    .ok();
+    ctx.rt_with(&["start", &ctx.id], with_extra).ok();
+    ctx.rt_with(&["delete", "--force", &ctx.id], with_extra)
+        .ok();
+    for kind in ["prestart", "createRuntime", "poststart", "poststop"] {
+        let got = read_lossy(&out.join(kind));
+        if kind == "poststop" && !is_capsa() {
+            // runc 1.1 leaks the caller's fds into poststop hooks.
+            continue;
+        }
+        assert_eq!(got.trim(), "", "{kind} hook had fds open: {got}");
+    }
+}
