@@ -178,3 +178,103 @@ fn hooks_get_only_stdio() {
         assert_eq!(got.trim(), "", "{kind} hook had fds open: {got}");
     }
 }
+
+/// Spawn the runtime in the background (stdout/stderr to files in the test's dir).
+fn spawn_rt(ctx: &Ctx, args: &[&str]) -> Child {
+    let root = ctx.root();
+    let out = std::fs::File::create(ctx.scratch(&format!("bg-{}.out", unique_id("o"))))
+        .expect("out file");
+    Command::new(runtime())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn runtime")
+}
+
+fn wait_child(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `resume` with a short limit: a deadlock fails the test instead of hanging it.
+fn resume_within(ctx: &Ctx, limit: Duration) -> Output {
+    let root = ctx.root();
+    run_cmd(
+        &runtime(),
+        &["--root", root.to_str().expect("utf-8"), "resume", &ctx.id],
+        &ctx.scratch(""),
+        limit,
+        |_| {},
+    )
+}
+
+fn paused(tag: &str) -> Ctx {
+    let mut ctx = Ctx::new(tag);
+    ctx.args(&["sleep", "1000"]);
+    ctx.create();
+    ctx.rt(&["start", &ctx.id]).ok();
+    ctx.rt(&["pause", &ctx.id]).ok();
+    assert_eq!(ctx.status(&ctx.id), "paused");
+    ctx
+}
+
+#[test]
+fn exec_ignore_paused_waits_for_resume_without_holding_the_lock() {
+    // The exec'd process joins the frozen cgroup and waits there; `resume`
+    // must still get through (runc: the exec completes after the resume).
+    let ctx = paused("fdpausedexec");
+    let mut exec = spawn_rt(
+        &ctx,
+        &["exec", "--ignore-paused", &ctx.id, "sh", "-c", "echo ran"],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        resume_within(&ctx, Duration::from_secs(10))
+    }));
+    let status = wait_child(&mut exec, Duration::from_secs(20));
+    if status.is_none() {
+        let _ = exec.kill();
+        let _ = exec.wait();
+    }
+    let r =
+        r.unwrap_or_else(|_| panic!("resume blocked while exec waited in the paused container"));
+    r.ok();
+    let status = status.expect("exec did not finish after resume");
+    assert!(status.success(), "exec: {status}");
+    assert_eq!(ctx.status(&ctx.id), "running");
+}
+
+#[test]
+fn a_killed_exec_leaves_no_lock_behind() {
+    // `exec` SIGKILLed while its process waits in the frozen cgroup: that
+    // process must not keep the container's lock (it would until resumed,
+    // and resume needs the lock).
+    let ctx = paused("fdkilledexec");
+    let mut exec = spawn_rt(
+        &ctx,
+        &["exec", "--ignore-paused", &ctx.id, "sh", "-c", "echo ran"],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = exec.kill();
+    let _ = exec.wait();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        resume_within(&ctx, Duration::from_secs(10))
+    }));
+    let r = r.unwrap_or_else(|_| {
+        panic!("resume blocked: a process of the killed exec holds the container's lock")
+    });
+    r.ok();
+    assert_eq!(ctx.status(&ctx.id), "running");
+}
