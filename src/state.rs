@@ -197,18 +197,7 @@ impl ContainerDir {
     }
 
     pub fn load(&self) -> Result<State, StateError> {
-        let file = self.path.join(STATE_FILE);
-        let data = match fs::read(&file) {
-            Ok(d) => d,
-            // A directory with no state.json is a create that has not finished
-            // (or crashed): to every other command the container does not exist.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotExist),
-            Err(e) => return Err(SysError::io("read", &file, &e).into()),
-        };
-        serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
-            path: file,
-            msg: e.to_string(),
-        })
+        load_from(&self.path)
     }
 
     /// Atomically replace state.json: a reader sees the old or the new file, never half.
@@ -229,6 +218,36 @@ impl ContainerDir {
             Err(e) => Err(SysError::io("remove", &self.path, &e).into()),
         }
     }
+}
+
+/// The state of container `id` without taking its lock, for commands that
+/// only read it (`state`, `list`): state.json is replaced atomically, so a
+/// reader sees a whole file, and a hook or a process of the container that
+/// asks while a command holds the lock (create, start running hooks) gets
+/// an answer instead of waiting for that command, which waits for it.
+pub fn read_unlocked(root: &Path, id: &str) -> Result<(PathBuf, State), StateError> {
+    validate_id(id)?;
+    let path = root.join(id);
+    if !path.is_dir() {
+        return Err(StateError::NotExist);
+    }
+    let st = load_from(&path)?;
+    Ok((path, st))
+}
+
+fn load_from(dir: &Path) -> Result<State, StateError> {
+    let file = dir.join(STATE_FILE);
+    let data = match fs::read(&file) {
+        Ok(d) => d,
+        // A directory with no state.json is a create that has not finished
+        // (or crashed): to every other command the container does not exist.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StateError::NotExist),
+        Err(e) => return Err(SysError::io("read", &file, &e).into()),
+    };
+    serde_json::from_slice(&data).map_err(|e| StateError::Corrupt {
+        path: file,
+        msg: e.to_string(),
+    })
 }
 
 /// Write `data` to `path` through a temporary file in the same directory and

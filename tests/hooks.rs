@@ -219,3 +219,42 @@ fn hook_state_pid_is_as_its_namespace_sees_it() {
     }
     c.rt(&["delete", "--force", &c.id]).ok();
 }
+
+#[test]
+fn a_hook_can_ask_the_runtime_for_the_state() {
+    // The command running a hook must not make the runtime's own `state`
+    // (or `list`) wait for it: a hook asking would wait forever. runc
+    // answers "does not exist" before create has recorded the container.
+    let mut c = Ctx::new("hookstate");
+    c.args(&["sleep", "1000"]);
+    let rt = runtime();
+    let root = c.root();
+    for kind in ["createRuntime", "poststart"] {
+        let out = c.scratch(kind);
+        let script = format!(
+            "timeout -s KILL 5 {} --root {} state {} > {out} 2>&1; \
+             timeout -s KILL 5 {} --root {} list >> {out} 2>&1; echo rc=$? >> {out}",
+            rt.display(),
+            root.display(),
+            c.id,
+            rt.display(),
+            root.display(),
+            out = out.display()
+        );
+        c.config["hooks"][kind] = json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}]);
+    }
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    let created = read_lossy(&c.scratch("createRuntime"));
+    assert!(
+        created.contains("does not exist"),
+        "createRuntime: {created}"
+    );
+    assert!(created.contains("rc=0"), "list in createRuntime: {created}");
+    let started = read_lossy(&c.scratch("poststart"));
+    assert!(
+        started.contains(&format!("\"id\": \"{}\"", c.id)),
+        "poststart: {started}"
+    );
+    assert!(started.contains("rc=0"), "list in poststart: {started}");
+}

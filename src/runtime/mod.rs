@@ -135,9 +135,8 @@ impl Runtime {
 
     /// `state`: runc's state JSON.
     pub fn state(&self, id: &str) -> Result<String> {
-        let dir = ContainerDir::open(&self.root, id)?;
-        let st = dir.load()?;
-        let status = st.status(&dir.path);
+        let (dir, st) = state::read_unlocked(&self.root, id)?;
+        let status = st.status(&dir);
         serde_json::to_string_pretty(&st.oci(status))
             .map_err(|e| Error::Lifecycle(format!("encoding state: {e}")))
     }
@@ -203,11 +202,8 @@ impl Runtime {
     pub fn list(&self) -> Result<Vec<(State, Status)>> {
         let mut out = Vec::new();
         for id in state::list_ids(&self.root)? {
-            let Ok(dir) = ContainerDir::open(&self.root, &id) else {
-                continue;
-            };
-            if let Ok(st) = dir.load() {
-                let status = st.status(&dir.path);
+            if let Ok((dir, st)) = state::read_unlocked(&self.root, &id) {
+                let status = st.status(&dir);
                 out.push((st, status));
             }
         }
