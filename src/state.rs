@@ -169,6 +169,15 @@ impl ContainerDir {
         Self::lock(path)
     }
 
+    /// Lock again a directory this command locked and released
+    /// (NotExist if it was removed meanwhile).
+    pub fn relock(path: PathBuf) -> Result<ContainerDir, StateError> {
+        if !path.is_dir() {
+            return Err(StateError::NotExist);
+        }
+        Self::lock(path)
+    }
+
     fn lock(path: PathBuf) -> Result<ContainerDir, StateError> {
         let fd = match open(
             &path,

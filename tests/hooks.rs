@@ -258,3 +258,33 @@ fn a_hook_can_ask_the_runtime_for_the_state() {
     );
     assert!(started.contains("rc=0"), "list in poststart: {started}");
 }
+
+#[test]
+fn a_poststart_hook_can_exec_into_the_container() {
+    // `start` (and `run`) must not hold the container while poststart
+    // hooks run: a hook that execs into it (or kills it) waited forever.
+    for detach in [true, false] {
+        let mut c = Ctx::new("hookexec");
+        c.args(&["sleep", "1000"]);
+        let out = c.scratch("poststart");
+        let rt = runtime();
+        let script = format!(
+            "timeout -s KILL 5 {rt} --root {root} exec {id} true; echo exec=$? > {out}",
+            rt = rt.display(),
+            root = c.root().display(),
+            id = c.id,
+            out = out.display()
+        );
+        c.config["hooks"]["poststart"] = json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}]);
+        if detach {
+            c.create();
+            c.rt(&["start", &c.id]).ok();
+        } else {
+            // Foreground run: the workload ends once the hook has run.
+            c.config["process"]["args"] = json!(["sh", "-c", "sleep 1"]);
+            c.run().ok();
+        }
+        let got = read_lossy(&out);
+        assert_eq!(got.trim(), "exec=0", "detach={detach}");
+    }
+}
