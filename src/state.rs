@@ -156,17 +156,30 @@ impl ContainerDir {
             }
             Err(e) => return Err(SysError::io("mkdir", &path, &e).into()),
         }
-        Self::lock(path)
+        Self::lock(path, true)
     }
 
-    /// Lock an existing container directory.
+    /// Lock an existing container directory. A container still being
+    /// created does not exist yet (as in runc): this does not wait for its
+    /// `create`, which may be running a hook that called us.
     pub fn open(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
+        Self::open_dir(root, id, false)
+    }
+
+    /// Lock an existing container directory, waiting for a `create` in
+    /// progress to finish (`delete`: a create that goes on after a forced
+    /// delete said "done" would leave a container behind).
+    pub fn open_waiting(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
+        Self::open_dir(root, id, true)
+    }
+
+    fn open_dir(root: &Path, id: &str, wait: bool) -> Result<ContainerDir, StateError> {
         validate_id(id)?;
         let path = root.join(id);
         if !path.is_dir() {
             return Err(StateError::NotExist);
         }
-        Self::lock(path)
+        Self::lock(path, wait)
     }
 
     /// Lock again a directory this command locked and released
@@ -175,10 +188,12 @@ impl ContainerDir {
         if !path.is_dir() {
             return Err(StateError::NotExist);
         }
-        Self::lock(path)
+        Self::lock(path, true)
     }
 
-    fn lock(path: PathBuf) -> Result<ContainerDir, StateError> {
+    /// Lock `path`. Held by another command and without state.json (a
+    /// create in progress): NotExist at once, unless `wait_for_create`.
+    fn lock(path: PathBuf, wait_for_create: bool) -> Result<ContainerDir, StateError> {
         let fd = match open(
             &path,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -188,8 +203,17 @@ impl ContainerDir {
             Err(Errno::ENOENT) => return Err(StateError::NotExist),
             Err(e) => return Err(SysError::at("open", &path, e).into()),
         };
-        let lock = Flock::lock(fd, FlockArg::LockExclusive)
-            .map_err(|(_, e)| SysError::at("flock", &path, e))?;
+        let lock = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((fd, Errno::EWOULDBLOCK)) => {
+                if !wait_for_create && !path.join(STATE_FILE).exists() {
+                    return Err(StateError::NotExist);
+                }
+                Flock::lock(fd, FlockArg::LockExclusive)
+                    .map_err(|(_, e)| SysError::at("flock", &path, e))?
+            }
+            Err((_, e)) => return Err(SysError::at("flock", &path, e).into()),
+        };
         Ok(ContainerDir {
             path,
             _parent_only: ParentOnly::new(&lock.as_fd()),

@@ -288,3 +288,35 @@ fn a_poststart_hook_can_exec_into_the_container() {
         assert_eq!(got.trim(), "exec=0", "detach={detach}");
     }
 }
+
+#[test]
+fn a_create_time_hook_calling_the_runtime_is_not_kept_waiting() {
+    // Before create has recorded the container it does not exist (runc
+    // says so); kill or exec from a createRuntime hook waited forever for
+    // the create that waits for the hook.
+    let mut c = Ctx::new("hookkill");
+    c.args(&["sleep", "1000"]);
+    let out = c.scratch("createRuntime");
+    let rt = runtime();
+    let script = format!(
+        "timeout -s KILL 5 {rt} --root {root} kill {id} KILL; echo kill=$? > {out}; \
+         timeout -s KILL 5 {rt} --root {root} exec {id} true; echo exec=$? >> {out}",
+        rt = rt.display(),
+        root = c.root().display(),
+        id = c.id,
+        out = out.display()
+    );
+    c.config["hooks"]["createRuntime"] = json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}]);
+    c.create();
+    let got = read_lossy(&out);
+    let codes: Vec<&str> = got.split_whitespace().collect();
+    assert_eq!(codes.len(), 2, "{got}");
+    for code in codes {
+        assert!(!code.ends_with("=137"), "killed after waiting: {got}");
+        assert!(
+            !code.ends_with("=0"),
+            "acted on a container being created: {got}"
+        );
+    }
+    assert_eq!(c.status(&c.id), "created");
+}

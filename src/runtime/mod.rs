@@ -158,7 +158,7 @@ impl Runtime {
 
     /// `delete`: remove a stopped (or, with `force`, any) container.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let dir = match ContainerDir::open(&self.root, id) {
+        let dir = match ContainerDir::open_waiting(&self.root, id) {
             Ok(d) => d,
             Err(StateError::NotExist) if force => return Ok(()),
             Err(e) => return Err(e.into()),
