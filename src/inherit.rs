@@ -72,7 +72,7 @@ impl Drop for ParentOnly {
 /// Only in a cloned child that ends in execve or _exit: the owners of the
 /// closed descriptors (in its copy of the parent's memory) must never
 /// use or drop them.
-pub unsafe fn scrub_child(preserve_fds: i32) -> SysResult<()> {
+pub unsafe fn scrub_child(preserve_fds: i32) {
     for slot in &PARENT_ONLY {
         let fd = slot.load(Ordering::SeqCst);
         if fd >= 0 {
@@ -80,7 +80,11 @@ pub unsafe fn scrub_child(preserve_fds: i32) -> SysResult<()> {
         }
     }
     let first_closed = 3i32.saturating_add(preserve_fds.max(0));
-    for fd in open_fds()? {
+    // Without a /proc to list them (a host without one mounted), the
+    // caller's other fds stay until execve closes them (finalize marks
+    // them close-on-exec); the placeholders go all the same.
+    let fds = open_fds().unwrap_or_else(|_| (3..first_closed).collect());
+    for fd in fds {
         if fd < 3 {
             continue;
         }
@@ -96,7 +100,6 @@ pub unsafe fn scrub_child(preserve_fds: i32) -> SysResult<()> {
             close(fd);
         }
     }
-    Ok(())
 }
 
 /// The open descriptors of this process.

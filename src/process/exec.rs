@@ -100,8 +100,9 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     let (stage, in_unified) = super::clone_into(o.cgroup, 0)?;
     if stage == 0 {
         drop(parent);
+        // First thing: drop what the child must not inherit.
         // SAFETY: a fresh clone; it ends in execve or _exit.
-        unsafe { super::scrub_or_exit(&child, o.preserve_fds) };
+        unsafe { crate::inherit::scrub_child(o.preserve_fds) };
         stage1(&child, &ns, &o, &trampoline)
     }
     drop(child);

@@ -135,8 +135,9 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     let (pid, in_unified) = clone_into(o.cgroup, flags)?;
     if pid == 0 {
         drop(parent);
+        // First thing: drop what the child must not inherit.
         // SAFETY: a fresh clone; it ends in execve or _exit.
-        unsafe { scrub_or_exit(&child, o.preserve_fds) };
+        unsafe { crate::inherit::scrub_child(o.preserve_fds) };
         if slow {
             stage1(&mut args, o.console)
         }
@@ -206,23 +207,6 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
             Msg::Error { text, .. } => return Err(ProcessError::Init(text)),
             m => return Err(SyncError::Unexpected(m).into()),
         }
-    }
-}
-
-/// First thing in a cloned child: drop what it must not inherit
-/// (crate::inherit), or report why not and exit.
-///
-/// # Safety
-/// As [`crate::inherit::scrub_child`]: only in a fresh clone that ends in
-/// execve or _exit.
-unsafe fn scrub_or_exit(chan: &Channel, preserve_fds: i32) {
-    // SAFETY: the caller's guarantee.
-    if let Err(e) = unsafe { crate::inherit::scrub_child(preserve_fds) } {
-        let _ = chan.send(&Msg::Error {
-            errno: e.errno as i32,
-            text: e.to_string(),
-        });
-        sys::child_exit(1)
     }
 }
 
