@@ -320,3 +320,43 @@ fn a_create_time_hook_calling_the_runtime_is_not_kept_waiting() {
     }
     assert_eq!(c.status(&c.id), "created");
 }
+
+#[test]
+fn kill_gets_through_while_start_waits_on_a_hook() {
+    // `start` waits for a slow startContainer hook; the engine's `kill`
+    // must not wait for `start` (runc's does not).
+    let mut c = Ctx::new("hookslowkill");
+    c.args(&["sleep", "1000"]);
+    c.config["hooks"]["startContainer"] = json!([{"path": "/bin/sleep", "args": ["sleep", "20"]}]);
+    c.create();
+    let root = c.root();
+    let mut start = std::process::Command::new(runtime())
+        .args(["--root", root.to_str().expect("utf-8"), "start", &c.id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn start");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let began = std::time::Instant::now();
+    let o = run_cmd(
+        &runtime(),
+        &[
+            "--root",
+            root.to_str().expect("utf-8"),
+            "kill",
+            &c.id,
+            "KILL",
+        ],
+        &c.scratch(""),
+        std::time::Duration::from_secs(30),
+        |_| {},
+    );
+    let took = began.elapsed();
+    let _ = start.kill();
+    let _ = start.wait();
+    o.ok();
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "kill waited {took:?} for start"
+    );
+}

@@ -140,11 +140,13 @@ impl Runtime {
     }
 
     /// `kill`: send `sig` to the init (or, with `all`, to every process of
-    /// the container's cgroup).
+    /// the container's cgroup). Without the lock (signals change no state,
+    /// and the init is named by pidfd and start time): an engine must be
+    /// able to kill a container whose `start` waits on it (a stuck
+    /// startContainer hook or execve), as with runc.
     pub fn kill(&self, id: &str, sig: Signal, all: bool) -> Result<()> {
-        let dir = ContainerDir::open(&self.root, id)?;
-        let st = dir.load()?;
-        if st.status(&dir.path) == Status::Stopped {
+        let (dir, st) = state::read_unlocked(&self.root, id)?;
+        if st.status(&dir) == Status::Stopped {
             return Err(Error::Lifecycle("container not running".into()));
         }
         if all {
