@@ -216,6 +216,14 @@ fn run_one(
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // Only stdio crosses into a hook: not the caller's other fds (an
+    // engine's pipe would stay open for as long as the hook runs), not the
+    // workload's --preserve-fds, not anything of ours (crate::inherit).
+    // SAFETY: the closure runs in the forked child before execve and makes
+    // one close_range call, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(crate::inherit::cloexec_all_but_stdio);
+    }
     let mut child = match cmd.spawn() {
         // No /proc to reach the trampoline through: spawn directly.
         Err(e) if via.is_some() && e.kind() == std::io::ErrorKind::NotFound => {

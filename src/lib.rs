@@ -8,6 +8,7 @@ pub mod error;
 pub mod fault;
 pub mod features;
 pub mod hooks;
+pub mod inherit;
 pub mod intelrdt;
 pub mod limits;
 pub mod log;

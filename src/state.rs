@@ -6,16 +6,17 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{Flock, OFlag, open};
+use nix::fcntl::{Flock, FlockArg, OFlag, open};
 use nix::sys::stat::Mode;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::Cgroup;
+use crate::inherit::ParentOnly;
 use crate::sys::{Ctx, SysError, proc_start_time};
 
 pub const STATE_FILE: &str = "state.json";
@@ -139,11 +140,15 @@ pub fn validate_id(id: &str) -> Result<(), StateError> {
 
 /// A container directory, held under an exclusive flock for as long as this
 /// value lives (or, for `delete --force` only, not held when stale). The
-/// lock fd is O_CLOEXEC, and a process cloned without exec closes it first
-/// (`lock_fd`).
+/// lock fd is O_CLOEXEC, and parent-only: a child capsa clones closes its
+/// copy first thing (crate::inherit), so that no process but a running
+/// capsa command ever holds a container's lock.
 pub struct ContainerDir {
     pub path: PathBuf,
-    lock: Option<Flock<OwnedFd>>,
+    /// Before `_lock`: unregistered before the descriptor closes.
+    _parent_only: Option<ParentOnly>,
+    /// Held for its Drop, which unlocks.
+    _lock: Option<Flock<OwnedFd>>,
 }
 
 impl ContainerDir {
@@ -166,31 +171,61 @@ impl ContainerDir {
             }
             Err(e) => return Err(SysError::io("mkdir", &path, &e).into()),
         }
-        Self::lock(path, false)
+        Self::lock(path, true, false)
     }
 
     /// Lock an existing container directory. Waits while a running capsa
-    /// command holds it; a lock held by anything else is `StaleLock`.
+    /// command holds it; a lock held by anything else is `StaleLock`. A
+    /// container still being created does not exist yet (as in runc): this
+    /// does not wait for its `create`, which may be running a hook that
+    /// called us.
     pub fn open(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
-        Self::open_existing(root, id, false)
+        Self::open_dir(root, id, false, false)
     }
 
-    /// `open` for `delete --force`: a stale lock cannot be taken, so it goes
-    /// on without it (nothing else may work on such a container).
+    /// `open`, waiting for a `create` in progress to finish (`delete`: a
+    /// create that goes on after a forced delete said "done" would leave a
+    /// container behind).
+    pub fn open_waiting(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
+        Self::open_dir(root, id, true, false)
+    }
+
+    /// `open_waiting` for `delete --force`: a stale lock cannot be taken, so
+    /// it goes on without it (nothing else may work on such a container).
     pub fn open_for_removal(root: &Path, id: &str) -> Result<ContainerDir, StateError> {
-        Self::open_existing(root, id, true)
+        Self::open_dir(root, id, true, true)
     }
 
-    fn open_existing(root: &Path, id: &str, stale_ok: bool) -> Result<ContainerDir, StateError> {
+    fn open_dir(
+        root: &Path,
+        id: &str,
+        wait_for_create: bool,
+        stale_ok: bool,
+    ) -> Result<ContainerDir, StateError> {
         validate_id(id)?;
         let path = root.join(id);
         if !path.is_dir() {
             return Err(StateError::NotExist);
         }
-        Self::lock(path, stale_ok)
+        Self::lock(path, wait_for_create, stale_ok)
     }
 
-    fn lock(path: PathBuf, stale_ok: bool) -> Result<ContainerDir, StateError> {
+    /// Lock again a directory this command locked and released
+    /// (NotExist if it was removed meanwhile).
+    pub fn relock(path: PathBuf) -> Result<ContainerDir, StateError> {
+        if !path.is_dir() {
+            return Err(StateError::NotExist);
+        }
+        Self::lock(path, true, false)
+    }
+
+    /// Lock `path`. Held by another command and without state.json (a
+    /// create in progress): NotExist at once, unless `wait_for_create`.
+    fn lock(
+        path: PathBuf,
+        wait_for_create: bool,
+        stale_ok: bool,
+    ) -> Result<ContainerDir, StateError> {
         let fd = match open(
             &path,
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -200,20 +235,32 @@ impl ContainerDir {
             Err(Errno::ENOENT) => return Err(StateError::NotExist),
             Err(e) => return Err(SysError::at("open", &path, e).into()),
         };
-        let lock = match crate::state_lock::lock(fd, &path)? {
-            crate::state_lock::Locked::Held(l) => Some(l),
-            crate::state_lock::Locked::Stale { .. } if stale_ok => None,
-            crate::state_lock::Locked::Stale { taker } => {
-                return Err(StateError::StaleLock { path, taker });
+        let fd = match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(Self::locked(path, Some(lock))),
+            Err((fd, Errno::EWOULDBLOCK)) => {
+                if !wait_for_create && !path.join(STATE_FILE).exists() {
+                    return Err(StateError::NotExist);
+                }
+                fd
             }
+            Err((fd, Errno::EINTR)) => fd,
+            Err((_, e)) => return Err(SysError::at("flock", &path, e).into()),
         };
-        Ok(ContainerDir { path, lock })
+        match crate::state_lock::lock(fd, &path)? {
+            crate::state_lock::Locked::Held(l) => Ok(Self::locked(path, Some(l))),
+            crate::state_lock::Locked::Stale { .. } if stale_ok => Ok(Self::locked(path, None)),
+            crate::state_lock::Locked::Stale { taker } => {
+                Err(StateError::StaleLock { path, taker })
+            }
+        }
     }
 
-    /// The lock's descriptor: a child cloned without exec must close its
-    /// copy first thing, or it would keep the lock after we die.
-    pub fn lock_fd(&self) -> Option<RawFd> {
-        self.lock.as_ref().map(|l| l.as_raw_fd())
+    fn locked(path: PathBuf, lock: Option<Flock<OwnedFd>>) -> ContainerDir {
+        ContainerDir {
+            path,
+            _parent_only: lock.as_ref().map(|l| ParentOnly::new(&l.as_fd())),
+            _lock: lock,
+        }
     }
 
     pub fn fifo_path(&self) -> PathBuf {
@@ -272,7 +319,21 @@ impl ContainerDir {
     }
 }
 
-/// state.json of the container directory `dir`.
+/// The state of container `id` without taking its lock, for commands that
+/// only read it (`state`, `list`): state.json is replaced atomically, so a
+/// reader sees a whole file, and a hook or a process of the container that
+/// asks while a command holds the lock (create, start running hooks) gets
+/// an answer instead of waiting for that command, which waits for it.
+pub fn read_unlocked(root: &Path, id: &str) -> Result<(PathBuf, State), StateError> {
+    validate_id(id)?;
+    let path = root.join(id);
+    if !path.is_dir() {
+        return Err(StateError::NotExist);
+    }
+    let st = load_from(&path)?;
+    Ok((path, st))
+}
+
 fn load_from(dir: &Path) -> Result<State, StateError> {
     let file = dir.join(STATE_FILE);
     let data = match fs::read(&file) {
@@ -286,20 +347,6 @@ fn load_from(dir: &Path) -> Result<State, StateError> {
         path: file,
         msg: e.to_string(),
     })
-}
-
-/// The state of `id` and its directory, read without the lock (`state`,
-/// `list`): state.json is replaced by rename, so a reader sees a whole
-/// file, and these must answer even while a command holds the lock.
-pub fn read_unlocked(root: &Path, id: &str) -> Result<(PathBuf, State), StateError> {
-    validate_id(id)?;
-    let dir = root.join(id);
-    match load_from(&dir) {
-        Err(StateError::Sys(e)) if e.errno == Errno::ENOENT || e.errno == Errno::ENOTDIR => {
-            Err(StateError::NotExist)
-        }
-        r => r.map(|st| (dir, st)),
-    }
 }
 
 /// Write `data` to `path` through a temporary file in the same directory and

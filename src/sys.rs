@@ -309,10 +309,12 @@ pub(crate) fn ptr_array<S: AsRef<std::ffi::CStr>>(strs: &[S]) -> Vec<*const libc
     v
 }
 
-/// Make every fd in `from..to` that is not open a /dev/null, so that no
-/// descriptor the runtime opens later can land in that range: it is what
-/// --preserve-fds hands to the workload, and a lock, socket or directory of
-/// ours there would leak into the container. Stops at RLIMIT_NOFILE.
+/// Make every fd in `from..to` that is not open a close-on-exec /dev/null,
+/// so that no descriptor the runtime opens later can land in that range:
+/// it is what --preserve-fds hands to the workload, and a lock, socket or
+/// directory of ours there would leak into the container. The placeholders
+/// are closed in the child (crate::inherit): a gap stays a gap for the
+/// workload, as in runc. Stops at RLIMIT_NOFILE.
 pub fn fill_fd_holes(from: RawFd, to: RawFd) -> SysResult<()> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -340,17 +342,15 @@ pub fn fill_fd_holes(from: RawFd, to: RawFd) -> SysResult<()> {
         )
         .map_err(|e| SysError::at("open", path, e))?;
         if null.as_raw_fd() == fd {
-            // Deliberately left open, without FD_CLOEXEC, for the workload.
-            // SAFETY: F_SETFD on the fd we just opened.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+            // Deliberately left open for the life of the command.
             std::mem::forget(null);
             continue;
         }
-        // SAFETY: dup2 onto an fd number that is not open; the copy is
-        // deliberately left open (and without FD_CLOEXEC) for the workload.
-        if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+        // SAFETY: dup3 onto an fd number that is not open; the copy is
+        // deliberately left open for the life of the command.
+        if unsafe { libc::dup3(null.as_raw_fd(), fd, libc::O_CLOEXEC) } < 0 {
             return Err(SysError::new(
-                "dup2 /dev/null into a --preserve-fds gap",
+                "dup3 /dev/null into a --preserve-fds gap",
                 Errno::last(),
             ));
         }

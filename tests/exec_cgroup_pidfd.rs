@@ -90,6 +90,26 @@ fn exec_cgroup_runs_in_the_sub_cgroup() {
 }
 
 #[test]
+fn exec_cgroup_root_is_the_containers_own_cgroup() {
+    // runc takes "/" (and "", "memory:/") as the container's cgroup itself.
+    let ctx = running("execcgroot");
+    let base = cgroup_path_for(&ctx.id);
+    let mut forms = vec![vec!["--cgroup", "/"], vec!["--cgroup", ""]];
+    if Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+        forms.push(vec!["--cgroup", "memory:/"]);
+    }
+    for form in forms {
+        let lines = exec_cgroups(&ctx, &form);
+        assert!(!lines.is_empty(), "{form:?}");
+        for (ctrl, path) in lines {
+            if !ctrl.starts_with("name=") {
+                assert_eq!(path, base, "{form:?} {ctrl}");
+            }
+        }
+    }
+}
+
+#[test]
 fn exec_cgroup_with_controller_prefix() {
     if !Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
         // Pure cgroup v2: no controller hierarchies to name.
@@ -133,6 +153,11 @@ fn exec_cgroup_refuses_a_missing_sub_cgroup_and_bad_syntax() {
 
 /// Accept one connection on `listener` and receive the fd it carries.
 fn recv_fd(listener: &UnixListener) -> OwnedFd {
+    recv_fd_on(listener).0
+}
+
+/// The fd and the connection it came on.
+fn recv_fd_on(listener: &UnixListener) -> (OwnedFd, std::os::unix::net::UnixStream) {
     listener.set_nonblocking(true).expect("nonblocking");
     let start = std::time::Instant::now();
     let (conn, _) = loop {
@@ -160,7 +185,7 @@ fn recv_fd(listener: &UnixListener) -> OwnedFd {
             && let Some(&fd) = fds.first()
         {
             // SAFETY: the kernel just installed this fd in our table for us.
-            return unsafe { OwnedFd::from_raw_fd(fd) };
+            return (unsafe { OwnedFd::from_raw_fd(fd) }, conn);
         }
     }
     panic!("no fd received on the pidfd socket");
@@ -186,9 +211,18 @@ fn pidfd_socket_on_create_sends_the_init() {
     let listener = UnixListener::bind(&sock).expect("bind");
     ctx.create_id(&ctx.id, &["--pidfd-socket", sock.to_str().expect("utf-8")])
         .ok();
-    let fd = recv_fd(&listener);
+    let (fd, mut conn) = recv_fd_on(&listener);
     let pid = ctx.state(&ctx.id)["pid"].as_i64().expect("pid") as i32;
     assert_eq!(pidfd_pid(&fd), pid);
+    // The connection ends with create: the waiting init does not keep it.
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut b = [0u8; 1];
+    let n = std::io::Read::read(&mut conn, &mut b);
+    assert!(
+        matches!(n, Ok(0)),
+        "the pidfd socket connection is still open after create: {n:?}"
+    );
 }
 
 #[test]

@@ -510,3 +510,144 @@ fn hook_timeout_with_a_large_state() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_hook_can_ask_the_runtime_for_the_state() {
+    // The command running a hook must not make the runtime's own `state`
+    // (or `list`) wait for it: a hook asking would wait forever. runc
+    // answers "does not exist" before create has recorded the container.
+    let mut c = Ctx::new("hookstate");
+    c.args(&["sleep", "1000"]);
+    let rt = runtime();
+    let root = c.root();
+    for kind in ["createRuntime", "poststart"] {
+        let out = c.scratch(kind);
+        let script = format!(
+            "timeout -s KILL 5 {} --root {} state {} > {out} 2>&1; \
+             timeout -s KILL 5 {} --root {} list >> {out} 2>&1; echo rc=$? >> {out}",
+            rt.display(),
+            root.display(),
+            c.id,
+            rt.display(),
+            root.display(),
+            out = out.display()
+        );
+        c.config["hooks"][kind] = json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}]);
+    }
+    c.create();
+    c.rt(&["start", &c.id]).ok();
+    let created = read_lossy(&c.scratch("createRuntime"));
+    assert!(
+        created.contains("does not exist"),
+        "createRuntime: {created}"
+    );
+    assert!(created.contains("rc=0"), "list in createRuntime: {created}");
+    let started = read_lossy(&c.scratch("poststart"));
+    assert!(
+        started.contains(&format!("\"id\": \"{}\"", c.id)),
+        "poststart: {started}"
+    );
+    assert!(started.contains("rc=0"), "list in poststart: {started}");
+}
+
+#[test]
+fn a_poststart_hook_can_exec_into_the_container() {
+    // `start` (and `run`) must not hold the container while poststart
+    // hooks run: a hook that execs into it (or kills it) waited forever.
+    for detach in [true, false] {
+        let mut c = Ctx::new("hookexec");
+        c.args(&["sleep", "1000"]);
+        let out = c.scratch("poststart");
+        let rt = runtime();
+        let script = format!(
+            "timeout -s KILL 5 {rt} --root {root} exec {id} true; echo exec=$? > {out}",
+            rt = rt.display(),
+            root = c.root().display(),
+            id = c.id,
+            out = out.display()
+        );
+        c.config["hooks"]["poststart"] = json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}]);
+        if detach {
+            c.create();
+            c.rt(&["start", &c.id]).ok();
+        } else {
+            // Foreground run: the workload ends once the hook has run.
+            c.config["process"]["args"] = json!(["sh", "-c", "sleep 1"]);
+            c.run().ok();
+        }
+        let got = read_lossy(&out);
+        assert_eq!(got.trim(), "exec=0", "detach={detach}");
+    }
+}
+
+#[test]
+fn a_create_time_hook_calling_the_runtime_is_not_kept_waiting() {
+    // Before create has recorded the container it does not exist (runc
+    // says so); kill or exec from a createRuntime hook waited forever for
+    // the create that waits for the hook.
+    let mut c = Ctx::new("hookkill");
+    c.args(&["sleep", "1000"]);
+    let out = c.scratch("createRuntime");
+    let rt = runtime();
+    let script = format!(
+        "timeout -s KILL 5 {rt} --root {root} kill {id} KILL; echo kill=$? > {out}; \
+         timeout -s KILL 5 {rt} --root {root} exec {id} true; echo exec=$? >> {out}",
+        rt = rt.display(),
+        root = c.root().display(),
+        id = c.id,
+        out = out.display()
+    );
+    c.config["hooks"]["createRuntime"] = json!([{"path": "/bin/sh", "args": ["sh", "-c", script]}]);
+    c.create();
+    let got = read_lossy(&out);
+    let codes: Vec<&str> = got.split_whitespace().collect();
+    assert_eq!(codes.len(), 2, "{got}");
+    for code in codes {
+        assert!(!code.ends_with("=137"), "killed after waiting: {got}");
+        assert!(
+            !code.ends_with("=0"),
+            "acted on a container being created: {got}"
+        );
+    }
+    assert_eq!(c.status(&c.id), "created");
+}
+
+#[test]
+fn kill_gets_through_while_start_waits_on_a_hook() {
+    // `start` waits for a slow startContainer hook; the engine's `kill`
+    // must not wait for `start` (runc's does not).
+    let mut c = Ctx::new("hookslowkill");
+    c.args(&["sleep", "1000"]);
+    c.config["hooks"]["startContainer"] = json!([{"path": "/bin/sleep", "args": ["sleep", "20"]}]);
+    c.create();
+    let root = c.root();
+    let mut start = std::process::Command::new(runtime())
+        .args(["--root", root.to_str().expect("utf-8"), "start", &c.id])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn start");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let began = std::time::Instant::now();
+    let o = run_cmd(
+        &runtime(),
+        &[
+            "--root",
+            root.to_str().expect("utf-8"),
+            "kill",
+            &c.id,
+            "KILL",
+        ],
+        &c.scratch(""),
+        std::time::Duration::from_secs(30),
+        |_| {},
+    );
+    let took = began.elapsed();
+    let _ = start.kill();
+    let _ = start.wait();
+    o.ok();
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "kill waited {took:?} for start"
+    );
+}

@@ -28,20 +28,23 @@ fn invalid(arg: &str, why: &str) -> CgroupError {
     CgroupError::Sub(format!("invalid --cgroup argument {arg:?}: {why}"))
 }
 
+/// PATH relative to the container's cgroup, `.` components dropped; empty
+/// (`/`, `""`, `.`) is the container's cgroup itself, as runc takes it.
 fn relative(arg: &str, path: &str) -> Result<PathBuf, CgroupError> {
-    let p = Path::new(path.trim_start_matches('/'));
-    if p.as_os_str().is_empty() {
-        return Err(invalid(arg, "empty path"));
+    let mut out = PathBuf::new();
+    for c in Path::new(path.trim_start_matches('/')).components() {
+        match c {
+            Component::Normal(part) => out.push(part),
+            Component::CurDir => {}
+            _ => {
+                return Err(invalid(
+                    arg,
+                    "the path must stay below the container's cgroup",
+                ));
+            }
+        }
     }
-    if p.components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(invalid(
-            arg,
-            "the path must stay below the container's cgroup",
-        ));
-    }
-    Ok(p.to_path_buf())
+    Ok(out)
 }
 
 impl SubCgroups {
@@ -114,8 +117,8 @@ impl Cgroup {
                 _ => None,
             };
             let leaf = match keyed.or(sub.all.as_ref()) {
-                Some(p) => dir.join(p),
-                None => dir.clone(),
+                Some(p) if !p.as_os_str().is_empty() => dir.join(p),
+                _ => dir.clone(),
             };
             if !leaf.is_dir() {
                 return Err(CgroupError::Sub(format!(
@@ -155,9 +158,22 @@ mod tests {
             &["a:b:c"][..],
             &["../escape"][..],
             &["memory:a/../../b"][..],
-            &[""][..],
         ] {
             assert!(SubCgroups::parse(&args(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_containers_own_cgroup() {
+        // runc runs the process in the container's cgroup for all of these.
+        for own in ["/", "", ".", "//", "/.", "./"] {
+            let s = SubCgroups::parse(&args(&[own])).unwrap();
+            assert_eq!(s.all, Some(PathBuf::new()), "{own:?}");
+        }
+        let s = SubCgroups::parse(&args(&["memory:/", "pids:"])).unwrap();
+        assert_eq!(s.by_controller[0], ("memory".into(), PathBuf::new()));
+        assert_eq!(s.by_controller[1], ("pids".into(), PathBuf::new()));
+        let s = SubCgroups::parse(&args(&["./a/./b/"])).unwrap();
+        assert_eq!(s.all, Some(PathBuf::from("a/b")));
     }
 }

@@ -31,7 +31,7 @@ use crate::cgroups::Cgroup;
 use crate::console;
 use crate::security::seccomp::Filter;
 use crate::security::seccomp::notify::AgentState;
-use crate::state::State;
+use crate::state::{ContainerDir, State};
 use crate::sys::{self, Ctx, SysError};
 
 /// Namespaces in the order they are joined: user first (it owns the
@@ -80,6 +80,11 @@ pub struct ExecSpawn<'a> {
     pub seccomp: Option<&'a Filter>,
     pub console: Option<OwnedFd>,
     pub preserve_fds: i32,
+    /// The container's lock, released once the process is in the
+    /// container's cgroup: from then on `delete` finds and kills it, and
+    /// what follows can wait on the container (a paused one freezes the
+    /// process until `resume`, which needs the lock).
+    pub lock: Option<ContainerDir>,
 }
 
 /// Start the process and return its pid once execve succeeded.
@@ -95,6 +100,9 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     let (stage, in_unified) = super::clone_into(o.cgroup, 0)?;
     if stage == 0 {
         drop(parent);
+        // First thing: drop what the child must not inherit.
+        // SAFETY: a fresh clone; it ends in execve or _exit.
+        unsafe { crate::inherit::scrub_child(o.preserve_fds) };
         stage1(&child, &ns, &o, &trampoline)
     }
     drop(child);
@@ -106,6 +114,7 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         .attrs
         .apply_initial_cpus(stage)
         .map_err(|e| ProcessError::Init(e.to_string()))?;
+    drop(o.lock);
     parent.send(&Msg::Continue)?;
     // Stage 1 never asks for id maps here: the user namespace is joined.
     let (pid, mut held) = super::recv_init_pid(&parent, || {

@@ -83,16 +83,12 @@ impl Seccomp<'_> {
 
 /// Nothing but stdio and the --preserve-fds range may reach the workload
 /// (containerd's shim leaks fd 3 into the runtime; a leaked host directory
-/// fd is how CVE-2024-21626 escaped).
+/// fd is how CVE-2024-21626 escaped). In the range, the caller's fds came
+/// through execve without FD_CLOEXEC and stay so; anything of ours that
+/// landed in a gap after crate::inherit closed the placeholder has it, and
+/// the gap is closed again for the workload.
 pub fn close_inherited_fds(preserve_fds: i32) -> Result<(), SysError> {
-    let first_closed = 3 + preserve_fds;
-    sys::cloexec_fds_from(first_closed)?;
-    for fd in 3..first_closed {
-        // SAFETY: F_SETFD on an integer fd touches only that fd's flags; a
-        // closed fd just yields EBADF.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
-    }
-    Ok(())
+    sys::cloexec_fds_from(3 + preserve_fds)
 }
 
 /// chdir to process.cwd and make sure we really are under the container's

@@ -56,8 +56,6 @@ pub struct InitArgs<'a> {
     /// O_PATH fd of the container's state dir (a separate open file, not the
     /// locked one), to open exec.fifo after the root switch.
     pub state_dir: RawFd,
-    /// Our copy of the state dir's locked fd, closed first thing.
-    pub lock_fd: Option<RawFd>,
     pub no_pivot: bool,
     pub new_keyring: bool,
     pub preserve_fds: i32,
@@ -75,7 +73,6 @@ pub struct InitArgs<'a> {
 /// The init's entry point. `console` is the connected console socket (or
 /// the `run` proxy's socketpair end). Never returns.
 pub fn main(a: &InitArgs, console: Option<OwnedFd>) -> ! {
-    close_lock_fd(a.lock_fd);
     let err = match steps(a, console) {
         Ok(never) => match never {},
         Err(e) => e,
@@ -89,18 +86,6 @@ pub fn main(a: &InitArgs, console: Option<OwnedFd>) -> ! {
         text: err.to_string(),
     });
     sys::child_exit(1)
-}
-
-/// Close a child's copy of the parent's locked state-dir fd: clone keeps
-/// close-on-exec fds until an exec, and a flock lasts while any copy of
-/// its open file is open, so an init that outlived a killed `create` would
-/// hold the container's lock for ever (issue 11 item 2).
-pub fn close_lock_fd(fd: Option<RawFd>) {
-    if let Some(fd) = fd {
-        // SAFETY: `fd` is this process's copy of the parent's lock fd; no
-        // owner in this process closes or uses it afterwards.
-        unsafe { libc::close(fd) };
-    }
 }
 
 fn prctl(op: libc::c_int, arg: libc::c_ulong, what: &'static str) -> Result<(), SysError> {

@@ -10,7 +10,7 @@ pub mod init;
 pub mod sync;
 pub mod trampoline;
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
@@ -89,8 +89,6 @@ pub struct SpawnOpts<'a> {
     pub cgroup: &'a Cgroup,
     /// O_PATH fd of the state dir, for the init to open exec.fifo.
     pub state_dir: &'a OwnedFd,
-    /// The state dir's lock, which the init closes first thing.
-    pub lock_fd: Option<RawFd>,
     pub console: Option<OwnedFd>,
     pub no_pivot: bool,
     pub new_keyring: bool,
@@ -135,7 +133,6 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
         bundle: b,
         chan: &child,
         state_dir: o.state_dir.as_raw_fd(),
-        lock_fd: o.lock_fd,
         no_pivot: o.no_pivot,
         new_keyring: o.new_keyring,
         preserve_fds: o.preserve_fds,
@@ -165,6 +162,9 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
     let (pid, in_unified) = clone_into(o.cgroup, flags)?;
     if pid == 0 {
         drop(parent);
+        // First thing: drop what the child must not inherit.
+        // SAFETY: a fresh clone; it ends in execve or _exit.
+        unsafe { crate::inherit::scrub_child(o.preserve_fds) };
         if slow {
             stage1(&mut args, o.console)
         }
@@ -344,9 +344,6 @@ pub(crate) fn seccomp_agent(
 /// new ones, and clone the init into them. Never returns.
 fn stage1(args: &mut InitArgs, console: Option<OwnedFd>) -> ! {
     let chan = args.chan;
-    // The lock must not outlive `create` in a copy of ours (see sync.rs);
-    // the init, cloned from here, then has none to close.
-    init::close_lock_fd(args.lock_fd.take());
     let res = (|| -> Result<i32, ProcessError> {
         let b = args.bundle;
         // SAFETY: prctl with integer arguments only.

@@ -141,7 +141,6 @@ impl Runtime {
                 bundle: &bundle,
                 cgroup: &cgroup,
                 state_dir: &state_dir,
-                lock_fd: dir.lock_fd(),
                 console: console.child,
                 no_pivot: opts.no_pivot,
                 new_keyring: !opts.no_new_keyring,

@@ -201,6 +201,9 @@ impl Runtime {
                 console: console.child,
                 preserve_fds: i32::try_from(o.preserve_fds)
                     .map_err(|_| usage("--preserve-fds: too large"))?,
+                // Others may work on the container while the process starts
+                // and runs (a paused container must be resumable).
+                lock: Some(dir),
             },
             &mut guard,
         )?;
@@ -209,8 +212,6 @@ impl Runtime {
             sock.send(pid)?;
         }
         guard.disarm();
-        // Others may work on the container while the process runs.
-        drop(dir);
         if let Some(pf) = &o.pid_file {
             state::write_pid_file(&super::absolute(pf), pid)?;
         }

@@ -88,7 +88,7 @@ impl Runtime {
                 ));
             }
         }
-        start_released(&dir, &mut st)
+        start_released(dir, &mut st)
     }
 
     /// `run`: create + start; in the foreground, forward signals to the
@@ -123,12 +123,10 @@ impl Runtime {
             }
             None => None,
         };
-        if let Err(e) = start_released(&dir, &mut state) {
-            drop(dir);
+        // Others (kill, state) may now work on the container while it runs.
+        if let Err(e) = start_released(dir, &mut state) {
             return delete_unless_kept(Err(e));
         }
-        // Others (kill, state) may now work on the container while it runs.
-        drop(dir);
         let code = signals.wait_for(state.pid, proxy);
         delete_unless_kept(code)
     }
@@ -147,16 +145,18 @@ impl Runtime {
     /// (see signals::parse): 0 only checks that the container is running.
     /// `--all` works on a stopped container too, as in runc: in a shared
     /// pid namespace (a Kubernetes pod) the init's children outlive it, and
-    /// the engine's shim relies on reaching them.
+    /// the engine's shim relies on reaching them. Without the lock (signals
+    /// change no state, and the init is named by pidfd and start time): an
+    /// engine must be able to kill a container whose `start` waits on it (a
+    /// stuck startContainer hook or execve), as with runc.
     pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
-        let dir = ContainerDir::open(&self.root, id)?;
-        let st = dir.load()?;
+        let (dir, st) = state::read_unlocked(&self.root, id)?;
         if all {
             let members = members(&st);
             st.cgroup.signal_members(&members, sig)?;
             return Ok(());
         }
-        if st.status(&dir.path) == Status::Stopped {
+        if st.status(&dir) == Status::Stopped {
             return Err(Error::Lifecycle("container not running".into()));
         }
         signal_init(&st, sig)
@@ -167,7 +167,7 @@ impl Runtime {
         let opened = if force {
             ContainerDir::open_for_removal(&self.root, id)
         } else {
-            ContainerDir::open(&self.root, id)
+            ContainerDir::open_waiting(&self.root, id)
         };
         let dir = match opened {
             Ok(d) => d,
@@ -283,22 +283,35 @@ pub(crate) fn absolute(p: &Path) -> PathBuf {
 /// Release a created container's init (exec.fifo), record it as started
 /// and run the poststart hooks. When the init reports a failure after its
 /// release, or a poststart hook fails, the container is destroyed.
-fn start_released(dir: &ContainerDir, st: &mut State) -> Result<()> {
-    let failed = match release(dir, st) {
+///
+/// The lock is released before the poststart hooks run (and taken again
+/// if one fails): a hook may call the runtime on the container (exec,
+/// kill, ps), which would otherwise wait for us while we wait for it.
+fn start_released(dir: ContainerDir, st: &mut State) -> Result<()> {
+    let (dir, failed) = match release(&dir, st) {
         Err(Start::Other(e)) => return Err(e),
-        Err(Start::Failed(msg)) => Error::Lifecycle(msg),
+        Err(Start::Failed(msg)) => (dir, Error::Lifecycle(msg)),
         Ok(()) => {
             crate::fault::point("start.released");
             st.started = true;
             dir.save(st)?;
+            if st.poststart.is_empty() {
+                return Ok(());
+            }
+            let path = dir.path.clone();
+            drop(dir);
             match run_poststart(st) {
                 Ok(()) => return Ok(()),
-                Err(e) => e,
+                // Deleted meanwhile: nothing left to destroy.
+                Err(e) => match ContainerDir::relock(path) {
+                    Ok(dir) => (dir, e),
+                    Err(_) => return Err(e),
+                },
             }
         }
     };
     // The failure is the error; a failed clean-up is added to it.
-    match destroy_after_failed_start(dir, st) {
+    match destroy_after_failed_start(&dir, st) {
         Ok(()) => Err(failed),
         Err(e) => Err(Error::Lifecycle(format!(
             "{failed}; destroying the container: {e}"

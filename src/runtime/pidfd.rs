@@ -9,15 +9,25 @@ use std::path::Path;
 
 use crate::console::{self, ConsoleError};
 use crate::error::{Error, Result};
+use crate::inherit::ParentOnly;
 use crate::sys;
 
-/// A connected --pidfd-socket.
-pub struct PidfdSocket(OwnedFd);
+/// A connected --pidfd-socket. Parent-only (crate::inherit): a created
+/// init holding the connection would keep the receiver from seeing its
+/// end until `start`.
+pub struct PidfdSocket {
+    /// Before `sock`: unregistered before the descriptor closes.
+    _parent_only: ParentOnly,
+    sock: OwnedFd,
+}
 
 impl PidfdSocket {
     pub fn connect(path: &Path) -> Result<PidfdSocket> {
         console::connect(path)
-            .map(PidfdSocket)
+            .map(|sock| PidfdSocket {
+                _parent_only: ParentOnly::new(&sock),
+                sock,
+            })
             .map_err(|e| match e {
                 ConsoleError::Socket { path, msg } => {
                     Error::Usage(format!("--pidfd-socket {path}: {msg}"))
@@ -29,7 +39,7 @@ impl PidfdSocket {
     /// Send a pidfd of `pid`.
     pub fn send(&self, pid: i32) -> Result<()> {
         let pidfd = sys::pidfd_open(pid)?;
-        console::send_fd(&self.0, b"pidfd", &pidfd, "pidfd")?;
+        console::send_fd(&self.sock, b"pidfd", &pidfd, "pidfd")?;
         Ok(())
     }
 }
