@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use oci_spec::runtime::Hook;
 
+use crate::process::finalize::Deferred;
 use crate::process::trampoline::{ARGV0, Report, Trampoline};
 use crate::sys;
 
@@ -29,6 +30,14 @@ pub enum HookError {
     },
 }
 
+/// The trampoline hooks are spawned through, and what it applies before
+/// exec'ing them (the workload's capabilities and seccomp filter).
+#[derive(Clone, Copy)]
+pub struct Via<'a> {
+    pub trampoline: &'a Trampoline,
+    pub deferred: &'a Deferred,
+}
+
 /// Run `hooks` in order, stopping at the first failure.
 pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
     run_via(None, kind, hooks, state_json)
@@ -38,7 +47,7 @@ pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), 
 /// whose path resolves in the container (startContainer), which must not
 /// be able to run capsa's own binary (see process/trampoline.rs).
 pub fn run_via(
-    via: Option<&Trampoline>,
+    via: Option<Via>,
     kind: &'static str,
     hooks: &[Hook],
     state_json: &[u8],
@@ -53,7 +62,7 @@ pub fn run_via(
 /// Each hook, run in order as the iterator is advanced, yielding its
 /// failure if it fails.
 fn failures<'a>(
-    via: Option<&'a Trampoline>,
+    via: Option<Via<'a>>,
     kind: &'static str,
     hooks: &'a [Hook],
     state_json: &'a [u8],
@@ -87,9 +96,13 @@ pub fn run_poststop(
     }
 }
 
-fn command(via: Option<&Trampoline>, h: &Hook) -> Command {
+fn command(via: Option<Via>, h: &Hook) -> Command {
     let args = h.args().as_deref().unwrap_or(&[]);
-    let Some(t) = via else {
+    let Some(Via {
+        trampoline: t,
+        deferred,
+    }) = via
+    else {
         let mut cmd = Command::new(h.path());
         if let Some((first, rest)) = args.split_first() {
             cmd.arg0(first);
@@ -108,13 +121,13 @@ fn command(via: Option<&Trampoline>, h: &Hook) -> Command {
     let process = oci_spec::runtime::Process::default();
     let mut cmd = Command::new(t.proc_path());
     cmd.arg0(OsStr::from_bytes(ARGV0.to_bytes()));
-    for a in Trampoline::args(Report::Stderr, &path, &process, &argv) {
+    for a in Trampoline::args(Report::Stderr, &path, &process, deferred, &argv) {
         cmd.arg(OsStr::from_bytes(a.as_bytes()));
     }
     cmd
 }
 
-fn run_one(via: Option<&Trampoline>, h: &Hook, state_json: &[u8]) -> Result<(), String> {
+fn run_one(via: Option<Via>, h: &Hook, state_json: &[u8]) -> Result<(), String> {
     let mut cmd = command(via, h);
     cmd.env_clear();
     for kv in h.env().iter().flatten() {
@@ -126,8 +139,12 @@ fn run_one(via: Option<&Trampoline>, h: &Hook, state_json: &[u8]) -> Result<(), 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
-        // No /proc to reach the trampoline through: spawn directly.
-        Err(e) if via.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
+        // No /proc to reach the trampoline through: spawn directly, unless
+        // it has steps to apply (the hook would skip them).
+        Err(e)
+            if via.is_some_and(|v| v.deferred.is_empty())
+                && e.kind() == std::io::ErrorKind::NotFound =>
+        {
             return run_one(None, h, state_json);
         }
         r => r.map_err(|e| e.to_string().to_lowercase())?,

@@ -4,6 +4,7 @@
 //! must not inherit.
 
 use std::ffi::{CStr, CString};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -13,34 +14,76 @@ use oci_spec::runtime::Process;
 
 use super::init::InitError;
 use crate::bundle::ProcessPlan;
-use crate::security::{self, caps};
+use crate::security::{self, CapSets, caps};
 use crate::sys::{self, Ctx, SysError};
+
+/// What `prepare` leaves to the trampoline, which applies it after its own
+/// start-up, right before the workload's execve (process/trampoline.rs).
+#[derive(Debug, Default)]
+pub struct Deferred {
+    /// linux.seccomp, compiled, in a memfd (not close-on-exec).
+    pub filter: Option<OwnedFd>,
+    /// process.capabilities, when the filter must be loaded without
+    /// no_new_privs (it then needs CAP_SYS_ADMIN): the init hands every
+    /// capability over (caps::hand_over) and the trampoline sets these.
+    pub caps: Option<CapSets>,
+}
+
+impl Deferred {
+    pub fn is_empty(&self) -> bool {
+        self.filter.is_none() && self.caps.is_none()
+    }
+}
+
+/// The executable to execve, and what the trampoline still has to apply.
+pub struct Prepared {
+    pub exe: CString,
+    pub deferred: Deferred,
+}
 
 /// Apply `process` to the calling process and return the executable to
 /// execve. Order matters: rlimits, the process attributes (scheduler, I/O
 /// priority...) and the bounding set need privileges the user switch drops;
 /// capabilities are set last, after no_new_privs.
+///
+/// The seccomp filter is loaded by the trampoline, after everything the
+/// runtime does itself (closing fds, the exec.fifo wait, startContainer
+/// hooks, the trampoline's own start-up): a profile need allow nothing
+/// but what the workload needs and its execve (runc and crun run such
+/// profiles). Only a profile with SCMP_ACT_NOTIFY is loaded here, in
+/// runc's order, as its listener must reach the agent through the parent,
+/// which waits for it only until `Ready`.
 pub fn prepare(
     process: &Process,
     plan: &ProcessPlan,
     preserve_fds: i32,
     seccomp: Option<Seccomp>,
-) -> Result<CString, InitError> {
+) -> Result<Prepared, InitError> {
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    let (load_here, defer) = match seccomp {
+        Some(s) if s.filter.listener.is_some() => (Some(s), None),
+        Some(s) => (None, Some(s.filter)),
+        None => (None, None),
+    };
+    let defer_caps = defer.is_some() && !nnp;
     security::set_rlimits(process)?;
     plan.attrs.apply()?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
     // while we still have it, before the bounding set, the user switch and
     // the caps (runc's order); with no_new_privs, as late as possible.
-    let nnp = process.no_new_privileges().unwrap_or(false);
-    if let Some(s) = &seccomp
+    if let Some(s) = &load_here
         && !nnp
     {
         s.load()?;
     }
-    caps::apply_bounding(&plan.caps).map_err(|source| InitError::Field {
-        field: "process.capabilities.bounding".into(),
-        source,
-    })?;
+    // Deferred caps keep the whole bounding set for the trampoline, which
+    // drops it (it needs CAP_SETPCAP, which it gets across the execve).
+    if !defer_caps {
+        caps::apply_bounding(&plan.caps).map_err(|source| InitError::Field {
+            field: "process.capabilities.bounding".into(),
+            source,
+        })?;
+    }
     // Before the switch, while we may still chown: the user must be able
     // to reopen its stdio (see console::owner for what may change owner).
     crate::console::fix_stdio_owner(process.user().uid(), process.terminal().unwrap_or(false))?;
@@ -48,17 +91,30 @@ pub fn prepare(
     enter_cwd(process.cwd())?;
     let exe = lookup(&plan.args[0], &plan.env)?;
     security::set_no_new_privs(process)?;
-    caps::apply(&plan.caps).map_err(|source| InitError::Field {
+    let caps_result = if defer_caps {
+        caps::hand_over()
+    } else {
+        caps::apply(&plan.caps)
+    };
+    caps_result.map_err(|source| InitError::Field {
         field: "process.capabilities".into(),
         source,
     })?;
     close_inherited_fds(preserve_fds)?;
-    if let Some(s) = &seccomp
+    // After the close-on-exec sweep: the trampoline must inherit it.
+    let filter = defer.map(|f| f.to_memfd()).transpose()?;
+    if let Some(s) = &load_here
         && nnp
     {
         s.load()?;
     }
-    Ok(exe)
+    Ok(Prepared {
+        exe,
+        deferred: Deferred {
+            filter,
+            caps: defer_caps.then_some(plan.caps),
+        },
+    })
 }
 
 /// linux.seccomp to load, and the channel to the parent for its listener fd.

@@ -219,13 +219,16 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         .seccomp
         .as_ref()
         .map(|filter| finalize::Seccomp { filter, chan });
-    let exe = finalize::prepare(process, &b.plan, a.preserve_fds, seccomp)?;
+    let finalize::Prepared { exe, deferred } =
+        finalize::prepare(process, &b.plan, a.preserve_fds, seccomp)?;
+    // Loaded here only with SCMP_ACT_NOTIFY (see finalize::prepare).
+    let loaded = b.seccomp.as_ref().filter(|f| f.listener.is_some());
 
     prctl(libc::PR_SET_PDEATHSIG, 0, "prctl(PR_SET_PDEATHSIG)")?;
     chan.send(&Msg::Ready)?;
 
     // Block until `capsa start` opens the fifo for reading.
-    let fifo = super::idle::wait_for_start(a.state_dir, b.seccomp.as_ref())?;
+    let fifo = super::idle::wait_for_start(a.state_dir, loaded)?;
     // The fifo stays open (close-on-exec): `start` reads until end-of-file,
     // which comes with a successful execve; anything written before that is
     // an error it reports.
@@ -234,9 +237,14 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         let annotations = b.spec.annotations().clone().unwrap_or_default();
         let state = hooks::state_json(a.id, "created", getpid().as_raw(), &b.dir, &annotations);
         // Their paths resolve in the container: spawned through the
-        // trampoline, so an image cannot make them run capsa's binary.
+        // trampoline, so an image cannot make them run capsa's binary; it
+        // gives them the workload's capabilities and filter too.
         let start_hooks = b.hooks(HookKind::StartContainer);
-        if let Err(e) = hooks::run_via(Some(a.trampoline), "startContainer", start_hooks, &state) {
+        let via = hooks::Via {
+            trampoline: a.trampoline,
+            deferred: &deferred,
+        };
+        if let Err(e) = hooks::run_via(Some(via), "startContainer", start_hooks, &state) {
             let _ = nix::unistd::write(&fifo, e.to_string().as_bytes());
             sys::child_exit(1)
         }
@@ -253,6 +261,8 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         &exe,
         &b.plan.args,
         &env,
+        &deferred,
+        loaded.is_some(),
     );
     report.failed(failure.errno(), &failure.message(&exe));
     sys::child_exit(failure.exit_code())
