@@ -219,18 +219,8 @@ fn run_process(chan: &Channel, o: &ExecSpawn, t: &Trampoline) -> ! {
     let _ = chan.send(&Msg::Ready);
     let env = finalize::env_with_home(o.process, &o.plan.env);
     let report = Report::Chan(chan.0.as_raw_fd());
-    // Loaded already only with SCMP_ACT_NOTIFY (see finalize::prepare).
-    let loaded = o.seccomp.is_some_and(|f| f.listener.is_some());
-    let failure = trampoline::exec_workload(
-        Some(t),
-        report,
-        o.process,
-        &exe,
-        &o.plan.args,
-        &env,
-        &deferred,
-        loaded,
-    );
+    let failure =
+        trampoline::exec_workload(t, report, o.process, &exe, &o.plan.args, &env, &deferred);
     report.failed(failure.errno(), &failure.message(&exe));
     sys::child_exit(failure.exit_code())
 }

@@ -27,6 +27,9 @@ pub struct Deferred {
     /// no_new_privs (it then needs CAP_SYS_ADMIN): the init hands every
     /// capability over (caps::hand_over) and the trampoline sets these.
     pub caps: Option<CapSets>,
+    /// The filter was loaded here already (SCMP_ACT_NOTIFY): the
+    /// trampoline's own exec is filtered.
+    pub loaded: bool,
 }
 
 impl Deferred {
@@ -113,6 +116,7 @@ pub fn prepare(
         deferred: Deferred {
             filter,
             caps: defer_caps.then_some(plan.caps),
+            loaded: load_here.is_some(),
         },
     })
 }

@@ -255,14 +255,13 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     let env = finalize::env_with_home(process, &b.plan.env);
     let report = Report::Fifo(fifo.as_raw_fd());
     let failure = trampoline::exec_workload(
-        Some(a.trampoline),
+        a.trampoline,
         report,
         process,
         &exe,
         &b.plan.args,
         &env,
         &deferred,
-        loaded.is_some(),
     );
     report.failed(failure.errno(), &failure.message(&exe));
     sys::child_exit(failure.exit_code())

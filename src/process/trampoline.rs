@@ -272,52 +272,42 @@ impl Trampoline {
 /// profile loaded already may allow only that). Directly only when the
 /// kernel refuses the trampoline's file to the workload's user (EACCES)
 /// with no filter loaded and nothing deferred: /proc/self/exe, the same
-/// file, is refused alike. Anything else fails closed. `filtered`: a
-/// seccomp filter is loaded already. Returns only on failure.
+/// file, is refused alike. Anything else fails closed. Returns only on
+/// failure.
 pub fn exec_workload(
-    t: Option<&Trampoline>,
+    t: &Trampoline,
     report: Report,
     process: &Process,
     exe: &CStr,
     argv: &[CString],
     env: &[CString],
     deferred: &Deferred,
-    filtered: bool,
 ) -> ExecFailure {
-    if let Some(t) = t {
-        // The report fd must outlive this execve (and only this one: the
-        // trampoline makes it close-on-exec again).
-        if let Some(fd) = report.fd() {
-            set_cloexec(fd, false);
-        }
-        let mut full: Vec<&CStr> = vec![ARGV0];
-        let args = Trampoline::args(report, exe, process, deferred, argv);
-        full.extend(args.iter().map(CString::as_c_str));
-        let at = sys::execveat_fd(&t.fd, &full, env);
-        let path = t.proc_path();
-        let by_path = match CString::new(path.clone()) {
-            Ok(p) => execve(&p, &full, Env::Given(env)),
-            Err(_) => Errno::EINVAL,
+    let filtered = deferred.loaded;
+    // The report fd must outlive this execve (and only this one: the
+    // trampoline makes it close-on-exec again).
+    if let Some(fd) = report.fd() {
+        set_cloexec(fd, false);
+    }
+    let mut full: Vec<&CStr> = vec![ARGV0];
+    let args = Trampoline::args(report, exe, process, deferred, argv);
+    full.extend(args.iter().map(CString::as_c_str));
+    let at = sys::execveat_fd(&t.fd, &full, env);
+    let path = t.proc_path();
+    let by_path = match CString::new(path.clone()) {
+        Ok(p) => execve(&p, &full, Env::Given(env)),
+        Err(_) => Errno::EINVAL,
+    };
+    if let Some(fd) = report.fd() {
+        set_cloexec(fd, true);
+    }
+    if at != Errno::EACCES || filtered || !deferred.is_empty() {
+        return ExecFailure::Trampoline {
+            execveat: at,
+            execve: by_path,
+            path,
+            filtered,
         };
-        if let Some(fd) = report.fd() {
-            set_cloexec(fd, true);
-        }
-        if at != Errno::EACCES || filtered || !deferred.is_empty() {
-            return ExecFailure::Trampoline {
-                execveat: at,
-                execve: by_path,
-                path,
-                filtered,
-            };
-        }
-    } else if !deferred.is_empty() {
-        return ExecFailure::Deferred(
-            "linux.seccomp",
-            SysError::new(
-                "no read-only trampoline to load the filter in",
-                Errno::EINVAL,
-            ),
-        );
     }
     let profile = process.apparmor_profile().as_deref();
     let label = process.selinux_label().as_deref();
