@@ -388,3 +388,21 @@ fn execveat_denied_still_runs_the_workload() {
         assert!(o.success() && o.stdout.contains("ok"), "nnp {nnp}: {o}");
     }
 }
+
+/// Same class, the user switch: the runtime entered process.cwd only after switching to
+/// process.user, so a cwd only root may search (/root, mode 0700, for uid 1000) failed
+/// with "process.cwd: chdir /root: permission denied", where runc (which enters it as root
+/// first, as the user only if root is refused) runs the workload there.
+#[test]
+fn non_root_user_with_a_cwd_only_root_may_search() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut c = Ctx::new("scorder-cwd");
+    let dir = c.rootfs().join("root");
+    std::fs::create_dir_all(&dir).expect("mkdir rootfs/root");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    c.config["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+    c.config["process"]["cwd"] = json!("/root");
+    c.args(&["pwd"]);
+    let o = c.run();
+    assert!(o.success() && o.stdout.trim() == "/root", "{o}");
+}

@@ -15,7 +15,7 @@ use oci_spec::runtime::Process;
 use super::init::InitError;
 use crate::bundle::ProcessPlan;
 use crate::security::{self, CapSets, caps};
-use crate::sys::{self, Ctx, SysError};
+use crate::sys::{self, SysError};
 
 /// What `prepare` leaves to the trampoline, which applies it after its own
 /// start-up, right before the workload's execve (process/trampoline.rs).
@@ -90,8 +90,14 @@ pub fn prepare(
     // Before the switch, while we may still chown: the user must be able
     // to reopen its stdio (see console::owner for what may change owner).
     crate::console::fix_stdio_owner(process.user().uid(), process.terminal().unwrap_or(false))?;
+    // As root first, as runc does: a cwd only root may search (/root for a
+    // non-root user) still works; again as the user if root was refused (a
+    // root-squashed volume the user owns).
+    let entered = enter_cwd(process.cwd(), true)?;
     security::set_user(process)?;
-    enter_cwd(process.cwd())?;
+    if !entered {
+        enter_cwd(process.cwd(), false)?;
+    }
     let exe = lookup(&plan.args[0], &plan.env)?;
     security::set_no_new_privs(process)?;
     let caps_result = if defer_caps {
@@ -158,15 +164,20 @@ pub fn close_inherited_fds(preserve_fds: i32) -> Result<(), SysError> {
 /// chdir to process.cwd and make sure we really are under the container's
 /// root afterwards: a cwd through a leaked fd (/proc/self/fd/N) would land
 /// outside it (CVE-2024-21626 class), and getcwd then reports it unreachable.
-pub fn enter_cwd(cwd: &Path) -> Result<(), InitError> {
-    nix::unistd::chdir(cwd)
-        .ctx_at("chdir", cwd)
-        .map_err(|source| InitError::Field {
-            field: "process.cwd".into(),
-            source,
-        })?;
+/// Ok(false) when `may_retry` and the chdir was refused by permissions.
+pub fn enter_cwd(cwd: &Path, may_retry: bool) -> Result<bool, InitError> {
+    match nix::unistd::chdir(cwd) {
+        Ok(()) => {}
+        Err(Errno::EACCES | Errno::EPERM) if may_retry => return Ok(false),
+        Err(e) => {
+            return Err(InitError::Field {
+                field: "process.cwd".into(),
+                source: SysError::at("chdir", cwd, e),
+            });
+        }
+    }
     match nix::unistd::getcwd() {
-        Ok(p) if p.is_absolute() => Ok(()),
+        Ok(p) if p.is_absolute() => Ok(true),
         _ => Err(InitError::Field {
             field: "process.cwd".into(),
             source: SysError::at("cwd is outside the container root", cwd, Errno::EPERM),
