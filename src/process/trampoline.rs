@@ -161,22 +161,20 @@ impl ExecFailure {
                 path,
                 filtered,
             } => {
-                let what = format!(
-                    "exec of capsa's read-only copy refused (execveat: {}; execve {path}: {})",
+                let why = format!(
+                    "(execveat: {}; execve {path}: {})",
                     execveat.desc().to_lowercase(),
                     execve.desc().to_lowercase()
                 );
+                let tail = "the workload is not exec'd from the runtime's own binary instead \
+                            (CVE-2019-5736)";
                 if *filtered {
                     format!(
-                        "linux.seccomp: the profile denies the runtime's exec of its read-only \
-                         trampoline, {what}: allow execveat (or execve); the workload is not \
-                         exec'd from the runtime's binary instead (CVE-2019-5736)"
+                        "linux.seccomp: the runtime cannot exec its read-only copy under this \
+                         profile {why}: allow execveat (or execve, with /proc mounted); {tail}"
                     )
                 } else {
-                    format!(
-                        "{what}; the workload is not exec'd from the runtime's binary instead \
-                         (CVE-2019-5736)"
-                    )
+                    format!("exec of the runtime's read-only copy failed {why}; {tail}")
                 }
             }
         }
