@@ -294,3 +294,30 @@ pub fn features() -> Value {
         "supportedFlags": supported,
     })
 }
+
+#[cfg(test)]
+mod memfd_tests {
+    use super::*;
+
+    /// What the init writes is what the trampoline loads: program and flags.
+    #[test]
+    fn memfd_round_trip() {
+        let spec: LinuxSeccomp = serde_json::from_value(json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+            "syscalls": [{"names": ["read", "write", "execve"], "action": "SCMP_ACT_ALLOW"}]
+        }))
+        .expect("spec");
+        let f = Filter::from_spec(&spec).expect("compiles");
+        let fd = f.to_memfd().expect("memfd");
+        for _ in 0..2 {
+            // Read from offset 0 each time: every hook's trampoline reads it too.
+            let back = Filter::from_memfd(&fd).expect("reads back");
+            assert_eq!(back.program, f.program);
+            assert_eq!(back.flags, f.flags);
+        }
+        let empty = std::fs::File::from(f.to_memfd().expect("memfd"));
+        empty.set_len(4).expect("truncate");
+        assert!(Filter::from_memfd(&empty).is_err());
+    }
+}
