@@ -23,9 +23,9 @@ use crate::sys::{self, SysError};
 pub struct Deferred {
     /// linux.seccomp, compiled, in a memfd (not close-on-exec).
     pub filter: Option<OwnedFd>,
-    /// process.capabilities, when the filter must be loaded without
-    /// no_new_privs (it then needs CAP_SYS_ADMIN): the init hands every
-    /// capability over (caps::hand_over) and the trampoline sets these.
+    /// process.capabilities (unless a filter was loaded here): the init
+    /// hands every capability over (caps::hand_over) and the trampoline
+    /// sets these.
     pub caps: Option<CapSets>,
     /// The filter was loaded here already (SCMP_ACT_NOTIFY): the
     /// trampoline's own exec is filtered.
@@ -49,7 +49,8 @@ pub struct Prepared {
 /// priority...) and the bounding set need privileges the user switch drops;
 /// capabilities are set last, after no_new_privs.
 ///
-/// The seccomp filter is loaded by the trampoline, after everything the
+/// The seccomp filter and the capabilities are applied by the trampoline
+/// (see Deferred); the filter after everything the
 /// runtime does itself (closing fds, the exec.fifo wait, startContainer
 /// hooks, the trampoline's own start-up): a profile need allow nothing
 /// but what the workload needs and its execve (runc and crun run such
@@ -68,7 +69,12 @@ pub fn prepare(
         Some(s) => (None, Some(s.filter)),
         None => (None, None),
     };
-    let defer_caps = defer.is_some() && !nnp;
+    // The trampoline sets the capabilities (but under a filter loaded
+    // here): its execve of the workload then runs with the configured
+    // effective set, as runc's does (a non-root user's CAP_DAC_OVERRIDE
+    // reaches a 0700 directory), and without no_new_privs it can load the
+    // filter with CAP_SYS_ADMIN kept just for that.
+    let defer_caps = load_here.is_none();
     security::set_rlimits(process)?;
     plan.attrs.apply()?;
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it
@@ -98,6 +104,11 @@ pub fn prepare(
     if !entered {
         enter_cwd(process.cwd(), false)?;
     }
+    // Look the executable up with the configured effective set, as runc.
+    caps::set_effective(plan.caps.effective).map_err(|source| InitError::Field {
+        field: "process.capabilities.effective".into(),
+        source,
+    })?;
     let exe = lookup(&plan.args[0], &plan.env)?;
     security::set_no_new_privs(process)?;
     let caps_result = if defer_caps {

@@ -426,9 +426,10 @@ fn trampoline_main(a: &[OsString]) -> ! {
 }
 
 /// The init's deferred steps (finalize::Deferred), after the trampoline's
-/// own start-up: the configured capabilities, CAP_SYS_ADMIN kept in
-/// effective for the load when the init handed all over (no
-/// no_new_privs), then the seccomp filter. After it, only the execve.
+/// own start-up: the configured capabilities (CAP_SYS_ADMIN kept in
+/// effective and permitted for the load without no_new_privs: execve
+/// computes the workload's sets without them), then the seccomp filter.
+/// After it, only the execve.
 fn apply_deferred(filter: RawFd, caps: Option<CapSets>) -> Result<(), ExecFailure> {
     let filter = if filter >= 0 {
         let fd = sys::own(filter);
@@ -438,7 +439,9 @@ fn apply_deferred(filter: RawFd, caps: Option<CapSets>) -> Result<(), ExecFailur
         None
     };
     if let Some(mut c) = caps {
-        if filter.is_some() {
+        // SAFETY: prctl with integer arguments only.
+        let nnp = unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) } == 1;
+        if filter.is_some() && !nnp {
             c.effective |= caps::SYS_ADMIN;
             c.permitted |= caps::SYS_ADMIN;
         }

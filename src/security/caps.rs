@@ -221,6 +221,35 @@ fn permitted() -> Result<u64, SysError> {
     Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
 }
 
+/// Make the effective set `want` (within the permitted set), the other
+/// sets unchanged.
+pub fn set_effective(want: u64) -> Result<(), SysError> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: as in `permitted`: v3 header and two data elements.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(SysError::new("capget", Errno::last()));
+    }
+    data[0].effective = (want as u32) & data[0].permitted;
+    data[1].effective = ((want >> 32) as u32) & data[1].permitted;
+    // SAFETY: as above, the kernel only reads the structs.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    if r != 0 {
+        return Err(SysError::new("capset", Errno::last()));
+    }
+    Ok(())
+}
+
 /// Carry every capability held now (and the bounding set, untouched)
 /// across the next execve, the trampoline's: effective, permitted,
 /// inheritable and ambient all become the permitted set. The trampoline
