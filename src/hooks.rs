@@ -119,10 +119,35 @@ fn command(via: Option<Via>, h: &Hook) -> Command {
             .collect()
     };
     let process = oci_spec::runtime::Process::default();
+    let targs = Trampoline::args(Report::Stderr, &path, &process, deferred, &argv);
     let mut cmd = Command::new(t.proc_path());
     cmd.arg0(OsStr::from_bytes(ARGV0.to_bytes()));
-    for a in Trampoline::args(Report::Stderr, &path, &process, deferred, &argv) {
+    for a in &targs {
         cmd.arg(OsStr::from_bytes(a.as_bytes()));
+    }
+    // By its fd first, so that a container without /proc still spawns its
+    // hooks through the trampoline (the path above is the fallback).
+    let mut full: Vec<CString> = vec![ARGV0.to_owned()];
+    full.extend(targs);
+    let env: Vec<CString> = h
+        .env()
+        .iter()
+        .flatten()
+        .filter_map(|kv| CString::new(kv.as_bytes()).ok())
+        .collect();
+    let fd = t.raw_fd();
+    // SAFETY: runs in the forked child before its exec. The init that
+    // spawns hooks through the trampoline is single-threaded, so the
+    // allocation in execveat_fd (its pointer arrays) cannot meet a lock
+    // held by another thread; fd is the trampoline's, open in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let refs: Vec<&std::ffi::CStr> = full.iter().map(CString::as_c_str).collect();
+            // SAFETY: fd stays open in the child until its exec.
+            let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+            let _ = sys::execveat_fd(&fd, &refs, &env);
+            Ok(())
+        });
     }
     cmd
 }
@@ -139,8 +164,8 @@ fn run_one(via: Option<Via>, h: &Hook, state_json: &[u8]) -> Result<(), String> 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
-        // No /proc to reach the trampoline through: spawn directly, unless
-        // it has steps to apply (the hook would skip them).
+        // Neither its fd nor /proc reach the trampoline: spawn directly,
+        // unless it has steps to apply (the hook would skip them).
         Err(e)
             if via.is_some_and(|v| v.deferred.is_empty())
                 && e.kind() == std::io::ErrorKind::NotFound =>

@@ -462,3 +462,23 @@ fn non_root_user_execs_with_its_configured_effective_set() {
         }
     }
 }
+
+/// startContainer hooks in a container without /proc: spawned through the trampoline by
+/// its fd (execveat), as the runtime's capability hand-over requires them to be (a direct
+/// spawn would run them with every capability the runtime holds), so they still run.
+#[test]
+fn start_container_hook_without_proc() {
+    if skip_unless_capsa("runc needs /proc in the container (it closes fds through it)") {
+        return;
+    }
+    let mut c = Ctx::new("scorder-noproc");
+    if let Some(m) = c.config["mounts"].as_array_mut() {
+        m.retain(|m| m["destination"] != "/proc");
+    }
+    c.config["linux"]["maskedPaths"] = json!([]);
+    c.config["linux"]["readonlyPaths"] = json!([]);
+    c.config["hooks"] = json!({"startContainer": [{"path": "/bin/true"}]});
+    c.args(&["true"]);
+    let o = run_id(&c, "noproc");
+    assert!(o.success(), "{o}");
+}

@@ -225,6 +225,11 @@ impl Trampoline {
         Ok(Trampoline { fd: tree })
     }
 
+    /// Its fd, for a child that execs it with execveat.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// The path a child process can exec it by ("/proc/self/fd/N"), for
     /// spawning hooks through it.
     pub fn proc_path(&self) -> String {
