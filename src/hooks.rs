@@ -12,13 +12,14 @@
 use std::ffi::{CString, OsStr};
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use oci_spec::runtime::Hook;
 
+use crate::process::finalize::Deferred;
 use crate::process::trampoline::{ARGV0, Report, Trampoline};
 use crate::sys;
 
@@ -45,8 +46,15 @@ pub enum Inherit<'a> {
     Process(&'a [CString]),
 }
 
-/// Run `hooks` in order, stopping at the first failure; a hook without
-/// `env` inherits the runtime's.
+/// The trampoline hooks are spawned through, and what it applies before
+/// exec'ing them (the workload's capabilities and seccomp filter).
+#[derive(Clone, Copy)]
+pub struct Via<'a> {
+    pub trampoline: &'a Trampoline,
+    pub deferred: &'a Deferred,
+}
+
+/// Run `hooks` in order, stopping at the first failure.
 pub fn run(kind: &'static str, hooks: &[Hook], state_json: &[u8]) -> Result<(), HookError> {
     run_via(
         None,
@@ -77,7 +85,7 @@ pub fn run_in(
 /// whose path resolves in the container (startContainer), which must not
 /// be able to run capsa's own binary (see process/trampoline.rs).
 pub fn run_via(
-    via: Option<&Trampoline>,
+    via: Option<Via>,
     env: Inherit,
     kind: &'static str,
     hooks: &[Hook],
@@ -93,7 +101,7 @@ pub fn run_via(
 /// Each hook, run in order as the iterator is advanced, yielding its
 /// failure if it fails.
 fn failures<'a>(
-    via: Option<&'a Trampoline>,
+    via: Option<Via<'a>>,
     env: Inherit<'a>,
     kind: &'static str,
     hooks: &'a [Hook],
@@ -134,14 +142,67 @@ pub fn run_poststop(
     }
 }
 
-fn command(via: Option<&Trampoline>, h: &Hook) -> Command {
+/// The hook's whole environment: its own `env` if it has one (even
+/// empty), else what `inherit` says.
+fn environment(h: &Hook, inherit: Inherit) -> Vec<CString> {
+    match (h.env(), inherit) {
+        (Some(list), _) => list
+            .iter()
+            .filter_map(|kv| CString::new(kv.as_bytes()).ok())
+            .collect(),
+        (None, Inherit::Process(list)) => list.to_vec(),
+        (None, Inherit::Runtime { .. }) => std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let mut kv = k.into_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                CString::new(kv).ok()
+            })
+            .collect(),
+    }
+}
+
+fn command(via: Option<Via>, inherit: Inherit, h: &Hook) -> Command {
     let args = h.args().as_deref().unwrap_or(&[]);
-    let Some(t) = via else {
-        let mut cmd = Command::new(h.path());
-        if let Some((first, rest)) = args.split_first() {
-            cmd.arg0(first);
-            cmd.args(rest);
+    let env = environment(h, inherit);
+    let mut cmd = match via {
+        None => {
+            let mut cmd = Command::new(h.path());
+            if let Some((first, rest)) = args.split_first() {
+                cmd.arg0(first);
+                cmd.args(rest);
+            }
+            cmd
         }
+        Some(Via { trampoline, .. }) => Command::new(trampoline.proc_path()),
+    };
+    cmd.env_clear();
+    for kv in &env {
+        let kv = kv.as_bytes();
+        if let Some(eq) = kv.iter().position(|&c| c == b'=') {
+            cmd.env(
+                OsStr::from_bytes(&kv[..eq]),
+                OsStr::from_bytes(&kv[eq + 1..]),
+            );
+        }
+    }
+    if let Inherit::Runtime { cwd: Some(dir) } = inherit {
+        cmd.current_dir(dir);
+    }
+    // Only stdio crosses into a hook: not the caller's other fds (an
+    // engine's pipe would stay open for as long as the hook runs), not the
+    // workload's --preserve-fds, not anything of ours (crate::inherit).
+    // Registered first: the trampoline step below execs.
+    // SAFETY: the closure runs in the forked child before execve and makes
+    // one close_range call, which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(crate::inherit::cloexec_all_but_stdio);
+    }
+    let Some(Via {
+        trampoline: t,
+        deferred,
+    }) = via
+    else {
         return cmd;
     };
     let path = CString::new(h.path().as_os_str().as_bytes()).unwrap_or_default();
@@ -153,80 +214,44 @@ fn command(via: Option<&Trampoline>, h: &Hook) -> Command {
             .collect()
     };
     let process = oci_spec::runtime::Process::default();
-    let mut cmd = Command::new(t.proc_path());
+    let targs = Trampoline::args(Report::Stderr, &path, &process, deferred, &argv);
     cmd.arg0(OsStr::from_bytes(ARGV0.to_bytes()));
-    for a in Trampoline::args(Report::Stderr, &path, &process, &argv) {
+    for a in &targs {
         cmd.arg(OsStr::from_bytes(a.as_bytes()));
+    }
+    // By its fd first, so that a container without /proc still spawns its
+    // hooks through the trampoline (the path above is the fallback).
+    let mut full: Vec<CString> = vec![ARGV0.to_owned()];
+    full.extend(targs);
+    let fd = t.raw_fd();
+    // SAFETY: runs in the forked child before its exec. The init that
+    // spawns hooks through the trampoline is single-threaded, so the
+    // allocation in execveat_fd (its pointer arrays) cannot meet a lock
+    // held by another thread; fd is the trampoline's, open in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let refs: Vec<&std::ffi::CStr> = full.iter().map(CString::as_c_str).collect();
+            // SAFETY: fd stays open in the child until its exec.
+            let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+            let _ = sys::execveat_fd(&fd, &refs, &env);
+            Ok(())
+        });
     }
     cmd
 }
 
-fn run_one(
-    via: Option<&Trampoline>,
-    env: Inherit,
-    h: &Hook,
-    state_json: &[u8],
-) -> Result<(), String> {
-    let mut cmd = command(via, h);
-    match (h.env(), env) {
-        (Some(list), _) => {
-            // An explicit `env`, even empty, is the whole environment.
-            cmd.env_clear();
-            for kv in list {
-                if let Some((k, v)) = kv.split_once('=') {
-                    cmd.env(k, v);
-                }
-            }
-        }
-        (None, Inherit::Runtime { .. }) => {}
-        (None, Inherit::Process(list)) => {
-            cmd.env_clear();
-            for kv in list {
-                let kv = kv.as_bytes();
-                if let Some(eq) = kv.iter().position(|&c| c == b'=') {
-                    cmd.env(
-                        OsStr::from_bytes(&kv[..eq]),
-                        OsStr::from_bytes(&kv[eq + 1..]),
-                    );
-                }
-            }
-        }
-    }
-    if let Inherit::Runtime { cwd: Some(dir) } = env {
-        cmd.current_dir(dir);
-    }
-    // Only the state on stdin and the two output pipes: no fd of the
-    // runtime's caller (a --preserve-fds fd, a stray inherited one) or of
-    // the init reaches a hook (runc's hooks get none either).
-    // SAFETY: the closure runs in the forked child before exec and makes a
-    // single async-signal-safe syscall; it touches no memory of ours.
-    unsafe {
-        cmd.pre_exec(|| {
-            // Close-on-exec rather than closed: std's exec-error pipe is
-            // among them. Kernels before 5.11 lack it: nothing to do then.
-            libc::syscall(
-                libc::SYS_close_range,
-                3u32,
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            Ok(())
-        });
-    }
+fn run_one(via: Option<Via>, env: Inherit, h: &Hook, state_json: &[u8]) -> Result<(), String> {
+    let mut cmd = command(via, env, h);
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // Only stdio crosses into a hook: not the caller's other fds (an
-    // engine's pipe would stay open for as long as the hook runs), not the
-    // workload's --preserve-fds, not anything of ours (crate::inherit).
-    // SAFETY: the closure runs in the forked child before execve and makes
-    // one close_range call, which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(crate::inherit::cloexec_all_but_stdio);
-    }
     let mut child = match cmd.spawn() {
-        // No /proc to reach the trampoline through: spawn directly.
-        Err(e) if via.is_some() && e.kind() == std::io::ErrorKind::NotFound => {
+        // Neither its fd nor /proc reach the trampoline: spawn directly,
+        // unless it has steps to apply (the hook would skip them).
+        Err(e)
+            if via.is_some_and(|v| v.deferred.is_empty())
+                && e.kind() == std::io::ErrorKind::NotFound =>
+        {
             return run_one(None, env, h, state_json);
         }
         r => r.map_err(|e| e.to_string().to_lowercase())?,

@@ -186,6 +186,31 @@ fn cve_2019_5736_init_exec_of_a_proc_self_exe_script() {
     let _ = c.rt(&["kill", "--all", &c.id, "KILL"]);
 }
 
+/// The same attack through `exec`, under a seccomp profile that allows execve but denies
+/// execveat, with noNewPrivileges false (issue 10, item 7). The runtime's exec of its
+/// read-only copy by fd is execveat: it must not exec the workload from its own binary
+/// when that is refused.
+///
+/// Seen failing: capsa that loaded the filter before the trampoline's exec and, refused,
+/// exec'd the workload directly: `GOT-FD WROTE`, copy changed.
+#[test]
+fn cve_2019_5736_with_execveat_denied_by_seccomp() {
+    let mut c = Ctx::new("cve5736seccomp");
+    let (copy, before) = cve_5736_image(&mut c);
+    c.args(&["/bin/attack"]);
+    c.config["process"]["noNewPrivileges"] = json!(false);
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    c.write_config();
+    let b = c.bundle();
+    let b = b.to_str().expect("utf-8");
+    rt_bin(&c, &copy, &["run", "-d", "--bundle", b, &c.id]).ok();
+    let _ = rt_bin(&c, &copy, &["exec", "-d", &c.id, "/bin/evil"]);
+    cve_5736_outcome(&c, &copy, &before);
+}
+
 /// What a probe in the container can get of process `pid`: each line is `<what> OK` or
 /// `<what> DENIED`. (Root may list /proc/PID/fd of a non-dumpable process, its directory
 /// being root's; following the entries is what must fail.)

@@ -449,3 +449,74 @@ fn exec_hands_its_listener_to_the_agent() {
     );
     assert_ne!(state["pid"], init["pid"], "pid is the exec'd process's");
 }
+
+/// A SCMP_ACT_NOTIFY profile is loaded by the init (its listener goes to the agent before
+/// `Ready`), so the runtime's exec of its read-only trampoline is filtered: a profile that
+/// denies execveat makes it exec the trampoline by its /proc path instead, and with no
+/// /proc either it fails closed, naming the rule, rather than exec the workload from the
+/// runtime's own binary (CVE-2019-5736; issue 10, item 7).
+///
+/// Seen failing: capsa that fell back to a direct exec ran `echo ok` without /proc.
+#[test]
+fn notify_profile_denying_execveat_uses_the_proc_path_or_fails_closed() {
+    let (n, _rm) = scratch("notifyexecveat");
+    let mk = format!("mkdir {n}; echo rc=$?");
+    for with_proc in [true, false] {
+        let b = Bundle::new(
+            &sh(&mk),
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                   "listenerPath": "PLACEHOLDER",
+                   "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+                                {"names": ["execveat"], "action": "SCMP_ACT_ERRNO"}]}),
+            false,
+        );
+        if !with_proc {
+            let cfg_path = b.dir.join("config.json");
+            let mut cfg: Value =
+                serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+            let mounts = cfg["mounts"].as_array_mut().unwrap();
+            mounts.retain(|m| m["destination"] != "/proc");
+            cfg["linux"]["maskedPaths"] = json!([]);
+            cfg["linux"]["readonlyPaths"] = json!([]);
+            std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
+        }
+        let listener = b.agent_socket();
+        if with_proc {
+            let t = std::thread::spawn(move || agent(listener, libc::EROFS));
+            let (code, out) = b.run();
+            t.join().unwrap();
+            assert_eq!(code, 0, "{out}");
+            assert!(out.contains("Read-only file system"), "{out}");
+        } else {
+            // The agent takes the listener and closes it: should the workload run
+            // anyway, its mkdir fails (ENOSYS) instead of waiting for an answer.
+            let t = std::thread::spawn(move || {
+                let (conn, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 65536];
+                let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+                let mut iov = [IoSliceMut::new(&mut buf)];
+                let msg = recvmsg::<()>(
+                    conn.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    MsgFlags::empty(),
+                )
+                .unwrap();
+                for c in msg.cmsgs().unwrap() {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        // SAFETY: the fd was just received and is ours alone.
+                        drop(unsafe { OwnedFd::from_raw_fd(fds[0]) });
+                    }
+                }
+            });
+            let (code, out) = b.run();
+            t.join().unwrap();
+            assert_ne!(code, 0, "{out}");
+            assert!(!out.contains("rc="), "the workload ran: {out}");
+            assert!(
+                out.contains("linux.seccomp") && out.contains("execveat"),
+                "{out}"
+            );
+        }
+    }
+}

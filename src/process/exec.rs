@@ -193,7 +193,7 @@ fn stage1(chan: &Channel, ns: &[(File, CloneFlags)], o: &ExecSpawn, t: &Trampoli
 }
 
 fn run_process(chan: &Channel, o: &ExecSpawn, t: &Trampoline) -> ! {
-    let res = (|| -> Result<std::ffi::CString, InitError> {
+    let res = (|| -> Result<finalize::Prepared, InitError> {
         // Not dumpable until exec (CVE-2019-5736 class; again, as joining
         // the user namespace changed our credentials), and the signal mask
         // of a foreground `capsa exec` must not leak into the workload.
@@ -215,8 +215,8 @@ fn run_process(chan: &Channel, o: &ExecSpawn, t: &Trampoline) -> ! {
         let seccomp = o.seccomp.map(|filter| finalize::Seccomp { filter, chan });
         finalize::prepare(o.process, o.plan, o.preserve_fds, seccomp)
     })();
-    let exe = match res {
-        Ok(exe) => exe,
+    let finalize::Prepared { exe, deferred } = match res {
+        Ok(p) => p,
         Err(e) => {
             let _ = chan.send(&Msg::Error {
                 errno: 0,
@@ -228,7 +228,8 @@ fn run_process(chan: &Channel, o: &ExecSpawn, t: &Trampoline) -> ! {
     let _ = chan.send(&Msg::Ready);
     let env = finalize::env_with_home(o.process, &o.plan.env);
     let report = Report::Chan(chan.0.as_raw_fd());
-    let failure = trampoline::exec_workload(Some(t), report, o.process, &exe, &o.plan.args, &env);
+    let failure =
+        trampoline::exec_workload(t, report, o.process, &exe, &o.plan.args, &env, &deferred);
     report.failed(failure.errno(), &failure.message(&exe));
     sys::child_exit(failure.exit_code())
 }

@@ -13,8 +13,9 @@
 //!   it runs after `start`. Writable segments (data, RELRO, which holds
 //!   relocated pointers) are never touched.
 //!
-//! After a seccomp filter is loaded (before the wait, in runc's order), this
-//! happens only if the filter plainly allows those calls.
+//! The seccomp filter is loaded after the wait, by the trampoline, except a
+//! SCMP_ACT_NOTIFY profile (loaded before it, see finalize::prepare): then
+//! this happens only if the filter plainly allows those calls.
 
 use std::os::fd::{OwnedFd, RawFd};
 

@@ -214,7 +214,10 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         .seccomp
         .as_ref()
         .map(|filter| finalize::Seccomp { filter, chan });
-    let exe = finalize::prepare(process, &b.plan, a.preserve_fds, seccomp)?;
+    let finalize::Prepared { exe, deferred } =
+        finalize::prepare(process, &b.plan, a.preserve_fds, seccomp)?;
+    // Loaded here only with SCMP_ACT_NOTIFY (see finalize::prepare).
+    let loaded = b.seccomp.as_ref().filter(|f| f.listener.is_some());
 
     chan.send(&Msg::Ready)?;
     // Outlive the parent only once its state.json names us (sync.rs).
@@ -223,7 +226,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     chan.send(&Msg::Detached)?;
 
     // Block until `capsa start` opens the fifo for reading.
-    let fifo = super::idle::wait_for_start(a.state_dir, b.seccomp.as_ref())?;
+    let fifo = super::idle::wait_for_start(a.state_dir, loaded)?;
     // The fifo stays open (close-on-exec): `start` reads until end-of-file,
     // which comes with a successful execve; anything written before that is
     // an error it reports.
@@ -233,17 +236,16 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         let annotations = b.spec.annotations().clone().unwrap_or_default();
         let state = hooks::state_json(a.id, "created", getpid().as_raw(), &b.dir, &annotations);
         // Their paths resolve in the container: spawned through the
-        // trampoline, so an image cannot make them run capsa's binary.
-        // Without `env` of their own they get the workload's (runc's).
+        // trampoline, so an image cannot make them run capsa's binary; it
+        // gives them the workload's capabilities and filter too. Without
+        // `env` of their own they get the workload's (runc's).
         let start_hooks = b.hooks(HookKind::StartContainer);
+        let via = hooks::Via {
+            trampoline: a.trampoline,
+            deferred: &deferred,
+        };
         let hook_env = hooks::Inherit::Process(&env);
-        if let Err(e) = hooks::run_via(
-            Some(a.trampoline),
-            hook_env,
-            "startContainer",
-            start_hooks,
-            &state,
-        ) {
+        if let Err(e) = hooks::run_via(Some(via), hook_env, "startContainer", start_hooks, &state) {
             let _ = nix::unistd::write(&fifo, e.to_string().as_bytes());
             sys::child_exit(1)
         }
@@ -253,12 +255,13 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
 
     let report = Report::Fifo(fifo.as_raw_fd());
     let failure = trampoline::exec_workload(
-        Some(a.trampoline),
+        a.trampoline,
         report,
         process,
         &exe,
         &b.plan.args,
         &env,
+        &deferred,
     );
     report.failed(failure.errno(), &failure.message(&exe));
     sys::child_exit(failure.exit_code())

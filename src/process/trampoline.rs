@@ -21,11 +21,17 @@
 //! running it from the container is harmless, reopening it for writing
 //! fails with EROFS.
 //!
-//! The trampoline runs with the workload's credentials, capabilities,
-//! seccomp filter and fds already in place. It resets what Rust's runtime
-//! changed (SIGPIPE ignored, which execve would keep), applies the LSM exec
-//! labels (they act at the next execve, so here and not before the
-//! trampoline's own), and reports a failed execve where the init would
+//! The trampoline runs with the workload's user, rlimits and fds already in
+//! place. It resets what Rust's runtime changed (SIGPIPE ignored, which
+//! execve would keep), applies the LSM exec labels (they act at the next
+//! execve, so here and not before the trampoline's own), then what the
+//! init deferred to it (finalize::Deferred): the capabilities, when the
+//! filter is loaded without no_new_privs (that needs CAP_SYS_ADMIN), and
+//! the seccomp filter, last: after it only the workload's execve runs, so
+//! a profile need allow no more than the workload needs (issue 10). Its
+//! own exec happens before any filter (but a SCMP_ACT_NOTIFY one, loaded by
+//! the init): by fd, else by /proc path; if both fail the workload is not
+//! exec'd directly (fail closed). It reports a failed execve where the init would
 //! have: exec.fifo for `start`, the sync socket for `exec`.
 //!
 //! A program that embeds capsa's library must call [`run_if_asked`] first
@@ -41,11 +47,14 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::Process;
 
+use super::finalize::Deferred;
 use super::sync::{Channel, Msg};
 use crate::rootfs::newmount::{
     MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, clone_tree, set_attr,
 };
+use crate::security::caps::{self, CapSets};
 use crate::security::lsm;
+use crate::security::seccomp::{Filter, SeccompError};
 use crate::sys::{self, SysError, SysResult};
 
 /// argv[0] that puts the capsa binary in trampoline mode.
@@ -121,6 +130,19 @@ pub enum ExecFailure {
     Exec(Errno),
     /// An LSM label could not be set (the field, and the write that failed).
     Lsm(&'static str, SysError),
+    /// A step left to the trampoline (capabilities, the seccomp filter)
+    /// failed: the field, and the call.
+    Deferred(&'static str, SysError),
+    /// The trampoline itself could not be exec'd, neither by its fd
+    /// (execveat) nor by its /proc path (execve): the workload is not
+    /// started directly instead, /proc/self/exe would be the host's capsa
+    /// (CVE-2019-5736). `filtered`: the seccomp profile was loaded already.
+    Trampoline {
+        execveat: Errno,
+        execve: Errno,
+        path: String,
+        filtered: bool,
+    },
 }
 
 impl ExecFailure {
@@ -132,20 +154,43 @@ impl ExecFailure {
                 exe.to_string_lossy(),
                 e.desc().to_lowercase()
             ),
-            ExecFailure::Lsm(field, e) => format!("{field}: {e}"),
+            ExecFailure::Lsm(field, e) | ExecFailure::Deferred(field, e) => format!("{field}: {e}"),
+            ExecFailure::Trampoline {
+                execveat,
+                execve,
+                path,
+                filtered,
+            } => {
+                let why = format!(
+                    "(execveat: {}; execve {path}: {})",
+                    execveat.desc().to_lowercase(),
+                    execve.desc().to_lowercase()
+                );
+                let tail = "the workload is not exec'd from the runtime's own binary instead \
+                            (CVE-2019-5736)";
+                if *filtered {
+                    format!(
+                        "linux.seccomp: the runtime cannot exec its read-only copy under this \
+                         profile {why}: allow execveat (or execve, with /proc mounted); {tail}"
+                    )
+                } else {
+                    format!("exec of the runtime's read-only copy failed {why}; {tail}")
+                }
+            }
         }
     }
 
     pub fn errno(&self) -> Errno {
         match self {
             ExecFailure::Exec(e) => *e,
-            ExecFailure::Lsm(_, e) => e.errno,
+            ExecFailure::Lsm(_, e) | ExecFailure::Deferred(_, e) => e.errno,
+            ExecFailure::Trampoline { execveat, .. } => *execveat,
         }
     }
 
     /// 127 for a missing file (as shells and runc), else 126.
     pub fn exit_code(&self) -> i32 {
-        if self.errno() == Errno::ENOENT {
+        if matches!(self, ExecFailure::Exec(Errno::ENOENT)) {
             127
         } else {
             126
@@ -180,6 +225,11 @@ impl Trampoline {
         Ok(Trampoline { fd: tree })
     }
 
+    /// Its fd, for a child that execs it with execveat.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// The path a child process can exec it by ("/proc/self/fd/N"), for
     /// spawning hooks through it.
     pub fn proc_path(&self) -> String {
@@ -187,17 +237,33 @@ impl Trampoline {
     }
 
     /// The arguments after argv[0] that make the trampoline exec `exe`
-    /// with `argv`, reporting to `report`, with `process`'s LSM labels.
-    pub fn args(report: Report, exe: &CStr, process: &Process, argv: &[CString]) -> Vec<CString> {
+    /// with `argv`, reporting to `report`, with `process`'s LSM labels,
+    /// after applying `deferred`.
+    pub fn args(
+        report: Report,
+        exe: &CStr,
+        process: &Process,
+        deferred: &Deferred,
+        argv: &[CString],
+    ) -> Vec<CString> {
         let (kind, fd) = report.encode();
         let text =
             |v: &Option<String>| CString::new(v.clone().unwrap_or_default()).unwrap_or_default();
+        let filter = deferred.filter.as_ref().map_or(-1, |f| f.as_raw_fd());
+        let caps = deferred.caps.map_or_else(String::new, |c| {
+            format!(
+                "{:x}:{:x}:{:x}:{:x}:{:x}",
+                c.bounding, c.effective, c.permitted, c.inheritable, c.ambient
+            )
+        });
         let mut out = vec![
             kind.to_owned(),
             fd,
             exe.to_owned(),
             text(process.apparmor_profile()),
             text(process.selinux_label()),
+            CString::new(filter.to_string()).unwrap_or_default(),
+            CString::new(caps).unwrap_or_default(),
         ];
         out.extend(argv.iter().cloned());
         out
@@ -205,31 +271,46 @@ impl Trampoline {
 }
 
 /// The last step of an init or an exec'd process: run the workload through
-/// the trampoline, or directly if there is none or the kernel refuses to
-/// run it (its file not executable by the workload's user, or execveat
-/// denied by the seccomp profile: then /proc/self/exe cannot be run either,
-/// or the profile was the container's choice). Returns only on failure.
+/// the trampoline, by its fd (execveat) or else its /proc path (execve: a
+/// profile loaded already may allow only that). Directly only when the
+/// kernel refuses the trampoline's file to the workload's user (EACCES)
+/// with no filter loaded and nothing deferred: /proc/self/exe, the same
+/// file, is refused alike. Anything else fails closed. Returns only on
+/// failure.
 pub fn exec_workload(
-    t: Option<&Trampoline>,
+    t: &Trampoline,
     report: Report,
     process: &Process,
     exe: &CStr,
     argv: &[CString],
     env: &[CString],
+    deferred: &Deferred,
 ) -> ExecFailure {
-    if let Some(t) = t {
-        // The report fd must outlive this execve (and only this one: the
-        // trampoline makes it close-on-exec again).
-        if let Some(fd) = report.fd() {
-            set_cloexec(fd, false);
-        }
-        let mut full: Vec<&CStr> = vec![ARGV0];
-        let args = Trampoline::args(report, exe, process, argv);
-        full.extend(args.iter().map(CString::as_c_str));
-        let _ = sys::execveat_fd(&t.fd, &full, env);
-        if let Some(fd) = report.fd() {
-            set_cloexec(fd, true);
-        }
+    let filtered = deferred.loaded;
+    // The report fd must outlive this execve (and only this one: the
+    // trampoline makes it close-on-exec again).
+    if let Some(fd) = report.fd() {
+        set_cloexec(fd, false);
+    }
+    let mut full: Vec<&CStr> = vec![ARGV0];
+    let args = Trampoline::args(report, exe, process, deferred, argv);
+    full.extend(args.iter().map(CString::as_c_str));
+    let at = sys::execveat_fd(&t.fd, &full, env);
+    let path = t.proc_path();
+    let by_path = match CString::new(path.clone()) {
+        Ok(p) => execve(&p, &full, Env::Given(env)),
+        Err(_) => Errno::EINVAL,
+    };
+    if let Some(fd) = report.fd() {
+        set_cloexec(fd, true);
+    }
+    if at != Errno::EACCES || filtered || !deferred.is_empty() {
+        return ExecFailure::Trampoline {
+            execveat: at,
+            execve: by_path,
+            path,
+            filtered,
+        };
     }
     let profile = process.apparmor_profile().as_deref();
     let label = process.selinux_label().as_deref();
@@ -260,7 +341,7 @@ enum Env<'a> {
     Given(&'a [CString]),
 }
 
-fn execve(path: &CStr, argv: &[CString], env: Env) -> Errno {
+fn execve<S: AsRef<CStr>>(path: &CStr, argv: &[S], env: Env) -> Errno {
     let a = sys::ptr_array(argv);
     let given;
     unsafe extern "C" {
@@ -302,13 +383,33 @@ fn trampoline_main(a: &[OsString]) -> ! {
         let opt = |s: &OsString| (!s.is_empty()).then(|| s.to_string_lossy().into_owned());
         let profile = opt(a.get(3)?);
         let label = opt(a.get(4)?);
-        let argv: Option<Vec<CString>> = a[5..]
+        let filter: RawFd = a.get(5)?.to_str()?.parse().ok()?;
+        let caps = match a.get(6)?.to_str()? {
+            "" => None,
+            c => {
+                let m: Vec<u64> = c
+                    .split(':')
+                    .map(|h| u64::from_str_radix(h, 16).ok())
+                    .collect::<Option<_>>()?;
+                let [bounding, effective, permitted, inheritable, ambient] = m[..] else {
+                    return None;
+                };
+                Some(CapSets {
+                    bounding,
+                    effective,
+                    permitted,
+                    inheritable,
+                    ambient,
+                })
+            }
+        };
+        let argv: Option<Vec<CString>> = a[7..]
             .iter()
             .map(|s| CString::new(s.as_bytes()).ok())
             .collect();
-        Some((report, exe, profile, label, argv?))
+        Some((report, exe, profile, label, (filter, caps), argv?))
     })();
-    let Some((report, exe, profile, label, argv)) = parsed else {
+    let Some((report, exe, profile, label, deferred, argv)) = parsed else {
         eprintln!("capsa: trampoline mode: malformed arguments");
         sys::child_exit(126)
     };
@@ -318,10 +419,49 @@ fn trampoline_main(a: &[OsString]) -> ! {
     default_sigpipe();
     let failure = match lsm::apply_labels(profile.as_deref(), label.as_deref()) {
         Err((field, e)) => ExecFailure::Lsm(field, e),
-        Ok(()) => ExecFailure::Exec(execve(&exe, &argv, Env::Inherited)),
+        Ok(()) => match apply_deferred(deferred.0, deferred.1) {
+            Err(f) => f,
+            // Past the filter: nothing but this execve (and, should it
+            // fail, the report and _exit).
+            Ok(()) => ExecFailure::Exec(execve(&exe, &argv, Env::Inherited)),
+        },
     };
     report.failed(failure.errno(), &failure.message(&exe));
     sys::child_exit(failure.exit_code())
+}
+
+/// The init's deferred steps (finalize::Deferred), after the trampoline's
+/// own start-up: the configured capabilities (CAP_SYS_ADMIN kept in
+/// effective and permitted for the load without no_new_privs: execve
+/// computes the workload's sets without them), then the seccomp filter.
+/// After it, only the execve.
+fn apply_deferred(filter: RawFd, caps: Option<CapSets>) -> Result<(), ExecFailure> {
+    let filter = if filter >= 0 {
+        let fd = sys::own(filter);
+        let f = Filter::from_memfd(&fd).map_err(|e| ExecFailure::Deferred("linux.seccomp", e))?;
+        Some(f)
+    } else {
+        None
+    };
+    if let Some(mut c) = caps {
+        // SAFETY: prctl with integer arguments only.
+        let nnp = unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) } == 1;
+        if filter.is_some() && !nnp {
+            c.effective |= caps::SYS_ADMIN;
+            c.permitted |= caps::SYS_ADMIN;
+        }
+        caps::apply_bounding(&c)
+            .map_err(|e| ExecFailure::Deferred("process.capabilities.bounding", e))?;
+        caps::apply(&c).map_err(|e| ExecFailure::Deferred("process.capabilities", e))?;
+    }
+    if let Some(f) = filter {
+        f.load().map_err(|e| match e {
+            SeccompError::Load(e) | SeccompError::Listener { source: e, .. } => {
+                ExecFailure::Deferred("linux.seccomp: loading the filter", e)
+            }
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

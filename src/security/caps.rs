@@ -196,6 +196,80 @@ pub fn apply(sets: &CapSets) -> Result<(), SysError> {
     Ok(())
 }
 
+/// CAP_SYS_ADMIN, which loading a seccomp filter without no_new_privs needs.
+pub const SYS_ADMIN: u64 = 1 << 21;
+
+/// The permitted set of the calling thread (capget).
+fn permitted() -> Result<u64, SysError> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: hdr and data are valid repr(C) structs of the v3 layout the
+    // kernel fills (one header, two data elements), alive for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(SysError::new("capget", Errno::last()));
+    }
+    Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
+}
+
+/// Make the effective set `want` (within the permitted set), the other
+/// sets unchanged.
+pub fn set_effective(want: u64) -> Result<(), SysError> {
+    let mut hdr = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: as in `permitted`: v3 header and two data elements.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut hdr as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(SysError::new("capget", Errno::last()));
+    }
+    data[0].effective = (want as u32) & data[0].permitted;
+    data[1].effective = ((want >> 32) as u32) & data[1].permitted;
+    // SAFETY: as above, the kernel only reads the structs.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    if r != 0 {
+        return Err(SysError::new("capset", Errno::last()));
+    }
+    Ok(())
+}
+
+/// Carry every capability held now (and the bounding set, untouched)
+/// across the next execve, the trampoline's: effective, permitted,
+/// inheritable and ambient all become the permitted set. The trampoline
+/// then sets the configured sets itself, keeping CAP_SYS_ADMIN in
+/// effective just long enough to load the seccomp filter (without
+/// no_new_privs the kernel wants it), so that nothing but the workload's
+/// execve follows the filter. The sets the workload gets are those of
+/// `apply`: execve computes them from the bounding, inheritable and
+/// ambient sets and the uid, never from the old effective or permitted.
+pub fn hand_over() -> Result<(), SysError> {
+    let held = permitted()?;
+    apply(&CapSets {
+        bounding: 0,
+        effective: held,
+        permitted: held,
+        inheritable: held,
+        ambient: held,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

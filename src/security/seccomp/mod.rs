@@ -153,6 +153,87 @@ impl Filter {
     }
 }
 
+impl Filter {
+    /// The program and its flags in a memfd (not close-on-exec), for the
+    /// trampoline to load after its own start-up (process/trampoline.rs):
+    /// the init's copy of the program does not survive the execve.
+    pub fn to_memfd(&self) -> Result<OwnedFd, SysError> {
+        let mut bytes = Vec::with_capacity(8 + 8 * self.program.len());
+        bytes.extend_from_slice(&self.flags.to_ne_bytes());
+        bytes.extend_from_slice(&(self.program.len() as u32).to_ne_bytes());
+        for i in &self.program {
+            bytes.extend_from_slice(&i.code.to_ne_bytes());
+            bytes.extend_from_slice(&[i.jt, i.jf]);
+            bytes.extend_from_slice(&i.k.to_ne_bytes());
+        }
+        // SAFETY: memfd_create reads a NUL-terminated constant name.
+        let fd = unsafe { libc::memfd_create(c"capsa-seccomp".as_ptr(), 0) };
+        if fd < 0 {
+            return Err(SysError::new(
+                "memfd_create (seccomp program)",
+                Errno::last(),
+            ));
+        }
+        let fd = sys::own(fd);
+        let mut file = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut file, &bytes)
+            .map_err(|e| SysError::new("write (seccomp program)", sys::io_errno(&e)))?;
+        Ok(file.into())
+    }
+
+    /// Read back what `to_memfd` wrote (from offset 0, so several
+    /// processes may each read the same fd).
+    pub fn from_memfd(fd: &impl std::os::fd::AsRawFd) -> Result<Filter, SysError> {
+        // The kernel takes at most BPF_MAXINSNS (4096) instructions.
+        let mut buf = vec![0u8; 8 + 8 * 4096];
+        let mut got = 0;
+        loop {
+            // SAFETY: reads into the unused tail of `buf`, which outlives the call.
+            let n = unsafe {
+                libc::pread(
+                    fd.as_raw_fd(),
+                    buf[got..].as_mut_ptr().cast(),
+                    buf.len() - got,
+                    got as libc::off_t,
+                )
+            };
+            match n {
+                0 => break,
+                n if n > 0 => got += n as usize,
+                _ if Errno::last() == Errno::EINTR => continue,
+                _ => return Err(SysError::new("read (seccomp program)", Errno::last())),
+            }
+            if got == buf.len() {
+                break;
+            }
+        }
+        let word = |at: usize| u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+        let bad = || SysError::new("read (seccomp program): malformed", Errno::EINVAL);
+        if got < 8 {
+            return Err(bad());
+        }
+        let (flags, len) = (word(0), word(4) as usize);
+        if len > 4096 || got != 8 + 8 * len {
+            return Err(bad());
+        }
+        let program = buf[8..got]
+            .chunks_exact(8)
+            .map(|c| bpf::Insn {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        Ok(Filter {
+            program,
+            flags,
+            listener: None,
+            warnings: Vec::new(),
+        })
+    }
+}
+
 const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
 
 /// struct sock_fprog.
@@ -212,4 +293,31 @@ pub fn features() -> Value {
         "knownFlags": known,
         "supportedFlags": supported,
     })
+}
+
+#[cfg(test)]
+mod memfd_tests {
+    use super::*;
+
+    /// What the init writes is what the trampoline loads: program and flags.
+    #[test]
+    fn memfd_round_trip() {
+        let spec: LinuxSeccomp = serde_json::from_value(json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "flags": ["SECCOMP_FILTER_FLAG_LOG"],
+            "syscalls": [{"names": ["read", "write", "execve"], "action": "SCMP_ACT_ALLOW"}]
+        }))
+        .expect("spec");
+        let f = Filter::from_spec(&spec).expect("compiles");
+        let fd = f.to_memfd().expect("memfd");
+        for _ in 0..2 {
+            // Read from offset 0 each time: every hook's trampoline reads it too.
+            let back = Filter::from_memfd(&fd).expect("reads back");
+            assert_eq!(back.program, f.program);
+            assert_eq!(back.flags, f.flags);
+        }
+        let empty = std::fs::File::from(f.to_memfd().expect("memfd"));
+        empty.set_len(4).expect("truncate");
+        assert!(Filter::from_memfd(&empty).is_err());
+    }
 }
