@@ -198,12 +198,116 @@ struct Cmp {
     two: u64,
 }
 
-/// What one syscall number does: conditional rules in profile order, then
-/// the unconditional action (or the default).
+/// What one syscall number does. As in libseccomp, an argument-free rule
+/// replaces every conditional one of the syscall, whichever comes first
+/// (the first argument-free rule wins); otherwise the conditional rules are
+/// tried in order, then the default.
 #[derive(Debug, Default)]
 struct Entry {
     uncond: Option<u32>,
-    conds: Vec<(Vec<Cmp>, u32)>,
+    conds: Vec<Cond>,
+}
+
+/// One node of libseccomp's filter tree: a comparison of one 32-bit half
+/// of an argument. `order` sorts the nodes of one level (argument, the high
+/// half above the low one; operator: EQ, NE and MASKED_EQ above LT and LE,
+/// above GT and GE; value, reversed for LT and LE); `same` says whether two
+/// rules share the node (NE is EQ's false branch, LT is GE's, LE is GT's,
+/// so the branch is part of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Node {
+    order: (u32, u32, u32),
+    same: (u32, u8, bool, u32, u32),
+}
+
+/// The nodes of a rule's comparisons (sorted by argument) on one ABI, as
+/// libseccomp builds them: both halves on a 64-bit ABI, the low one on a
+/// 32-bit ABI, none for a half that MASKED_EQ masks out entirely (so a rule
+/// of only such comparisons is unconditional there).
+fn nodes(cmps: &[Cmp], wide: bool) -> Vec<Node> {
+    let mut out = Vec::with_capacity(cmps.len() * 2);
+    for c in cmps {
+        let (op, branch, prio) = match c.op {
+            Op::ScmpCmpEq => (0, true, 3),
+            Op::ScmpCmpNe => (0, false, 3),
+            Op::ScmpCmpMaskedEq => (1, true, 3),
+            Op::ScmpCmpLt => (2, false, 2),
+            Op::ScmpCmpGe => (2, true, 1),
+            Op::ScmpCmpLe => (3, false, 2),
+            Op::ScmpCmpGt => (3, true, 1),
+        };
+        let (mask, value) = match c.op {
+            Op::ScmpCmpMaskedEq => (c.value, c.two & c.value),
+            _ => (u64::MAX, c.value),
+        };
+        let halves: &[(u32, u32)] = if wide { &[(1, 32), (0, 0)] } else { &[(0, 0)] };
+        for &(high, shift) in halves {
+            let (m, v) = ((mask >> shift) as u32, (value >> shift) as u32);
+            if c.op == Op::ScmpCmpMaskedEq && m == 0 {
+                continue;
+            }
+            let arg = 2 * c.index + high;
+            let key = if prio == 2 { !v } else { v };
+            out.push(Node {
+                order: (arg, prio, key),
+                same: (arg, op, branch, m, v),
+            });
+        }
+    }
+    out
+}
+
+/// A conditional rule of one syscall on one ABI.
+#[derive(Debug, Clone)]
+struct Cond {
+    cmps: Vec<Cmp>,
+    nodes: Vec<Node>,
+    act: u32,
+    /// Index of the rule in linux.seccomp.syscalls.
+    rule: usize,
+}
+
+/// Add a rule the way libseccomp merges it into the syscall's tree. An
+/// argument-free rule (or one without nodes on this ABI) replaces the
+/// conditional ones; the first such rule wins. A conditional rule whose
+/// nodes begin with those of an earlier rule is already covered by it
+/// (ignored); one that repeats an earlier rule's nodes, or a prefix of them,
+/// with another action is refused (EEXIST: Err names the earlier rule); with
+/// the same action it replaces the longer ones. Ok(false): an argument-free
+/// rule lost to an earlier one with another action.
+fn add_rule(e: &mut Entry, cmps: &[Cmp], act: u32, rule: usize, wide: bool) -> Result<bool, usize> {
+    if let Some(prev) = e.uncond {
+        return Ok(prev == act || !cmps.is_empty());
+    }
+    let mut sorted = cmps.to_vec();
+    sorted.sort_by_key(|c| c.index);
+    let nodes = nodes(&sorted, wide);
+    if nodes.is_empty() {
+        e.uncond = Some(act);
+        e.conds = Vec::new();
+        return Ok(true);
+    }
+    let prefix = |short: &[Node], long: &[Node]| {
+        short.len() <= long.len() && short.iter().zip(long).all(|(a, b)| a.same == b.same)
+    };
+    if let Some(c) = e
+        .conds
+        .iter()
+        .find(|c| c.act != act && prefix(&nodes, &c.nodes))
+    {
+        return Err(c.rule);
+    }
+    if e.conds.iter().any(|c| prefix(&c.nodes, &nodes)) {
+        return Ok(true);
+    }
+    e.conds.retain(|c| !prefix(&nodes, &c.nodes));
+    e.conds.push(Cond {
+        cmps: sorted,
+        nodes,
+        act,
+        rule,
+    });
+    Ok(true)
 }
 
 /// Compile for the host's own ABI.
@@ -337,18 +441,23 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
                     continue;
                 }
                 let e = table.entry((abi.audit(), nr)).or_default();
-                if groups[0].is_empty() {
-                    match e.uncond {
-                        None => e.uncond = Some(act),
-                        Some(prev) if prev != act => warnings.push(format!(
+                for g in &groups {
+                    match add_rule(e, g, act, i, abi.wide()) {
+                        Ok(true) => {}
+                        Ok(false) => warnings.push(format!(
                             "{field}.names[{j}]: {name} already has another action; \
                              the first rule wins"
                         )),
-                        Some(_) => {}
-                    }
-                } else {
-                    for g in &groups {
-                        e.conds.push((g.clone(), act));
+                        Err(other) => {
+                            return Err(invalid(
+                                format!("{field}.names[{j}]"),
+                                format!(
+                                    "{name}: the same argument comparisons as \
+                                     linux.seccomp.syscalls[{other}] with another action \
+                                     (libseccomp refuses it too)"
+                                ),
+                            ));
+                        }
                     }
                 }
             }
@@ -397,9 +506,12 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
         // ABI of this arch that the filter does not include).
         let regions: Vec<(u64, u64, Option<Abi>)> = if audit == AUDIT_ARCH_X86_64 {
             let pick = |abi: Abi| abis.contains(&abi).then_some(abi);
+            // Number -1 (a tracer skipping the call, or syscall(-1)) is
+            // x86_64's, as libseccomp has it, not a bad x32 call.
             vec![
                 (0, X32_BIT as u64 - 1, pick(Abi::X86_64)),
-                (X32_BIT as u64, u32::MAX as u64, pick(Abi::X32)),
+                (X32_BIT as u64, u32::MAX as u64 - 1, pick(Abi::X32)),
+                (u32::MAX as u64, u32::MAX as u64, pick(Abi::X86_64)),
             ]
         } else {
             let abi = abis.iter().copied().find(|a| a.audit() == audit);
@@ -500,11 +612,17 @@ fn tree(asm: &mut Asm, iv: &[(u32, Target)]) -> Target {
     Target::Label(asm.jump(bpf::JGE_K, iv[mid].0, right, left))
 }
 
-/// The conditional rules of one syscall, first match wins, falling back to
-/// its unconditional action or the default.
+/// The conditional rules of one syscall in libseccomp's order (see
+/// `order_key`), first match wins, falling back to the default.
 fn rule_block(asm: &mut Asm, e: &Entry, default: u32, wide: bool) -> Target {
+    let mut conds: Vec<&Cond> = e.conds.iter().collect();
+    // Stable and ascending: emitting backwards puts the greatest first.
+    conds.sort_by(|a, b| {
+        let key = |c: &Cond| c.nodes.iter().map(|n| n.order).collect::<Vec<_>>();
+        key(a).cmp(&key(b))
+    });
     let mut next = Target::Ret(e.uncond.unwrap_or(default));
-    for (cmps, act) in e.conds.iter().rev() {
+    for Cond { cmps, act, .. } in conds {
         let mut pass = Target::Ret(*act);
         for c in cmps.iter().rev() {
             pass = Target::Label(compare(asm, c, wide, pass, next));
@@ -540,7 +658,8 @@ fn compare(asm: &mut Asm, c: &Cmp, wide: bool, pass: Target, fail: Target) -> us
         Op::ScmpCmpLt => asm.jump(JGE_K, vlo, f, p),
         Op::ScmpCmpLe => asm.jump(JGT_K, vlo, f, p),
         Op::ScmpCmpMaskedEq => {
-            asm.jump(JEQ_K, c.two as u32, p, f);
+            // libseccomp compares with the value's masked bits only.
+            asm.jump(JEQ_K, (c.two & c.value) as u32, p, f);
             asm.and(vlo)
         }
     };
@@ -562,7 +681,7 @@ fn compare(asm: &mut Asm, c: &Cmp, wide: bool, pass: Target, fail: Target) -> us
             asm.jump(JGT_K, vhi, f, eq)
         }
         Op::ScmpCmpMaskedEq => {
-            asm.jump(JEQ_K, (c.two >> 32) as u32, lo, f);
+            asm.jump(JEQ_K, ((c.two & c.value) >> 32) as u32, lo, f);
             asm.and(vhi)
         }
     };

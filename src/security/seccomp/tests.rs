@@ -226,7 +226,7 @@ fn operators_on_32_bit_abis_compare_the_low_half() {
 }
 
 #[test]
-fn args_of_one_rule_are_anded_and_rules_are_tried_in_order() {
+fn args_of_one_rule_are_anded_and_rules_are_ordered_as_libseccomp_does() {
     let c = compile_for(
         &spec(json!({
             "defaultAction": "SCMP_ACT_ERRNO",
@@ -234,9 +234,19 @@ fn args_of_one_rule_are_anded_and_rules_are_tried_in_order() {
                 {"names": ["kill"], "action": "SCMP_ACT_ALLOW", "args": [
                     {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
                     {"index": 1, "value": 9, "op": "SCMP_CMP_EQ"}]},
+                // libseccomp tests the higher argument first, whatever the
+                // profile order.
                 {"names": ["kill"], "action": "SCMP_ACT_LOG", "args": [
                     {"index": 1, "value": 9, "op": "SCMP_CMP_EQ"}]},
-                {"names": ["kill"], "action": "SCMP_ACT_TRAP"},
+                {"names": ["kill"], "action": "SCMP_ACT_TRAP", "args": [
+                    {"index": 0, "value": 3, "op": "SCMP_CMP_EQ"}]},
+                // An argument-free rule overrides the conditional ones,
+                // before or after them.
+                {"names": ["tgkill"], "action": "SCMP_ACT_ALLOW", "args": [
+                    {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]},
+                {"names": ["tgkill", "personality"], "action": "SCMP_ACT_TRAP"},
+                {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [
+                    {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]},
                 // The same argument twice: each comparison is a rule (runc).
                 {"names": ["tkill"], "action": "SCMP_ACT_ALLOW", "args": [
                     {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
@@ -247,13 +257,49 @@ fn args_of_one_rule_are_anded_and_rules_are_tried_in_order() {
     )
     .unwrap();
     let kill = 62;
-    assert_eq!(run(&c, X64, kill, [1, 9, 0, 0, 0, 0]), RET_ALLOW);
+    assert_eq!(run(&c, X64, kill, [1, 9, 0, 0, 0, 0]), RET_LOG);
     assert_eq!(run(&c, X64, kill, [2, 9, 0, 0, 0, 0]), RET_LOG);
-    assert_eq!(run(&c, X64, kill, [1, 8, 0, 0, 0, 0]), RET_TRAP);
+    assert_eq!(run(&c, X64, kill, [3, 9, 0, 0, 0, 0]), RET_LOG);
+    assert_eq!(run(&c, X64, kill, [3, 8, 0, 0, 0, 0]), RET_TRAP);
+    assert_eq!(run(&c, X64, kill, [1, 8, 0, 0, 0, 0]), EPERM);
+    for nr in [234, 135] {
+        assert_eq!(run(&c, X64, nr, [1, 0, 0, 0, 0, 0]), RET_TRAP);
+        assert_eq!(run(&c, X64, nr, [2, 0, 0, 0, 0, 0]), RET_TRAP);
+    }
     let tkill = 200;
     assert_eq!(run(&c, X64, tkill, [1, 0, 0, 0, 0, 0]), RET_ALLOW);
     assert_eq!(run(&c, X64, tkill, [2, 0, 0, 0, 0, 0]), RET_ALLOW);
     assert_eq!(run(&c, X64, tkill, [3, 0, 0, 0, 0, 0]), EPERM);
+}
+
+#[test]
+fn conflicting_rules_are_refused_and_masked_eq_masks_the_value() {
+    // Same comparisons, another action: libseccomp refuses it (EEXIST).
+    let e = compile_for(
+        &spec(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [
+                {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["kill"], "action": "SCMP_ACT_TRAP", "args": [
+                {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]}]})),
+        Abi::X86_64,
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "linux.seccomp.syscalls[1].names[0]");
+    assert!(e.msg.contains("syscalls[0]"), "{}", e.msg);
+    // (arg & mask) == (value & mask): bits of the value outside the mask
+    // do not count.
+    let c = compile_for(
+        &spec(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["kill"], "action": "SCMP_ACT_TRAP", "args": [
+                {"index": 0, "value": 0xff, "valueTwo": 0x1234, "op": "SCMP_CMP_MASKED_EQ"}]}]})),
+        Abi::X86_64,
+    )
+    .unwrap();
+    assert_eq!(run(&c, X64, 62, [0x34, 0, 0, 0, 0, 0]), RET_TRAP);
+    assert_eq!(run(&c, X64, 62, [0x1234, 0, 0, 0, 0, 0]), RET_TRAP);
+    assert_eq!(run(&c, X64, 62, [0x35, 0, 0, 0, 0, 0]), RET_ALLOW);
+    // Number -1 on x86_64 is not an x32 call.
+    assert_eq!(run(&c, X64, u32::MAX, [0; 6]), RET_ALLOW);
 }
 
 #[test]
@@ -460,6 +506,12 @@ fn reference(s: &LinuxSeccomp, abi: Abi, nr: u32, args: [u64; 6], default: u32) 
         Action::ScmpActTrap => RET_TRAP,
         _ => unimplemented!(),
     };
+    // An argument-free rule overrides the conditional ones (libseccomp).
+    for r in rules.iter().filter(|r| names(r) && act(r) != default) {
+        if r.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return act(r);
+        }
+    }
     for r in rules.iter().filter(|r| names(r) && act(r) != default) {
         let Some(a) = r.args().as_ref().filter(|a| !a.is_empty()) else {
             continue;
@@ -472,11 +524,6 @@ fn reference(s: &LinuxSeccomp, abi: Abi, nr: u32, args: [u64; 6], default: u32) 
                 narrow(c.value_two().unwrap_or(0)),
             )
         }) {
-            return act(r);
-        }
-    }
-    for r in rules.iter().filter(|r| names(r) && act(r) != default) {
-        if r.args().as_ref().is_none_or(|a| a.is_empty()) {
             return act(r);
         }
     }
