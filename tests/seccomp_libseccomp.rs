@@ -720,3 +720,26 @@ fn random_profiles_with_mixed_actions_agree() {
         report(count, &fails);
     }
 }
+
+/// In a real container: an argument-free personality rule overrides a
+/// conditional one that comes first, as with runc (libseccomp). busybox
+/// `linux32` calls personality(PER_LINUX32); the conditional rule would
+/// answer EPERM, the argument-free one answers EINVAL.
+#[test]
+fn argument_free_rule_overrides_a_conditional_one_in_a_container() {
+    let mut c = common::Ctx::new("seccompoverride");
+    c.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1,
+             "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22}
+        ]
+    });
+    c.sh("linux32 true 2>&1; echo rc=$?");
+    let out = c.run();
+    assert!(out.success(), "{out:?}");
+    assert!(out.stdout.contains("Invalid argument"), "{out:?}");
+    assert!(!out.stdout.contains("not permitted"), "{out:?}");
+    assert!(out.stdout.contains("rc=1"), "{out:?}");
+}
