@@ -43,6 +43,8 @@ const HELPER: &str = concat!(
 
 const X86_64: u32 = 0xC000_003E;
 const I386: u32 = 0x4000_0003;
+const AARCH64: u32 = 0xC000_00B7;
+const ARM: u32 = 0x4000_0028;
 const X32_BIT: u32 = 0x4000_0000;
 /// Architectures no profile here lists: AUDIT_ARCH_S390X, _PPC64LE.
 const FOREIGN: [u32; 2] = [0x8000_0016, 0xC000_0015];
@@ -164,7 +166,11 @@ fn check(
 ) -> Result<usize, String> {
     let spec: LinuxSeccomp =
         serde_json::from_value(profile.clone()).map_err(|e| format!("{name}: parse: {e}"))?;
-    let ours = compile::compile_for(&spec, Abi::X86_64);
+    // "_host": "aarch64" compiles as on an aarch64 host (libseccomp's
+    // side: a filter of aarch64 instead of the native x86_64).
+    let arm_host = profile["_host"] == "aarch64";
+    let host = if arm_host { Abi::Aarch64 } else { Abi::X86_64 };
+    let ours = compile::compile_for(&spec, host);
     let (ours, bpf) = match (ours, lib.get("bpf")) {
         (Ok(c), Some(b)) => (c, b),
         (Err(e), None) => {
@@ -221,20 +227,27 @@ fn check(
     // (arch, nr, abi name) inputs.
     let mut nrs: BTreeSet<(u32, u32)> = BTreeSet::new();
     let mut args_of: BTreeMap<(u32, u32), Vec<Comparison>> = BTreeMap::new();
-    let abis = [
-        (Abi::X86_64, X86_64, 0u32),
-        (Abi::X32, X86_64, 0),
-        (Abi::X86, I386, 0),
-    ];
+    let abis: &[(Abi, u32)] = if arm_host {
+        &[(Abi::Aarch64, AARCH64), (Abi::Arm, ARM)]
+    } else {
+        &[(Abi::X86_64, X86_64), (Abi::X32, X86_64), (Abi::X86, I386)]
+    };
+    for &(_, arch) in abis {
+        for nr in [0, 999, 0x000f_0005, u32::MAX] {
+            nrs.insert((arch, nr));
+        }
+    }
     for r in profile["syscalls"].as_array().into_iter().flatten() {
         for n in r["names"].as_array().unwrap() {
-            for (abi, arch, _) in abis {
+            for &(abi, arch) in abis {
                 let Some(nr) = abi.nr(n.as_str().unwrap()) else {
                     continue;
                 };
                 let key = match abi {
                     Abi::X86 => "x86",
                     Abi::X32 => "x32",
+                    Abi::Aarch64 => "aarch64",
+                    Abi::Arm => "arm",
                     _ => "x86_64",
                 };
                 let m = ours_max.entry(key).or_insert(0);
@@ -271,6 +284,10 @@ fn check(
 
     let mut checked = 0;
     for &(arch, nr) in &nrs {
+        // Only what this host's kernel can present (and the foreign ones).
+        if arm_host != (arch == AARCH64 || arch == ARM) && !FOREIGN.contains(&arch) {
+            continue;
+        }
         // Not compared: see the module comment.
         if arch == I386 && (nr == 102 || nr == 117) {
             continue;
@@ -313,9 +330,13 @@ fn check(
         }
         let abi = if arch == I386 {
             Some("x86")
+        } else if arch == AARCH64 && arm_host {
+            Some("aarch64")
+        } else if arch == ARM && arm_host {
+            Some("arm")
         } else if arch == X86_64 && nr & X32_BIT != 0 && nr != u32::MAX {
             Some("x32")
-        } else if arch == X86_64 {
+        } else if arch == X86_64 && !arm_host {
             Some("x86_64")
         } else {
             None
@@ -349,6 +370,8 @@ fn check(
                 let abi = match abi {
                     Some("x86") => Abi::X86,
                     Some("x32") => Abi::X32,
+                    Some("aarch64") => Abi::Aarch64,
+                    Some("arm") => Abi::Arm,
                     _ => Abi::X86_64,
                 };
                 if reference(profile, abi, nr, a) == Some(got) {
@@ -390,7 +413,7 @@ fn reference(p: &Value, abi: Abi, nr: u32, args: &[u64; 6]) -> Option<u32> {
         }
     };
     let default = act(&p["defaultAction"], &p["defaultErrnoRet"]);
-    let wide = abi == Abi::X86_64;
+    let wide = matches!(abi, Abi::X86_64 | Abi::Aarch64);
     let keep = if wide { u64::MAX } else { u32::MAX as u64 };
     let (mut uncond, mut cond, mut named) = (None, None, false);
     for r in p["syscalls"].as_array().into_iter().flatten() {
@@ -498,6 +521,13 @@ fn podman_default_profile_agrees() {
     check_corpus("podman-default.json");
 }
 
+/// As on an aarch64 host, where the kernel also presents 32-bit ARM
+/// (AUDIT_ARCH_ARM) calls: the profile lists SCMP_ARCH_ARM.
+#[test]
+fn podman_default_profile_on_aarch64_agrees() {
+    check_corpus("podman-default-aarch64.json");
+}
+
 #[test]
 fn podman_privileged_profile_agrees() {
     check_corpus("podman-sys-admin.json");
@@ -602,6 +632,9 @@ fn action(rng: &mut Rng) -> Value {
 fn random_profile(rng: &mut Rng, mixed: bool) -> Value {
     let d = action(rng);
     let mut p = json!({"defaultAction": d["action"]});
+    if rng.below(4) == 0 {
+        p["_host"] = json!("aarch64");
+    }
     if let Some(e) = d.get("errnoRet") {
         p["defaultErrnoRet"] = e.clone();
     }

@@ -29,6 +29,8 @@ use super::syscalls;
 pub const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 pub const AUDIT_ARCH_AARCH64: u32 = 0xC000_00B7;
+/// 32-bit ARM EABI: what an aarch64 kernel presents for a compat task.
+pub const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
 /// Set in the syscall number of x32 calls (__X32_SYSCALL_BIT).
 pub const X32_BIT: u32 = 0x4000_0000;
 
@@ -56,6 +58,7 @@ pub enum Abi {
     X32,
     X86,
     Aarch64,
+    Arm,
 }
 
 impl Abi {
@@ -73,6 +76,7 @@ impl Abi {
             Abi::X86_64 | Abi::X32 => AUDIT_ARCH_X86_64,
             Abi::X86 => AUDIT_ARCH_I386,
             Abi::Aarch64 => AUDIT_ARCH_AARCH64,
+            Abi::Arm => AUDIT_ARCH_ARM,
         }
     }
 
@@ -90,6 +94,7 @@ impl Abi {
             Abi::X32 => (syscalls::X32, &syscalls::X32_INDEX),
             Abi::X86 => (syscalls::X86, &syscalls::X86_INDEX),
             Abi::Aarch64 => (syscalls::AARCH64, &syscalls::AARCH64_INDEX),
+            Abi::Arm => (syscalls::ARM, &syscalls::ARM_INDEX),
         };
         let mut h: u32 = 0x811c_9dc5;
         for b in name.bytes() {
@@ -107,7 +112,9 @@ impl Abi {
     }
 
     /// The ABI of a profile architecture; None for the ones capsa has no
-    /// syscall table for (they can never run on this host's kernel anyway).
+    /// syscall table for: no kernel capsa runs on (x86_64, aarch64) presents
+    /// them, so leaving them out changes no call's action (libseccomp adds
+    /// them; the kernel's audit arch never selects them).
     fn from_arch(a: Arch, native: Abi) -> Option<Abi> {
         match a {
             Arch::ScmpArchNative => Some(native),
@@ -115,6 +122,7 @@ impl Abi {
             Arch::ScmpArchX32 => Some(Abi::X32),
             Arch::ScmpArchX86 => Some(Abi::X86),
             Arch::ScmpArchAarch64 => Some(Abi::Aarch64),
+            Arch::ScmpArchArm => Some(Abi::Arm),
             _ => None,
         }
     }
@@ -123,6 +131,7 @@ impl Abi {
 /// The architectures `capsa features` reports.
 pub const ARCHS: &[&str] = &[
     "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
     "SCMP_ARCH_X32",
     "SCMP_ARCH_X86",
     "SCMP_ARCH_X86_64",
@@ -347,8 +356,9 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
                 }
             }
             None => warnings.push(format!(
-                "linux.seccomp.architectures[{i}]: {a} has no syscall table in capsa; \
-                 its syscalls get the bad-architecture action"
+                "linux.seccomp.architectures[{i}]: {a} left out of the filter: capsa has \
+                 no syscall table for it, and neither an x86_64 nor an aarch64 kernel \
+                 presents it"
             )),
         }
     }
@@ -428,7 +438,7 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
 
         for (j, name) in rule.names().iter().enumerate() {
             let mut known = false;
-            for abi in [Abi::X86_64, Abi::X32, Abi::X86, Abi::Aarch64] {
+            for abi in [Abi::X86_64, Abi::X32, Abi::X86, Abi::Aarch64, Abi::Arm] {
                 let Some(nr) = abi.nr(name) else { continue };
                 known = true;
                 if !abis.contains(&abi) {

@@ -339,7 +339,22 @@ fn aarch64_host() {
     assert_eq!(run(&c, AUDIT_ARCH_AARCH64, 34, [0; 6]), EPERM);
     assert_eq!(run(&c, AUDIT_ARCH_AARCH64, 35, [0; 6]), RET_ALLOW);
     assert_eq!(run(&c, X64, 83, [0; 6]), RET_BAD_ARCH);
-    // No ARM table: skipped with a warning (mkdir is unknown nowhere).
+    // 32-bit ARM, which an aarch64 kernel presents for compat tasks, has
+    // the profile's rules (it used to get the bad-architecture action).
+    assert_eq!(run(&c, AUDIT_ARCH_ARM, 39, [0; 6]), EPERM); // mkdir
+    assert_eq!(run(&c, AUDIT_ARCH_ARM, 323, [0; 6]), EPERM); // mkdirat
+    assert_eq!(run(&c, AUDIT_ARCH_ARM, 0x000f_0005, [0; 6]), RET_ALLOW); // set_tls
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // An architecture without a table is left out, with a warning.
+    let c = compile_for(
+        &spec(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_AARCH64", "SCMP_ARCH_PPC64LE"],
+            "syscalls": [{"names": ["mkdirat"], "action": "SCMP_ACT_ERRNO"}]
+        })),
+        Abi::Aarch64,
+    )
+    .unwrap();
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(c.warnings[0].contains("architectures[1]"));
 }

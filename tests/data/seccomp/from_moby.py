@@ -5,15 +5,21 @@ hands the runtime on x86_64, as the engines do: the x86_64 archMap entry's
 architectures, and the rules whose includes/excludes (capabilities,
 architectures, minKernel) match the given capability set.
 
-Usage: from_moby.py PROFILE.json CAP[,CAP...] > out.json
+Usage: from_moby.py PROFILE.json CAP[,CAP...] [aarch64] > out.json
+(aarch64: as on an aarch64 host; the output says so with "_host", which
+tests/seccomp_libseccomp.rs reads.)
 """
 import json
 import sys
 
 src = json.load(open(sys.argv[1]))
 caps = {"CAP_" + c if not c.startswith("CAP_") else c for c in sys.argv[2].split(",") if c}
-arch = "SCMP_ARCH_X86_64"
+arm = len(sys.argv) > 3 and sys.argv[3] == "aarch64"
+arch = "SCMP_ARCH_AARCH64" if arm else "SCMP_ARCH_X86_64"
+names = {"arm64", "aarch64"} if arm else {"amd64", "x86_64"}
 out = {"defaultAction": src["defaultAction"]}
+if arm:
+    out["_host"] = "aarch64"
 if "defaultErrnoRet" in src:
     out["defaultErrnoRet"] = src["defaultErrnoRet"]
 for m in src.get("archMap") or []:
@@ -22,11 +28,11 @@ for m in src.get("archMap") or []:
 rules = []
 for r in src["syscalls"]:
     inc, exc = r.get("includes") or {}, r.get("excludes") or {}
-    if inc.get("arches") and arch.replace("SCMP_ARCH_", "").lower() not in inc["arches"] and "amd64" not in inc["arches"]:
+    if inc.get("arches") and not names & set(inc["arches"]):
         continue
     if inc.get("caps") and not set(inc["caps"]) <= caps:
         continue
-    if exc.get("arches") and ("amd64" in exc["arches"] or "x86_64" in exc["arches"]):
+    if exc.get("arches") and names & set(exc["arches"]):
         continue
     if exc.get("caps") and set(exc["caps"]) & caps:
         continue

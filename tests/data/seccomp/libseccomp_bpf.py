@@ -53,8 +53,20 @@ OPS = {
     "SCMP_CMP_MASKED_EQ": S.MASKED_EQ,
 }
 # The arches whose maximum the test needs (runc's stub, x86_64 host).
-STUB = {"x86_64": S.Arch.X86_64, "x32": S.Arch.X32, "x86": S.Arch.X86}
-STUB_NAMES = {"SCMP_ARCH_X86_64": "x86_64", "SCMP_ARCH_X32": "x32", "SCMP_ARCH_X86": "x86"}
+STUB = {
+    "x86_64": S.Arch.X86_64,
+    "x32": S.Arch.X32,
+    "x86": S.Arch.X86,
+    "aarch64": S.Arch.AARCH64,
+    "arm": S.Arch.ARM,
+}
+STUB_NAMES = {
+    "SCMP_ARCH_X86_64": "x86_64",
+    "SCMP_ARCH_X32": "x32",
+    "SCMP_ARCH_X86": "x86",
+    "SCMP_ARCH_AARCH64": "aarch64",
+    "SCMP_ARCH_ARM": "arm",
+}
 
 
 def action(name, errno):
@@ -82,6 +94,10 @@ def resolves(name):
 def compile_one(p):
     default = action(p["defaultAction"], p.get("defaultErrnoRet"))
     f = S.SyscallFilter(default)
+    if p.get("_host") == "aarch64":
+        # As on an aarch64 host: aarch64 is the filter's own architecture.
+        f.add_arch(S.Arch.AARCH64)
+        f.remove_arch(S.Arch.X86_64)
     for a in p.get("architectures") or []:
         try:
             f.add_arch(ARCHES[a])
