@@ -15,7 +15,8 @@
 //! Corpora (tests/data/seccomp/README.md): Docker's default profile (as
 //! Docker hands it to the runtime), podman's (containers-common's
 //! seccomp.json, translated for x86_64 as the engines do, with the default
-//! capabilities and with all of them), and seeded random profiles.
+//! capabilities and with all of them, and for aarch64), containerd's CRI
+//! default, and seeded random profiles.
 //!
 //! Known differences, not compared: i386 socketcall (102) and ipc (117),
 //! which libseccomp also fills from rules on the socket and SysV IPC
@@ -519,6 +520,11 @@ fn docker_default_profile_agrees() {
 #[test]
 fn podman_default_profile_agrees() {
     check_corpus("podman-default.json");
+}
+
+#[test]
+fn containerd_default_profile_agrees() {
+    check_corpus("containerd-default.json");
 }
 
 /// As on an aarch64 host, where the kernel also presents 32-bit ARM
