@@ -18,10 +18,7 @@
 //! capabilities and with all of them, and for aarch64), containerd's CRI
 //! default, and seeded random profiles.
 //!
-//! Known differences, not compared: i386 socketcall (102) and ipc (117),
-//! which libseccomp also fills from rules on the socket and SysV IPC
-//! syscalls (capsa does not yet; the random profiles leave those calls out);
-//! the -ENOSYS stub's start on an ABI where runc's name resolution and
+//! Known differences, not compared: the -ENOSYS stub's start on an ABI where runc's name resolution and
 //! capsa's tables disagree on the profile's largest number (i386: runc
 //! counts socket calls as socketcall, 102); names libseccomp does not know
 //! are removed from a profile before both compile it.
@@ -289,10 +286,6 @@ fn check(
         if arm_host != (arch == AARCH64 || arch == ARM) && !FOREIGN.contains(&arch) {
             continue;
         }
-        // Not compared: see the module comment.
-        if arch == I386 && (nr == 102 || nr == 117) {
-            continue;
-        }
         // Tables: libseccomp gives i386 map_shadow_stack (x86_64-only) 453.
         if arch == I386 && nr == 453 {
             continue;
@@ -419,12 +412,23 @@ fn reference(p: &Value, abi: Abi, nr: u32, args: &[u64; 6]) -> Option<u32> {
     let (mut uncond, mut cond, mut named) = (None, None, false);
     for r in p["syscalls"].as_array().into_iter().flatten() {
         let a = act(&r["action"], &r["errnoRet"]);
-        let hit = r["names"]
-            .as_array()
-            .unwrap()
+        let names = r["names"].as_array().unwrap();
+        let hit = names
             .iter()
             .any(|n| abi.nr(n.as_str().unwrap()) == Some(nr));
-        if !hit || a == default {
+        // On i386 a socket or SysV IPC call's rule also applies to its
+        // multiplexer, with argument 0 its call number.
+        let muxed = (abi == Abi::X86)
+            .then(|| {
+                names.iter().find_map(|n| {
+                    MULTIPLEXED
+                        .iter()
+                        .find(|m| m.0 == n.as_str().unwrap() && m.1 == nr)
+                        .map(|m| m.2 as u64)
+                })
+            })
+            .flatten();
+        if !(hit || muxed.is_some()) || a == default {
             continue;
         }
         named = true;
@@ -450,10 +454,14 @@ fn reference(p: &Value, abi: Abi, nr: u32, args: &[u64; 6]) -> Option<u32> {
             vec![cmps]
         };
         for g in groups {
-            let g: Vec<_> = g
+            let mut g: Vec<_> = g
                 .into_iter()
                 .filter(|c| !(c.1 == "SCMP_CMP_MASKED_EQ" && c.2 & keep == 0))
                 .collect();
+            if let Some(call) = muxed.filter(|_| !hit) {
+                g.retain(|c| c.0 != 0);
+                g.push((0, "SCMP_CMP_EQ", call, 0));
+            }
             if g.is_empty() {
                 uncond.get_or_insert(a);
                 continue;
@@ -477,6 +485,43 @@ fn reference(p: &Value, abi: Abi, nr: u32, args: &[u64; 6]) -> Option<u32> {
     }
     named.then(|| uncond.or(cond).unwrap_or(default))
 }
+
+/// i386 calls libseccomp also applies to a multiplexer: name, socketcall
+/// (102) or ipc (117), call number.
+const MULTIPLEXED: &[(&str, u32, u32)] = &[
+    ("socket", 102, 1),
+    ("bind", 102, 2),
+    ("connect", 102, 3),
+    ("listen", 102, 4),
+    ("accept", 102, 5),
+    ("getsockname", 102, 6),
+    ("getpeername", 102, 7),
+    ("socketpair", 102, 8),
+    ("send", 102, 9),
+    ("recv", 102, 10),
+    ("sendto", 102, 11),
+    ("recvfrom", 102, 12),
+    ("shutdown", 102, 13),
+    ("setsockopt", 102, 14),
+    ("getsockopt", 102, 15),
+    ("sendmsg", 102, 16),
+    ("recvmsg", 102, 17),
+    ("accept4", 102, 18),
+    ("recvmmsg", 102, 19),
+    ("sendmmsg", 102, 20),
+    ("semop", 117, 1),
+    ("semget", 117, 2),
+    ("semctl", 117, 3),
+    ("semtimedop", 117, 4),
+    ("msgsnd", 117, 11),
+    ("msgrcv", 117, 12),
+    ("msgget", 117, 13),
+    ("msgctl", 117, 14),
+    ("shmat", 117, 21),
+    ("shmdt", 117, 22),
+    ("shmget", 117, 23),
+    ("shmctl", 117, 24),
+];
 
 /// Drop the names libseccomp cannot resolve (newer than its tables).
 fn known_to_libseccomp(mut p: Value) -> Value {
@@ -540,9 +585,9 @@ fn podman_privileged_profile_agrees() {
 }
 
 /// Names libseccomp 2.5.4 and capsa both know on x86_64, x32 or i386,
-/// including i386-only ones, and one neither knows. No socket or SysV IPC
-/// call: on i386 libseccomp also turns their rules into socketcall/ipc
-/// rules, which capsa does not (see the module comment).
+/// including i386-only ones, socket and SysV IPC calls (on i386 their rules
+/// also apply to socketcall and ipc) and their multiplexers, and one name
+/// neither knows.
 const NAMES: &[&str] = &[
     "read",
     "write",
@@ -582,6 +627,17 @@ const NAMES: &[&str] = &[
     "rseq",
     "waitid",
     "no_such_syscall",
+    "socket",
+    "bind",
+    "accept",
+    "accept4",
+    "setsockopt",
+    "recvmmsg",
+    "socketcall",
+    "semget",
+    "semop",
+    "shmat",
+    "ipc",
 ];
 const ARCH_NAMES: &[&str] = &[
     "SCMP_ARCH_X86_64",

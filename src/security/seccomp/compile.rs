@@ -137,6 +137,47 @@ pub const ARCHS: &[&str] = &[
     "SCMP_ARCH_X86_64",
 ];
 
+/// i386 calls that also go through a multiplexer, as libseccomp 2.5 knows
+/// them: name, multiplexer (socketcall 102, ipc 117), call number in its
+/// argument 0. (For accept, send, recv, semop and semtimedop, which have no
+/// i386 syscall of their own, libseccomp 2.5.4 records the rule but may
+/// emit the i386 check without loading the syscall number: capsa emits what
+/// the rule says.)
+pub(crate) const MULTIPLEXED: &[(&str, u32, u32)] = &[
+    ("socket", 102, 1),
+    ("bind", 102, 2),
+    ("connect", 102, 3),
+    ("listen", 102, 4),
+    ("accept", 102, 5),
+    ("getsockname", 102, 6),
+    ("getpeername", 102, 7),
+    ("socketpair", 102, 8),
+    ("send", 102, 9),
+    ("recv", 102, 10),
+    ("sendto", 102, 11),
+    ("recvfrom", 102, 12),
+    ("shutdown", 102, 13),
+    ("setsockopt", 102, 14),
+    ("getsockopt", 102, 15),
+    ("sendmsg", 102, 16),
+    ("recvmsg", 102, 17),
+    ("accept4", 102, 18),
+    ("recvmmsg", 102, 19),
+    ("sendmmsg", 102, 20),
+    ("semop", 117, 1),
+    ("semget", 117, 2),
+    ("semctl", 117, 3),
+    ("semtimedop", 117, 4),
+    ("msgsnd", 117, 11),
+    ("msgrcv", 117, 12),
+    ("msgget", 117, 13),
+    ("msgctl", 117, 14),
+    ("shmat", 117, 21),
+    ("shmdt", 117, 22),
+    ("shmget", 117, 23),
+    ("shmctl", 117, 24),
+];
+
 /// The compiler's output.
 #[derive(Debug, Clone)]
 pub struct Compiled {
@@ -319,6 +360,39 @@ fn add_rule(e: &mut Entry, cmps: &[Cmp], act: u32, rule: usize, wide: bool) -> R
     Ok(true)
 }
 
+/// `add_rule` for each comparison group of a rule (runc splits a rule that
+/// compares one argument twice), with the errors and warnings naming
+/// `syscalls[rule].names[j]`.
+fn add_groups(
+    e: &mut Entry,
+    groups: &[Vec<Cmp>],
+    act: u32,
+    rule: usize,
+    wide: bool,
+    (field, j, name): (&str, usize, &str),
+    warnings: &mut Vec<String>,
+) -> Result<(), Invalid> {
+    for g in groups {
+        match add_rule(e, g, act, rule, wide) {
+            Ok(true) => {}
+            Ok(false) => warnings.push(format!(
+                "{field}.names[{j}]: {name} already has another action; the first rule wins"
+            )),
+            Err(other) => {
+                return Err(invalid(
+                    format!("{field}.names[{j}]"),
+                    format!(
+                        "{name}: the same argument comparisons as \
+                         linux.seccomp.syscalls[{other}] with another action \
+                         (libseccomp refuses it too)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Compile for the host's own ABI.
 pub fn compile(s: &LinuxSeccomp) -> Result<Compiled, Invalid> {
     compile_for(s, Abi::native())
@@ -439,36 +513,52 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
         for (j, name) in rule.names().iter().enumerate() {
             let mut known = false;
             for abi in [Abi::X86_64, Abi::X32, Abi::X86, Abi::Aarch64, Abi::Arm] {
-                let Some(nr) = abi.nr(name) else { continue };
+                let nr = abi.nr(name);
+                // On i386 libseccomp also applies the rule to the multiplexer
+                // (socketcall, ipc) with argument 0 the call's number, also
+                // for calls that have no i386 number of their own.
+                let mux = match abi {
+                    Abi::X86 => MULTIPLEXED.iter().find(|m| m.0 == name),
+                    _ => None,
+                };
+                if nr.is_none() && mux.is_none() {
+                    continue;
+                }
                 known = true;
                 if !abis.contains(&abi) {
                     continue;
                 }
-                let l = largest.entry(abi).or_insert(0);
-                *l = (*l).max(nr);
+                // runc's stub counts a multiplexed call by its multiplexer.
+                if let Some(n) = nr.or(mux.map(|m| m.1)) {
+                    let l = largest.entry(abi).or_insert(0);
+                    *l = (*l).max(n);
+                }
                 if act == default {
                     // Redundant: runc skips it (libseccomp would refuse it).
                     continue;
                 }
-                let e = table.entry((abi.audit(), nr)).or_default();
-                for g in &groups {
-                    match add_rule(e, g, act, i, abi.wide()) {
-                        Ok(true) => {}
-                        Ok(false) => warnings.push(format!(
-                            "{field}.names[{j}]: {name} already has another action; \
-                             the first rule wins"
-                        )),
-                        Err(other) => {
-                            return Err(invalid(
-                                format!("{field}.names[{j}]"),
-                                format!(
-                                    "{name}: the same argument comparisons as \
-                                     linux.seccomp.syscalls[{other}] with another action \
-                                     (libseccomp refuses it too)"
-                                ),
-                            ));
-                        }
-                    }
+                if let Some(nr) = nr {
+                    let e = table.entry((abi.audit(), nr)).or_default();
+                    let wide = abi.wide();
+                    add_groups(e, &groups, act, i, wide, (&field, j, name), &mut warnings)?;
+                }
+                if let Some(&(_, mux, call)) = mux {
+                    let groups: Vec<Vec<Cmp>> = groups
+                        .iter()
+                        .map(|g| {
+                            let mut g: Vec<Cmp> =
+                                g.iter().filter(|c| c.index != 0).copied().collect();
+                            g.push(Cmp {
+                                index: 0,
+                                op: Op::ScmpCmpEq,
+                                value: call as u64,
+                                two: 0,
+                            });
+                            g
+                        })
+                        .collect();
+                    let e = table.entry((abi.audit(), mux)).or_default();
+                    add_groups(e, &groups, act, i, false, (&field, j, name), &mut warnings)?;
                 }
             }
             if !known {
