@@ -386,13 +386,14 @@ fn check(
     Ok(checked)
 }
 
-/// The profile's own meaning for one call, when all conditional rules of a
-/// syscall share one action (the random profiles of `random_profiles_agree`):
+/// The profile's own meaning for one call, when it is unambiguous (no two
+/// matching conditional rules with different actions):
 /// runc's translation (rules with the default action skipped, comparisons of
 /// a repeated argument split), the first argument-free rule wins and
 /// overrides conditional ones (a comparison whose mask removes every bit the
 /// ABI sees counts as none), else any matching conditional rule, else the
-/// default. None when the number is not one the profile names.
+/// default. None when the number is not one the profile names, or when
+/// matching conditional rules disagree.
 fn reference(p: &Value, abi: Abi, nr: u32, args: &[u64; 6]) -> Option<u32> {
     let act = |a: &Value, e: &Value| -> u32 {
         let errno = e.as_u64().unwrap_or(1) as u32;
@@ -409,7 +410,7 @@ fn reference(p: &Value, abi: Abi, nr: u32, args: &[u64; 6]) -> Option<u32> {
     let default = act(&p["defaultAction"], &p["defaultErrnoRet"]);
     let wide = matches!(abi, Abi::X86_64 | Abi::Aarch64);
     let keep = if wide { u64::MAX } else { u32::MAX as u64 };
-    let (mut uncond, mut cond, mut named) = (None, None, false);
+    let (mut uncond, mut cond, mut named) = (None, BTreeSet::new(), false);
     for r in p["syscalls"].as_array().into_iter().flatten() {
         let a = act(&r["action"], &r["errnoRet"]);
         let names = r["names"].as_array().unwrap();
@@ -479,11 +480,19 @@ fn reference(p: &Value, abi: Abi, nr: u32, args: &[u64; 6]) -> Option<u32> {
                 }
             });
             if ok {
-                cond.get_or_insert(a);
+                cond.insert(a);
             }
         }
     }
-    named.then(|| uncond.or(cond).unwrap_or(default))
+    match (named, uncond, cond.len()) {
+        (false, _, _) => None,
+        (true, Some(u), _) => Some(u),
+        (true, None, 0) => Some(default),
+        (true, None, 1) => cond.first().copied(),
+        // Matching rules with different actions: precedence is the tree
+        // order, which this reference does not model.
+        (true, None, _) => None,
+    }
 }
 
 /// i386 calls libseccomp also applies to a multiplexer: name, socketcall
@@ -770,7 +779,7 @@ fn random_run(mixed: bool, default_count: u64) -> Option<(u64, Vec<String>)> {
     let (mut inputs, mut defects) = (0, 0);
     for (i, (p, l)) in profiles.iter().zip(&lib).enumerate() {
         let name = format!("seed {}", seed0 + i as u64);
-        match check(&name, p, l, &mut Rng(7 + i as u64), !mixed, &mut defects) {
+        match check(&name, p, l, &mut Rng(7 + i as u64), true, &mut defects) {
             Ok(n) => inputs += n,
             Err(e) => fails.push(e),
         }
@@ -804,10 +813,13 @@ fn random_profiles_agree() {
     }
 }
 
-/// Conditional rules of one syscall with different actions: capsa orders
-/// them as libseccomp's tree does for the common shapes, but not yet in
-/// every corner (ties between MASKED_EQ and other comparisons of one value,
-/// the tree's pruning of partly shared 64-bit comparisons). Run by hand.
+/// Conditional rules of one syscall with different actions that match the
+/// same call: capsa orders them as libseccomp's tree does for the common
+/// shapes (higher argument first, EQ/NE/MASKED_EQ before LT/LE before
+/// GT/GE, by value), but not yet in every corner: about 5% of these
+/// profiles still differ (e.g. LE and LT on one argument whose 64-bit high
+/// halves are equal). Run by hand: `cargo test --test seccomp_libseccomp
+/// mixed -- --ignored`.
 #[test]
 #[ignore = "known remaining differences in libseccomp's tree order; see the comment"]
 fn random_profiles_with_mixed_actions_agree() {
