@@ -29,6 +29,8 @@ use super::syscalls;
 pub const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 pub const AUDIT_ARCH_AARCH64: u32 = 0xC000_00B7;
+/// 32-bit ARM EABI: what an aarch64 kernel presents for a compat task.
+pub const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
 /// Set in the syscall number of x32 calls (__X32_SYSCALL_BIT).
 pub const X32_BIT: u32 = 0x4000_0000;
 
@@ -56,6 +58,7 @@ pub enum Abi {
     X32,
     X86,
     Aarch64,
+    Arm,
 }
 
 impl Abi {
@@ -73,6 +76,7 @@ impl Abi {
             Abi::X86_64 | Abi::X32 => AUDIT_ARCH_X86_64,
             Abi::X86 => AUDIT_ARCH_I386,
             Abi::Aarch64 => AUDIT_ARCH_AARCH64,
+            Abi::Arm => AUDIT_ARCH_ARM,
         }
     }
 
@@ -90,6 +94,7 @@ impl Abi {
             Abi::X32 => (syscalls::X32, &syscalls::X32_INDEX),
             Abi::X86 => (syscalls::X86, &syscalls::X86_INDEX),
             Abi::Aarch64 => (syscalls::AARCH64, &syscalls::AARCH64_INDEX),
+            Abi::Arm => (syscalls::ARM, &syscalls::ARM_INDEX),
         };
         let mut h: u32 = 0x811c_9dc5;
         for b in name.bytes() {
@@ -107,7 +112,9 @@ impl Abi {
     }
 
     /// The ABI of a profile architecture; None for the ones capsa has no
-    /// syscall table for (they can never run on this host's kernel anyway).
+    /// syscall table for: no kernel capsa runs on (x86_64, aarch64) presents
+    /// them, so leaving them out changes no call's action (libseccomp adds
+    /// them; the kernel's audit arch never selects them).
     fn from_arch(a: Arch, native: Abi) -> Option<Abi> {
         match a {
             Arch::ScmpArchNative => Some(native),
@@ -115,6 +122,7 @@ impl Abi {
             Arch::ScmpArchX32 => Some(Abi::X32),
             Arch::ScmpArchX86 => Some(Abi::X86),
             Arch::ScmpArchAarch64 => Some(Abi::Aarch64),
+            Arch::ScmpArchArm => Some(Abi::Arm),
             _ => None,
         }
     }
@@ -123,9 +131,51 @@ impl Abi {
 /// The architectures `capsa features` reports.
 pub const ARCHS: &[&str] = &[
     "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_ARM",
     "SCMP_ARCH_X32",
     "SCMP_ARCH_X86",
     "SCMP_ARCH_X86_64",
+];
+
+/// i386 calls that also go through a multiplexer, as libseccomp 2.5 knows
+/// them: name, multiplexer (socketcall 102, ipc 117), call number in its
+/// argument 0. (For accept, send, recv, semop and semtimedop, which have no
+/// i386 syscall of their own, libseccomp 2.5.4 records the rule but may
+/// emit the i386 check without loading the syscall number: capsa emits what
+/// the rule says.)
+pub(crate) const MULTIPLEXED: &[(&str, u32, u32)] = &[
+    ("socket", 102, 1),
+    ("bind", 102, 2),
+    ("connect", 102, 3),
+    ("listen", 102, 4),
+    ("accept", 102, 5),
+    ("getsockname", 102, 6),
+    ("getpeername", 102, 7),
+    ("socketpair", 102, 8),
+    ("send", 102, 9),
+    ("recv", 102, 10),
+    ("sendto", 102, 11),
+    ("recvfrom", 102, 12),
+    ("shutdown", 102, 13),
+    ("setsockopt", 102, 14),
+    ("getsockopt", 102, 15),
+    ("sendmsg", 102, 16),
+    ("recvmsg", 102, 17),
+    ("accept4", 102, 18),
+    ("recvmmsg", 102, 19),
+    ("sendmmsg", 102, 20),
+    ("semop", 117, 1),
+    ("semget", 117, 2),
+    ("semctl", 117, 3),
+    ("semtimedop", 117, 4),
+    ("msgsnd", 117, 11),
+    ("msgrcv", 117, 12),
+    ("msgget", 117, 13),
+    ("msgctl", 117, 14),
+    ("shmat", 117, 21),
+    ("shmdt", 117, 22),
+    ("shmget", 117, 23),
+    ("shmctl", 117, 24),
 ];
 
 /// The compiler's output.
@@ -198,12 +248,149 @@ struct Cmp {
     two: u64,
 }
 
-/// What one syscall number does: conditional rules in profile order, then
-/// the unconditional action (or the default).
+/// What one syscall number does. As in libseccomp, an argument-free rule
+/// replaces every conditional one of the syscall, whichever comes first
+/// (the first argument-free rule wins); otherwise the conditional rules are
+/// tried in order, then the default.
 #[derive(Debug, Default)]
 struct Entry {
     uncond: Option<u32>,
-    conds: Vec<(Vec<Cmp>, u32)>,
+    conds: Vec<Cond>,
+}
+
+/// One node of libseccomp's filter tree: a comparison of one 32-bit half
+/// of an argument. `order` sorts the nodes of one level (argument, the high
+/// half above the low one; operator: EQ, NE and MASKED_EQ above LT and LE,
+/// above GT and GE; value, reversed for LT and LE); `same` says whether two
+/// rules share the node (NE is EQ's false branch, LT is GE's, LE is GT's,
+/// so the branch is part of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Node {
+    order: (u32, u32, u32),
+    same: (u32, u8, bool, u32, u32),
+}
+
+/// The nodes of a rule's comparisons (sorted by argument) on one ABI, as
+/// libseccomp builds them: both halves on a 64-bit ABI, the low one on a
+/// 32-bit ABI, none for a half that MASKED_EQ masks out entirely (so a rule
+/// of only such comparisons is unconditional there).
+fn nodes(cmps: &[Cmp], wide: bool) -> Vec<Node> {
+    let mut out = Vec::with_capacity(cmps.len() * 2);
+    for c in cmps {
+        let (op, branch, prio) = match c.op {
+            Op::ScmpCmpEq => (0, true, 3),
+            Op::ScmpCmpNe => (0, false, 3),
+            Op::ScmpCmpMaskedEq => (1, true, 3),
+            Op::ScmpCmpLt => (2, false, 2),
+            Op::ScmpCmpGe => (2, true, 1),
+            Op::ScmpCmpLe => (3, false, 2),
+            Op::ScmpCmpGt => (3, true, 1),
+        };
+        let (mask, value) = match c.op {
+            Op::ScmpCmpMaskedEq => (c.value, c.two & c.value),
+            _ => (u64::MAX, c.value),
+        };
+        let halves: &[(u32, u32)] = if wide { &[(1, 32), (0, 0)] } else { &[(0, 0)] };
+        for &(high, shift) in halves {
+            let (m, v) = ((mask >> shift) as u32, (value >> shift) as u32);
+            if c.op == Op::ScmpCmpMaskedEq && m == 0 {
+                continue;
+            }
+            let arg = 2 * c.index + high;
+            let key = if prio == 2 { !v } else { v };
+            out.push(Node {
+                order: (arg, prio, key),
+                same: (arg, op, branch, m, v),
+            });
+        }
+    }
+    out
+}
+
+/// A conditional rule of one syscall on one ABI.
+#[derive(Debug, Clone)]
+struct Cond {
+    cmps: Vec<Cmp>,
+    nodes: Vec<Node>,
+    act: u32,
+    /// Index of the rule in linux.seccomp.syscalls.
+    rule: usize,
+}
+
+/// Add a rule the way libseccomp merges it into the syscall's tree. An
+/// argument-free rule (or one without nodes on this ABI) replaces the
+/// conditional ones; the first such rule wins. A conditional rule whose
+/// nodes begin with those of an earlier rule is already covered by it
+/// (ignored); one that repeats an earlier rule's nodes, or a prefix of them,
+/// with another action is refused (EEXIST: Err names the earlier rule); with
+/// the same action it replaces the longer ones. Ok(false): an argument-free
+/// rule lost to an earlier one with another action.
+fn add_rule(e: &mut Entry, cmps: &[Cmp], act: u32, rule: usize, wide: bool) -> Result<bool, usize> {
+    if let Some(prev) = e.uncond {
+        return Ok(prev == act || !cmps.is_empty());
+    }
+    let mut sorted = cmps.to_vec();
+    sorted.sort_by_key(|c| c.index);
+    let nodes = nodes(&sorted, wide);
+    if nodes.is_empty() {
+        e.uncond = Some(act);
+        e.conds = Vec::new();
+        return Ok(true);
+    }
+    let prefix = |short: &[Node], long: &[Node]| {
+        short.len() <= long.len() && short.iter().zip(long).all(|(a, b)| a.same == b.same)
+    };
+    if let Some(c) = e
+        .conds
+        .iter()
+        .find(|c| c.act != act && prefix(&nodes, &c.nodes))
+    {
+        return Err(c.rule);
+    }
+    if e.conds.iter().any(|c| prefix(&c.nodes, &nodes)) {
+        return Ok(true);
+    }
+    e.conds.retain(|c| !prefix(&nodes, &c.nodes));
+    e.conds.push(Cond {
+        cmps: sorted,
+        nodes,
+        act,
+        rule,
+    });
+    Ok(true)
+}
+
+/// `add_rule` for each comparison group of a rule (runc splits a rule that
+/// compares one argument twice), with the errors and warnings naming
+/// `syscalls[rule].names[j]`.
+fn add_groups(
+    e: &mut Entry,
+    groups: &[Vec<Cmp>],
+    act: u32,
+    rule: usize,
+    wide: bool,
+    (field, j, name): (&str, usize, &str),
+    warnings: &mut Vec<String>,
+) -> Result<(), Invalid> {
+    for g in groups {
+        match add_rule(e, g, act, rule, wide) {
+            Ok(true) => {}
+            Ok(false) => warnings.push(format!(
+                "{field}.names[{j}]: {name} already has another action; the first rule wins"
+            )),
+            Err(other) => {
+                return Err(invalid(
+                    format!("{field}.names[{j}]"),
+                    format!(
+                        "{name}: the same argument comparisons as \
+                         linux.seccomp.syscalls[{other}] with another action \
+                         (libseccomp refuses it too)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Compile for the host's own ABI.
@@ -243,8 +430,9 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
                 }
             }
             None => warnings.push(format!(
-                "linux.seccomp.architectures[{i}]: {a} has no syscall table in capsa; \
-                 its syscalls get the bad-architecture action"
+                "linux.seccomp.architectures[{i}]: {a} left out of the filter: capsa has \
+                 no syscall table for it, and neither an x86_64 nor an aarch64 kernel \
+                 presents it"
             )),
         }
     }
@@ -324,32 +512,53 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
 
         for (j, name) in rule.names().iter().enumerate() {
             let mut known = false;
-            for abi in [Abi::X86_64, Abi::X32, Abi::X86, Abi::Aarch64] {
-                let Some(nr) = abi.nr(name) else { continue };
+            for abi in [Abi::X86_64, Abi::X32, Abi::X86, Abi::Aarch64, Abi::Arm] {
+                let nr = abi.nr(name);
+                // On i386 libseccomp also applies the rule to the multiplexer
+                // (socketcall, ipc) with argument 0 the call's number, also
+                // for calls that have no i386 number of their own.
+                let mux = match abi {
+                    Abi::X86 => MULTIPLEXED.iter().find(|m| m.0 == name),
+                    _ => None,
+                };
+                if nr.is_none() && mux.is_none() {
+                    continue;
+                }
                 known = true;
                 if !abis.contains(&abi) {
                     continue;
                 }
-                let l = largest.entry(abi).or_insert(0);
-                *l = (*l).max(nr);
+                // runc's stub counts a multiplexed call by its multiplexer.
+                if let Some(n) = nr.or(mux.map(|m| m.1)) {
+                    let l = largest.entry(abi).or_insert(0);
+                    *l = (*l).max(n);
+                }
                 if act == default {
                     // Redundant: runc skips it (libseccomp would refuse it).
                     continue;
                 }
-                let e = table.entry((abi.audit(), nr)).or_default();
-                if groups[0].is_empty() {
-                    match e.uncond {
-                        None => e.uncond = Some(act),
-                        Some(prev) if prev != act => warnings.push(format!(
-                            "{field}.names[{j}]: {name} already has another action; \
-                             the first rule wins"
-                        )),
-                        Some(_) => {}
-                    }
-                } else {
-                    for g in &groups {
-                        e.conds.push((g.clone(), act));
-                    }
+                if let Some(nr) = nr {
+                    let e = table.entry((abi.audit(), nr)).or_default();
+                    let wide = abi.wide();
+                    add_groups(e, &groups, act, i, wide, (&field, j, name), &mut warnings)?;
+                }
+                if let Some(&(_, mux, call)) = mux {
+                    let groups: Vec<Vec<Cmp>> = groups
+                        .iter()
+                        .map(|g| {
+                            let mut g: Vec<Cmp> =
+                                g.iter().filter(|c| c.index != 0).copied().collect();
+                            g.push(Cmp {
+                                index: 0,
+                                op: Op::ScmpCmpEq,
+                                value: call as u64,
+                                two: 0,
+                            });
+                            g
+                        })
+                        .collect();
+                    let e = table.entry((abi.audit(), mux)).or_default();
+                    add_groups(e, &groups, act, i, false, (&field, j, name), &mut warnings)?;
                 }
             }
             if !known {
@@ -397,9 +606,12 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
         // ABI of this arch that the filter does not include).
         let regions: Vec<(u64, u64, Option<Abi>)> = if audit == AUDIT_ARCH_X86_64 {
             let pick = |abi: Abi| abis.contains(&abi).then_some(abi);
+            // Number -1 (a tracer skipping the call, or syscall(-1)) is
+            // x86_64's, as libseccomp has it, not a bad x32 call.
             vec![
                 (0, X32_BIT as u64 - 1, pick(Abi::X86_64)),
-                (X32_BIT as u64, u32::MAX as u64, pick(Abi::X32)),
+                (X32_BIT as u64, u32::MAX as u64 - 1, pick(Abi::X32)),
+                (u32::MAX as u64, u32::MAX as u64, pick(Abi::X86_64)),
             ]
         } else {
             let abi = abis.iter().copied().find(|a| a.audit() == audit);
@@ -500,11 +712,17 @@ fn tree(asm: &mut Asm, iv: &[(u32, Target)]) -> Target {
     Target::Label(asm.jump(bpf::JGE_K, iv[mid].0, right, left))
 }
 
-/// The conditional rules of one syscall, first match wins, falling back to
-/// its unconditional action or the default.
+/// The conditional rules of one syscall in libseccomp's order (see
+/// `order_key`), first match wins, falling back to the default.
 fn rule_block(asm: &mut Asm, e: &Entry, default: u32, wide: bool) -> Target {
+    let mut conds: Vec<&Cond> = e.conds.iter().collect();
+    // Stable and ascending: emitting backwards puts the greatest first.
+    conds.sort_by(|a, b| {
+        let key = |c: &Cond| c.nodes.iter().map(|n| n.order).collect::<Vec<_>>();
+        key(a).cmp(&key(b))
+    });
     let mut next = Target::Ret(e.uncond.unwrap_or(default));
-    for (cmps, act) in e.conds.iter().rev() {
+    for Cond { cmps, act, .. } in conds {
         let mut pass = Target::Ret(*act);
         for c in cmps.iter().rev() {
             pass = Target::Label(compare(asm, c, wide, pass, next));
@@ -540,7 +758,8 @@ fn compare(asm: &mut Asm, c: &Cmp, wide: bool, pass: Target, fail: Target) -> us
         Op::ScmpCmpLt => asm.jump(JGE_K, vlo, f, p),
         Op::ScmpCmpLe => asm.jump(JGT_K, vlo, f, p),
         Op::ScmpCmpMaskedEq => {
-            asm.jump(JEQ_K, c.two as u32, p, f);
+            // libseccomp compares with the value's masked bits only.
+            asm.jump(JEQ_K, (c.two & c.value) as u32, p, f);
             asm.and(vlo)
         }
     };
@@ -562,7 +781,7 @@ fn compare(asm: &mut Asm, c: &Cmp, wide: bool, pass: Target, fail: Target) -> us
             asm.jump(JGT_K, vhi, f, eq)
         }
         Op::ScmpCmpMaskedEq => {
-            asm.jump(JEQ_K, (c.two >> 32) as u32, lo, f);
+            asm.jump(JEQ_K, ((c.two & c.value) >> 32) as u32, lo, f);
             asm.and(vhi)
         }
     };

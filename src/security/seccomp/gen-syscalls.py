@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Regenerate syscalls.rs from the kernel UAPI headers (linux-libc-dev).
+"""Regenerate syscalls.rs from the kernel UAPI headers (linux-libc-dev), and
+32-bit ARM's from libseccomp's table (python3-seccomp).
 
 The tables are data, not code: syscall numbers as the kernel headers define
 them. Syscalls newer than the installed headers are appended from NEWER
 (numbers >= 424 are the same on every architecture since Linux 5.1).
 
-Usage: python3 gen-syscalls.py > syscalls.rs
+Usage: /usr/bin/python3 gen-syscalls.py > syscalls.rs
 """
 import re
 import subprocess
@@ -77,8 +78,28 @@ aarch64 = table(
     ["__BITS_PER_LONG=64", "__ARCH_WANT_RENAMEAT", "__ARCH_WANT_NEW_STAT",
      "__ARCH_WANT_SET_GET_RLIMIT", "__ARCH_WANT_SYS_CLONE3", "__ARCH_WANT_MEMFD_SECRET"],
 )
+
+def libseccomp_table(arch):
+    """Numbers from libseccomp's own tables (python3-seccomp), for an ABI
+    whose kernel headers Debian ships only in a cross package: 32-bit ARM,
+    which an aarch64 kernel presents to compat tasks as AUDIT_ARCH_ARM."""
+    import seccomp
+
+    res = {}
+    for nr in list(range(0, 1024)) + list(range(0x0F0000, 0x0F0010)):
+        try:
+            res[seccomp.resolve_syscall(arch, nr).decode()] = nr
+        except Exception:
+            pass
+    return res
+
+
+import seccomp as _seccomp  # noqa: E402
+
+arm = libseccomp_table(_seccomp.Arch.ARM)
 for name, nr, which in NEWER:
-    for t, off, is64 in ((x86_64, 0, True), (aarch64, 0, True), (i386, 0, False), (x32, X32_BIT, False)):
+    for t, off, is64 in ((x86_64, 0, True), (aarch64, 0, True), (i386, 0, False), (x32, X32_BIT, False),
+                         (arm, 0, False)):
         if which == "all" or is64:
             t.setdefault(name, nr + off)
 
@@ -135,3 +156,4 @@ emit("X86_64", x86_64, "x86_64 (AUDIT_ARCH_X86_64, syscall number bit 30 clear).
 emit("X32", x32, "x32: AUDIT_ARCH_X86_64 with the X32 bit (1 << 30) set in the number.")
 emit("X86", i386, "i386 (AUDIT_ARCH_I386).")
 emit("AARCH64", aarch64, "aarch64 (AUDIT_ARCH_AARCH64, the asm-generic table).")
+emit("ARM", arm, "32-bit ARM EABI (AUDIT_ARCH_ARM), from libseccomp's table.")
