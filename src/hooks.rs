@@ -11,7 +11,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -224,12 +224,19 @@ fn command(via: Option<Via>, inherit: Inherit, h: &Hook) -> Command {
     let mut full: Vec<CString> = vec![ARGV0.to_owned()];
     full.extend(targs);
     let fd = t.raw_fd();
+    let filter = deferred.filter.as_ref().map(|f| f.as_raw_fd());
     // SAFETY: runs in the forked child before its exec. The init that
     // spawns hooks through the trampoline is single-threaded, so the
     // allocation in execveat_fd (its pointer arrays) cannot meet a lock
     // held by another thread; fd is the trampoline's, open in the child.
     unsafe {
         cmd.pre_exec(move || {
+            // The trampoline reads the filter from this fd after its exec:
+            // it must survive the close-on-exec step above.
+            if let Some(f) = filter {
+                // SAFETY: fcntl(F_SETFD) on a descriptor open in the child.
+                libc::fcntl(f, libc::F_SETFD, 0);
+            }
             let refs: Vec<&std::ffi::CStr> = full.iter().map(CString::as_c_str).collect();
             // SAFETY: fd stays open in the child until its exec.
             let fd = std::os::fd::BorrowedFd::borrow_raw(fd);

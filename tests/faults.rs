@@ -264,11 +264,13 @@ fn lock_held_by_a_live_capsa_command_is_waited_for() {
         return;
     }
     let root = ctx.root();
-    let mut kill = KillOnDrop(
+    // pause takes the lock (kill does not: it must get through to a start
+    // stuck on a hook, as with runc).
+    let mut pause = KillOnDrop(
         Command::new(runtime())
             .arg("--root")
             .arg(&root)
-            .args(["kill", &ctx.id, "KILL"])
+            .args(["pause", &ctx.id])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -276,17 +278,17 @@ fn lock_held_by_a_live_capsa_command_is_waited_for() {
             .expect("spawn kill"),
     );
     std::thread::sleep(Duration::from_millis(700));
-    let waiting = kill.0.try_wait().expect("try_wait").is_none();
-    // Let start go on; kill follows it.
+    let waiting = pause.0.try_wait().expect("try_wait").is_none();
+    // Let start go on; pause follows it.
     let _ = nix_kill(start.0.id(), libc::SIGCONT);
     let start_st = start.0.wait().expect("wait start");
-    let kill_st = kill.0.wait().expect("wait kill");
+    let pause_st = pause.0.wait().expect("wait pause");
     assert!(
         waiting,
-        "kill did not wait for the start that held the lock"
+        "pause did not wait for the start that held the lock"
     );
     assert!(start_st.success(), "start failed: {start_st}");
-    assert!(kill_st.success(), "kill failed: {kill_st}");
+    assert!(pause_st.success(), "pause failed: {pause_st}");
     rt_limited(&ctx, &["delete", "--force", &ctx.id]).ok();
     ctx.assert_nothing_left(&ctx.id);
 }
