@@ -181,11 +181,7 @@ fn dev_readonly(root: &RootDir, mounts: &[Mount]) -> Result<(), RootfsError> {
 pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
     let spec = opts.spec;
     let linux = spec.linux().as_ref();
-    let prop_value = linux.and_then(|l| l.rootfs_propagation().as_deref());
-    let propagation = root_propagation(prop_value).ok_or_else(|| RootfsError::Config {
-        field: "linux.rootfsPropagation".into(),
-        msg: format!("unknown value {:?}", prop_value.unwrap_or_default()),
-    })?;
+    let propagation = propagation_of(linux)?;
     let cgroupns = linux
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Cgroup));
@@ -241,16 +237,21 @@ pub fn setup(opts: &RootfsOptions) -> Result<(), RootfsError> {
     Ok(())
 }
 
+/// linux.rootfsPropagation as mount flags (default: rslave).
+fn propagation_of(linux: Option<&oci_spec::runtime::Linux>) -> Result<MsFlags, RootfsError> {
+    let value = linux.and_then(|l| l.rootfs_propagation().as_deref());
+    root_propagation(value).ok_or_else(|| RootfsError::Config {
+        field: "linux.rootfsPropagation".into(),
+        msg: format!("unknown value {:?}", value.unwrap_or_default()),
+    })
+}
+
 /// Step 4, after `setup`: switch root. On return the process's root and
 /// cwd are the container's "/".
 pub fn switch_root(opts: &RootfsOptions) -> Result<(), RootfsError> {
     let spec = opts.spec;
     let linux = spec.linux().as_ref();
-    let prop_value = linux.and_then(|l| l.rootfs_propagation().as_deref());
-    let propagation = root_propagation(prop_value).ok_or_else(|| RootfsError::Config {
-        field: "linux.rootfsPropagation".into(),
-        msg: format!("unknown value {:?}", prop_value.unwrap_or_default()),
-    })?;
+    let propagation = propagation_of(linux)?;
     let mounts = spec.mounts().as_deref().unwrap_or(&[]);
     let setup_dev = !dev_is_bind_mounted(mounts);
     if setup_dev {
@@ -269,7 +270,10 @@ pub fn switch_root(opts: &RootfsOptions) -> Result<(), RootfsError> {
     }
     // As runc: an explicit rootfsPropagation is applied again to the new
     // "/" (the one set before the switch applied to the host's tree).
-    if prop_value.is_some_and(|v| !v.is_empty()) {
+    let explicit = linux
+        .and_then(|l| l.rootfs_propagation().as_deref())
+        .is_some_and(|v| !v.is_empty());
+    if explicit {
         let none: Option<&str> = None;
         nix::mount::mount(none, "/", none, propagation, none)
             .ctx_at("mount propagation", Path::new("/"))?;

@@ -199,8 +199,9 @@ pub fn apply(sets: &CapSets) -> Result<(), SysError> {
 /// CAP_SYS_ADMIN, which loading a seccomp filter without no_new_privs needs.
 pub const SYS_ADMIN: u64 = 1 << 21;
 
-/// The permitted set of the calling thread (capget).
-fn permitted() -> Result<u64, SysError> {
+/// The calling thread's sets (capget), as the v3 header and two data
+/// elements that capset takes back.
+fn capget() -> Result<(CapHeader, [CapData; 2]), SysError> {
     let mut hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -218,31 +219,22 @@ fn permitted() -> Result<u64, SysError> {
     if r != 0 {
         return Err(SysError::new("capget", Errno::last()));
     }
+    Ok((hdr, data))
+}
+
+/// The permitted set of the calling thread.
+fn permitted() -> Result<u64, SysError> {
+    let (_, data) = capget()?;
     Ok(u64::from(data[0].permitted) | (u64::from(data[1].permitted) << 32))
 }
 
 /// Make the effective set `want` (within the permitted set), the other
 /// sets unchanged.
 pub fn set_effective(want: u64) -> Result<(), SysError> {
-    let mut hdr = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: as in `permitted`: v3 header and two data elements.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &mut hdr as *mut CapHeader,
-            data.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return Err(SysError::new("capget", Errno::last()));
-    }
+    let (mut hdr, mut data) = capget()?;
     data[0].effective = (want as u32) & data[0].permitted;
     data[1].effective = ((want >> 32) as u32) & data[1].permitted;
-    // SAFETY: as above, the kernel only reads the structs.
+    // SAFETY: the v3 header and two data elements; the kernel only reads them.
     let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
     if r != 0 {
         return Err(SysError::new("capset", Errno::last()));
