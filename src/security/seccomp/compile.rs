@@ -291,11 +291,15 @@ fn nodes(cmps: &[Cmp], wide: bool) -> Vec<Node> {
             _ => (u64::MAX, c.value),
         };
         let halves: &[(u32, u32)] = if wide { &[(1, 32), (0, 0)] } else { &[(0, 0)] };
+        // libseccomp drops a MASKED_EQ only when it masks out every bit the
+        // ABI sees; a half masked out alone stays a node (always true) that
+        // takes its place in the level's order.
+        let seen = if wide { mask } else { mask & u32::MAX as u64 };
+        if c.op == Op::ScmpCmpMaskedEq && seen == 0 {
+            continue;
+        }
         for &(high, shift) in halves {
             let (m, v) = ((mask >> shift) as u32, (value >> shift) as u32);
-            if c.op == Op::ScmpCmpMaskedEq && m == 0 {
-                continue;
-            }
             let arg = 2 * c.index + high;
             let key = if prio == 2 { !v } else { v };
             out.push(Node {
@@ -716,13 +720,15 @@ fn tree(asm: &mut Asm, iv: &[(u32, Target)]) -> Target {
 /// `order_key`), first match wins, falling back to the default.
 fn rule_block(asm: &mut Asm, e: &Entry, default: u32, wide: bool) -> Target {
     let mut conds: Vec<&Cond> = e.conds.iter().collect();
-    // Stable and ascending: emitting backwards puts the greatest first.
+    // Greatest first; stable, so rules libseccomp's order cannot tell apart
+    // keep the profile's order (a new node goes after its equals). Emitted
+    // backwards.
     conds.sort_by(|a, b| {
         let key = |c: &Cond| c.nodes.iter().map(|n| n.order).collect::<Vec<_>>();
-        key(a).cmp(&key(b))
+        key(b).cmp(&key(a))
     });
     let mut next = Target::Ret(e.uncond.unwrap_or(default));
-    for Cond { cmps, act, .. } in conds {
+    for Cond { cmps, act, .. } in conds.into_iter().rev() {
         let mut pass = Target::Ret(*act);
         for c in cmps.iter().rev() {
             pass = Target::Label(compare(asm, c, wide, pass, next));
