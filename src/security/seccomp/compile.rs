@@ -25,6 +25,7 @@ use oci_spec::runtime::{
 
 use super::bpf::{self, Asm, Insn, Target};
 use super::syscalls;
+use super::tree::Tree;
 
 pub const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
@@ -241,11 +242,11 @@ fn check_errno_ret(a: Action, errno: Option<u32>, field: &str) -> Result<(), Inv
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Cmp {
-    index: u32,
-    op: Op,
-    value: u64,
-    two: u64,
+pub(crate) struct Cmp {
+    pub(crate) index: u32,
+    pub(crate) op: Op,
+    pub(crate) value: u64,
+    pub(crate) two: u64,
 }
 
 /// What one syscall number does. As in libseccomp, an argument-free rule
@@ -258,48 +259,46 @@ struct Entry {
     conds: Vec<Cond>,
 }
 
-/// One node of libseccomp's filter tree: a comparison of one 32-bit half
-/// of an argument. `order` sorts the nodes of one level (argument, the high
-/// half above the low one; operator: EQ, NE and MASKED_EQ above LT and LE,
-/// above GT and GE; value, reversed for LT and LE); `same` says whether two
-/// rules share the node (NE is EQ's false branch, LT is GE's, LE is GT's,
-/// so the branch is part of it).
+/// One comparison of one 32-bit half of an argument, as far as deciding
+/// whether two rules share it (NE is EQ's false branch, LT is GE's, LE is
+/// GT's, so the branch is part of it); tree.rs orders and emits them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Node {
-    order: (u32, u32, u32),
     same: (u32, u8, bool, u32, u32),
 }
 
 /// The nodes of a rule's comparisons (sorted by argument) on one ABI, as
 /// libseccomp builds them: both halves on a 64-bit ABI, the low one on a
-/// 32-bit ABI, none for a half that MASKED_EQ masks out entirely (so a rule
-/// of only such comparisons is unconditional there).
+/// 32-bit ABI, none for a MASKED_EQ that masks out every bit the ABI sees
+/// (so a rule of only such comparisons is unconditional there).
 fn nodes(cmps: &[Cmp], wide: bool) -> Vec<Node> {
     let mut out = Vec::with_capacity(cmps.len() * 2);
     for c in cmps {
-        let (op, branch, prio) = match c.op {
-            Op::ScmpCmpEq => (0, true, 3),
-            Op::ScmpCmpNe => (0, false, 3),
-            Op::ScmpCmpMaskedEq => (1, true, 3),
-            Op::ScmpCmpLt => (2, false, 2),
-            Op::ScmpCmpGe => (2, true, 1),
-            Op::ScmpCmpLe => (3, false, 2),
-            Op::ScmpCmpGt => (3, true, 1),
+        let (op, branch) = match c.op {
+            Op::ScmpCmpEq => (0, true),
+            Op::ScmpCmpNe => (0, false),
+            Op::ScmpCmpMaskedEq => (1, true),
+            Op::ScmpCmpLt => (2, false),
+            Op::ScmpCmpGe => (2, true),
+            Op::ScmpCmpLe => (3, false),
+            Op::ScmpCmpGt => (3, true),
         };
         let (mask, value) = match c.op {
             Op::ScmpCmpMaskedEq => (c.value, c.two & c.value),
             _ => (u64::MAX, c.value),
         };
         let halves: &[(u32, u32)] = if wide { &[(1, 32), (0, 0)] } else { &[(0, 0)] };
+        // libseccomp drops a MASKED_EQ only when it masks out every bit the
+        // ABI sees; a half masked out alone stays a node (always true) that
+        // takes its place in the level's order (tree.rs).
+        let seen = if wide { mask } else { mask & u32::MAX as u64 };
+        if c.op == Op::ScmpCmpMaskedEq && seen == 0 {
+            continue;
+        }
         for &(high, shift) in halves {
             let (m, v) = ((mask >> shift) as u32, (value >> shift) as u32);
-            if c.op == Op::ScmpCmpMaskedEq && m == 0 {
-                continue;
-            }
             let arg = 2 * c.index + high;
-            let key = if prio == 2 { !v } else { v };
             out.push(Node {
-                order: (arg, prio, key),
                 same: (arg, op, branch, m, v),
             });
         }
@@ -712,78 +711,12 @@ fn tree(asm: &mut Asm, iv: &[(u32, Target)]) -> Target {
     Target::Label(asm.jump(bpf::JGE_K, iv[mid].0, right, left))
 }
 
-/// The conditional rules of one syscall in libseccomp's order (see
-/// `order_key`), first match wins, falling back to the default.
+/// The conditional rules of one syscall, merged as libseccomp merges them
+/// (tree.rs), falling back to the argument-free rule or the default.
 fn rule_block(asm: &mut Asm, e: &Entry, default: u32, wide: bool) -> Target {
-    let mut conds: Vec<&Cond> = e.conds.iter().collect();
-    // Stable and ascending: emitting backwards puts the greatest first.
-    conds.sort_by(|a, b| {
-        let key = |c: &Cond| c.nodes.iter().map(|n| n.order).collect::<Vec<_>>();
-        key(a).cmp(&key(b))
-    });
-    let mut next = Target::Ret(e.uncond.unwrap_or(default));
-    for Cond { cmps, act, .. } in conds {
-        let mut pass = Target::Ret(*act);
-        for c in cmps.iter().rev() {
-            pass = Target::Label(compare(asm, c, wide, pass, next));
-        }
-        next = pass;
+    let mut t = Tree::default();
+    for c in &e.conds {
+        t.add(&c.cmps, c.act, wide);
     }
-    next
-}
-
-/// Offsets of an argument's halves in struct seccomp_data.
-fn arg_offsets(index: u32) -> (u32, u32) {
-    let base = 16 + 8 * index;
-    if cfg!(target_endian = "little") {
-        (base, base + 4)
-    } else {
-        (base + 4, base)
-    }
-}
-
-/// One comparison of a 64-bit argument, as two 32-bit halves (the high half
-/// decides unless equal). Emitted backwards: the low half's test first.
-fn compare(asm: &mut Asm, c: &Cmp, wide: bool, pass: Target, fail: Target) -> usize {
-    use bpf::{JEQ_K, JGE_K, JGT_K};
-    let (lo_off, hi_off) = arg_offsets(c.index);
-    let (vlo, vhi) = (c.value as u32, (c.value >> 32) as u32);
-    let (p, f) = (pass, fail);
-    // Low half.
-    match c.op {
-        Op::ScmpCmpEq => asm.jump(JEQ_K, vlo, p, f),
-        Op::ScmpCmpNe => asm.jump(JEQ_K, vlo, f, p),
-        Op::ScmpCmpGt => asm.jump(JGT_K, vlo, p, f),
-        Op::ScmpCmpGe => asm.jump(JGE_K, vlo, p, f),
-        Op::ScmpCmpLt => asm.jump(JGE_K, vlo, f, p),
-        Op::ScmpCmpLe => asm.jump(JGT_K, vlo, f, p),
-        Op::ScmpCmpMaskedEq => {
-            // libseccomp compares with the value's masked bits only.
-            asm.jump(JEQ_K, (c.two & c.value) as u32, p, f);
-            asm.and(vlo)
-        }
-    };
-    let lo_label = asm.load(lo_off);
-    if !wide {
-        return lo_label;
-    }
-    let lo = Target::Label(lo_label);
-    // High half: decide, or go on to the low half when it is equal.
-    match c.op {
-        Op::ScmpCmpEq => asm.jump(JEQ_K, vhi, lo, f),
-        Op::ScmpCmpNe => asm.jump(JEQ_K, vhi, lo, p),
-        Op::ScmpCmpGt | Op::ScmpCmpGe => {
-            let eq = Target::Label(asm.jump(JEQ_K, vhi, lo, f));
-            asm.jump(JGT_K, vhi, p, eq)
-        }
-        Op::ScmpCmpLt | Op::ScmpCmpLe => {
-            let eq = Target::Label(asm.jump(JEQ_K, vhi, lo, p));
-            asm.jump(JGT_K, vhi, f, eq)
-        }
-        Op::ScmpCmpMaskedEq => {
-            asm.jump(JEQ_K, ((c.two & c.value) >> 32) as u32, lo, f);
-            asm.and(vhi)
-        }
-    };
-    asm.load(hi_off)
+    t.emit(asm, Target::Ret(e.uncond.unwrap_or(default)), wide)
 }

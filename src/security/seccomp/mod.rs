@@ -16,6 +16,7 @@ pub mod notify;
 mod syscalls;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 use std::fmt;
 use std::os::fd::OwnedFd;
