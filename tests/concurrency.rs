@@ -14,16 +14,21 @@ const LIMIT: Duration = Duration::from_secs(20);
 const ROUNDS: usize = 6;
 
 fn rt_limited(ctx: &Ctx, args: &[&str]) -> Output {
-    let root = ctx.root();
-    let mut full = vec!["--root", root.to_str().expect("utf-8")];
-    full.extend_from_slice(args);
-    run_cmd(
-        &runtime(),
-        &full,
-        &ctx.tmp.path().join("out"),
-        LIMIT,
-        |_| {},
+    ctx.rt_limited(args, LIMIT, |_| {})
+}
+
+/// A new id, and config.json naming a cgroupsPath of that id's own (every command on
+/// the id shares it).
+fn id_with_own_cgroup(ctx: &Ctx, tag: &str) -> String {
+    let id = ctx.new_id(tag);
+    let mut cfg = ctx.config.clone();
+    cfg["linux"]["cgroupsPath"] = serde_json::json!(cgroup_path_for(&id));
+    std::fs::write(
+        ctx.bundle().join("config.json"),
+        serde_json::to_string(&cfg).expect("json"),
     )
+    .expect("write config");
+    id
 }
 
 /// Run every command of `cmds` at once (each in its own thread, released together).
@@ -75,15 +80,8 @@ fn parallel_creates_of_one_id_exactly_one_wins() {
     let ctx = Arc::new(ctx);
     let b = ctx.bundle().to_string_lossy().into_owned();
     for _ in 0..ROUNDS {
-        let id = ctx.new_id("pcreate");
         // All of one id share its cgroupsPath: the losers must not touch it.
-        let mut cfg = ctx.config.clone();
-        cfg["linux"]["cgroupsPath"] = serde_json::json!(cgroup_path_for(&id));
-        std::fs::write(
-            ctx.bundle().join("config.json"),
-            serde_json::to_string(&cfg).expect("json"),
-        )
-        .expect("write config");
+        let id = id_with_own_cgroup(&ctx, "pcreate");
         let outs = race(
             &ctx,
             (0..6)
@@ -111,14 +109,7 @@ fn lifecycle_commands_racing_on_one_id() {
     let ctx = Arc::new(ctx);
     let b = ctx.bundle().to_string_lossy().into_owned();
     for round in 0..ROUNDS {
-        let id = ctx.new_id("prace");
-        let mut cfg = ctx.config.clone();
-        cfg["linux"]["cgroupsPath"] = serde_json::json!(cgroup_path_for(&id));
-        std::fs::write(
-            ctx.bundle().join("config.json"),
-            serde_json::to_string(&cfg).expect("json"),
-        )
-        .expect("write config");
+        let id = id_with_own_cgroup(&ctx, "prace");
         // Odd rounds race a create too (delete --force may meet it half way).
         if round % 2 == 0 {
             rt_limited(&ctx, &["create", "--bundle", &b, &id]).ok();

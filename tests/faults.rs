@@ -90,16 +90,7 @@ fn locks_on(path: &Path) -> usize {
 }
 
 fn rt_limited(ctx: &Ctx, args: &[&str]) -> Output {
-    let root = ctx.root();
-    let mut full = vec!["--root", root.to_str().expect("utf-8")];
-    full.extend_from_slice(args);
-    run_cmd(
-        &runtime(),
-        &full,
-        &ctx.tmp.path().join("out"),
-        LIMIT,
-        |_| {},
-    )
+    ctx.rt_limited(args, LIMIT, |_| {})
 }
 
 /// Bring container `id` to where `step` is reached, then run the command that reaches

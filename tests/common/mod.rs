@@ -413,6 +413,16 @@ impl Ctx {
 
     /// Like `rt`, letting the caller adjust the command (stdin, extra fds...).
     pub fn rt_with(&self, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Output {
+        self.rt_limited(args, TIMEOUT, adjust)
+    }
+
+    /// Like `rt_with`, with `limit` instead of TIMEOUT as the time that counts as a hang.
+    pub fn rt_limited(
+        &self,
+        args: &[&str],
+        limit: Duration,
+        adjust: impl FnOnce(&mut Command),
+    ) -> Output {
         let root = self.root();
         let mut full: Vec<&str> = vec!["--root", root.to_str().expect("utf-8 temp path")];
         full.extend_from_slice(args);
@@ -420,7 +430,7 @@ impl Ctx {
             &runtime(),
             &full,
             &self.tmp.path().join("out"),
-            TIMEOUT,
+            limit,
             adjust,
         )
     }
