@@ -85,25 +85,37 @@ type Insn = (u16, u8, u8, u32);
 type Comparison = (usize, u64, u64);
 
 /// Classic BPF as seccomp filters use it: ld [k], and #k, ja, jeq/jgt/jge/jset #k, ret #k.
+/// One step of the cBPF subset seccomp programs use: `Ok(Some(k))` on a
+/// return, `Ok(None)` to go on at `pc`, `Err(code)` on any other opcode.
+fn step(ins: Insn, data: &[u8; 64], a: &mut u32, pc: &mut usize) -> Result<Option<u32>, u16> {
+    let (code, jt, jf, k) = ins;
+    *pc += 1;
+    let cond = |c: bool| if c { jt as usize } else { jf as usize };
+    match code {
+        0x20 => {
+            let o = k as usize;
+            *a = u32::from_ne_bytes(data[o..o + 4].try_into().unwrap());
+        }
+        0x54 => *a &= k,
+        0x05 => *pc += k as usize,
+        0x15 => *pc += cond(*a == k),
+        0x25 => *pc += cond(*a > k),
+        0x35 => *pc += cond(*a >= k),
+        0x45 => *pc += cond(*a & k != 0),
+        0x06 => return Ok(Some(k)),
+        c => return Err(c),
+    }
+    Ok(None)
+}
+
 fn run(prog: &[Insn], data: &[u8; 64]) -> u32 {
     let (mut a, mut pc) = (0u32, 0usize);
     loop {
-        let &(code, jt, jf, k) = prog.get(pc).expect("pc in bounds");
-        pc += 1;
-        let cond = |c: bool| if c { jt as usize } else { jf as usize };
-        match code {
-            0x20 => {
-                let o = k as usize;
-                a = u32::from_ne_bytes(data[o..o + 4].try_into().unwrap());
-            }
-            0x54 => a &= k,
-            0x05 => pc += k as usize,
-            0x15 => pc += cond(a == k),
-            0x25 => pc += cond(a > k),
-            0x35 => pc += cond(a >= k),
-            0x45 => pc += cond(a & k != 0),
-            0x06 => return k,
-            c => panic!("opcode {c:#x} at {}", pc - 1),
+        let ins = *prog.get(pc).expect("pc in bounds");
+        match step(ins, data, &mut a, &mut pc) {
+            Ok(Some(ret)) => return ret,
+            Ok(None) => {}
+            Err(c) => panic!("opcode {c:#x} at {}", pc - 1),
         }
     }
 }
@@ -134,26 +146,14 @@ fn stale(prog: &[Insn], data: &[u8; 64]) -> bool {
     }
     let (mut a, mut pc) = (0u32, 0usize);
     loop {
-        let Some(&(code, jt, jf, k)) = prog.get(pc) else {
+        let Some(&ins) = prog.get(pc) else {
             return false;
         };
-        if matches!(code, 0x54 | 0x15 | 0x25 | 0x35 | 0x45) && reach[pc].len() > 1 {
+        if matches!(ins.0, 0x54 | 0x15 | 0x25 | 0x35 | 0x45) && reach[pc].len() > 1 {
             return true;
         }
-        pc += 1;
-        let cond = |c: bool| if c { jt as usize } else { jf as usize };
-        match code {
-            0x20 => {
-                let o = k as usize;
-                a = u32::from_ne_bytes(data[o..o + 4].try_into().unwrap());
-            }
-            0x54 => a &= k,
-            0x05 => pc += k as usize,
-            0x15 => pc += cond(a == k),
-            0x25 => pc += cond(a > k),
-            0x35 => pc += cond(a >= k),
-            0x45 => pc += cond(a & k != 0),
-            _ => return false,
+        if !matches!(step(ins, data, &mut a, &mut pc), Ok(None)) {
+            return false;
         }
     }
 }
