@@ -192,6 +192,10 @@ pub enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Checkpoint a running container with CRIU (see src/checkpoint/).
+    Checkpoint(Box<CheckpointArgs>),
+    /// Restore a container from a CRIU checkpoint.
+    Restore(Box<RestoreArgs>),
     /// Not implemented yet; refused with a clear error.
     #[command(external_subcommand)]
     Other(Vec<String>),
@@ -295,5 +299,81 @@ pub struct UpdateArgs {
     pub l3_cache_schema: Option<String>,
     #[arg(long = "mem-bw-schema")]
     pub mem_bw_schema: Option<String>,
+    pub id: String,
+}
+
+/// Flags `checkpoint` and `restore` share (runc's names).
+#[derive(Args, Debug)]
+pub struct CriuArgs {
+    /// Directory for the CRIU images (default: ./checkpoint).
+    #[arg(long = "image-path")]
+    pub image_path: Option<PathBuf>,
+    /// Directory for CRIU's logs and work files (default: the image path).
+    #[arg(long = "work-path")]
+    pub work_path: Option<PathBuf>,
+    /// Checkpoint/restore established TCP connections.
+    #[arg(long = "tcp-established")]
+    pub tcp_established: bool,
+    /// Allow external unix sockets.
+    #[arg(long = "ext-unix-sk")]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs (a session leader outside the container).
+    #[arg(long = "shell-job")]
+    pub shell_job: bool,
+    /// Handle file locks.
+    #[arg(long = "file-locks")]
+    pub file_locks: bool,
+    /// Cgroups mode: ignore, soft (default), full or strict.
+    #[arg(long = "manage-cgroups-mode")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Create this namespace empty instead of saving/restoring its properties.
+    #[arg(long = "empty-ns")]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate the images of incremental dumps.
+    #[arg(long = "auto-dedup")]
+    pub auto_dedup: bool,
+    /// Lazy page migration (refused: capsa does not run CRIU's lazy-pages daemon).
+    #[arg(long = "lazy-pages")]
+    pub lazy_pages: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// The previous pre-dump, relative to the image path.
+    #[arg(long = "parent-path")]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the container running after the checkpoint.
+    #[arg(long = "leave-running")]
+    pub leave_running: bool,
+    /// Dump the memory only, leave the container running (for a later dump with --parent-path).
+    #[arg(long = "pre-dump")]
+    pub pre_dump: bool,
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// Path to the bundle (defaults to the current directory).
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Detach from the restored container.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Write the restored init's pid here.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the restored pty master to.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Accepted for runc compatibility (CRIU makes the root).
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Accepted for runc compatibility.
+    #[arg(long = "no-subreaper")]
+    pub no_subreaper: bool,
     pub id: String,
 }

@@ -33,7 +33,8 @@ pub fn features() -> Value {
             "mountExtensions": {"idmap": {"enabled": true}}
         },
         "annotations": {
-            "io.github.capsa.version": env!("CARGO_PKG_VERSION")
+            "io.github.capsa.version": env!("CARGO_PKG_VERSION"),
+            "io.github.capsa.checkpoint": crate::checkpoint::FEATURES
         }
     })
 }

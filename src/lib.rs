@@ -3,6 +3,7 @@
 
 pub mod bundle;
 pub mod cgroups;
+pub mod checkpoint;
 pub mod console;
 pub mod error;
 pub mod fault;

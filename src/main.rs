@@ -226,10 +226,48 @@ fn run(cli: Cli) -> Result<i32, Error> {
             }
             Ok(0)
         }
+        Cmd::Checkpoint(a) => {
+            let a = *a;
+            let opts = capsa::checkpoint::CheckpointOptions {
+                common: criu_options(a.criu, cli.criu.as_deref()),
+                parent_path: a.parent_path,
+                leave_running: a.leave_running,
+                pre_dump: a.pre_dump,
+            };
+            rt.checkpoint(&a.id, &opts).map(|_| 0)
+        }
+        Cmd::Restore(a) => {
+            let a = *a;
+            let opts = capsa::checkpoint::RestoreOptions {
+                common: criu_options(a.criu, cli.criu.as_deref()),
+                bundle: a.bundle,
+                detach: a.detach,
+                pid_file: a.pid_file,
+                console_socket: a.console_socket,
+                no_pivot: a.no_pivot,
+            };
+            rt.restore(&a.id, &opts)
+        }
         Cmd::Other(args) => Err(Error::Unsupported(format!(
             "the \"{}\" command",
             args.first().map(String::as_str).unwrap_or("")
         ))),
+    }
+}
+
+fn criu_options(a: cli::CriuArgs, criu: Option<&str>) -> capsa::checkpoint::CriuOptions {
+    capsa::checkpoint::CriuOptions {
+        criu: criu.map(Into::into),
+        image_path: a.image_path,
+        work_path: a.work_path,
+        tcp_established: a.tcp_established,
+        ext_unix_sk: a.ext_unix_sk,
+        shell_job: a.shell_job,
+        file_locks: a.file_locks,
+        manage_cgroups_mode: a.manage_cgroups_mode,
+        empty_ns: a.empty_ns,
+        auto_dedup: a.auto_dedup,
+        lazy_pages: a.lazy_pages,
     }
 }
 
