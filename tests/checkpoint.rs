@@ -26,7 +26,10 @@ fn criu_unusable() -> Option<String> {
         Err(e) => Some(format!("no criu binary ({e})")),
         Ok(o) if !o.status.success() => Some(format!(
             "`criu check` fails on this kernel: {}",
-            String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("")
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
         )),
         Ok(_) => None,
     }
@@ -87,13 +90,25 @@ fn rt_piped(ctx: &Ctx, args: &[&str]) -> (bool, String, Stdio3) {
     (status.success(), read_lossy(&log), pipes)
 }
 
-/// A counter in the container: one number a line in /count, every 50 ms.
+/// A writable directory of the test bound at /out (the rootfs is read-only):
+/// also an external mount CRIU must be told about.
+fn out_dir(ctx: &mut Ctx) -> std::path::PathBuf {
+    let dir = ctx.scratch("outdir");
+    fs::create_dir_all(&dir).unwrap();
+    let src = dir.to_str().unwrap().to_string();
+    ctx.push_mount(json!({"destination": "/out", "type": "bind", "source": src,
+        "options": ["rbind", "rw"]}));
+    dir
+}
+
+/// A counter in the container: one number a line in /out/count, every 50 ms.
 fn counter(ctx: &mut Ctx) {
-    ctx.sh_writes("i=0; while true; do i=$((i+1)); echo $i >> /count; sleep 0.05; done");
+    out_dir(ctx);
+    ctx.sh_writes("i=0; while true; do i=$((i+1)); echo $i >> /out/count; sleep 0.05; done");
 }
 
 fn count_lines(ctx: &Ctx) -> Vec<u64> {
-    read_lossy(&ctx.rootfs().join("count"))
+    read_lossy(&ctx.scratch("outdir/count"))
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect()
@@ -177,7 +192,10 @@ fn counter_keeps_counting_across_checkpoint_and_restore() {
     let (ok, log) = checkpoint(&ctx, &id, &images, &[]);
     assert!(ok, "checkpoint: {log}");
     // As runc: a dumped container is destroyed, its id free for the restore.
-    assert!(gone(&ctx, &id), "the container still exists after checkpoint");
+    assert!(
+        gone(&ctx, &id),
+        "the container still exists after checkpoint"
+    );
     assert!(images.join("inventory.img").exists(), "no CRIU images");
     let desc: Vec<String> =
         serde_json::from_slice(&fs::read(images.join("descriptors.json")).expect("descriptors"))
@@ -186,7 +204,11 @@ fn counter_keeps_counting_across_checkpoint_and_restore() {
     assert!(desc.iter().all(|d| d.starts_with("pipe:[")), "{desc:?}");
     std::thread::sleep(Duration::from_millis(300));
     let before = count_lines(&ctx);
-    assert_eq!(before, count_lines(&ctx), "still counting after the checkpoint");
+    assert_eq!(
+        before,
+        count_lines(&ctx),
+        "still counting after the checkpoint"
+    );
 
     let (ok, log, _p2) = restore(&ctx, &id, &images, &[]);
     assert!(ok, "restore: {log}");
@@ -194,7 +216,11 @@ fn counter_keeps_counting_across_checkpoint_and_restore() {
     assert_eq!(st["status"], "running", "{st}");
     let pid = st["pid"].as_i64().expect("pid");
     let pidfile = read_lossy(&ctx.scratch(&format!("{id}.pid")));
-    assert_eq!(pidfile.trim(), pid.to_string(), "pid file and state disagree");
+    assert_eq!(
+        pidfile.trim(),
+        pid.to_string(),
+        "pid file and state disagree"
+    );
     let after = wait_count_above(&ctx, before.len() + 5);
     assert_consecutive(&after);
     ctx.rt(&["delete", "--force", &id]).ok();
@@ -213,16 +239,18 @@ fn restored_container_keeps_limits_hostname_mounts_and_seccomp() {
     ctx.push_mount(json!({"destination": "/data", "type": "bind",
         "source": data.to_str().unwrap(), "options": ["rbind", "ro"]}));
     ctx.config["hostname"] = json!("ckpt-host");
-    ctx.config["linux"]["resources"] = json!({"memory": {"limit": 268435456}, "pids": {"limit": 77}});
+    ctx.config["linux"]["resources"] =
+        json!({"memory": {"limit": 268435456}, "pids": {"limit": 77}});
     ctx.config["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
         "architectures": ["SCMP_ARCH_X86_64"],
         "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}]});
+    let out = out_dir(&mut ctx);
     ctx.sh_writes(
-        "while true; do echo \"$(hostname) $(cat /data/f) $(grep Seccomp: /proc/self/status | tr -d '\\t')\" >> /report; sleep 0.1; done",
+        "while true; do echo \"$(hostname) $(cat /data/f) $(grep Seccomp: /proc/self/status | tr -d '\\t')\" >> /out/report; sleep 0.1; done",
     );
     let id = ctx.id.clone();
     let _p = start_detached(&ctx, &id);
-    let report = ctx.rootfs().join("report");
+    let report = out.join("report");
     wait_for_text(&report, "Seccomp", Duration::from_secs(10));
     let images = ctx.scratch("images");
     let (ok, log) = checkpoint(&ctx, &id, &images, &[]);
@@ -278,7 +306,10 @@ fn leave_running_and_pre_dump_then_dump() {
     assert!(ok, "checkpoint --parent-path: {log}");
     assert!(gone(&ctx, &id));
     // The final dump refers to the pre-dump's pages.
-    assert!(base.join("final/parent").exists(), "no parent link in the final dump");
+    assert!(
+        base.join("final/parent").exists(),
+        "no parent link in the final dump"
+    );
     let before = count_lines(&ctx).len();
     let (ok, log, _p2) = restore(&ctx, &id, &base.join("final"), &[]);
     assert!(ok, "restore after pre-dump: {log}");
@@ -386,12 +417,20 @@ fn no_usable_criu_is_one_clear_error_and_changes_nothing() {
     let id = ctx.id.clone();
     ctx.write_config();
     let b = ctx.bundle();
-    ctx.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), &id]).ok();
+    ctx.rt(&["run", "-d", "--bundle", b.to_str().unwrap(), &id])
+        .ok();
     let pid = ctx.state(&id)["pid"].clone();
     let images = ctx.scratch("images");
     let img = images.to_str().unwrap();
 
-    let o = ctx.rt(&["--criu", "/nonexistent/criu", "checkpoint", "--image-path", img, &id]);
+    let o = ctx.rt(&[
+        "--criu",
+        "/nonexistent/criu",
+        "checkpoint",
+        "--image-path",
+        img,
+        &id,
+    ]);
     o.fails_with("checkpoint/restore needs CRIU: no criu binary found");
     let fake = ctx.scratch("criu");
     fs::write(
@@ -403,7 +442,8 @@ fn no_usable_criu_is_one_clear_error_and_changes_nothing() {
     fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
     let fake_s = fake.to_str().unwrap();
     let o = ctx.rt(&["--criu", fake_s, "checkpoint", "--image-path", img, &id]);
-    o.fails_with("`").fails_with("check` fails: Error (criu/vdso.c:613)");
+    o.fails_with("`")
+        .fails_with("check` fails: Error (criu/vdso.c:613)");
     let st = ctx.state(&id);
     assert_eq!(st["status"], "running");
     assert_eq!(st["pid"], pid);
@@ -419,13 +459,28 @@ fn no_usable_criu_is_one_clear_error_and_changes_nothing() {
     fs::create_dir_all(&images).unwrap();
     fs::write(images.join("descriptors.json"), "[]").unwrap();
     let new = ctx.new_id("ckpt-nocriu2");
-    ctx.rt(&["--criu", fake_s, "restore", "-d", "--image-path", img, "--bundle",
-        b.to_str().unwrap(), &new])
-        .fails_with("check` fails");
+    ctx.rt(&[
+        "--criu",
+        fake_s,
+        "restore",
+        "-d",
+        "--image-path",
+        img,
+        "--bundle",
+        b.to_str().unwrap(),
+        &new,
+    ])
+    .fails_with("check` fails");
     // (the first container still runs in the same rootfs: processes are its)
-    let left: Vec<String> =
-        ctx.leftovers(&new).into_iter().filter(|l| !l.starts_with("process")).collect();
-    assert!(left.is_empty(), "left behind by the failed restore: {left:?}");
+    let left: Vec<String> = ctx
+        .leftovers(&new)
+        .into_iter()
+        .filter(|l| !l.starts_with("process"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "left behind by the failed restore: {left:?}"
+    );
     assert_eq!(ctx.state(&id)["status"], "running");
     ctx.rt(&["delete", "--force", &id]).ok();
 }

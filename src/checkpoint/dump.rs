@@ -5,7 +5,7 @@
 //! is free for the restore. A failed dump changes nothing: CRIU resumes the
 //! tree and the container stays as it was (runc 1.1 destroys it even then).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use super::external;
@@ -27,14 +27,22 @@ const LOG_LEVEL: i32 = 4;
 struct DumpNotify;
 
 impl Notify for DumpNotify {
-    fn notify(&mut self, _: &str, _: i32, _: Option<OwnedFd>) -> std::result::Result<(), CriuError> {
+    fn notify(
+        &mut self,
+        _: &str,
+        _: i32,
+        _: Option<OwnedFd>,
+    ) -> std::result::Result<(), CriuError> {
         Ok(())
     }
 }
 
 /// --parent-path, checked as runc checks it: relative to the image
 /// directory, naming a directory there.
-fn parent_path(images: &Path, parent: Option<&Path>) -> std::result::Result<Option<String>, CriuError> {
+fn parent_path(
+    images: &Path,
+    parent: Option<&Path>,
+) -> std::result::Result<Option<String>, CriuError> {
     let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(None);
     };
@@ -48,7 +56,9 @@ fn parent_path(images: &Path, parent: Option<&Path>) -> std::result::Result<Opti
             real.display()
         )));
     }
-    if p.components().any(|c| matches!(c, Component::Prefix(_) | Component::RootDir)) {
+    if p.components()
+        .any(|c| matches!(c, Component::Prefix(_) | Component::RootDir))
+    {
         return Err(CriuError::Usage("--parent-path must be relative".into()));
     }
     Ok(Some(p.to_string_lossy().into_owned()))
@@ -89,10 +99,15 @@ impl Runtime {
                 None => None,
             };
             let log_dir: PathBuf = work.clone().unwrap_or_else(|| images.clone());
-            let log_name = if opts.pre_dump { "pre-dump.log" } else { "dump.log" };
+            let log_name = if opts.pre_dump {
+                "pre-dump.log"
+            } else {
+                "dump.log"
+            };
             let mut o = Opts {
-                images_dir_fd: 4,
-                work_dir_fd: work_fd.as_ref().map(|_| 5),
+                // CRIU opens these through /proc/<our pid>/fd: our numbers.
+                images_dir_fd: images_fd.as_raw_fd(),
+                work_dir_fd: work_fd.as_ref().map(|f| f.as_raw_fd()),
                 pid: Some(st.pid),
                 log_level: LOG_LEVEL,
                 log_file: log_name.into(),
@@ -129,10 +144,8 @@ impl Runtime {
                 crate::state::write_atomic(&images.join(DESCRIPTORS), &fds, 0o600)?;
                 ReqType::Dump
             };
-            let mut extra = vec![&images_fd];
-            extra.extend(work_fd.as_ref());
             let log = log_dir.join(log_name).to_string_lossy().into_owned();
-            let swrk = Swrk::start(&criu, &extra, log)?;
+            let swrk = Swrk::start(&criu, &[], log)?;
             swrk.run(req, Some(&o), &mut DumpNotify)?;
             Ok(())
         })();

@@ -25,8 +25,7 @@ const DEFAULT_DEVICES: [&str; 6] = [
 
 fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
     m.typ().as_deref() == Some("bind")
-        || m
-            .options()
+        || m.options()
             .as_ref()
             .is_some_and(|o| o.iter().any(|x| x == "bind" || x == "rbind"))
 }

@@ -113,18 +113,19 @@ pub struct RestoreOptions {
 impl CriuOptions {
     /// The criu binary: --criu, else `criu` in PATH.
     fn binary(&self) -> Result<PathBuf, CriuError> {
-        let name = self
-            .criu
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("criu"));
+        let name = self.criu.clone().unwrap_or_else(|| PathBuf::from("criu"));
         if name.components().count() > 1 {
             return if is_executable(&name) {
                 Ok(name)
             } else {
-                Err(CriuError::Missing(format!("{} is not an executable file", name.display())))
+                Err(CriuError::Missing(format!(
+                    "{} is not an executable file",
+                    name.display()
+                )))
             };
         }
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+        let path =
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
         std::env::split_paths(&path)
             .map(|d| d.join(&name))
             .find(|p| is_executable(p))
@@ -133,7 +134,11 @@ impl CriuOptions {
 
     /// The image directory, absolute: --image-path, else ./checkpoint (runc).
     fn images(&self) -> PathBuf {
-        crate::runtime::absolute(self.image_path.as_deref().unwrap_or(Path::new("checkpoint")))
+        crate::runtime::absolute(
+            self.image_path
+                .as_deref()
+                .unwrap_or(Path::new("checkpoint")),
+        )
     }
 
     /// --manage-cgroups-mode as criu_cg_mode.
@@ -207,8 +212,8 @@ fn diagnose(criu: &Path) -> Option<CriuError> {
     if out.status.success() {
         return None;
     }
-    let text = String::from_utf8_lossy(&out.stderr).into_owned()
-        + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     let why: Vec<&str> = text
         .lines()
         .filter(|l| l.starts_with("Error") || l.contains("fail"))

@@ -345,7 +345,9 @@ mod tests {
         // 1:5, 2:300 (0xac 0x02), 3:true, 9:4, 10:"d"
         assert_eq!(
             &b[..13],
-            &[0x08, 5, 0x10, 0xac, 0x02, 0x18, 1, 0x48, 4, 0x52, 1, b'd', 0xda]
+            &[
+                0x08, 5, 0x10, 0xac, 0x02, 0x18, 1, 0x48, 4, 0x52, 1, b'd', 0xda
+            ]
         );
         // inherit_fd (27, wire 2: key 0xda 0x01), len 14: key "k", fd -1 as ten bytes
         assert_eq!(&b[13..16], &[0x01, 14, 0x0a]);

@@ -8,7 +8,7 @@
 //! removes everything made (state dir, cgroup and whatever CRIU restored
 //! into it, the root mount).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -98,7 +98,8 @@ impl Notify for RestoreNotify<'_> {
         match script {
             "setup-namespaces" => {
                 let annotations = self.bundle.spec.annotations().clone().unwrap_or_default();
-                let json = hooks::state_json(self.id, "creating", pid, &self.bundle.dir, &annotations);
+                let json =
+                    hooks::state_json(self.id, "creating", pid, &self.bundle.dir, &annotations);
                 for (kind, name) in [
                     (HookKind::Prestart, "prestart"),
                     (HookKind::CreateRuntime, "createRuntime"),
@@ -112,7 +113,8 @@ impl Notify for RestoreNotify<'_> {
                 let (Some(sock), Some(master)) = (self.console_socket, fd) else {
                     return Ok(());
                 };
-                let s = crate::console::connect(sock).map_err(|e| CriuError::Usage(e.to_string()))?;
+                let s =
+                    crate::console::connect(sock).map_err(|e| CriuError::Usage(e.to_string()))?;
                 crate::console::send_master(&s, &master)
                     .map_err(|e| CriuError::Usage(e.to_string()))?;
             }
@@ -226,11 +228,17 @@ impl Runtime {
             dir: Some(dir.path.clone()),
             cgroup: None,
         };
-        let res = self.restore_in(&dir, &mut undo, id, &bundle, opts, &criu, &descriptors, (
-            &images_fd,
-            work_fd.as_ref(),
-            &ns_fds,
-        ), work.as_deref().unwrap_or(&images));
+        let res = self.restore_in(
+            &dir,
+            &mut undo,
+            id,
+            &bundle,
+            opts,
+            &criu,
+            &descriptors,
+            (&images_fd, work_fd.as_ref(), &ns_fds),
+            work.as_deref().unwrap_or(&images),
+        );
         let pid = match res {
             Ok(pid) => pid,
             Err(e) => {
@@ -286,17 +294,17 @@ impl Runtime {
         make_mountpoints(&bundle.rootfs, &binds);
         let root = CriuRoot::bind(&bundle.rootfs, dir.path.join("criu-root"))?;
 
-        let mut extra: Vec<&OwnedFd> = vec![images_fd];
-        extra.extend(work_fd);
+        // inherit_fd names CRIU's own descriptors: extra[i] is its fd 4 + i.
+        let mut extra: Vec<&OwnedFd> = Vec::new();
         let mut inherit = external::inherit_stdio(descriptors);
         for (key, fd) in ns_fds {
-            // extra[i] is CRIU's fd 4 + i.
             inherit.push(((*key).to_string(), 4 + extra.len() as i32));
             extra.push(fd);
         }
         let mut o = Opts {
-            images_dir_fd: 4,
-            work_dir_fd: work_fd.map(|_| 5),
+            // CRIU opens these through /proc/<our pid>/fd: our numbers.
+            images_dir_fd: images_fd.as_raw_fd(),
+            work_dir_fd: work_fd.map(|f| f.as_raw_fd()),
             log_level: LOG_LEVEL,
             log_file: "restore.log".into(),
             evasive_devices: true,
@@ -333,9 +341,13 @@ impl Runtime {
         };
         let resp = swrk.run(ReqType::Restore, Some(&o), &mut n)?;
         drop(root);
-        let pid = n.pid.or(resp.restore_pid).filter(|p| *p > 0).ok_or_else(|| {
-            Error::Lifecycle("criu restored the container but reported no pid".into())
-        })?;
+        let pid = n
+            .pid
+            .or(resp.restore_pid)
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                Error::Lifecycle("criu restored the container but reported no pid".into())
+            })?;
         let (start_time, _) = crate::sys::proc_start_time(pid).ok_or_else(|| {
             Error::Lifecycle("the restored container's init exited at once".into())
         })?;

@@ -220,7 +220,10 @@ impl Swrk {
                 }
             }
             if msg.flags.contains(MsgFlags::MSG_TRUNC) {
-                return Err(CriuError::Sys("recvmsg from criu (message too long)", Errno::EMSGSIZE));
+                return Err(CriuError::Sys(
+                    "recvmsg from criu (message too long)",
+                    Errno::EMSGSIZE,
+                ));
             }
             return Ok((msg.bytes, first));
         }

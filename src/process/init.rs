@@ -116,6 +116,12 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         None,
     )
     .ctx("sigprocmask")?;
+    // A session of its own, as runc's init makes one (nsexec): the workload
+    // shares no session with the caller, and CRIU can dump the container (a
+    // session leader outside its pid namespace needs --shell-job).
+    if nix::unistd::getsid(None).ok() != Some(nix::unistd::getpid()) {
+        nix::unistd::setsid().ctx("setsid")?;
+    }
 
     if a.wait_continue {
         chan.expect(Msg::Continue)?;
