@@ -83,8 +83,10 @@ impl Runtime {
         }
         let spec = Bundle::read_spec(&st.bundle)?;
         let images = c.images();
-        let parent = parent_path(&images, opts.parent_path.as_deref());
         let made_images = make_dir(&images, 0o700)?;
+        // Checked once the image directory exists (runc's order): the
+        // parent is named relative to it.
+        let parent = parent_path(&images, opts.parent_path.as_deref());
         // From here a failure removes an image directory this call made
         // when nothing worth keeping is in it (CRIU could not start).
         let res = (|| -> std::result::Result<(), Error> {

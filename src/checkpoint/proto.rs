@@ -150,7 +150,13 @@ impl Opts {
         }
         e.flag(24, self.manage_cgroups);
         for (ctrl, path) in &self.cg_root {
-            e.pair(25, ctrl, |m| m.str(2, path));
+            // No controller: the root for every controller not named.
+            let mut m = Enc::default();
+            if !ctrl.is_empty() {
+                m.str(1, ctrl);
+            }
+            m.str(2, path);
+            e.bytes(25, &m.0);
         }
         e.flag(26, self.rst_sibling);
         for (k, fd) in &self.inherit_fd {

@@ -124,16 +124,17 @@ impl Notify for RestoreNotify<'_> {
     }
 }
 
-/// CRIU's cg_root on cgroup v1: each hierarchy's path of CRIU's own cgroup
-/// (the container's), so the tree is restored there. Nothing on v2, where
-/// CRIU restores relative to its own cgroup.
-fn v1_cg_roots(pid: i32) -> Vec<(String, String)> {
+/// CRIU's cg_root: each hierarchy's path of CRIU's own cgroup (the
+/// container's), so the tree is restored there and not at the cgroup path
+/// the dump recorded (another container's, after a restore under a new id);
+/// the unified hierarchy's ("0::/path") as the default root.
+fn cg_roots(pid: i32) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     text.lines()
         .filter_map(|l| {
             let mut it = l.splitn(3, ':');
             let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
-            (!ctrls.is_empty()).then(|| (ctrls.to_string(), path.to_string()))
+            Some((ctrls.to_string(), path.to_string()))
         })
         .collect()
 }
@@ -331,7 +332,7 @@ impl Runtime {
         // tree it restores is placed relative to its own cgroup.
         if !self.no_cgroups {
             cgroup.add_pid(swrk.pid(), false)?;
-            o.cg_root = v1_cg_roots(swrk.pid());
+            o.cg_root = cg_roots(swrk.pid());
         }
         let mut n = RestoreNotify {
             bundle,
