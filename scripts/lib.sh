@@ -30,14 +30,15 @@ capsa_bin() {
 #   binutils: the VM lane (scripts/vm-run.sh); gcc, libc6-dev: cargo's linker; docker.io,
 #   containerd, podman, conmon, catatonit, slirp4netns, iptables, python3-grpcio (the CRI
 #   client): the engines lane (tests/engine_*.rs start private daemons whether or not the
-#   packages' services run); python3-seccomp: tests that build seccomp filters; the rest:
-#   tools the tests call.
+#   packages' services run); python3-seccomp: tests that build seccomp filters; criu:
+#   checkpoint/restore (tests/checkpoint.rs, in the VM lane on kernel 6.1); the rest: tools
+#   the tests call.
 test_packages=(
   busybox-static runc crun
   qemu-system-x86 xz-utils zstd e2fsprogs binutils
   gcc libc6-dev pkg-config git ca-certificates
   docker.io containerd podman conmon catatonit slirp4netns iptables python3-grpcio
-  python3-seccomp
+  python3-seccomp criu
   hyperfine strace uidmap iproute2 procps util-linux psmisc jq tar
 )
 

@@ -9,7 +9,10 @@
 #      (Debian's docker.io, podman, containerd) running their containers on capsa,
 #      each with a private daemon/storage
 #   4. VM lane: each tests/cgroups_*.rs inside a pure cgroup v2 QEMU VM
-#      (scripts/vm-run.sh as the cargo runner; VM_RUN overrides it)
+#      (scripts/vm-run.sh as the cargo runner; VM_RUN overrides it), and
+#      tests/checkpoint.rs (also in the host lane, where its CRIU cases skip when `criu
+#      check` fails) in one VM booted on Debian 12's kernel 6.1, which CRIU 3.17 supports
+#      (CRIU_KERNEL_PKG overrides the package)
 #   5. oci-conformance/run against the release capsa, on the host and in the VM lane
 #      (with known-failures/capsa.txt)
 # Every part runs even if an earlier one failed (except after a failed build).
@@ -239,7 +242,7 @@ if [ ${#vm_tests[@]} -gt 0 ]; then
     # Build first, on the host, so each VM only runs a test binary.
     vm_args=()
     for t in "${vm_tests[@]}"; do vm_args+=(--test "$t"); done
-    run_part "VM lane: build (on the host)" cargo test --no-run "${vm_args[@]}"
+    run_part "VM lane: build (on the host)" cargo test --no-run "${vm_args[@]}" --test checkpoint
     for t in "${vm_tests[@]}"; do
       # The skip log is in target/, below the shared directory: the guest writes it
       # at the same path.
@@ -247,6 +250,10 @@ if [ ${#vm_tests[@]} -gt 0 ]; then
         env VM_ENV="CAPSA_SKIP_LOG ${VM_ENV:-}" \
         CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$vm_run $repo" cargo test --test "$t"
     done
+    # checkpoint/restore: Debian 12's CRIU 3.17 needs Debian 12's kernel (6.1); one boot.
+    test_part vm "VM lane (kernel 6.1, CRIU): checkpoint" "checkpoint" -- \
+      env VM_ENV="CAPSA_SKIP_LOG ${VM_ENV:-}" VM_KERNEL_PKG="${CRIU_KERNEL_PKG:-linux-image-6.1.0-57-amd64}" \
+      CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$vm_run $repo" cargo test --test checkpoint
   else
     section "VM lane"
     echo "VM lane runner $vm_run is not executable"
