@@ -20,8 +20,14 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::json;
 
-/// Why CRIU cannot run here, or None if `criu check` passes.
+/// Why CRIU cannot run here, or None if `criu check` passes. Asked once per
+/// test binary: under the VM lane's emulation (TCG) it takes ~10 s.
 fn criu_unusable() -> Option<String> {
+    static ANSWER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ANSWER.get_or_init(ask_criu_check).clone()
+}
+
+fn ask_criu_check() -> Option<String> {
     match std::process::Command::new("criu").arg("check").output() {
         Err(e) => Some(format!("no criu binary ({e})")),
         Ok(o) if !o.status.success() => Some(format!(
@@ -55,6 +61,11 @@ struct Stdio3 {
 /// Run the runtime with `args`, its stdio three pipes (which a detached
 /// container inherits); errors go to a --log file. Returns (success, log).
 fn rt_piped(ctx: &Ctx, args: &[&str]) -> (bool, String, Stdio3) {
+    let (st, log, p) = rt_piped_status(ctx, args);
+    (st.success(), log, p)
+}
+
+fn rt_piped_status(ctx: &Ctx, args: &[&str]) -> (std::process::ExitStatus, String, Stdio3) {
     let log = ctx.scratch(&format!("rt-{}.log", unique_id("log")));
     let root = ctx.root();
     let mut full = vec![
@@ -87,7 +98,7 @@ fn rt_piped(ctx: &Ctx, args: &[&str]) -> (bool, String, Stdio3) {
         _out: child.stdout.take(),
         _err: child.stderr.take(),
     };
-    (status.success(), read_lossy(&log), pipes)
+    (status, read_lossy(&log), pipes)
 }
 
 /// A writable directory of the test bound at /out (the rootfs is read-only):
@@ -484,4 +495,69 @@ fn no_usable_criu_is_one_clear_error_and_changes_nothing() {
     );
     assert_eq!(ctx.state(&id)["status"], "running");
     ctx.rt(&["delete", "--force", &id]).ok();
+}
+
+/// The prestart and createRuntime hooks run again on restore (as runc runs
+/// them: when CRIU has made the namespaces), with the restored init's pid;
+/// a foreground restore waits for the init and exits with its status, and
+/// the container is gone afterwards.
+#[test]
+fn restore_runs_hooks_and_a_foreground_restore_returns_the_exit_status() {
+    if !need_criu() {
+        return;
+    }
+    let mut ctx = Ctx::new("ckpt-fg");
+    out_dir(&mut ctx);
+    let hooks_log = ctx.scratch("hooks.log");
+    let hook = |name: &str| {
+        json!({"path": "/bin/sh", "args": ["sh", "-c",
+            format!("printf '{name} ' >> {p}; cat >> {p}; echo >> {p}", p = hooks_log.display())]})
+    };
+    ctx.config["hooks"] =
+        json!({"prestart": [hook("prestart")], "createRuntime": [hook("createRuntime")]});
+    // Counts to 40 (2 s), then exits 7.
+    ctx.sh_writes(
+        "i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo $i >> /out/count; sleep 0.05; done; exit 7",
+    );
+    let id = ctx.id.clone();
+    let _p = start_detached(&ctx, &id);
+    wait_count_above(&ctx, 3);
+    let images = ctx.scratch("images");
+    let (ok, log) = checkpoint(&ctx, &id, &images, &[]);
+    assert!(ok, "checkpoint: {log}");
+    let created = read_lossy(&hooks_log);
+    assert_eq!(created.lines().count(), 2, "{created}");
+    let b = ctx.bundle();
+    let (st, log, _p2) = rt_piped_status(
+        &ctx,
+        &[
+            "restore",
+            "--image-path",
+            images.to_str().unwrap(),
+            "--bundle",
+            b.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert_eq!(st.code(), Some(7), "foreground restore: {log}");
+    assert_consecutive(&count_lines(&ctx));
+    assert_eq!(count_lines(&ctx).len(), 40);
+    assert!(
+        gone(&ctx, &id),
+        "the container is left after a foreground restore"
+    );
+    let all = read_lossy(&hooks_log);
+    let restored: Vec<&str> = all.lines().skip(2).collect();
+    assert_eq!(restored.len(), 2, "hooks on restore: {all}");
+    assert!(
+        restored[0].starts_with("prestart ") && restored[1].starts_with("createRuntime "),
+        "{all}"
+    );
+    for l in &restored {
+        let v: serde_json::Value =
+            serde_json::from_str(l.split_once(' ').unwrap().1).expect("hook state JSON");
+        assert_eq!(v["id"], id.as_str());
+        assert!(v["pid"].as_i64().unwrap_or(0) > 0, "{v}");
+    }
+    ctx.assert_nothing_left(&id);
 }
