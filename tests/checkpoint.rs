@@ -561,3 +561,92 @@ fn restore_runs_hooks_and_a_foreground_restore_returns_the_exit_status() {
     }
     ctx.assert_nothing_left(&id);
 }
+
+/// Accept one connection on `path` and receive the pty master sent on it
+/// (runc's console-socket protocol: one message with SCM_RIGHTS).
+fn console_receiver(path: &Path) -> std::thread::JoinHandle<Option<std::os::fd::OwnedFd>> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let l = std::os::unix::net::UnixListener::bind(path).expect("bind console socket");
+    std::thread::spawn(move || {
+        let (conn, _) = l.accept().ok()?;
+        let mut buf = [0u8; 256];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            conn.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .ok()?;
+        for c in msg.cmsgs().ok()? {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                // SAFETY: the kernel just gave us this descriptor.
+                return fds.first().map(|fd| unsafe { OwnedFd::from_raw_fd(*fd) });
+            }
+        }
+        None
+    })
+}
+
+fn write_master(master: &std::os::fd::OwnedFd, s: &str) {
+    nix::unistd::write(master, s.as_bytes()).expect("write to the pty master");
+}
+
+/// A container with a terminal (--console-socket): checkpointed, restored
+/// with a new console socket, which gets the restored pty's master; the
+/// shell reading the terminal goes on reading from it.
+#[test]
+fn terminal_container_restored_with_a_console_socket() {
+    if !need_criu() {
+        return;
+    }
+    let mut ctx = Ctx::new("ckpt-tty");
+    let out = out_dir(&mut ctx);
+    ctx.config["process"]["terminal"] = json!(true);
+    ctx.sh_writes("while read l; do echo \"got $l\" >> /out/tty; done");
+    ctx.write_config();
+    let id = ctx.id.clone();
+    let sock = ctx.scratch("console1.sock");
+    let rx = console_receiver(&sock);
+    let b = ctx.bundle();
+    let (ok, log, _p) = rt_piped(
+        &ctx,
+        &[
+            "run",
+            "-d",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            "--bundle",
+            b.to_str().unwrap(),
+            &id,
+        ],
+    );
+    assert!(ok, "run -d with a terminal: {log}");
+    let master = rx
+        .join()
+        .expect("receiver")
+        .expect("no pty master received");
+    write_master(&master, "one\n");
+    wait_for_text(&out.join("tty"), "got one", Duration::from_secs(20));
+    let images = ctx.scratch("images");
+    let (ok, log) = checkpoint(&ctx, &id, &images, &[]);
+    assert!(ok, "checkpoint with a terminal: {log}");
+    drop(master);
+    let sock2 = ctx.scratch("console2.sock");
+    let rx2 = console_receiver(&sock2);
+    let (ok, log, _p2) = restore(
+        &ctx,
+        &id,
+        &images,
+        &["--console-socket", sock2.to_str().unwrap()],
+    );
+    assert!(ok, "restore with a console socket: {log}");
+    let master2 = rx2
+        .join()
+        .expect("receiver")
+        .expect("no restored pty master received");
+    write_master(&master2, "two\n");
+    wait_for_text(&out.join("tty"), "got two", Duration::from_secs(20));
+    ctx.rt(&["delete", "--force", &id]).ok();
+}
