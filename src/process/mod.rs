@@ -54,6 +54,12 @@ pub enum ProcessError {
 /// The container's id maps into its new user namespace; a refusal the
 /// checks in bundle.rs did not foresee still names the fields.
 fn write_maps(pid: i32, b: &crate::bundle::Bundle) -> Result<(), ProcessError> {
+    if !nix::unistd::geteuid().is_root() {
+        // Not root: only our own ids directly, the rest through the
+        // setuid helpers (rootless.rs).
+        return crate::rootless::write_maps(pid, &b.uid_map, &b.gid_map)
+            .map_err(|e| ProcessError::Init(e.to_string()));
+    }
     namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)
         .map_err(|e| ProcessError::Init(format!("linux.uidMappings/linux.gidMappings: {e}")))
 }

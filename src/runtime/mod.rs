@@ -53,6 +53,8 @@ pub struct Runtime {
     pub root: PathBuf,
     /// `--cgroup-manager disabled`: create no cgroup for new containers.
     pub no_cgroups: bool,
+    /// Rootless mode (`--rootless`, runc's rules: see rootless.rs).
+    pub rootless: bool,
 }
 
 impl Runtime {
@@ -60,6 +62,7 @@ impl Runtime {
         Runtime {
             root: root.into(),
             no_cgroups: false,
+            rootless: false,
         }
     }
 

@@ -28,7 +28,7 @@ fn field(f: impl Into<String>) -> impl FnOnce(SysError) -> SecurityError {
     move |source| SecurityError::Field { field: f, source }
 }
 
-fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+pub(crate) fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
     match t {
         PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
         PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
