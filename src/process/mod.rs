@@ -368,9 +368,17 @@ fn stage1(args: &mut InitArgs, console: Option<OwnedFd>) -> ! {
         chan.expect(Msg::Continue)?;
         namespaces::join_all(&b.join).map_err(|e| ProcessError::Init(e.to_string()))?;
         if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
+            // A parent that is not root may open our /proc/PID/uid_map only
+            // while we are dumpable (as in runc's nsexec): for that moment.
+            let maps_by_user = !nix::unistd::geteuid().is_root();
             unshare(CloneFlags::CLONE_NEWUSER).ctx("unshare(CLONE_NEWUSER)")?;
+            if maps_by_user {
+                // SAFETY: prctl with integer arguments only.
+                unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+            }
             chan.send(&Msg::MapRequest)?;
             chan.expect(Msg::MapDone)?;
+            crate::security::set_non_dumpable()?;
         }
         let rest = b.new_ns - CloneFlags::CLONE_NEWUSER - CloneFlags::CLONE_NEWCGROUP;
         unshare(rest).ctx("unshare")?;

@@ -8,6 +8,7 @@ mod exec;
 pub use create::Created;
 pub use exec::ExecOptions;
 mod events;
+mod nocgroup;
 mod pause;
 mod pidfd;
 mod ps;
@@ -154,6 +155,9 @@ impl Runtime {
     /// stuck startContainer hook or execve), as with runc.
     pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
         let (dir, st) = state::read_unlocked(&self.root, id)?;
+        if all && st.cgroup.dirs.is_empty() {
+            return nocgroup::signal_all(&st, sig);
+        }
         if all {
             let members = members(&st);
             st.cgroup.signal_members(&members, sig)?;
