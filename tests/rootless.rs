@@ -469,3 +469,81 @@ fn another_users_containers_are_out_of_reach() {
     // Still there, still waiting for its start.
     assert_eq!(root_ctx.status(&id), "created");
 }
+
+/// A read-only, nosuid tmpfs mounted by root at `dir` (unmounted on drop).
+struct RoMount(std::path::PathBuf);
+
+impl RoMount {
+    fn new(dir: std::path::PathBuf) -> RoMount {
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "ro,nosuid,mode=755", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount tmpfs: {st}");
+        RoMount(dir)
+    }
+}
+
+impl Drop for RoMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn locked_flags_of_a_bind_source_are_kept_or_refused() {
+    let Some(mut r) = Rootless::new("rl-locked") else {
+        return;
+    };
+    // Outside the test's directory, whose leftover check counts mounts.
+    let holder = TempDir::new("rl-rosrc");
+    let src = RoMount::new(holder.path().join("src"));
+    std::fs::create_dir_all(r.ctx.rootfs().join("mnt")).expect("mkdir");
+    // Asking for other flags keeps the locked ones (a remount that dropped ro or
+    // nosuid would fail with EPERM).
+    r.ctx
+        .push_mount(json!({"destination": "/mnt", "type": "bind",
+        "source": &src.0, "options": ["bind", "nodev"]}));
+    r.ctx.sh("grep ' /mnt ' /proc/self/mountinfo");
+    let o = r.run();
+    if !is_capsa() {
+        // runc 1.1.5 remounts without the locked flags: EPERM (later runc keeps them).
+        o.fails_with("operation not permitted");
+        return;
+    }
+    let line = o.ok().stdout.clone();
+    assert!(
+        line.contains(" ro,") && line.contains("nosuid") && line.contains("nodev"),
+        "{o}"
+    );
+    // Asking to clear a locked flag ("rw" of a read-only source): an error naming
+    // the entry, not a read-only mount that silently differs (runc 1.1.5: EPERM).
+    let n = r.ctx.config["mounts"].as_array().map_or(0, Vec::len) - 1;
+    r.ctx.config["mounts"][n]["options"] = json!(["bind", "rw"]);
+    let o = r.create_refused(&["locks these flags"]);
+    o.fails_with(&format!(
+        "mounts[{n}].options: rw (the source is read-only)"
+    ));
+    drop(src);
+}
+
+#[test]
+fn oom_score_adj_only_within_what_the_user_may_set() {
+    let Some(mut r) = Rootless::new("rl-oom") else {
+        return;
+    };
+    // Written by root (CAP_SYS_RESOURCE), 0 also becomes this process's (and its
+    // children's) floor for unprivileged writers.
+    std::fs::write("/proc/self/oom_score_adj", "0").expect("oom_score_adj");
+    r.ctx.config["process"]["oomScoreAdj"] = json!(500);
+    r.ctx.args(&["cat", "/proc/self/oom_score_adj"]);
+    let o = r.run();
+    assert_eq!(o.ok().stdout.trim(), "500");
+    r.ctx.config["process"]["oomScoreAdj"] = json!(-500);
+    let o = r.create_refused(&["oom_score_adj"]);
+    if is_capsa() {
+        o.fails_with("process.oomScoreAdj");
+    }
+}

@@ -165,6 +165,10 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
     {
         crate::console::give_stdio_pipes(u, g)?;
     }
+    if !nix::unistd::geteuid().is_root() {
+        crate::security::set_own_oom_score_adj(b.process())
+            .map_err(|e| ProcessError::Init(e.to_string()))?;
+    }
     let (pid, in_unified) = clone_into(o.cgroup, flags)?;
     if pid == 0 {
         drop(parent);
