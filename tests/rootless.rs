@@ -80,6 +80,8 @@ fn lifecycle_and_every_verb_as_the_user() {
         assert!(pids.contains(&pid) && pids.len() == 2, "{o}");
         // No cgroup, no freezer: refused clearly (runc: "cgroups not configured").
         r.rt(&["pause", &id]).fails_with("no cgroup of its own");
+        r.rt(&["update", "--pids-limit", "10", &id])
+            .fails_with("no cgroup of its own");
         // kill --all reaches the exec'd process too.
         r.rt(&["kill", "--all", &id, "KILL"]).ok();
     } else {

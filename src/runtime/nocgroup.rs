@@ -74,11 +74,12 @@ pub(super) fn signal_all(st: &State, sig: i32) -> Result<()> {
     Ok(())
 }
 
-/// pause/resume need a freezer, which only a cgroup has.
-pub(super) fn refuse_freeze(st: &State, verb: &str) -> Result<()> {
+/// pause/resume need a freezer and update needs limits, which only a
+/// cgroup has.
+pub(super) fn refuse_without_cgroup(st: &State, verb: &str) -> Result<()> {
     if st.cgroup.dirs.is_empty() {
         return Err(Error::Lifecycle(format!(
-            "cannot {verb} container {}: it has no cgroup of its own to freeze (a rootless container on a host without a delegated cgroup, or --cgroup-manager disabled)",
+            "cannot {verb} container {}: it has no cgroup of its own (a rootless container on a host without a delegated cgroup, or --cgroup-manager disabled)",
             st.id
         )));
     }
