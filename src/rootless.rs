@@ -1,6 +1,7 @@
 //! Rootless mode, with runc's rules: when it applies (`--rootless
-//! auto|true|false`), where the state lives when the caller is not root
-//! (`$XDG_RUNTIME_DIR/capsa`), and what a rootless config must have (a user
+//! auto|true|false`, which like runc's decides the cgroup rules), where the
+//! state lives when the caller is not root (`$XDG_RUNTIME_DIR/capsa`), and
+//! what the config of a caller that is not root must have (a user
 //! namespace with id maps). What rootless changes elsewhere: the id maps
 //! are written directly or through newuidmap/newgidmap (namespaces.rs), a
 //! cgroup is made only where the user may (runtime/create.rs), rlimits are

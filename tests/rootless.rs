@@ -549,3 +549,23 @@ fn oom_score_adj_only_within_what_the_user_may_set() {
         o.fails_with("process.oomScoreAdj");
     }
 }
+
+#[test]
+fn rootless_true_as_root_means_rootless_cgroups_only() {
+    // runc's meaning: --rootless sets the cgroup rules only; what a config must have
+    // follows the caller's euid. As root a config without a user namespace runs.
+    let mut c = Ctx::new("rl-astrue");
+    c.args(&["true"]);
+    c.write_config();
+    let b = c.bundle();
+    let b = b.to_str().expect("utf-8").to_owned();
+    let id = c.id.clone();
+    c.rt(&["--rootless=true", "run", "--bundle", &b, &id]).ok();
+    c.assert_nothing_left(&id);
+    // Not a value runc knows: a usage error (capsa checks it on every command; runc
+    // only where it reads it, so `state` ignores it there).
+    if is_capsa() {
+        let o = c.rt(&["--rootless=yes", "state", &id]);
+        o.fails_with("--rootless: invalid value");
+    }
+}

@@ -54,7 +54,9 @@ pub struct Runtime {
     pub root: PathBuf,
     /// `--cgroup-manager disabled`: create no cgroup for new containers.
     pub no_cgroups: bool,
-    /// Rootless mode (`--rootless`, runc's rules: see rootless.rs).
+    /// Rootless cgroups (`--rootless`, runc's meaning: a cgroup the user
+    /// may not make is no error unless something needed it; rootless.rs).
+    /// What an unprivileged caller's config must be follows its euid.
     pub rootless: bool,
 }
 
