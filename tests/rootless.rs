@@ -569,3 +569,23 @@ fn rootless_true_as_root_means_rootless_cgroups_only() {
         o.fails_with("--rootless: invalid value");
     }
 }
+
+#[test]
+fn idmapped_mounts_are_refused_clearly() {
+    if skip_unless_capsa("runc 1.1.5 has no id-mapped mounts") {
+        return;
+    }
+    let Some(mut r) = Rootless::new("rl-idmap") else {
+        return;
+    };
+    std::fs::create_dir_all(r.ctx.rootfs().join("mnt")).expect("mkdir");
+    let (uid, gid) = (r.user.uid, r.user.gid);
+    r.ctx
+        .push_mount(json!({"destination": "/mnt", "type": "bind",
+        "source": r.ctx.scratch("out"), "options": ["bind", "idmap"],
+        "uidMappings": [{"containerID": 0, "hostID": uid, "size": 1}],
+        "gidMappings": [{"containerID": 0, "hostID": gid, "size": 1}]}));
+    let n = r.ctx.config["mounts"].as_array().map_or(0, Vec::len) - 1;
+    let o = r.create_refused(&["need a runtime running as root"]);
+    o.fails_with(&format!("mounts[{n}]"));
+}
