@@ -79,18 +79,20 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 .into(),
         ));
     }
-    let rootless = capsa::rootless::parse_flag(cli.rootless.as_deref())
-        .map_err(|e| Error::Usage(e.to_string()))?;
+    let rootless = capsa::rootless::parse_flag(cli.rootless.as_deref())?;
     // spec and features keep no state: no root to find (or make).
     let stateless = matches!(cmd, Cmd::Spec { .. } | Cmd::Features);
     let root = match &cli.root {
         Some(r) => r.clone(),
         None if stateless => capsa::rootless::SYSTEM_ROOT.into(),
-        None => capsa::rootless::default_root().map_err(|e| Error::Usage(e.to_string()))?,
+        None => capsa::rootless::default_root()?,
     };
     let mut rt = Runtime::new(root);
     rt.no_cgroups = cli.cgroup_manager == Some(CgroupManager::Disabled);
-    rt.rootless = rootless.unwrap_or_else(capsa::rootless::detect);
+    // Only create reads it (the cgroup rules): no detection for the others.
+    if matches!(cmd, Cmd::Create(_) | Cmd::Run { .. }) {
+        rt.rootless = rootless.unwrap_or_else(capsa::rootless::detect);
+    }
     let out = &mut std::io::stdout().lock();
     match cmd {
         Cmd::Create(a) => rt.create(&a.id, &create_options(&a)?).map(|_| 0),

@@ -27,6 +27,17 @@ pub enum RootlessError {
         "rootless: XDG_RUNTIME_DIR={dir:?} cannot hold capsa's state ({why}); set XDG_RUNTIME_DIR to a directory you own (such as /run/user/{uid}) or pass --root"
     )]
     BadXdg { dir: PathBuf, why: String, uid: u32 },
+    /// Limits asked for, and no cgroup the user may make (runc 1.1: "cannot
+    /// set X limit: container could not join or create cgroup").
+    #[error(
+        "config.json: linux.resources.{field}: a rootless container's limits need a cgroup it may write, and there is none ({why}); remove the limits, or give the user a delegated cgroup v2 subtree"
+    )]
+    NoCgroupForLimits { field: String, why: String },
+    /// An explicit linux.cgroupsPath the user may not make.
+    #[error(
+        "config.json: linux.cgroupsPath: a rootless container cannot use this cgroup ({why}); leave linux.cgroupsPath out to run without a cgroup of its own"
+    )]
+    CgroupPath { why: String },
 }
 
 /// `--rootless`: Some(true|false), or None for auto (absent, or "auto").
@@ -48,13 +59,15 @@ pub fn detect() -> bool {
 /// Whether this process runs in a user namespace other than the initial
 /// one (whose uid_map is the whole 32-bit range mapped onto itself).
 pub fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
+    // Read once per command (the default root and the cgroup rules both ask).
+    static IN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IN.get_or_init(|| match std::fs::read_to_string("/proc/self/uid_map") {
         Ok(map) => {
             let f: Vec<&str> = map.split_whitespace().collect();
             f != ["0", "0", "4294967295"]
         }
         Err(_) => false,
-    }
+    })
 }
 
 /// runc's shouldHonorXDGRuntimeDir: a non-root user, or root of a user
@@ -63,7 +76,7 @@ fn honour_xdg() -> bool {
     if !nix::unistd::geteuid().is_root() {
         return true;
     }
-    in_user_namespace() && std::env::var("USER").map_or(true, |u| u != "root")
+    std::env::var("USER").map_or(true, |u| u != "root") && in_user_namespace()
 }
 
 /// The state root when --root is not given: /run/capsa for root, else

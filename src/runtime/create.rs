@@ -264,15 +264,13 @@ impl Runtime {
         e: crate::cgroups::CgroupError,
     ) -> Result<(Cgroup, CgroupGuard)> {
         let linux = bundle.linux();
+        use crate::rootless::RootlessError;
         if let Some(field) = crate::rootless::resource_needing_cgroup(linux) {
-            return Err(Error::Usage(format!(
-                "config.json: linux.resources.{field}: a rootless container's limits need a cgroup it may write, and there is none ({e}); remove the limits, or give the user a delegated cgroup v2 subtree"
-            )));
+            let why = e.to_string();
+            return Err(RootlessError::NoCgroupForLimits { field, why }.into());
         }
         if linux.cgroups_path().is_some() {
-            return Err(Error::Usage(format!(
-                "config.json: linux.cgroupsPath: a rootless container cannot use this cgroup ({e}); leave linux.cgroupsPath out to run without a cgroup of its own"
-            )));
+            return Err(RootlessError::CgroupPath { why: e.to_string() }.into());
         }
         dir.save_cgroup_plan(&Cgroup::default())?;
         Ok((Cgroup::default(), CgroupGuard(None)))
