@@ -82,6 +82,8 @@ fn lifecycle_and_every_verb_as_the_user() {
         r.rt(&["pause", &id]).fails_with("no cgroup of its own");
         r.rt(&["update", "--pids-limit", "10", &id])
             .fails_with("no cgroup of its own");
+        r.rt(&["events", "--stats", &id])
+            .fails_with("no cgroup of its own");
         // kill --all reaches the exec'd process too.
         r.rt(&["kill", "--all", &id, "KILL"]).ok();
     } else {
@@ -704,4 +706,46 @@ fn cve_2019_5736_against_a_binary_the_user_owns() {
         // The attack really ran: the container got an fd on what the kernel executed.
         assert!(result.contains("GOT-FD"), "{result}");
     }
+}
+
+/// The same no-cgroup rules for root with `--cgroup-manager disabled` (podman's flag):
+/// ps and `kill --all` find the container's processes by its pid namespace. Before
+/// nocgroup.rs, ps listed nothing and `kill --all` signalled nobody, both with exit 0.
+#[test]
+fn container_without_a_cgroup_as_root() {
+    if skip_unless_capsa("--cgroup-manager is crun's and capsa's flag, not runc's") {
+        return;
+    }
+    let mut c = Ctx::new("nocg-root");
+    c.args(&["sleep", "1000"]);
+    c.write_config();
+    let b = c.bundle();
+    let id = c.id.clone();
+    let off = ["--cgroup-manager", "disabled"];
+    let with = |args: &[&str]| {
+        let mut a = off.to_vec();
+        a.extend_from_slice(args);
+        c.rt(&a)
+    };
+    with(&["run", "-d", "--bundle", b.to_str().unwrap(), &id]).ok();
+    with(&["exec", "-d", &id, "sleep", "1000"]).ok();
+    let o = with(&["ps", "--format", "json", &id]);
+    let pids: Vec<i64> = serde_json::from_str(o.ok().stdout.trim()).expect("ps json");
+    assert_eq!(pids.len(), 2, "{o}");
+    with(&["kill", "--all", &id, "KILL"]).ok();
+    let start = std::time::Instant::now();
+    while pids.iter().any(|p| {
+        std::path::Path::new(&format!("/proc/{p}/stat")).exists()
+            && !std::fs::read_to_string(format!("/proc/{p}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    }) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "still alive: {pids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    with(&["delete", "--force", &id]).ok();
+    c.assert_nothing_left(&id);
 }
