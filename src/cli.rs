@@ -15,9 +15,10 @@ pub struct Cli {
     /// Print the version (runc's format: engines parse it).
     #[arg(short = 'v', long = "version")]
     pub version: bool,
-    /// Root directory for container state.
-    #[arg(long, global = true, default_value = "/run/capsa")]
-    pub root: PathBuf,
+    /// Root directory for container state (default /run/capsa; for a
+    /// non-root user $XDG_RUNTIME_DIR/capsa).
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Log file (errors; debug lines too with --debug).
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,

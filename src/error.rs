@@ -22,6 +22,8 @@ pub enum Error {
     Process(#[from] ProcessError),
     #[error("{0}")]
     Sys(#[from] SysError),
+    #[error("{0}")]
+    Rootless(#[from] crate::rootless::RootlessError),
     /// A lifecycle rule, in runc's words (e.g. "container not running").
     #[error("{0}")]
     Lifecycle(String),

@@ -19,6 +19,7 @@ pub mod netdev;
 pub mod process;
 pub mod procfs;
 pub mod rootfs;
+pub mod rootless;
 pub mod runtime;
 pub mod security;
 pub mod signals;

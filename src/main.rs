@@ -79,19 +79,20 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 .into(),
         ));
     }
-    let spec_cmd = matches!(cmd, Cmd::Spec { .. });
-    match cli.rootless.as_deref() {
-        None | Some("false") | Some("auto") => {}
-        Some("true") if spec_cmd => {}
-        Some("true") => return Err(Error::Unsupported("--rootless=true".into())),
-        Some(v) => {
-            return Err(Error::Usage(format!(
-                "--rootless: invalid value {v:?} (true, false or auto)"
-            )));
-        }
-    }
-    let mut rt = Runtime::new(&cli.root);
+    let rootless = capsa::rootless::parse_flag(cli.rootless.as_deref())?;
+    // spec and features keep no state: no root to find (or make).
+    let stateless = matches!(cmd, Cmd::Spec { .. } | Cmd::Features);
+    let root = match &cli.root {
+        Some(r) => r.clone(),
+        None if stateless => capsa::rootless::SYSTEM_ROOT.into(),
+        None => capsa::rootless::default_root()?,
+    };
+    let mut rt = Runtime::new(root);
     rt.no_cgroups = cli.cgroup_manager == Some(CgroupManager::Disabled);
+    // Only create reads it (the cgroup rules): no detection for the others.
+    if matches!(cmd, Cmd::Create(_) | Cmd::Run { .. }) {
+        rt.rootless = rootless.unwrap_or_else(capsa::rootless::detect);
+    }
     let out = &mut std::io::stdout().lock();
     match cmd {
         Cmd::Create(a) => rt.create(&a.id, &create_options(&a)?).map(|_| 0),
@@ -146,7 +147,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                             status.as_str().to_string(),
                             st.bundle.display().to_string(),
                             st.created.clone(),
-                            owner_name(&cli.root.join(&st.id)),
+                            owner_name(&rt.root.join(&st.id)),
                         ]
                     })
                     .collect();

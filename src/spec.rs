@@ -74,16 +74,20 @@ pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> Value {
         if let Some(o) = linux.as_object_mut() {
             o.remove("resources");
         }
-        // An unprivileged user can neither mount sysfs without a net
-        // namespace nor pick gid=5 for devpts: bind the host's /sys instead.
+        // runc's ToRootless: an unprivileged user can neither mount sysfs
+        // without a net namespace nor pick gid=5 (unmapped) for devpts:
+        // bind the host's /sys instead, and drop the gid. (Indexing a JSON
+        // object mutably would add the key: only look at existing ones.)
         if let Some(mounts) = spec["mounts"].as_array_mut() {
-            mounts.retain(|m| m["type"] != "cgroup");
             for m in mounts.iter_mut() {
                 if m["type"] == "sysfs" {
                     *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
                                 "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
                 }
-                if let (true, Some(opts)) = (m["type"] == "devpts", m["options"].as_array_mut()) {
+                let devpts = m["type"] == "devpts";
+                if let (true, Some(opts)) =
+                    (devpts, m.get_mut("options").and_then(|o| o.as_array_mut()))
+                {
                     opts.retain(|o| o != "gid=5");
                 }
             }
@@ -106,5 +110,39 @@ mod tests {
                 "sh"
             );
         }
+    }
+
+    /// runc's `spec --rootless` (runc 1.1.5, as root with uid/gid 0),
+    /// against ours: the same but for what capsa deliberately differs in
+    /// for both kinds of spec (ociVersion, hostname, a cgroup namespace).
+    #[test]
+    fn rootless_spec_is_runcs() {
+        let mut ours = default_spec(true, 1000, 1001);
+        ours["ociVersion"] = json!("1.0.2-dev");
+        ours["hostname"] = json!("runc");
+        if let Some(ns) = ours["linux"]["namespaces"].as_array_mut() {
+            ns.retain(|n| n["type"] != "cgroup");
+        }
+        let mut runc = default_spec(false, 0, 0);
+        runc["ociVersion"] = json!("1.0.2-dev");
+        runc["hostname"] = json!("runc");
+        let l = &mut runc["linux"];
+        l["uidMappings"] = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        l["gidMappings"] = json!([{"containerID": 0, "hostID": 1001, "size": 1}]);
+        l["namespaces"] = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"},
+                                 {"type": "mount"}, {"type": "user"}]);
+        if let Some(o) = l.as_object_mut() {
+            o.remove("resources");
+        }
+        runc["mounts"][2]["options"] = json!([
+            "nosuid",
+            "noexec",
+            "newinstance",
+            "ptmxmode=0666",
+            "mode=0620"
+        ]);
+        runc["mounts"][5] = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                                   "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        assert_eq!(ours, runc);
     }
 }

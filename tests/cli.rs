@@ -334,7 +334,6 @@ fn capsa_refuses_flags_it_does_not_implement() {
         vec!["checkpoint", &id],
         vec!["restore", &id],
         vec!["--systemd-cgroup", "create", "--bundle", b, &id],
-        vec!["--rootless=true", "create", "--bundle", b, &id],
     ];
     for args in cases {
         let o = c.rt(&args);

@@ -107,8 +107,16 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         "prctl(PR_SET_PDEATHSIG)",
     )?;
     // Not dumpable until exec: the container cannot ptrace us or open
-    // /proc/1/{exe,mem,fd} of the runtime (CVE-2019-5736 class).
-    security::set_non_dumpable()?;
+    // /proc/1/{exe,mem,fd} of the runtime (CVE-2019-5736 class). Rootless
+    // fast path: a parent that is not root may open our /proc/PID/uid_map
+    // only while we are dumpable; we wait for it (nothing else runs in our
+    // new namespaces yet) and turn non-dumpable once the maps are written.
+    let maps_by_user = a.wait_continue
+        && b.new_ns.contains(CloneFlags::CLONE_NEWUSER)
+        && !nix::unistd::geteuid().is_root();
+    if !maps_by_user {
+        security::set_non_dumpable()?;
+    }
     // `capsa run` blocks signals for its signalfd; the workload must not inherit that.
     nix::sys::signal::sigprocmask(
         nix::sys::signal::SigmaskHow::SIG_SETMASK,

@@ -54,6 +54,12 @@ pub enum ProcessError {
 /// The container's id maps into its new user namespace; a refusal the
 /// checks in bundle.rs did not foresee still names the fields.
 fn write_maps(pid: i32, b: &crate::bundle::Bundle) -> Result<(), ProcessError> {
+    if !nix::unistd::geteuid().is_root() {
+        // Not root: only our own ids directly, the rest through the
+        // setuid helpers (rootless.rs).
+        return crate::rootless::write_maps(pid, &b.uid_map, &b.gid_map)
+            .map_err(|e| ProcessError::Init(e.to_string()));
+    }
     namespaces::write_id_maps(pid, &b.uid_map, &b.gid_map)
         .map_err(|e| ProcessError::Init(format!("linux.uidMappings/linux.gidMappings: {e}")))
 }
@@ -158,6 +164,10 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
         )
     {
         crate::console::give_stdio_pipes(u, g)?;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        crate::security::set_own_oom_score_adj(b.process())
+            .map_err(|e| ProcessError::Init(e.to_string()))?;
     }
     let (pid, in_unified) = clone_into(o.cgroup, flags)?;
     if pid == 0 {
@@ -362,9 +372,17 @@ fn stage1(args: &mut InitArgs, console: Option<OwnedFd>) -> ! {
         chan.expect(Msg::Continue)?;
         namespaces::join_all(&b.join).map_err(|e| ProcessError::Init(e.to_string()))?;
         if b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {
+            // A parent that is not root may open our /proc/PID/uid_map only
+            // while we are dumpable (as in runc's nsexec): for that moment.
+            let maps_by_user = !nix::unistd::geteuid().is_root();
             unshare(CloneFlags::CLONE_NEWUSER).ctx("unshare(CLONE_NEWUSER)")?;
+            if maps_by_user {
+                // SAFETY: prctl with integer arguments only.
+                unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+            }
             chan.send(&Msg::MapRequest)?;
             chan.expect(Msg::MapDone)?;
+            crate::security::set_non_dumpable()?;
         }
         let rest = b.new_ns - CloneFlags::CLONE_NEWUSER - CloneFlags::CLONE_NEWCGROUP;
         unshare(rest).ctx("unshare")?;

@@ -38,7 +38,7 @@
 //! thing in `main`: the trampoline is its own executable.
 
 use std::ffi::{CStr, CString, OsStr, OsString};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -208,7 +208,38 @@ impl Trampoline {
     /// Parent side, before cloning (the child inherits the close-on-exec
     /// fd). Needs CAP_SYS_ADMIN, which `capsa create`/`exec` have as root.
     pub fn prepare() -> SysResult<Trampoline> {
-        Self::prepare_from(Path::new("/proc/self/exe"))
+        let exe = Path::new("/proc/self/exe");
+        match Self::prepare_from(exe) {
+            // Not privileged for mounts (rootless): see `unprivileged`.
+            Err(e) if e.errno == Errno::EPERM => Self::unprivileged(exe),
+            r => r,
+        }
+    }
+
+    /// Without CAP_SYS_ADMIN no read-only mount can be made. A binary that
+    /// root owns and nobody else may write is safe as it is: no id in the
+    /// container's user namespace maps to root, so even its root cannot
+    /// override the permissions. Any other binary (a user's own build) is
+    /// exec'd from a sealed memfd copy, which nothing can write (runc's
+    /// rootless defence).
+    fn unprivileged(exe: &Path) -> SysResult<Trampoline> {
+        let file = std::fs::File::open(exe).map_err(|e| SysError::io("open", exe, &e))?;
+        let st = nix::sys::stat::fstat(&file).map_err(|e| SysError::at("stat", exe, e))?;
+        // SAFETY: exe is a NUL-free static path made into a C string here.
+        let writable = unsafe {
+            libc::faccessat(
+                libc::AT_FDCWD,
+                c"/proc/self/exe".as_ptr(),
+                libc::W_OK,
+                libc::AT_EACCESS,
+            )
+        } == 0;
+        if st.st_uid == 0 && st.st_mode & 0o022 == 0 && !writable {
+            return Ok(Trampoline { fd: file.into() });
+        }
+        Ok(Trampoline {
+            fd: sealed_copy(file, exe)?,
+        })
     }
 
     fn prepare_from(exe: &Path) -> SysResult<Trampoline> {
@@ -268,6 +299,29 @@ impl Trampoline {
         out.extend(argv.iter().cloned());
         out
     }
+}
+
+/// A memfd holding a copy of `file`, sealed against any change.
+fn sealed_copy(mut file: std::fs::File, exe: &Path) -> SysResult<OwnedFd> {
+    // SAFETY: a static NUL-terminated name and integer flags.
+    let fd = unsafe {
+        libc::memfd_create(
+            c"capsa".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
+    if fd < 0 {
+        return Err(SysError::new("memfd_create", Errno::last()));
+    }
+    // SAFETY: memfd_create returned a new descriptor that nothing else owns.
+    let mut copy = unsafe { std::fs::File::from_raw_fd(fd) };
+    std::io::copy(&mut file, &mut copy).map_err(|e| SysError::io("copy", exe, &e))?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on a descriptor we own, with an integer argument.
+    if unsafe { libc::fcntl(copy.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(SysError::new("fcntl(F_ADD_SEALS)", Errno::last()));
+    }
+    Ok(copy.into())
 }
 
 /// The last step of an init or an exec'd process: run the workload through

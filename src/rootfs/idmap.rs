@@ -184,6 +184,14 @@ pub fn prepare(
         };
         let field = format!("mounts[{i}]");
         check(m, &opts, &field, has_userns)?;
+        if !nix::unistd::geteuid().is_root() {
+            // Made on the host's mounts before the clone: that needs
+            // CAP_SYS_ADMIN there.
+            return Err(config(
+                &field,
+                "id-mapped mounts (\"idmap\", \"ridmap\", uidMappings) need a runtime running as root; not available rootless",
+            ));
+        }
         let at = RootfsError::at(&field);
         let userns_fd = ns.for_maps(own_maps(m, &field)?).map_err(at)?;
         let src = m

@@ -352,10 +352,51 @@ fn place_bind(
         let flags = opts.flags & (MsFlags::MS_BIND | MsFlags::MS_REC);
         mount_at(Some(&proc_fd(src_fd)), &target, dest, None, flags, "").map_err(at)?;
     }
+    if ctx.userns && !opts.cleared.is_empty() {
+        refuse_clearing_locked(ctx, dest, opts.cleared, field)?;
+    }
     if opts.bind_needs_remount() {
         remount_bind(ctx, dest, opts.flags).map_err(at)?;
     }
     Ok(())
+}
+
+/// runc's rule: in a user namespace the kernel locks the source mount's
+/// ro/nosuid/nodev/noexec; an option that asks to clear one of them
+/// ("rw" of a read-only source) cannot be honoured, and is an error rather
+/// than a mount that silently differs from the request.
+fn refuse_clearing_locked(
+    ctx: &MountCtx,
+    dest: &Path,
+    cleared: MsFlags,
+    field: &str,
+) -> Result<(), RootfsError> {
+    let at = RootfsError::at(field);
+    let fd = ctx.root.open_path(dest).map_err(at)?;
+    let vfs = nix::sys::statvfs::fstatvfs(fd.as_fd())
+        .ctx_at("statvfs", dest)
+        .map_err(RootfsError::at(field))?;
+    let conflict = locked_flags(vfs.flags().bits()) & cleared;
+    if conflict.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = [
+        (MsFlags::MS_RDONLY, "rw (the source is read-only)"),
+        (MsFlags::MS_NOSUID, "suid (the source is nosuid)"),
+        (MsFlags::MS_NODEV, "dev (the source is nodev)"),
+        (MsFlags::MS_NOEXEC, "exec (the source is noexec)"),
+    ]
+    .iter()
+    .filter(|(f, _)| conflict.contains(*f))
+    .map(|(_, n)| *n)
+    .collect();
+    Err(RootfsError::Config {
+        field: format!("{field}.options"),
+        msg: format!(
+            "{}: the kernel locks these flags of a mount a user namespace inherits; they cannot be cleared there",
+            names.join(", ")
+        ),
+    })
 }
 
 /// MS_REMOUNT a bind mount at `dest` with `flags`, keeping the flags the

@@ -28,6 +28,9 @@ pub struct MountOptions {
     pub copy_up: bool,
     /// "idmap" (top mount only) or "ridmap" (every mount of the tree).
     pub idmap: Option<Idmap>,
+    /// Flags an option explicitly cleared ("rw", "suid", "dev", "exec"): in
+    /// a user namespace, clearing one the source has locked is an error.
+    pub cleared: MsFlags,
 }
 
 impl Default for MountOptions {
@@ -40,6 +43,7 @@ impl Default for MountOptions {
             rec_clr: 0,
             copy_up: false,
             idmap: None,
+            cleared: MsFlags::empty(),
         }
     }
 }
@@ -205,8 +209,10 @@ pub fn parse_mount_options(typ: Option<&str>, options: &[String]) -> MountOption
         if let Some((clear, flag)) = flag_option(opt) {
             if clear {
                 out.flags.remove(flag);
+                out.cleared.insert(flag);
             } else {
                 out.flags.insert(flag);
+                out.cleared.remove(flag);
             }
         } else if let Some(p) = propagation_option(opt) {
             out.propagation.push(p);

@@ -97,6 +97,11 @@ impl Runtime {
         state::validate_id(id)?;
         // Parse and validate everything before making anything.
         let mut bundle = Bundle::load(&opts.bundle)?;
+        // runc's two meanings: the rules of an unprivileged caller follow
+        // its euid; --rootless (self.rootless) decides the cgroup rules.
+        if !nix::unistd::geteuid().is_root() {
+            check_rootless(&bundle)?;
+        }
         let terminal = bundle.process().terminal().unwrap_or(false);
         check_console_flags(terminal, opts.console_socket.as_deref(), !foreground)?;
         // Socket activation (runc): the LISTEN_FDS fds come first, then
@@ -153,8 +158,16 @@ impl Runtime {
         fault::point("create.spawned");
         // A pid namespace of its own (not joined) says which processes in
         // its cgroup are the container's, for kill --all and delete.
-        if bundle.new_ns.contains(CloneFlags::CLONE_NEWPID) && !self.no_cgroups {
-            cgroup.pidns = Some(crate::cgroups::NsId::pid_ns_of(pid)?);
+        if bundle.new_ns.contains(CloneFlags::CLONE_NEWPID) && !cgroup.dirs.is_empty() {
+            cgroup.pidns = match crate::cgroups::NsId::pid_ns_of(pid) {
+                Ok(ns) => Some(ns),
+                // Rootless: the waiting init is not dumpable, and its memory
+                // belongs to the host's user namespace, where we have no
+                // CAP_SYS_PTRACE. Its cgroup is one the user made for it
+                // alone: all that is in it is the container's.
+                Err(e) if self.rootless && e.errno == nix::errno::Errno::EACCES => None,
+                Err(e) => return Err(e.into()),
+            };
         }
         let cgroupns = bundle.new_ns.contains(CloneFlags::CLONE_NEWCGROUP);
         cgroup.delegate(&bundle.spec, cgroupns, pid)?;
@@ -199,17 +212,78 @@ impl Runtime {
             return Ok((Cgroup::default(), CgroupGuard(None)));
         }
         let linux = bundle.linux();
-        let cgroups_path = linux
+        let mut cgroups_path = linux
             .cgroups_path()
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned());
+        if self.rootless {
+            let own = crate::rootless::own_unified_cgroup();
+            cgroups_path =
+                crate::rootless::cgroups_path(cgroups_path.as_deref(), id, own.as_deref())
+                    .or(cgroups_path);
+        }
         let plan = Cgroup::planned(cgroups_path.as_deref(), id)?;
         dir.save_cgroup_plan(&plan)?;
-        let cg = Cgroup::create(cgroups_path.as_deref(), id)?;
+        let cg = match Cgroup::create(cgroups_path.as_deref(), id) {
+            Ok(cg) => cg,
+            Err(e) if self.rootless && crate::rootless::is_permission(&e) => {
+                return self.rootless_without_cgroup(bundle, dir, e);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let guard = CgroupGuard(Some(cg.clone()));
-        cg.apply_linux(linux)?;
+        if self.rootless
+            && linux
+                .resources()
+                .as_ref()
+                .is_some_and(|r| r.devices().is_some())
+        {
+            // No device cgroup for a rootless container (runc skips it too:
+            // v2's BPF filter needs host privileges); its user reaches only
+            // the devices it could reach anyway.
+            let mut l = linux.clone();
+            if let Some(r) = l.resources_mut() {
+                r.set_devices(None);
+            }
+            cg.apply_linux(&l)?;
+        } else {
+            cg.apply_linux(linux)?;
+        }
         Ok((cg, guard))
     }
+
+    /// runc's rootless rules when the user may not make the container's
+    /// cgroup (no delegated subtree; any cgroup v1 host): with no
+    /// linux.cgroupsPath and no resources that need one, the container runs
+    /// in the caller's cgroup without one of its own; otherwise an error
+    /// naming what needed it.
+    fn rootless_without_cgroup(
+        &self,
+        bundle: &Bundle,
+        dir: &ContainerDir,
+        e: crate::cgroups::CgroupError,
+    ) -> Result<(Cgroup, CgroupGuard)> {
+        let linux = bundle.linux();
+        use crate::rootless::RootlessError;
+        if let Some(field) = crate::rootless::resource_needing_cgroup(linux) {
+            let why = e.to_string();
+            return Err(RootlessError::NoCgroupForLimits { field, why }.into());
+        }
+        if linux.cgroups_path().is_some() {
+            return Err(RootlessError::CgroupPath { why: e.to_string() }.into());
+        }
+        dir.save_cgroup_plan(&Cgroup::default())?;
+        Ok((Cgroup::default(), CgroupGuard(None)))
+    }
+}
+
+/// What a rootless container must be (rootless.rs), refused before
+/// anything is made.
+fn check_rootless(bundle: &Bundle) -> Result<()> {
+    let invalid = |(field, msg)| crate::bundle::BundleError::Invalid { field, msg };
+    crate::rootless::check_spec(&bundle.spec).map_err(invalid)?;
+    crate::rootless::check_rlimits(bundle.process()).map_err(invalid)?;
+    Ok(())
 }
 
 /// runc's rules for process.terminal and --console-socket (create, run,

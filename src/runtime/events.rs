@@ -92,6 +92,9 @@ impl Runtime {
                 "container with id {id} is not running"
             )));
         }
+        // Stats and OOM events come from the cgroup: none, no numbers
+        // (zeros would read as an idle container).
+        super::nocgroup::refuse_without_cgroup(&st, "report events of")?;
         if stats_only {
             let s = st.cgroup.stats();
             return emit(

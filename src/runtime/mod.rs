@@ -8,6 +8,7 @@ mod exec;
 pub use create::Created;
 pub use exec::ExecOptions;
 mod events;
+mod nocgroup;
 mod pause;
 mod pidfd;
 mod ps;
@@ -53,6 +54,10 @@ pub struct Runtime {
     pub root: PathBuf,
     /// `--cgroup-manager disabled`: create no cgroup for new containers.
     pub no_cgroups: bool,
+    /// Rootless cgroups (`--rootless`, runc's meaning: a cgroup the user
+    /// may not make is no error unless something needed it; rootless.rs).
+    /// What an unprivileged caller's config must be follows its euid.
+    pub rootless: bool,
 }
 
 impl Runtime {
@@ -60,6 +65,7 @@ impl Runtime {
         Runtime {
             root: root.into(),
             no_cgroups: false,
+            rootless: false,
         }
     }
 
@@ -151,6 +157,9 @@ impl Runtime {
     /// stuck startContainer hook or execve), as with runc.
     pub fn kill(&self, id: &str, sig: i32, all: bool) -> Result<()> {
         let (dir, st) = state::read_unlocked(&self.root, id)?;
+        if all && st.cgroup.dirs.is_empty() {
+            return nocgroup::signal_all(&st, sig);
+        }
         if all {
             let members = members(&st);
             st.cgroup.signal_members(&members, sig)?;

@@ -16,6 +16,7 @@ impl Runtime {
             Status::Created | Status::Running => {}
             _ => return Err(Error::Lifecycle("container not running".into())),
         }
+        super::nocgroup::refuse_without_cgroup(&st, "pause")?;
         freezer::freeze(&st.cgroup)?;
         Ok(())
     }
@@ -23,6 +24,7 @@ impl Runtime {
     pub fn resume(&self, id: &str) -> Result<()> {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
+        super::nocgroup::refuse_without_cgroup(&st, "resume")?;
         if st.status(&dir.path) != Status::Paused {
             return Err(Error::Lifecycle("container not paused".into()));
         }

@@ -13,6 +13,9 @@ impl Runtime {
     pub fn pids(&self, id: &str) -> Result<Vec<i32>> {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
+        if st.cgroup.dirs.is_empty() {
+            return Ok(super::nocgroup::pids(&st));
+        }
         Ok(st.cgroup.pids()?)
     }
 

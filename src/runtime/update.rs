@@ -184,6 +184,7 @@ impl Runtime {
         if st.status(&dir.path) == Status::Stopped {
             return Err(Error::Lifecycle("container not running".into()));
         }
+        super::nocgroup::refuse_without_cgroup(&st, "update")?;
         st.cgroup.update(&r)?;
         Ok(())
     }

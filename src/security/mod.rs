@@ -28,7 +28,7 @@ fn field(f: impl Into<String>) -> impl FnOnce(SysError) -> SecurityError {
     move |source| SecurityError::Field { field: f, source }
 }
 
-fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+pub(crate) fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
     match t {
         PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
         PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
@@ -73,10 +73,49 @@ pub fn set_rlimits(p: &Process) -> Result<(), SecurityError> {
 /// process.oomScoreAdj, through a verified procfs.
 pub fn set_oom_score_adj(p: &Process, proc: &ProcRoot) -> Result<(), SecurityError> {
     if let Some(adj) = p.oom_score_adj() {
-        proc.write("self/oom_score_adj", adj.to_string().as_bytes())
-            .map_err(field("process.oomScoreAdj"))?;
+        match proc.write("self/oom_score_adj", adj.to_string().as_bytes()) {
+            Ok(()) => {}
+            // Rootless: our /proc files are root's while we are not
+            // dumpable; the parent set the value before cloning us
+            // (`set_own_oom_score_adj`), and we inherited it.
+            Err(e) if e.errno == Errno::EACCES && own_oom_score_adj() == Some(adj) => {}
+            Err(e) => return Err(field("process.oomScoreAdj")(e)),
+        }
     }
     Ok(())
+}
+
+fn own_oom_score_adj() -> Option<i32> {
+    std::fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// process.oomScoreAdj for a runtime that is not root (runc does the
+/// same): set on itself before the init is cloned, which inherits it. A
+/// value below the floor the kernel keeps for unprivileged writers (raising
+/// is always allowed, lowering needs CAP_SYS_RESOURCE) is refused clearly.
+pub fn set_own_oom_score_adj(p: &Process) -> Result<(), SecurityError> {
+    let Some(adj) = p.oom_score_adj() else {
+        return Ok(());
+    };
+    match std::fs::write("/proc/self/oom_score_adj", adj.to_string()) {
+        Ok(()) => Ok(()),
+        Err(e) if crate::sys::io_errno(&e) == Errno::EACCES => Err(SecurityError::Field {
+            field: format!(
+                "process.oomScoreAdj: {adj} is below what this user may set (the current value is {}; lowering it needs CAP_SYS_RESOURCE on the host)",
+                own_oom_score_adj().map_or("unknown".into(), |v| v.to_string())
+            ),
+            source: SysError::at("write", "/proc/self/oom_score_adj", Errno::EACCES),
+        }),
+        Err(e) => Err(field("process.oomScoreAdj")(SysError::io(
+            "write",
+            "/proc/self/oom_score_adj",
+            &e,
+        ))),
+    }
 }
 
 /// Groups, gid and uid of process.user. Capabilities survive the uid change

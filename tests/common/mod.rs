@@ -13,9 +13,12 @@
 mod host;
 pub use host::*;
 mod limits;
+mod rootless;
 mod skip;
 #[allow(unused_imports)] // only some test files make host limits
 pub use limits::*;
+#[allow(unused_imports)] // only the rootless tests run as the test user
+pub use rootless::*;
 pub use skip::*;
 
 use serde_json::{Value, json};
