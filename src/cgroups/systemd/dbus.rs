@@ -419,6 +419,15 @@ impl Connection {
         }
     }
 
+    /// The next message of any kind (queued signals first), waiting up to
+    /// `timeout`.
+    pub fn next_message(&mut self, timeout: Duration) -> Result<Message, DbusError> {
+        if let Some(m) = self.pending.pop_front() {
+            return Ok(m);
+        }
+        self.recv(Instant::now() + timeout, "a message")
+    }
+
     /// Ask the bus to route signals matching `rule` to us.
     pub fn add_match(&mut self, rule: &str) -> Result<(), DbusError> {
         self.call(
