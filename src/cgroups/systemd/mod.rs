@@ -190,7 +190,7 @@ impl Systemd {
     /// Start the unit with `pid` in it and wait until systemd is done.
     pub fn start(&self, pid: i32) -> Result<(), SystemdError> {
         let mut c = self.connect("StartTransientUnit")?;
-        let mut props = self.start.clone();
+        let mut props = for_version(&mut c, self.start.clone());
         if !self.unit.ends_with(".slice") {
             // After Slice=, where runc puts it.
             let at = props.len().min(2);
@@ -270,13 +270,14 @@ impl Systemd {
             return Ok(());
         }
         let mut c = Connection::open(&self.bus).map_err(self.bus_err("SetUnitProperties"))?;
+        let props = for_version(&mut c, props.to_vec());
         manager_call(
             &mut c,
             "SetUnitProperties",
             vec![
                 Value::str(&self.unit),
                 Value::Bool(true),
-                props_value(props),
+                props_value(&props),
             ],
             "",
         )
@@ -329,6 +330,62 @@ fn base_props(name: &UnitName, short: &str, v2: bool) -> Vec<Prop> {
     }
     p.push(prop_of("DefaultDependencies", Value::Bool(false)));
     p
+}
+
+/// Properties and the systemd version that introduced them: an older
+/// systemd refuses the whole unit for one it does not know, so runc leaves
+/// them out there (the cgroup files still get the values).
+const SINCE: &[(&str, u32)] = &[
+    ("CPUQuotaPeriodUSec", 242),
+    ("AllowedCPUs", 244),
+    ("AllowedMemoryNodes", 244),
+];
+
+/// `props` without those this systemd is too old for (asked only if one
+/// is there; an unknown version keeps them all).
+fn for_version(c: &mut Connection, props: Vec<Prop>) -> Vec<Prop> {
+    if !props.iter().any(|(n, _)| SINCE.iter().any(|(s, _)| s == n)) {
+        return props;
+    }
+    match systemd_version(c) {
+        Some(v) => drop_newer(props, v),
+        None => props,
+    }
+}
+
+fn drop_newer(mut props: Vec<Prop>, version: u32) -> Vec<Prop> {
+    props.retain(|(n, _)| !SINCE.iter().any(|(s, since)| s == n && version < *since));
+    props
+}
+
+/// The Manager's Version property ("252.38-1~deb12u1") as its number.
+fn systemd_version(c: &mut Connection) -> Option<u32> {
+    let body = c
+        .call(
+            &Call {
+                dest: "org.freedesktop.systemd1",
+                path: "/org/freedesktop/systemd1",
+                iface: "org.freedesktop.DBus.Properties",
+                member: "Get",
+                args: vec![
+                    Value::str("org.freedesktop.systemd1.Manager"),
+                    Value::str("Version"),
+                ],
+            },
+            "v",
+        )
+        .ok()?;
+    let Some(Value::Variant(v)) = body.first() else {
+        return None;
+    };
+    version_number(v.as_str()?)
+}
+
+/// runc's systemdVersionAtoi: the leading number of "v245.4-1.fc32", "245".
+fn version_number(text: &str) -> Option<u32> {
+    let t = text.trim_start_matches(['"', 'v']);
+    let end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    t[..end].parse().ok()
 }
 
 /// A call on systemd's Manager object.
@@ -416,6 +473,32 @@ mod tests {
         assert!(p.iter().any(|(n, _)| n == "Wants"));
         assert!(p.iter().any(|(n, _)| n == "BlockIOAccounting"));
         assert!(!p.iter().any(|(n, _)| n == "Delegate" || n == "Slice"));
+    }
+
+    #[test]
+    fn versions() {
+        for (text, want) in [
+            ("252.38-1~deb12u1", Some(252)),
+            ("v245.4-1.fc32", Some(245)),
+            ("\"v245-1.fc32\"", Some(245)),
+            ("239", Some(239)),
+            ("", None),
+            ("abc", None),
+        ] {
+            assert_eq!(version_number(text), want, "{text}");
+        }
+        let props = vec![
+            prop_of("CPUQuotaPeriodUSec", Value::U64(1)),
+            prop_of("AllowedCPUs", Value::Array("y".into(), vec![])),
+            prop_of("MemoryMax", Value::U64(1)),
+        ];
+        let names = |p: Vec<Prop>| p.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!(names(drop_newer(props.clone(), 241)), ["MemoryMax"]);
+        assert_eq!(
+            names(drop_newer(props.clone(), 243)),
+            ["CPUQuotaPeriodUSec", "MemoryMax"]
+        );
+        assert_eq!(names(drop_newer(props, 252)).len(), 3);
     }
 
     #[test]
