@@ -264,6 +264,69 @@ impl Systemd {
         out
     }
 
+    /// `update`: set the unit's properties at runtime, returning what they
+    /// were (as far as systemd tells), for `set_properties` to put back if
+    /// the rest of the update fails: an update is all or nothing.
+    pub fn set_properties_saving(&self, props: &[Prop]) -> Result<Vec<Prop>, SystemdError> {
+        if props.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = Connection::open(&self.bus).map_err(self.bus_err("SetUnitProperties"))?;
+        let old = self.current(&mut c, props);
+        let props = for_version(&mut c, props.to_vec());
+        manager_call(
+            &mut c,
+            "SetUnitProperties",
+            vec![
+                Value::str(&self.unit),
+                Value::Bool(true),
+                props_value(&props),
+            ],
+            "",
+        )
+        .map_err(self.bus_err("SetUnitProperties"))?;
+        Ok(old)
+    }
+
+    /// The unit's current values of the properties `props` names (each
+    /// once; those systemd cannot tell are left out). DeviceAllow appends
+    /// when set, so its old list is preceded by an empty one.
+    fn current(&self, c: &mut Connection, props: &[Prop]) -> Vec<Prop> {
+        let Ok(path) = manager_call(c, "GetUnit", vec![Value::str(&self.unit)], "o") else {
+            return Vec::new();
+        };
+        let iface = if self.unit.ends_with(".slice") {
+            "org.freedesktop.systemd1.Slice"
+        } else {
+            "org.freedesktop.systemd1.Scope"
+        };
+        let mut old: Vec<Prop> = Vec::new();
+        for (name, _) in props {
+            if old.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let got = c.call(
+                &Call {
+                    dest: "org.freedesktop.systemd1",
+                    path: &path,
+                    iface: "org.freedesktop.DBus.Properties",
+                    member: "Get",
+                    args: vec![Value::str(iface), Value::str(name)],
+                },
+                "v",
+            );
+            if let Ok(body) = got
+                && let Some(Value::Variant(v)) = body.into_iter().next()
+            {
+                if name == "DeviceAllow" {
+                    old.push(prop_of(name, Value::Array("(ss)".into(), vec![])));
+                }
+                old.push((name.clone(), *v));
+            }
+        }
+        old
+    }
+
     /// `update`: set the unit's properties at runtime.
     pub fn set_properties(&self, props: &[Prop]) -> Result<(), SystemdError> {
         if props.is_empty() {
