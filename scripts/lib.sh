@@ -31,14 +31,15 @@ capsa_bin() {
 #   containerd, podman, conmon, catatonit, slirp4netns, iptables, python3-grpcio (the CRI
 #   client): the engines lane (tests/engine_*.rs start private daemons whether or not the
 #   packages' services run); python3-seccomp: tests that build seccomp filters; criu:
-#   checkpoint/restore (tests/checkpoint.rs, in the VM lane on kernel 6.1); the rest: tools
-#   the tests call.
+#   checkpoint/restore (tests/checkpoint.rs, in the VM lane on kernel 6.1); dbus: a
+#   private dbus-daemon and dbus-send/dbus-monitor for tests/dbus_client.rs; the rest:
+#   tools the tests call.
 test_packages=(
   busybox-static runc crun
   qemu-system-x86 xz-utils zstd e2fsprogs binutils
   gcc libc6-dev pkg-config git ca-certificates
   docker.io containerd podman conmon catatonit slirp4netns iptables python3-grpcio
-  python3-seccomp criu
+  python3-seccomp criu dbus
   hyperfine strace uidmap iproute2 procps util-linux psmisc jq tar
 )
 

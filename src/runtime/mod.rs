@@ -58,6 +58,9 @@ pub struct Runtime {
     /// may not make is no error unless something needed it; rootless.rs).
     /// What an unprivileged caller's config must be follows its euid.
     pub rootless: bool,
+    /// `--systemd-cgroup`: new containers get a systemd unit (their cgroup
+    /// is systemd's); existing ones use whatever their state records.
+    pub systemd: bool,
 }
 
 impl Runtime {
@@ -66,6 +69,7 @@ impl Runtime {
             root: root.into(),
             no_cgroups: false,
             rootless: false,
+            systemd: false,
         }
     }
 
