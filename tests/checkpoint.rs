@@ -730,31 +730,39 @@ fn established_tcp_connection_survives_with_tcp_established() {
     assert!(ok, "checkpoint --tcp-established: {log}");
     let (ok, log, _p2) = restore(&ctx, &id, &images, &["--tcp-established"]);
     assert!(ok, "restore --tcp-established: {log}");
+    // The dump leaves CRIU's lock (iptables chain CRIU) in this namespace,
+    // which outlives the container. A restore that says the namespace is
+    // empty (runc 1.1 always does) makes CRIU lock it a second time; the
+    // unlock then cannot delete the chain and the connection stays locked.
+    // capsa does not ask for that second lock.
+    let rlog = read_lossy(&images.join("restore.log"));
+    if let Some(err) = rlog
+        .lines()
+        .find(|l| l.contains("CHAIN_DEL failed (Device or resource busy): chain CRIU"))
+    {
+        let _ = client.kill();
+        let _ = client.wait();
+        ctx.rt(&["delete", "--force", &id]).ok();
+        assert!(
+            !is_capsa(),
+            "capsa's restore locked the network namespace twice: {err}\n{rlog}"
+        );
+        skip(&format!(
+            "{} locks the joined network namespace again on restore, so CRIU's unlock fails \
+             ({}) and the connection stays locked",
+            runtime().display(),
+            err.trim()
+        ));
+        return;
+    }
     tx.write_all(b"two\n").unwrap();
     let start = Instant::now();
     while !read_lossy(&out.join("tcp")).contains("two") {
-        if start.elapsed() > Duration::from_secs(20) {
-            // CRIU 3.17 removes its per-connection iptables lock with
-            // iptables-restore; where that fails (exit 4 in the VM lane) the
-            // connection stays locked, whichever runtime drives CRIU.
-            let rlog = read_lossy(&images.join("restore.log"));
-            let unlock_error = rlog
-                .split_once("Running network-unlock scripts")
-                .and_then(|(_, after)| after.lines().find(|l| l.contains("Error (criu/util.c")));
-            if let Some(err) = unlock_error {
-                skip(&format!(
-                    "CRIU could not remove its TCP lock after the restore ({}); runc fails alike",
-                    err.trim()
-                ));
-                let _ = client.kill();
-                let _ = client.wait();
-                return;
-            }
-            panic!(
-                "\"two\" never arrived: {:?}\n{rlog}",
-                read_lossy(&out.join("tcp"))
-            );
-        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "\"two\" never arrived: {:?}\n{rlog}",
+            read_lossy(&out.join("tcp"))
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let got = read_lossy(&out.join("tcp"));

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use super::external;
 use super::proto::{Opts, ReqType};
 use super::swrk::{Notify, Swrk};
-use super::{CheckpointOptions, CriuError, DESCRIPTORS, diagnose, make_dir, open_dir};
+use super::{CheckpointOptions, CriuError, DESCRIPTORS, NETNS_LOCK, diagnose, make_dir, open_dir};
 use crate::bundle::Bundle;
 use crate::cgroups::Controller;
 use crate::error::{Error, Result};
@@ -144,6 +144,23 @@ impl Runtime {
                 let fds = serde_json::to_vec(&external::descriptors(st.pid))
                     .map_err(|e| Error::Lifecycle(format!("encoding {DESCRIPTORS}: {e}")))?;
                 crate::state::write_atomic(&images.join(DESCRIPTORS), &fds, 0o600)?;
+                // The lock this dump leaves in a network namespace joined by
+                // path (see external::netns_id); --leave-running removes it.
+                let lock = images.join(NETNS_LOCK);
+                match external::netns_id(&spec).filter(|_| !opts.leave_running) {
+                    Some(ns) => crate::state::write_atomic(&lock, ns.as_bytes(), 0o600)?,
+                    None => match std::fs::remove_file(&lock) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(CriuError::Path {
+                                op: "remove",
+                                path: lock,
+                                msg: e.to_string(),
+                            }
+                            .into());
+                        }
+                        _ => {}
+                    },
+                }
                 ReqType::Dump
             };
             let log = log_dir.join(log_name).to_string_lossy().into_owned();

@@ -143,6 +143,22 @@ pub fn dump_namespaces(spec: &Spec) -> Result<Vec<String>, CriuError> {
     Ok(out)
 }
 
+/// "<dev>:<inode>" of the network namespace joined by path, if any.
+///
+/// A dump leaves CRIU's network lock (iptables chain CRIU: drop all but its
+/// own marked packets) in the container's network namespace, since CRIU
+/// expects it to die with the container; one joined by path outlives it,
+/// lock included. A restore told that namespace is empty (`empty_ns`, as
+/// runc always says) locks it again, and its unlock, which removes one
+/// lock, then fails (iptables-restore: CHAIN_DEL ... busy, exit 4): the
+/// restored connections stay locked for good. The dump records the
+/// namespace (NETNS_LOCK) so that a restore into that same namespace
+/// leaves the lock to the one in place.
+pub fn netns_id(spec: &Spec) -> Option<String> {
+    let m = std::fs::metadata(joined(spec, LinuxNamespaceType::Network)?).ok()?;
+    Some(format!("{}:{}", m.dev(), m.ino()))
+}
+
 /// For a restore: (key, open namespace) for each namespace joined by path;
 /// CRIU gets the descriptor and an inherit_fd naming it.
 pub fn restore_namespaces(spec: &Spec) -> Result<Vec<(&'static str, OwnedFd)>, CriuError> {
@@ -205,6 +221,26 @@ mod tests {
             inherit_stdio(&d),
             vec![("pipe:[12]".to_string(), 1), ("pipe:[13]".to_string(), 2)]
         );
+    }
+
+    #[test]
+    fn netns_id_only_for_a_joined_network_namespace() {
+        let spec = |ns: serde_json::Value| -> Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+                "linux": {"namespaces": [ns]}
+            }))
+            .expect("spec")
+        };
+        let m = std::fs::metadata("/proc/self/ns/net").expect("stat netns");
+        let joined = spec(serde_json::json!({"type": "network", "path": "/proc/self/ns/net"}));
+        assert_eq!(netns_id(&joined), Some(format!("{}:{}", m.dev(), m.ino())));
+        assert_eq!(
+            netns_id(&spec(serde_json::json!({"type": "network"}))),
+            None
+        );
+        let gone = spec(serde_json::json!({"type": "network", "path": "/nonexistent/ns"}));
+        assert_eq!(netns_id(&gone), None);
     }
 
     #[test]

@@ -21,6 +21,11 @@ use nix::errno::Errno;
 /// The file in the image directory listing the init's fds 0-2 (runc's name).
 pub const DESCRIPTORS: &str = "descriptors.json";
 
+/// The file in the image directory saying that the dump left CRIU's network
+/// lock in a network namespace joined by path ("<dev>:<inode>" of it): see
+/// external::netns_id.
+pub const NETNS_LOCK: &str = "capsa-netns-lock";
+
 /// What `features` says of checkpoint/restore (an annotation: the
 /// runtime-spec schema has no field for it).
 pub const FEATURES: &str = "criu (swrk RPC): checkpoint [--pre-dump --parent-path --leave-running \

@@ -17,7 +17,7 @@ use nix::sched::CloneFlags;
 use super::external;
 use super::proto::{Opts, ReqType};
 use super::swrk::{Notify, Swrk};
-use super::{CriuError, DESCRIPTORS, RestoreOptions, diagnose, make_dir, open_dir};
+use super::{CriuError, DESCRIPTORS, NETNS_LOCK, RestoreOptions, diagnose, make_dir, open_dir};
 use crate::bundle::{Bundle, HookKind};
 use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
@@ -302,6 +302,14 @@ impl Runtime {
             inherit.push(((*key).to_string(), 4 + extra.len() as i32));
             extra.push(fd);
         }
+        // Into the network namespace the dump left locked: CRIU must not
+        // lock it a second time (see external::netns_id); its unlock at the
+        // end removes the dump's lock.
+        let mut empty_ns = c.empty_ns_mask()?;
+        let locked = std::fs::read_to_string(c.images().join(NETNS_LOCK)).ok();
+        if locked.is_some() && locked == external::netns_id(&bundle.spec) {
+            empty_ns &= !(libc::CLONE_NEWNET as u32);
+        }
         let mut o = Opts {
             // CRIU opens these through /proc/<our pid>/fd: our numbers.
             images_dir_fd: images_fd.as_raw_fd(),
@@ -317,7 +325,7 @@ impl Runtime {
             ext_unix_sk: c.ext_unix_sk,
             tcp_established: c.tcp_established,
             file_locks: c.file_locks,
-            empty_ns: Some(c.empty_ns_mask()?),
+            empty_ns: Some(empty_ns),
             orphan_pts_master: true,
             auto_dedup: c.auto_dedup,
             lazy_pages: c.lazy_pages,
