@@ -3,8 +3,10 @@
 
 Reads a JSON array of profiles (config.json's linux.seccomp objects) on
 stdin and prints one JSON line per profile: {"bpf": [[code, jt, jf, k],
-...], "max": {"x86_64": n, "x32": n, "x86": n}, "unknown": [names]} or
-{"error": "..."}. "unknown": names libseccomp cannot resolve natively.
+...], "pfc": "...", "max": {"x86_64": n, "x32": n, "x86": n}, "unknown":
+[names]} or {"error": "..."}. "pfc": libseccomp's pseudo filter code, printed
+from its rule tree (not from the BPF). "unknown": names libseccomp cannot
+resolve natively.
 "max" is the largest number a listed architecture's syscall names resolve
 to, which runc's -ENOSYS stub (patchbpf) starts above.
 
@@ -128,6 +130,10 @@ def compile_one(p):
         t.seek(0)
         b = t.read()
     bpf = [list(struct.unpack("<HBBI", b[k : k + 8])) for k in range(0, len(b), 8)]
+    with tempfile.TemporaryFile() as t:
+        f.export_pfc(t)
+        t.seek(0)
+        pfc = t.read().decode()
     listed = {STUB_NAMES[a] for a in p.get("architectures") or [] if a in STUB_NAMES}
     mx = {}
     for key in listed:
@@ -142,7 +148,7 @@ def compile_one(p):
                     best = max(best, nr & ~0x40000000)  # x32: without the x32 bit
         if best >= 0:
             mx[key] = best
-    return {"bpf": bpf, "max": mx, "unknown": unknown}
+    return {"bpf": bpf, "pfc": pfc, "max": mx, "unknown": unknown}
 
 
 def main():
