@@ -25,7 +25,7 @@ use oci_spec::runtime::{
 
 use super::bpf::{self, Asm, Insn, Target};
 use super::syscalls;
-use super::tree::{Added, Tree};
+use super::tree::{Added, Conflict, Tree};
 
 pub const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
@@ -273,14 +273,23 @@ fn add_groups(
                     ));
                 }
             }
-            Err(c) => {
+            Err(Conflict::Exists { rule }) => {
                 return Err(invalid(
                     format!("{field}.names[{j}]"),
                     format!(
                         "{name}: its argument comparisons clash with those of \
-                         linux.seccomp.syscalls[{}] (another action for calls both \
-                         match, in a way libseccomp refuses: EEXIST)",
-                        c.rule
+                         linux.seccomp.syscalls[{rule}] (another action for calls both \
+                         match, in a way libseccomp refuses: EEXIST)"
+                    ),
+                ));
+            }
+            Err(Conflict::Freed) => {
+                return Err(invalid(
+                    format!("{field}.names[{j}]"),
+                    format!(
+                        "{name}: merging this rule with the earlier ones of {name} makes \
+                         libseccomp 2.5 use memory it has freed (runc then hangs or builds \
+                         an unpredictable filter); reorder or simplify the rules"
                     ),
                 ));
             }
@@ -468,15 +477,6 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
                     None => {}
                 }
             }
-        }
-    }
-    for ((audit, nr), t) in &table {
-        if t.read_freed() {
-            // libseccomp reads freed memory here: its result may differ.
-            warnings.push(format!(
-                "linux.seccomp: the rules of syscall {nr} (audit arch {audit:#x}) hit a \
-                 use-after-free in libseccomp 2.5's merging; capsa's filter may differ from runc's there"
-            ));
         }
     }
     if flags & FLAG_WAIT_KILLABLE_RECV != 0 && !notify {

@@ -17,9 +17,12 @@ rule split into one rule each, SCMP_ACT_ERRNO/TRACE default to EPERM.
 """
 import json
 import os
+import select
+import signal
 import struct
 import sys
 import tempfile
+import time
 
 import seccomp as S
 
@@ -93,7 +96,7 @@ def resolves(name):
         return False
 
 
-def compile_one(p):
+def compile_one(p, progress=lambda where: None):
     default = action(p["defaultAction"], p.get("defaultErrnoRet"))
     f = S.SyscallFilter(default)
     if p.get("_host") == "aarch64":
@@ -121,6 +124,7 @@ def compile_one(p):
             if not resolves(name):
                 continue
             for g in groups:
+                progress(f"syscalls[{i}].names[{j}] {name}")
                 try:
                     f.add_rule(act, name, *g)
                 except Exception as e:
@@ -151,14 +155,59 @@ def compile_one(p):
     return {"bpf": bpf, "pfc": pfc, "max": mx, "unknown": unknown}
 
 
+def compile_in_child(p):
+    """compile_one in a child process: libseccomp 2.5.4 never returns on
+    some profiles (it uses tree nodes it has freed), so a child that takes
+    longer than LIMIT seconds is killed and the rule it was adding is
+    reported as {"error": "syscalls[i].names[j] name: ...", "hang": true}."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        out = os.fdopen(w, "w")
+
+        def progress(where):
+            out.write("P " + where + "\n")
+            out.flush()
+
+        try:
+            res = compile_one(p, progress)
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            res = {"error": f"helper: {e!r}"}
+        out.write("R " + json.dumps(res) + "\n")
+        out.flush()
+        os._exit(0)
+    os.close(w)
+    deadline = time.monotonic() + LIMIT
+    buf = b""
+    while True:
+        left = deadline - time.monotonic()
+        ready = select.select([r], [], [], max(left, 0))[0] if left > 0 else []
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            break
+        chunk = os.read(r, 1 << 16)
+        if not chunk:
+            break
+        buf += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    where = "syscalls[?]"
+    for line in buf.decode().splitlines():
+        if line.startswith("R "):
+            return json.loads(line[2:])
+        if line.startswith("P "):
+            where = line[2:]
+    return {"error": f"{where}: libseccomp did not return within {LIMIT} s", "hang": True}
+
+
+LIMIT = 10
+
+
 def main():
     out = sys.stdout
     for p in json.load(sys.stdin):
-        try:
-            res = compile_one(p)
-        except Exception as e:  # noqa: BLE001 - reported to the test
-            res = {"error": f"helper: {e!r}"}
-        out.write(json.dumps(res) + "\n")
+        out.write(json.dumps(compile_in_child(p)) + "\n")
     out.flush()
 
 

@@ -379,7 +379,7 @@ impl Tree {
                         // The new chain ends here: whatever was below must
                         // already have its action.
                         if let Err(c) = self.act_check(xsub, na.val) {
-                            return Err(Conflict {
+                            return Err(Conflict::Exists {
                                 rule: self.n(c).rule,
                             });
                         }
@@ -409,7 +409,7 @@ impl Tree {
                             self.m(x).act_t.val = v;
                         }
                         if self.n(x).leaf() || self.n(n).leaf() {
-                            return Err(Conflict {
+                            return Err(Conflict::Exists {
                                 rule: self.n(x).rule,
                             });
                         }
