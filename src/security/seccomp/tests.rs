@@ -745,3 +745,46 @@ fn i386_socket_and_ipc_rules_also_apply_to_their_multiplexers() {
     assert_eq!(run(&c, X64, 41, [2, 3, 0, 0, 0, 0]), EPERM);
     assert_eq!(run(&c, X64, 65, [0; 6]), RET_TRAP);
 }
+
+/// libseccomp 2.5.4 never returns on this profile (found by the
+/// differential test, seed 5001): merging rule 7 into getpid's tree uses a
+/// node an earlier step freed. runc would hang; capsa refuses that rule.
+#[test]
+fn a_rule_libseccomp_merges_through_freed_memory_is_refused() {
+    let e = compile_for(
+        &spec(
+            json!({"defaultAction": "SCMP_ACT_TRACE", "defaultErrnoRet": 7, "syscalls": [
+                {"action": "SCMP_ACT_KILL", "names": ["getpid"], "args": [
+                    {"index": 1, "op": "SCMP_CMP_NE", "value": 8u64}]},
+                {"action": "SCMP_ACT_LOG", "names": ["getpid"], "args": [
+                    {"index": 1, "op": "SCMP_CMP_GE", "value": 18446744073709551614u64},
+                    {"index": 2, "op": "SCMP_CMP_LE", "value": 4294967296u64}]},
+                {"action": "SCMP_ACT_TRACE", "names": ["getpid"], "args": [
+                    {"index": 1, "op": "SCMP_CMP_GE", "value": 2u64},
+                    {"index": 0, "op": "SCMP_CMP_LE", "value": 2u64}]},
+                {"action": "SCMP_ACT_KILL_PROCESS", "names": ["getpid"], "args": [
+                    {"index": 1, "op": "SCMP_CMP_LE", "value": 4294967301u64},
+                    {"index": 0, "op": "SCMP_CMP_LT", "value": 4294967301u64},
+                    {"index": 1, "op": "SCMP_CMP_GT", "value": 4294967301u64}]},
+                {"action": "SCMP_ACT_ERRNO", "errnoRet": 1, "names": ["getpid"], "args": [
+                    {"index": 2, "op": "SCMP_CMP_LE", "value": 1u64},
+                    {"index": 1, "op": "SCMP_CMP_LT", "value": 5u64},
+                    {"index": 1, "op": "SCMP_CMP_GE", "value": 2u64}]},
+                {"action": "SCMP_ACT_ERRNO", "errnoRet": 1, "names": ["getpid"], "args": [
+                    {"index": 2, "op": "SCMP_CMP_GT", "value": 4294967296u64},
+                    {"index": 0, "op": "SCMP_CMP_EQ", "value": 1u64}]},
+                {"action": "SCMP_ACT_ERRNO", "names": ["getpid", "getpid"], "args": [
+                    {"index": 0, "op": "SCMP_CMP_NE", "value": 0u64}]},
+                {"action": "SCMP_ACT_ERRNO", "errnoRet": 38, "names": ["getpid"], "args": [
+                    {"index": 0, "op": "SCMP_CMP_LE", "value": 2u64},
+                    {"index": 2, "op": "SCMP_CMP_GE", "value": 18446744073709551614u64},
+                    {"index": 1, "op": "SCMP_CMP_MASKED_EQ", "value": 4294967295u64,
+                     "valueTwo": 4294967295u64}]}
+            ]}),
+        ),
+        Abi::Aarch64,
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "linux.seccomp.syscalls[7].names[0]");
+    assert!(e.msg.contains("freed"), "{}", e.msg);
+}
