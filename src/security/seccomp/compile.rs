@@ -25,7 +25,7 @@ use oci_spec::runtime::{
 
 use super::bpf::{self, Asm, Insn, Target};
 use super::syscalls;
-use super::tree::Tree;
+use super::tree::{Added, Conflict, Tree};
 
 pub const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
 pub const AUDIT_ARCH_I386: u32 = 0x4000_0003;
@@ -249,121 +249,11 @@ pub(crate) struct Cmp {
     pub(crate) two: u64,
 }
 
-/// What one syscall number does. As in libseccomp, an argument-free rule
-/// replaces every conditional one of the syscall, whichever comes first
-/// (the first argument-free rule wins); otherwise the conditional rules are
-/// tried in order, then the default.
-#[derive(Debug, Default)]
-struct Entry {
-    uncond: Option<u32>,
-    conds: Vec<Cond>,
-}
-
-/// One comparison of one 32-bit half of an argument, as far as deciding
-/// whether two rules share it (NE is EQ's false branch, LT is GE's, LE is
-/// GT's, so the branch is part of it); tree.rs orders and emits them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Node {
-    same: (u32, u8, bool, u32, u32),
-}
-
-/// The nodes of a rule's comparisons (sorted by argument) on one ABI, as
-/// libseccomp builds them: both halves on a 64-bit ABI, the low one on a
-/// 32-bit ABI, none for a MASKED_EQ that masks out every bit the ABI sees
-/// (so a rule of only such comparisons is unconditional there).
-fn nodes(cmps: &[Cmp], wide: bool) -> Vec<Node> {
-    let mut out = Vec::with_capacity(cmps.len() * 2);
-    for c in cmps {
-        let (op, branch) = match c.op {
-            Op::ScmpCmpEq => (0, true),
-            Op::ScmpCmpNe => (0, false),
-            Op::ScmpCmpMaskedEq => (1, true),
-            Op::ScmpCmpLt => (2, false),
-            Op::ScmpCmpGe => (2, true),
-            Op::ScmpCmpLe => (3, false),
-            Op::ScmpCmpGt => (3, true),
-        };
-        let (mask, value) = match c.op {
-            Op::ScmpCmpMaskedEq => (c.value, c.two & c.value),
-            _ => (u64::MAX, c.value),
-        };
-        let halves: &[(u32, u32)] = if wide { &[(1, 32), (0, 0)] } else { &[(0, 0)] };
-        // libseccomp drops a MASKED_EQ only when it masks out every bit the
-        // ABI sees; a half masked out alone stays a node (always true) that
-        // takes its place in the level's order (tree.rs).
-        let seen = if wide { mask } else { mask & u32::MAX as u64 };
-        if c.op == Op::ScmpCmpMaskedEq && seen == 0 {
-            continue;
-        }
-        for &(high, shift) in halves {
-            let (m, v) = ((mask >> shift) as u32, (value >> shift) as u32);
-            let arg = 2 * c.index + high;
-            out.push(Node {
-                same: (arg, op, branch, m, v),
-            });
-        }
-    }
-    out
-}
-
-/// A conditional rule of one syscall on one ABI.
-#[derive(Debug, Clone)]
-struct Cond {
-    cmps: Vec<Cmp>,
-    nodes: Vec<Node>,
-    act: u32,
-    /// Index of the rule in linux.seccomp.syscalls.
-    rule: usize,
-}
-
-/// Add a rule the way libseccomp merges it into the syscall's tree. An
-/// argument-free rule (or one without nodes on this ABI) replaces the
-/// conditional ones; the first such rule wins. A conditional rule whose
-/// nodes begin with those of an earlier rule is already covered by it
-/// (ignored); one that repeats an earlier rule's nodes, or a prefix of them,
-/// with another action is refused (EEXIST: Err names the earlier rule); with
-/// the same action it replaces the longer ones. Ok(false): an argument-free
-/// rule lost to an earlier one with another action.
-fn add_rule(e: &mut Entry, cmps: &[Cmp], act: u32, rule: usize, wide: bool) -> Result<bool, usize> {
-    if let Some(prev) = e.uncond {
-        return Ok(prev == act || !cmps.is_empty());
-    }
-    let mut sorted = cmps.to_vec();
-    sorted.sort_by_key(|c| c.index);
-    let nodes = nodes(&sorted, wide);
-    if nodes.is_empty() {
-        e.uncond = Some(act);
-        e.conds = Vec::new();
-        return Ok(true);
-    }
-    let prefix = |short: &[Node], long: &[Node]| {
-        short.len() <= long.len() && short.iter().zip(long).all(|(a, b)| a.same == b.same)
-    };
-    if let Some(c) = e
-        .conds
-        .iter()
-        .find(|c| c.act != act && prefix(&nodes, &c.nodes))
-    {
-        return Err(c.rule);
-    }
-    if e.conds.iter().any(|c| prefix(&c.nodes, &nodes)) {
-        return Ok(true);
-    }
-    e.conds.retain(|c| !prefix(&nodes, &c.nodes));
-    e.conds.push(Cond {
-        cmps: sorted,
-        nodes,
-        act,
-        rule,
-    });
-    Ok(true)
-}
-
-/// `add_rule` for each comparison group of a rule (runc splits a rule that
-/// compares one argument twice), with the errors and warnings naming
+/// `Tree::add` for each comparison group of a rule (runc splits a rule
+/// that compares one argument twice), with the errors and warnings naming
 /// `syscalls[rule].names[j]`.
 fn add_groups(
-    e: &mut Entry,
+    t: &mut Tree,
     groups: &[Vec<Cmp>],
     act: u32,
     rule: usize,
@@ -372,18 +262,34 @@ fn add_groups(
     warnings: &mut Vec<String>,
 ) -> Result<(), Invalid> {
     for g in groups {
-        match add_rule(e, g, act, rule, wide) {
-            Ok(true) => {}
-            Ok(false) => warnings.push(format!(
-                "{field}.names[{j}]: {name} already has another action; the first rule wins"
-            )),
-            Err(other) => {
+        let mut sorted = g.clone();
+        sorted.sort_by_key(|c| c.index);
+        match t.add(&sorted, act, wide, rule) {
+            Ok(Added::Merged) => {}
+            Ok(Added::Shadowed { action }) => {
+                if g.is_empty() && action != act {
+                    warnings.push(format!(
+                        "{field}.names[{j}]: {name} already has another action; the first rule wins"
+                    ));
+                }
+            }
+            Err(Conflict::Exists { rule }) => {
                 return Err(invalid(
                     format!("{field}.names[{j}]"),
                     format!(
-                        "{name}: the same argument comparisons as \
-                         linux.seccomp.syscalls[{other}] with another action \
-                         (libseccomp refuses it too)"
+                        "{name}: its argument comparisons clash with those of \
+                         linux.seccomp.syscalls[{rule}] (another action for calls both \
+                         match, in a way libseccomp refuses: EEXIST)"
+                    ),
+                ));
+            }
+            Err(Conflict::Freed) => {
+                return Err(invalid(
+                    format!("{field}.names[{j}]"),
+                    format!(
+                        "{name}: merging this rule with the earlier ones of {name} makes \
+                         libseccomp 2.5 use memory it has freed (runc then hangs or builds \
+                         an unpredictable filter); reorder or simplify the rules"
                     ),
                 ));
             }
@@ -450,7 +356,9 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
 
     let mut notify = false;
     // (audit arch, number) -> entry; numbers carry the X32 bit for x32.
-    let mut table: BTreeMap<(u32, u32), Entry> = BTreeMap::new();
+    let mut table: BTreeMap<(u32, u32), Tree> = BTreeMap::new();
+    // (ABI, name) -> rules of a name the ABI has no number for.
+    let mut absent: BTreeMap<(Abi, &str), Tree> = BTreeMap::new();
     // Largest number the profile names, per ABI (for the -ENOSYS stub).
     let mut largest: BTreeMap<Abi, u32> = BTreeMap::new();
     for (i, rule) in s.syscalls().iter().flatten().enumerate() {
@@ -510,23 +418,21 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
         };
 
         for (j, name) in rule.names().iter().enumerate() {
-            let mut known = false;
-            for abi in [Abi::X86_64, Abi::X32, Abi::X86, Abi::Aarch64, Abi::Arm] {
-                let nr = abi.nr(name);
-                // On i386 libseccomp also applies the rule to the multiplexer
-                // (socketcall, ipc) with argument 0 the call's number, also
-                // for calls that have no i386 number of their own.
-                let mux = match abi {
-                    Abi::X86 => MULTIPLEXED.iter().find(|m| m.0 == name),
-                    _ => None,
-                };
-                if nr.is_none() && mux.is_none() {
-                    continue;
-                }
-                known = true;
+            const ALL: [Abi; 5] = [Abi::X86_64, Abi::X32, Abi::X86, Abi::Aarch64, Abi::Arm];
+            // On i386 libseccomp also applies the rule to the multiplexer
+            // (socketcall, ipc) with argument 0 the call's number, also for
+            // calls that have no i386 number of their own.
+            let mux = MULTIPLEXED.iter().find(|m| m.0 == name);
+            if mux.is_none() && ALL.iter().all(|a| a.nr(name).is_none()) {
+                warnings.push(format!("unknown seccomp syscall {name:?} ignored"));
+                continue;
+            }
+            for abi in ALL {
                 if !abis.contains(&abi) {
                     continue;
                 }
+                let nr = abi.nr(name);
+                let mux = mux.filter(|_| abi == Abi::X86);
                 // runc's stub counts a multiplexed call by its multiplexer.
                 if let Some(n) = nr.or(mux.map(|m| m.1)) {
                     let l = largest.entry(abi).or_insert(0);
@@ -536,11 +442,8 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
                     // Redundant: runc skips it (libseccomp would refuse it).
                     continue;
                 }
-                if let Some(nr) = nr {
-                    let e = table.entry((abi.audit(), nr)).or_default();
-                    let wide = abi.wide();
-                    add_groups(e, &groups, act, i, wide, (&field, j, name), &mut warnings)?;
-                }
+                let at = (field.as_str(), j, name.as_str());
+                let wide = abi.wide();
                 if let Some(&(_, mux, call)) = mux {
                     let groups: Vec<Vec<Cmp>> = groups
                         .iter()
@@ -556,12 +459,23 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
                             g
                         })
                         .collect();
-                    let e = table.entry((abi.audit(), mux)).or_default();
-                    add_groups(e, &groups, act, i, false, (&field, j, name), &mut warnings)?;
+                    let t = table.entry((abi.audit(), mux)).or_default();
+                    add_groups(t, &groups, act, i, wide, at, &mut warnings)?;
                 }
-            }
-            if !known {
-                warnings.push(format!("unknown seccomp syscall {name:?} ignored"));
+                match nr {
+                    Some(nr) => {
+                        let t = table.entry((abi.audit(), nr)).or_default();
+                        add_groups(t, &groups, act, i, wide, at, &mut warnings)?;
+                    }
+                    // A name this ABI lacks: libseccomp still keeps its
+                    // rules (under a pseudo number, never emitted), and
+                    // refuses conflicts there too; its i386 skips them.
+                    None if abi != Abi::X86 => {
+                        let t = absent.entry((abi, name.as_str())).or_default();
+                        add_groups(t, &groups, act, i, wide, at, &mut warnings)?;
+                    }
+                    None => {}
+                }
             }
         }
     }
@@ -619,18 +533,10 @@ pub fn compile_for(s: &LinuxSeccomp, native: Abi) -> Result<Compiled, Invalid> {
 
         // Rule blocks first: they sit after the search tree in the program.
         let mut targets: BTreeMap<u32, Target> = BTreeMap::new();
-        for ((_, nr), e) in table.range((audit, 0)..=(audit, u32::MAX)) {
-            let t = if e.conds.is_empty() {
-                Target::Ret(e.uncond.unwrap_or(default))
-            } else {
-                let wide = if audit == AUDIT_ARCH_X86_64 && *nr >= X32_BIT {
-                    Abi::X32.wide()
-                } else {
-                    abis.iter().any(|a| a.audit() == audit && a.wide())
-                };
-                rule_block(&mut asm, e, default, wide)
-            };
-            targets.insert(*nr, t);
+        for ((_, nr), t) in table.range((audit, 0)..=(audit, u32::MAX)) {
+            // The rules with arguments as libseccomp merged them (tree.rs);
+            // a call none of them decides gets the default.
+            targets.insert(*nr, t.emit(&mut asm, Target::Ret(default)));
         }
 
         let mut iv: Vec<(u32, Target)> = Vec::new();
@@ -709,14 +615,4 @@ fn tree(asm: &mut Asm, iv: &[(u32, Target)]) -> Target {
     let right = tree(asm, &iv[mid..]);
     let left = tree(asm, &iv[..mid]);
     Target::Label(asm.jump(bpf::JGE_K, iv[mid].0, right, left))
-}
-
-/// The conditional rules of one syscall, merged as libseccomp merges them
-/// (tree.rs), falling back to the argument-free rule or the default.
-fn rule_block(asm: &mut Asm, e: &Entry, default: u32, wide: bool) -> Target {
-    let mut t = Tree::default();
-    for c in &e.conds {
-        t.add(&c.cmps, c.act, wide);
-    }
-    t.emit(asm, Target::Ret(e.uncond.unwrap_or(default)), wide)
 }

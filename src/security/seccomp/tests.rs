@@ -272,6 +272,50 @@ fn args_of_one_rule_are_anded_and_rules_are_ordered_as_libseccomp_does() {
     assert_eq!(run(&c, X64, tkill, [3, 0, 0, 0, 0, 0]), EPERM);
 }
 
+/// libseccomp merges rules node by node (tree.rs): it refuses rules whose
+/// comparisons differ but share a node, and a later rule with the same
+/// action can replace the end of an earlier chain.
+#[test]
+fn rules_sharing_a_high_half_node_merge_as_in_libseccomp() {
+    // "a1 > 0x7fffffff" and "a1 > 0" share the node "a1.hi > 0" on x86_64.
+    // Its true branch goes on to rule 0's a2 comparison (KILL) and would
+    // end with rule 1's TRACE there: EEXIST (libseccomp 2.5.4 refuses it;
+    // the comparisons are not the same, so a rule-level check accepted it).
+    let e = compile_for(
+        &spec(json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["getpid"], "action": "SCMP_ACT_KILL", "args": [
+                {"index": 2, "value": 1, "valueTwo": 1, "op": "SCMP_CMP_MASKED_EQ"},
+                {"index": 1, "value": 0x7fff_ffff_u64, "op": "SCMP_CMP_GT"}]},
+            {"names": ["getpid"], "action": "SCMP_ACT_TRACE", "args": [
+                {"index": 1, "value": 0, "op": "SCMP_CMP_GT"}]}]})),
+        Abi::X86_64,
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "linux.seccomp.syscalls[1].names[0]");
+    assert!(e.msg.contains("syscalls[0]"), "{}", e.msg);
+    // On a 32-bit ABI there is no high half to share: accepted.
+    let c = compile_for(
+        &spec(
+            json!({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86"],
+            "syscalls": [
+            {"names": ["getpid"], "action": "SCMP_ACT_KILL", "args": [
+                {"index": 1, "value": 0x7fff_ffff_u64, "op": "SCMP_CMP_GT"}]},
+            {"names": ["getpid"], "action": "SCMP_ACT_TRACE", "args": [
+                {"index": 1, "value": 0, "op": "SCMP_CMP_GT"}]}]}),
+        ),
+        Abi::X86,
+    )
+    .unwrap();
+    // i386 getpid is 20; libseccomp orders GT nodes by value, greatest
+    // first: a1 = 0x80000000 matches both, the KILL node is tested first.
+    assert_eq!(
+        run(&c, I386, 20, [0, 0x8000_0000, 0, 0, 0, 0]),
+        RET_KILL_THREAD
+    );
+    assert_eq!(run(&c, I386, 20, [0, 1, 0, 0, 0, 0]), RET_TRACE | 1);
+    assert_eq!(run(&c, I386, 20, [0; 6]), RET_ALLOW);
+}
+
 #[test]
 fn conflicting_rules_are_refused_and_masked_eq_masks_the_value() {
     // Same comparisons, another action: libseccomp refuses it (EEXIST).
@@ -700,4 +744,47 @@ fn i386_socket_and_ipc_rules_also_apply_to_their_multiplexers() {
     // x86_64 has no multiplexer.
     assert_eq!(run(&c, X64, 41, [2, 3, 0, 0, 0, 0]), EPERM);
     assert_eq!(run(&c, X64, 65, [0; 6]), RET_TRAP);
+}
+
+/// libseccomp 2.5.4 never returns on this profile (found by the
+/// differential test, seed 5001): merging rule 7 into getpid's tree uses a
+/// node an earlier step freed. runc would hang; capsa refuses that rule.
+#[test]
+fn a_rule_libseccomp_merges_through_freed_memory_is_refused() {
+    let e = compile_for(
+        &spec(
+            json!({"defaultAction": "SCMP_ACT_TRACE", "defaultErrnoRet": 7, "syscalls": [
+                {"action": "SCMP_ACT_KILL", "names": ["getpid"], "args": [
+                    {"index": 1, "op": "SCMP_CMP_NE", "value": 8u64}]},
+                {"action": "SCMP_ACT_LOG", "names": ["getpid"], "args": [
+                    {"index": 1, "op": "SCMP_CMP_GE", "value": 18446744073709551614u64},
+                    {"index": 2, "op": "SCMP_CMP_LE", "value": 4294967296u64}]},
+                {"action": "SCMP_ACT_TRACE", "names": ["getpid"], "args": [
+                    {"index": 1, "op": "SCMP_CMP_GE", "value": 2u64},
+                    {"index": 0, "op": "SCMP_CMP_LE", "value": 2u64}]},
+                {"action": "SCMP_ACT_KILL_PROCESS", "names": ["getpid"], "args": [
+                    {"index": 1, "op": "SCMP_CMP_LE", "value": 4294967301u64},
+                    {"index": 0, "op": "SCMP_CMP_LT", "value": 4294967301u64},
+                    {"index": 1, "op": "SCMP_CMP_GT", "value": 4294967301u64}]},
+                {"action": "SCMP_ACT_ERRNO", "errnoRet": 1, "names": ["getpid"], "args": [
+                    {"index": 2, "op": "SCMP_CMP_LE", "value": 1u64},
+                    {"index": 1, "op": "SCMP_CMP_LT", "value": 5u64},
+                    {"index": 1, "op": "SCMP_CMP_GE", "value": 2u64}]},
+                {"action": "SCMP_ACT_ERRNO", "errnoRet": 1, "names": ["getpid"], "args": [
+                    {"index": 2, "op": "SCMP_CMP_GT", "value": 4294967296u64},
+                    {"index": 0, "op": "SCMP_CMP_EQ", "value": 1u64}]},
+                {"action": "SCMP_ACT_ERRNO", "names": ["getpid", "getpid"], "args": [
+                    {"index": 0, "op": "SCMP_CMP_NE", "value": 0u64}]},
+                {"action": "SCMP_ACT_ERRNO", "errnoRet": 38, "names": ["getpid"], "args": [
+                    {"index": 0, "op": "SCMP_CMP_LE", "value": 2u64},
+                    {"index": 2, "op": "SCMP_CMP_GE", "value": 18446744073709551614u64},
+                    {"index": 1, "op": "SCMP_CMP_MASKED_EQ", "value": 4294967295u64,
+                     "valueTwo": 4294967295u64}]}
+            ]}),
+        ),
+        Abi::Aarch64,
+    )
+    .unwrap_err();
+    assert_eq!(e.field, "linux.seccomp.syscalls[7].names[0]");
+    assert!(e.msg.contains("freed"), "{}", e.msg);
 }

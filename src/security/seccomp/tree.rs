@@ -1,13 +1,29 @@
-//! One syscall's conditional rules as libseccomp 2.5 merges them: a tree of
-//! 32-bit comparisons whose levels are ordered (argument, operator, value)
-//! and which the BPF walks without backtracking. When rules with different
-//! actions match the same call, this order, not the profile's, decides; the
-//! tree reproduces it (what runc and crun load): a node whose branch leads
-//! nowhere, or to a subtree that decides nothing, goes on to the next node
-//! of its level.
+//! One syscall's rules on one ABI as libseccomp 2.5.4 keeps them (what
+//! runc and crun load): a tree of 32-bit comparisons whose levels are
+//! ordered (argument, operator, value) and which the BPF walks without
+//! backtracking. When rules with different actions match the same call,
+//! this tree, not the profile's order, decides; and libseccomp refuses a
+//! rule (EEXIST) from the same tree.
 //!
-//! Which rules exist (covered ones dropped, conflicts refused) is decided
-//! before, in compile.rs; this only orders and emits the survivors.
+//! The model is node for node: each node has its level neighbours, its two
+//! branches and a reference count, and adding a rule goes through the same
+//! steps (`db_rule_add`: build the rule's chain, prune what the new chain
+//! makes redundant, merge it; merge.rs). The details decide real results:
+//! which node a pruning pass removes, a node left outside its level when
+//! other references keep it alive, a merge that starts in the middle of a
+//! level. A simpler model (argument-free rule wins, same comparisons with
+//! another action refused) disagreed on ~2% of random mixed-action
+//! profiles; tests/seccomp_libseccomp.rs compares this one with libseccomp.
+//!
+//! The emitted program walks the tree as libseccomp's does (a node whose
+//! branch leads nowhere, or to a subtree that decides nothing, goes on to
+//! the next node of its level) but loads the argument before every
+//! comparison: libseccomp skips a load it thinks redundant even where a
+//! fall-through from a subtree left another value in the accumulator.
+
+mod merge;
+
+use std::cell::Cell;
 
 use oci_spec::runtime::LinuxSeccompOperator as Op;
 
@@ -24,6 +40,16 @@ enum Test {
     Ge,
 }
 
+type Id = usize;
+
+/// An action slot: libseccomp keeps the flag and the value apart (and once
+/// copies a value without its flag).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Act {
+    set: bool,
+    val: u32,
+}
+
 #[derive(Debug, Clone)]
 struct Node {
     arg: u32,
@@ -34,12 +60,19 @@ struct Node {
     mask: u32,
     datum: u32,
     full: u64,
-    nxt_t: Option<usize>,
-    nxt_f: Option<usize>,
-    /// libseccomp keeps a value with a flag, and once copies the value
-    /// alone; kept as it is so the same action wins.
-    act_t: (bool, u32),
-    act_f: (bool, u32),
+    act_t: Act,
+    act_f: Act,
+    /// Neighbours on the level.
+    prv: Option<Id>,
+    nxt: Option<Id>,
+    /// The branches.
+    t: Option<Id>,
+    f: Option<Id>,
+    refs: u32,
+    freed: bool,
+    /// The profile rule that made the node or last set one of its actions
+    /// (named when a later rule is refused).
+    rule: usize,
 }
 
 impl Node {
@@ -55,6 +88,7 @@ impl Node {
         }
     }
 
+    /// Same comparison (libseccomp's _db_chain_eq).
     fn same(&self, o: &Node) -> bool {
         self.arg_prio() == o.arg_prio()
             && self.test == o.test
@@ -79,77 +113,195 @@ impl Node {
     }
 
     fn leaf(&self) -> bool {
-        self.nxt_t.is_none() && self.nxt_f.is_none()
+        self.t.is_none() && self.f.is_none()
+    }
+
+    fn zombie(&self) -> bool {
+        self.leaf() && !self.act_t.set && !self.act_f.set
     }
 }
 
-/// The tree of one syscall: nodes, and levels (node lists, greatest first).
+/// What adding a rule did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Added {
+    /// Merged (or found redundant with what is there).
+    Merged,
+    /// Dropped: the syscall already has an argument-free rule, whose
+    /// action stays.
+    Shadowed { action: u32 },
+}
+
+/// Why a rule cannot be added as libseccomp adds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Conflict {
+    /// libseccomp refuses it (EEXIST); `rule`: the profile rule whose
+    /// comparison it clashed with.
+    Exists { rule: usize },
+    /// Merging it makes libseccomp 2.5.4 use a node it has freed: what it
+    /// does then depends on its allocator (seen: it never returns).
+    Freed,
+}
+
+/// The rules of one syscall on one ABI (libseccomp's db_sys_list).
 #[derive(Debug, Default)]
 pub(crate) struct Tree {
     nodes: Vec<Node>,
-    levels: Vec<Vec<usize>>,
-    top: Option<usize>,
+    /// Some rule was added (the syscall is in the filter).
+    present: bool,
+    /// The top level (None: the syscall has an argument-free rule).
+    chains: Option<Id>,
+    /// The action without arguments (meaningful when `chains` is None).
+    action: u32,
+    /// A freed node was used: the C code reads freed memory there (the
+    /// rule is refused, `Conflict::Freed`).
+    stale: Cell<bool>,
 }
 
 impl Tree {
-    fn node(&mut self, n: Node) -> usize {
-        self.nodes.push(n);
-        self.nodes.len() - 1
+    fn n(&self, id: Id) -> &Node {
+        let n = &self.nodes[id];
+        if n.freed {
+            self.stale.set(true);
+        }
+        n
     }
 
-    fn level(&mut self, n: usize) -> usize {
-        self.levels.push(vec![n]);
-        self.levels.len() - 1
+    fn m(&mut self, id: Id) -> &mut Node {
+        if self.nodes[id].freed {
+            self.stale.set(true);
+        }
+        &mut self.nodes[id]
     }
 
-    /// Add one rule (comparisons sorted by argument) with its action.
-    pub(crate) fn add(&mut self, cmps: &[Cmp], act: u32, wide: bool) {
-        let Some(n) = self.chain(cmps, act, wide) else {
-            return;
-        };
-        match self.top {
-            None => {
-                let l = self.level(n);
-                self.top = Some(l);
-            }
-            // A conflict was refused before (compile.rs): give up on it.
-            Some(l) => {
-                let _ = self.merge(l, n);
+    /// Add one rule (comparisons sorted by argument, one per argument)
+    /// with its action, as libseccomp's db_rule_add does.
+    pub(crate) fn add(
+        &mut self,
+        cmps: &[Cmp],
+        act: u32,
+        wide: bool,
+        rule: usize,
+    ) -> Result<Added, Conflict> {
+        let r = self.add_chain(cmps, act, wide, rule);
+        if self.stale.get() {
+            return Err(Conflict::Freed);
+        }
+        r
+    }
+
+    fn add_chain(
+        &mut self,
+        cmps: &[Cmp],
+        act: u32,
+        wide: bool,
+        rule: usize,
+    ) -> Result<Added, Conflict> {
+        let new = self.chain(cmps, act, wide, rule);
+        if !self.present {
+            self.present = true;
+            self.chains = new;
+            self.action = if new.is_none() { act } else { 0 };
+            return Ok(Added::Merged);
+        }
+        let mut pruned = false;
+        loop {
+            match (self.chains, new) {
+                (None, _) if pruned => {
+                    // The pruning emptied the tree: the new chain is it.
+                    self.chains = new;
+                    self.action = if new.is_none() { act } else { 0 };
+                    return Ok(Added::Merged);
+                }
+                (None, _) => {
+                    self.tree_put(new);
+                    return Ok(Added::Shadowed {
+                        action: self.action,
+                    });
+                }
+                (Some(_), None) => {
+                    // An argument-free rule replaces the conditional ones.
+                    self.tree_put(self.chains);
+                    self.chains = None;
+                    self.action = act;
+                    return Ok(Added::Merged);
+                }
+                (Some(old), Some(n)) => {
+                    let mut state = merge::State::new(act);
+                    let freed = self.prune(Some(old), Some(n), &mut state);
+                    if freed > 0 {
+                        pruned = true;
+                        if self.chains.is_none() {
+                            continue;
+                        }
+                    } else if state.redundant() {
+                        self.tree_put(new);
+                        return Ok(Added::Merged);
+                    }
+                    self.merge(merge::Slot::Chains, n)?;
+                    self.tree_put(new);
+                    return Ok(Added::Merged);
+                }
             }
         }
     }
 
-    /// The rule's own chain (libseccomp's _db_rule_gen): its top node.
-    fn chain(&mut self, cmps: &[Cmp], act: u32, wide: bool) -> Option<usize> {
+    fn alloc(&mut self, c: &Cmp, hi: bool, test: Test, rule: usize) -> Id {
+        let (mask, datum) = match c.op {
+            Op::ScmpCmpMaskedEq => (c.value, c.two),
+            _ => (u64::MAX, c.value),
+        };
+        let shift = if hi { 32 } else { 0 };
+        let m = (mask >> shift) as u32;
+        self.nodes.push(Node {
+            arg: c.index,
+            hi,
+            test,
+            orig: c.op,
+            mask: m,
+            datum: (datum >> shift) as u32 & m,
+            full: datum,
+            act_t: Act::default(),
+            act_f: Act::default(),
+            prv: None,
+            nxt: None,
+            t: None,
+            f: None,
+            refs: 0,
+            freed: false,
+            rule,
+        });
+        self.nodes.len() - 1
+    }
+
+    /// Point `from`'s true or false branch at `to`, taking a reference.
+    fn link(&mut self, from: Id, tf: bool, to: Id) {
+        self.get(Some(to));
+        if tf {
+            self.m(from).t = Some(to);
+        } else {
+            self.m(from).f = Some(to);
+        }
+    }
+
+    /// The rule's own chain (libseccomp's _db_rule_gen_64 and _32): its top
+    /// node, with one reference held for the caller. None: no comparison
+    /// is left on this ABI (a MASKED_EQ that masks out every bit it sees).
+    fn chain(&mut self, cmps: &[Cmp], act: u32, wide: bool, rule: usize) -> Option<Id> {
         let mut top = None;
-        let mut prev: Vec<usize> = Vec::new();
+        // The nodes the next comparison hangs from, and on which branch.
+        let mut prev: Vec<Id> = Vec::new();
         let mut tf = false;
         for c in cmps {
-            let (mask, datum) = match c.op {
-                Op::ScmpCmpMaskedEq => (c.value, c.two),
-                _ => (u64::MAX, c.value),
+            let seen = if c.op != Op::ScmpCmpMaskedEq {
+                u64::MAX
+            } else if wide {
+                c.value
+            } else {
+                c.value & u32::MAX as u64
             };
-            let seen = if wide { mask } else { mask & u32::MAX as u64 };
-            if c.op == Op::ScmpCmpMaskedEq && seen == 0 {
+            if seen == 0 {
                 continue;
             }
-            let mk = |hi: bool, test: Test| {
-                let shift = if hi { 32 } else { 0 };
-                let m = (mask >> shift) as u32;
-                Node {
-                    arg: c.index,
-                    hi,
-                    test,
-                    orig: c.op,
-                    mask: m,
-                    datum: (datum >> shift) as u32 & m,
-                    full: datum,
-                    nxt_t: None,
-                    nxt_f: None,
-                    act_t: (false, 0),
-                    act_f: (false, 0),
-                }
-            };
             let (first, next, t) = if !wide {
                 let (test, t) = match c.op {
                     Op::ScmpCmpEq => (Test::Eq, true),
@@ -160,7 +312,7 @@ impl Tree {
                     Op::ScmpCmpLt => (Test::Ge, false),
                     Op::ScmpCmpLe => (Test::Gt, false),
                 };
-                let n = self.node(mk(false, test));
+                let n = self.alloc(c, false, test, rule);
                 (n, vec![n], t)
             } else {
                 match c.op {
@@ -170,10 +322,9 @@ impl Tree {
                         } else {
                             Test::Eq
                         };
-                        let h = self.node(mk(true, test));
-                        let l = self.node(mk(false, test));
-                        let ll = self.level(l);
-                        self.nodes[h].nxt_t = Some(ll);
+                        let h = self.alloc(c, true, test, rule);
+                        let l = self.alloc(c, false, test, rule);
+                        self.link(h, true, l);
                         if c.op == Op::ScmpCmpNe {
                             (h, vec![h, l], false)
                         } else {
@@ -185,12 +336,11 @@ impl Tree {
                             Op::ScmpCmpGt | Op::ScmpCmpLe => Test::Gt,
                             _ => Test::Ge,
                         };
-                        let gt = self.node(mk(true, Test::Gt));
-                        let eq = self.node(mk(true, Test::Eq));
-                        let l = self.node(mk(false, lo));
-                        let (le, ll) = (self.level(eq), self.level(l));
-                        self.nodes[gt].nxt_f = Some(le);
-                        self.nodes[eq].nxt_t = Some(ll);
+                        let gt = self.alloc(c, true, Test::Gt, rule);
+                        let eq = self.alloc(c, true, Test::Eq, rule);
+                        let l = self.alloc(c, false, lo, rule);
+                        self.link(gt, false, eq);
+                        self.link(eq, true, l);
                         if matches!(c.op, Op::ScmpCmpGt | Op::ScmpCmpGe) {
                             (gt, vec![gt, l], true)
                         } else {
@@ -199,154 +349,82 @@ impl Tree {
                     }
                 }
             };
-            if !prev.is_empty() {
-                let fl = self.level(first);
-                for &p in &prev {
-                    if tf {
-                        self.nodes[p].nxt_t = Some(fl);
-                    } else {
-                        self.nodes[p].nxt_f = Some(fl);
-                    }
-                }
+            if top.is_none() {
+                top = self.get(Some(first));
             }
-            top.get_or_insert(first);
+            for &p in &prev {
+                self.link(p, tf, first);
+            }
             prev = next;
             tf = t;
         }
+        let set = Act {
+            set: true,
+            val: act,
+        };
         for &p in &prev {
             if tf {
-                self.nodes[p].act_t = (true, act);
+                self.m(p).act_t = set;
             } else {
-                self.nodes[p].act_f = (true, act);
+                self.m(p).act_f = set;
             }
         }
         top
     }
 
-    /// Every action under level `l` is `act` (libseccomp's act_check).
-    fn all(&self, l: Option<usize>, act: u32) -> bool {
-        let Some(l) = l else { return true };
-        self.levels[l].iter().all(|&x| {
-            let x = &self.nodes[x];
-            (!x.act_t.0 || x.act_t.1 == act)
-                && (!x.act_f.0 || x.act_f.1 == act)
-                && self.all(x.nxt_t, act)
-                && self.all(x.nxt_f, act)
-        })
-    }
-
-    /// Merge node `n` (with its subtree) into level `l` (_db_tree_add).
-    /// Err: libseccomp's EEXIST.
-    fn merge(&mut self, l: usize, n: usize) -> Result<(), ()> {
-        let mut i = 0;
-        loop {
-            let x = self.levels[l][i];
-            if self.nodes[x].same(&self.nodes[n]) {
-                let (xn, nn) = (self.nodes[x].clone(), self.nodes[n].clone());
-                if nn.act_t.0 {
-                    if !xn.act_t.0 {
-                        if !self.all(xn.nxt_t, nn.act_t.1) {
-                            return Err(());
-                        }
-                        self.nodes[x].nxt_t = None;
-                        self.nodes[x].act_t = nn.act_t;
-                    } else if nn.act_t.1 != xn.act_t.1 {
-                        if nn.hi && nn.full > xn.full {
-                            self.nodes[x].act_t.1 = nn.act_t.1;
-                        }
-                        if xn.leaf() || nn.leaf() {
-                            return Err(());
-                        }
-                    }
-                }
-                if nn.act_f.0 {
-                    let xn = self.nodes[x].clone();
-                    if !xn.act_f.0 {
-                        if !self.all(xn.nxt_f, nn.act_f.1) {
-                            return Err(());
-                        }
-                        self.nodes[x].nxt_f = None;
-                        self.nodes[x].act_f = nn.act_f;
-                    } else if nn.act_f.1 != xn.act_f.1 {
-                        // libseccomp copies the true action here.
-                        if nn.hi && nn.full < xn.full {
-                            self.nodes[x].act_t.1 = nn.act_t.1;
-                        }
-                        if xn.leaf() || nn.leaf() {
-                            return Err(());
-                        }
-                    }
-                }
-                if let Some(nt) = nn.nxt_t {
-                    let xn = &self.nodes[x];
-                    match xn.nxt_t {
-                        Some(xt) => {
-                            let head = self.levels[nt][0];
-                            self.merge(xt, head)?;
-                        }
-                        None if !xn.act_t.0 => self.nodes[x].nxt_t = Some(nt),
-                        None => return Ok(()),
-                    }
-                }
-                if let Some(nf) = nn.nxt_f {
-                    let xn = &self.nodes[x];
-                    match xn.nxt_f {
-                        Some(xf) => {
-                            let head = self.levels[nf][0];
-                            self.merge(xf, head)?;
-                        }
-                        None if !xn.act_f.0 => self.nodes[x].nxt_f = Some(nf),
-                        None => return Ok(()),
-                    }
-                }
-                return Ok(());
-            } else if !self.nodes[x].below(&self.nodes[n]) {
-                if i + 1 == self.levels[l].len() {
-                    self.levels[l].push(n);
-                    return Ok(());
-                }
-                i += 1;
-            } else {
-                self.levels[l].insert(i, n);
-                return Ok(());
-            }
-        }
-    }
-
     /// The BPF of the tree; `fall`: where a call no rule decides goes.
-    pub(crate) fn emit(&self, asm: &mut Asm, fall: Target, wide: bool) -> Target {
+    pub(crate) fn emit(&self, asm: &mut Asm, fall: Target) -> Target {
         let mut done = Vec::new();
-        match self.top {
-            Some(l) => self.emit_level(asm, l, fall, wide, &mut done),
-            None => fall,
+        match self.chains {
+            Some(top) => self.emit_level(asm, top, fall, &mut done, 0),
+            None => Target::Ret(self.action),
         }
     }
 
-    /// A level's nodes in order: a node whose branch leads nowhere goes on
-    /// to the next node, and so does a subtree that decides nothing (its
-    /// `fall` is the node after its parent). A level shared by two parents
-    /// is emitted once per place it falls to.
+    /// The level of node `l` (from its first node, as libseccomp walks
+    /// it): a node whose branch leads nowhere goes on to the next node, and
+    /// so does a subtree that decides nothing (its `fall` is the node after
+    /// its parent). A level reached from two parents is emitted once per
+    /// place it falls to.
     fn emit_level(
         &self,
         asm: &mut Asm,
-        l: usize,
+        l: Id,
         fall: Target,
-        wide: bool,
-        done: &mut Vec<((usize, Target), Target)>,
+        done: &mut Vec<((Id, Target), Target)>,
+        depth: usize,
     ) -> Target {
-        if let Some((_, t)) = done.iter().find(|(k, _)| *k == (l, fall)) {
+        let mut head = l;
+        let mut steps = 0;
+        while let Some(p) = self.n(head).prv {
+            head = p;
+            steps += 1;
+            if steps > self.nodes.len() {
+                // A level whose links loop: nothing libseccomp would emit
+                // either (it would not terminate); decide nothing here.
+                return fall;
+            }
+        }
+        if let Some((_, t)) = done.iter().find(|(k, _)| *k == (head, fall)) {
             return *t;
         }
+        let mut level = vec![head];
+        while let Some(x) = self.n(*level.last().unwrap_or(&head)).nxt {
+            if level.contains(&x) || depth > self.nodes.len() {
+                return fall;
+            }
+            level.push(x);
+        }
         let mut next = fall;
-        for &i in self.levels[l].iter().rev() {
-            let n = &self.nodes[i];
-            let mut branch = |sub: Option<usize>, act: (bool, u32), asm: &mut Asm| match sub {
-                Some(s) => self.emit_level(asm, s, next, wide, done),
-                None if act.0 => Target::Ret(act.1),
+        for &i in level.iter().rev() {
+            let n = self.n(i);
+            let mut branch = |sub: Option<Id>, act: Act, asm: &mut Asm| match sub {
+                Some(s) => self.emit_level(asm, s, next, done, depth + 1),
+                None if act.set => Target::Ret(act.val),
                 None => next,
             };
-            let jt = branch(n.nxt_t, n.act_t, asm);
-            let jf = branch(n.nxt_f, n.act_f, asm);
+            let jt = branch(n.t, n.act_t, asm);
+            let jf = branch(n.f, n.act_f, asm);
             let (code, k) = match n.test {
                 Test::Eq | Test::MaskedEq => (bpf::JEQ_K, n.datum),
                 Test::Gt => (bpf::JGT_K, n.datum),
@@ -357,11 +435,9 @@ impl Tree {
                 asm.and(n.mask);
             }
             let (lo, hi) = arg_offsets(n.arg);
-            // On a 32-bit ABI the argument is its low half.
-            let off = if n.hi && wide { hi } else { lo };
-            next = Target::Label(asm.load(off));
+            next = Target::Label(asm.load(if n.hi { hi } else { lo }));
         }
-        done.push(((l, fall), next));
+        done.push(((head, fall), next));
         next
     }
 }

@@ -3,8 +3,10 @@
 
 Reads a JSON array of profiles (config.json's linux.seccomp objects) on
 stdin and prints one JSON line per profile: {"bpf": [[code, jt, jf, k],
-...], "max": {"x86_64": n, "x32": n, "x86": n}, "unknown": [names]} or
-{"error": "..."}. "unknown": names libseccomp cannot resolve natively.
+...], "pfc": "...", "max": {"x86_64": n, "x32": n, "x86": n}, "unknown":
+[names]} or {"error": "..."}. "pfc": libseccomp's pseudo filter code, printed
+from its rule tree (not from the BPF). "unknown": names libseccomp cannot
+resolve natively.
 "max" is the largest number a listed architecture's syscall names resolve
 to, which runc's -ENOSYS stub (patchbpf) starts above.
 
@@ -15,9 +17,12 @@ rule split into one rule each, SCMP_ACT_ERRNO/TRACE default to EPERM.
 """
 import json
 import os
+import select
+import signal
 import struct
 import sys
 import tempfile
+import time
 
 import seccomp as S
 
@@ -91,7 +96,7 @@ def resolves(name):
         return False
 
 
-def compile_one(p):
+def compile_one(p, progress=lambda where: None):
     default = action(p["defaultAction"], p.get("defaultErrnoRet"))
     f = S.SyscallFilter(default)
     if p.get("_host") == "aarch64":
@@ -119,6 +124,7 @@ def compile_one(p):
             if not resolves(name):
                 continue
             for g in groups:
+                progress(f"syscalls[{i}].names[{j}] {name}")
                 try:
                     f.add_rule(act, name, *g)
                 except Exception as e:
@@ -128,6 +134,10 @@ def compile_one(p):
         t.seek(0)
         b = t.read()
     bpf = [list(struct.unpack("<HBBI", b[k : k + 8])) for k in range(0, len(b), 8)]
+    with tempfile.TemporaryFile() as t:
+        f.export_pfc(t)
+        t.seek(0)
+        pfc = t.read().decode()
     listed = {STUB_NAMES[a] for a in p.get("architectures") or [] if a in STUB_NAMES}
     mx = {}
     for key in listed:
@@ -142,17 +152,62 @@ def compile_one(p):
                     best = max(best, nr & ~0x40000000)  # x32: without the x32 bit
         if best >= 0:
             mx[key] = best
-    return {"bpf": bpf, "max": mx, "unknown": unknown}
+    return {"bpf": bpf, "pfc": pfc, "max": mx, "unknown": unknown}
+
+
+def compile_in_child(p):
+    """compile_one in a child process: libseccomp 2.5.4 never returns on
+    some profiles (it uses tree nodes it has freed), so a child that takes
+    longer than LIMIT seconds is killed and the rule it was adding is
+    reported as {"error": "syscalls[i].names[j] name: ...", "hang": true}."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        out = os.fdopen(w, "w")
+
+        def progress(where):
+            out.write("P " + where + "\n")
+            out.flush()
+
+        try:
+            res = compile_one(p, progress)
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            res = {"error": f"helper: {e!r}"}
+        out.write("R " + json.dumps(res) + "\n")
+        out.flush()
+        os._exit(0)
+    os.close(w)
+    deadline = time.monotonic() + LIMIT
+    buf = b""
+    while True:
+        left = deadline - time.monotonic()
+        ready = select.select([r], [], [], max(left, 0))[0] if left > 0 else []
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            break
+        chunk = os.read(r, 1 << 16)
+        if not chunk:
+            break
+        buf += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    where = "syscalls[?]"
+    for line in buf.decode().splitlines():
+        if line.startswith("R "):
+            return json.loads(line[2:])
+        if line.startswith("P "):
+            where = line[2:]
+    return {"error": f"{where}: libseccomp did not return within {LIMIT} s", "hang": True}
+
+
+LIMIT = 10
 
 
 def main():
     out = sys.stdout
     for p in json.load(sys.stdin):
-        try:
-            res = compile_one(p)
-        except Exception as e:  # noqa: BLE001 - reported to the test
-            res = {"error": f"helper: {e!r}"}
-        out.write(json.dumps(res) + "\n")
+        out.write(json.dumps(compile_in_child(p)) + "\n")
     out.flush()
 
 
