@@ -36,7 +36,7 @@ pub struct Cli {
     /// criu binary (checkpoint/restore); accepted for runc compatibility.
     #[arg(long, global = true, hide = true)]
     pub criu: Option<String>,
-    /// Cgroup manager: cgroupfs (default), systemd (not supported), or
+    /// Cgroup manager: cgroupfs (default), systemd (as --systemd-cgroup), or
     /// disabled (no cgroup is created; podman passes this).
     #[arg(long = "cgroup-manager", global = true, value_enum)]
     pub cgroup_manager: Option<CgroupManager>,

@@ -26,10 +26,18 @@ pub const STEPS: &[&str] = &[
     "delete.cgroup",
 ];
 
+/// Steps only the systemd cgroup driver reaches (create with
+/// --systemd-cgroup, in `create.cgroup`..`create.spawned`): the init exists
+/// and its unit is about to be started; the unit has started.
+pub const SYSTEMD_STEPS: &[&str] = &["create.unit", "create.unit-started"];
+
 /// Stop or kill this process here if `CAPSA_FAULT` names `step`.
 #[cfg(debug_assertions)]
 pub fn point(step: &str) {
-    debug_assert!(STEPS.contains(&step), "unknown fault step {step}");
+    debug_assert!(
+        STEPS.contains(&step) || SYSTEMD_STEPS.contains(&step),
+        "unknown fault step {step}"
+    );
     let Some(want) = std::env::var_os("CAPSA_FAULT") else {
         return;
     };

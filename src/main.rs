@@ -71,14 +71,6 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         return Err(Error::Usage("no command given (see capsa --help)".into()));
     };
-    if cli.systemd_cgroup || cli.cgroup_manager == Some(CgroupManager::Systemd) {
-        return Err(Error::Unsupported(
-            "--systemd-cgroup (the systemd cgroup driver; configure the engine for \
-             cgroupfs: Docker native.cgroupdriver=cgroupfs, containerd SystemdCgroup = false, \
-             podman cgroup_manager = \"cgroupfs\")"
-                .into(),
-        ));
-    }
     let spec_cmd = matches!(cmd, Cmd::Spec { .. });
     match cli.rootless.as_deref() {
         None | Some("false") | Some("auto") => {}
@@ -92,6 +84,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
     }
     let mut rt = Runtime::new(&cli.root);
     rt.no_cgroups = cli.cgroup_manager == Some(CgroupManager::Disabled);
+    // --cgroup-manager (podman's) wins over --systemd-cgroup (runc's).
+    rt.systemd = match cli.cgroup_manager {
+        Some(m) => m == CgroupManager::Systemd,
+        None => cli.systemd_cgroup,
+    };
     let out = &mut std::io::stdout().lock();
     match cmd {
         Cmd::Create(a) => rt.create(&a.id, &create_options(&a)?).map(|_| 0),

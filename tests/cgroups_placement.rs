@@ -290,6 +290,7 @@ fn pidfd_kill_path_without_unified() {
         created: Vec::new(),
         unified: None,
         pidns: None,
+        systemd: None,
     };
     assert_eq!(v1_only.pids().expect("pids"), vec![pid]);
     v1_only.destroy().expect("destroy v1 view");

@@ -623,8 +623,9 @@ fn kubernetes_runtime_class(c: &Containerd) {
     }
 }
 
-/// containerd configured with SystemdCgroup passes --systemd-cgroup: capsa
-/// refuses it, and the user sees why and what to configure instead.
+/// containerd configured with SystemdCgroup passes --systemd-cgroup: on this
+/// host, not booted with systemd, capsa refuses it, and the user sees why
+/// and what to configure instead.
 fn systemd_cgroup_is_refused_clearly(c: &Containerd) {
     if common::skip_unless_capsa("capsa's own refusal of --systemd-cgroup") {
         return;

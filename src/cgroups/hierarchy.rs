@@ -52,6 +52,11 @@ pub fn host() -> Result<&'static [Hierarchy], CgroupError> {
     Ok(HOST.get_or_init(|| found))
 }
 
+/// A pure cgroup v2 host: the unified hierarchy and nothing else.
+pub fn pure_v2() -> Result<bool, CgroupError> {
+    Ok(host()?.iter().all(|h| h.kind == Kind::V2))
+}
+
 /// Super options of a v1 mount that are not controller names.
 const V1_NON_CONTROLLER_OPTS: &[&str] = &[
     "rw",

@@ -47,6 +47,7 @@ mod ownership;
 pub mod resources;
 pub mod stats;
 mod sub;
+pub mod systemd;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -70,6 +71,9 @@ pub use sub::SubCgroups;
 pub enum CgroupError {
     #[error("{0}")]
     Sys(#[from] SysError),
+    /// Boxed: a D-Bus error is large, and every Result carries the room.
+    #[error("{0}")]
+    Systemd(Box<systemd::SystemdError>),
     #[error("linux.cgroupsPath: {0}")]
     Path(String),
     /// `exec --cgroup`: a bad argument or a missing sub-cgroup.
@@ -125,6 +129,12 @@ pub enum CgroupError {
         state: String,
         secs: u64,
     },
+}
+
+impl From<systemd::SystemdError> for CgroupError {
+    fn from(e: systemd::SystemdError) -> CgroupError {
+        CgroupError::Systemd(Box::new(e))
+    }
 }
 
 /// A controller, by its cgroup v1 name.
@@ -219,6 +229,10 @@ pub struct Cgroup {
     /// only processes in it are the container's (kill.rs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pidns: Option<NsId>,
+    /// The systemd driver's unit, if the container has one: it is stopped
+    /// on delete (systemd removes the cgroups it made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Systemd>,
 }
 
 /// How long rmdir is retried on EBUSY (a v1 cgroup can stay busy briefly
@@ -231,14 +245,35 @@ impl Cgroup {
     /// On failure, whatever this call created is removed again.
     pub fn create(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup, CgroupError> {
         let rel = relative_path(cgroups_path, id)?;
+        Cgroup::create_at(rel, None)
+    }
+
+    /// The systemd driver's cgroup for unit `sd`: in the hierarchies
+    /// systemd manages, the unit's directory (systemd makes it when the
+    /// unit starts); in the others, made here as for cgroupfs.
+    pub fn create_systemd(sd: systemd::Systemd) -> Result<Cgroup, CgroupError> {
+        let rel = sd.cgroup_rel()?;
+        Cgroup::create_at(&rel, Some(sd))
+    }
+
+    fn create_at(rel: &str, sd: Option<systemd::Systemd>) -> Result<Cgroup, CgroupError> {
         let hierarchies = hierarchy::host()?;
         let mut cg = Cgroup {
             dirs: Vec::with_capacity(hierarchies.len()),
             created: Vec::new(),
             unified: None,
             pidns: None,
+            systemd: sd,
         };
         for h in hierarchies {
+            if cg.systemd.is_some() && systemd::manages(h) {
+                let leaf = h.mount.join(rel);
+                if h.kind == Kind::V2 {
+                    cg.unified = Some(leaf.clone());
+                }
+                cg.dirs.push(leaf);
+                continue;
+            }
             match make_dirs(h, rel, &mut cg.created) {
                 Ok(leaf) => {
                     if h.kind == Kind::V2 {
@@ -264,12 +299,28 @@ impl Cgroup {
     /// already existed is never listed, so never removed).
     pub fn planned(cgroups_path: Option<&str>, id: &str) -> Result<Cgroup, CgroupError> {
         let rel = relative_path(cgroups_path, id)?;
-        let mut cg = Cgroup::default();
+        Cgroup::planned_at(rel, None)
+    }
+
+    /// `planned` for the systemd driver: also records the unit, so that
+    /// it is stopped even if create dies right after starting it.
+    pub fn planned_systemd(sd: &systemd::Systemd) -> Result<Cgroup, CgroupError> {
+        let rel = sd.cgroup_rel()?;
+        Cgroup::planned_at(&rel, Some(sd.clone()))
+    }
+
+    fn planned_at(rel: &str, sd: Option<systemd::Systemd>) -> Result<Cgroup, CgroupError> {
+        let mut cg = Cgroup {
+            systemd: sd,
+            ..Cgroup::default()
+        };
         for h in hierarchy::host()? {
             let mut dir = h.mount.clone();
+            // systemd makes and removes its own hierarchies' directories.
+            let ours = cg.systemd.is_none() || !systemd::manages(h);
             for component in rel.split('/') {
                 dir.push(component);
-                if std::fs::symlink_metadata(&dir).is_err() {
+                if ours && std::fs::symlink_metadata(&dir).is_err() {
                     cg.created.push(dir.clone());
                 }
             }
@@ -288,6 +339,10 @@ impl Cgroup {
     /// (fdget_raw in cgroup_css_set_fork) and checks write access to the
     /// target's cgroup.procs with the caller's credentials.
     pub fn clone_into_fd(&self) -> Option<OwnedFd> {
+        // systemd's unit (and its cgroup) needs the init's pid first.
+        if self.systemd.is_some() {
+            return None;
+        }
         let dir = self.unified.as_ref()?;
         nix::fcntl::open(
             dir,
@@ -306,6 +361,57 @@ impl Cgroup {
                 continue;
             }
             write_file(&dir.join("cgroup.procs"), text.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Put the new init `pid` in its cgroup(s). cgroupfs: `add_pid`. The
+    /// systemd driver: start the unit with it (systemd places it in the
+    /// hierarchies it manages), place it in the others, then write
+    /// linux.resources to the files (what systemd modeled, again, and what
+    /// it does not model), as runc does.
+    pub fn place(
+        &self,
+        pid: i32,
+        in_unified: bool,
+        linux: &oci_spec::runtime::Linux,
+    ) -> Result<(), CgroupError> {
+        let Some(sd) = &self.systemd else {
+            return self.add_pid(pid, in_unified);
+        };
+        crate::fault::point("create.unit");
+        sd.start(pid)?;
+        crate::fault::point("create.unit-started");
+        self.check_placed(sd, pid)?;
+        self.add_pid(pid, true)?;
+        self.apply_linux(linux)
+    }
+
+    /// systemd put `pid` where capsa expects the unit's cgroup (the path
+    /// every other verb uses); a systemd whose root is elsewhere (in a
+    /// container) would not.
+    fn check_placed(&self, sd: &systemd::Systemd, pid: i32) -> Result<(), CgroupError> {
+        let want = format!("/{}", sd.cgroup_rel()?);
+        let path = format!("/proc/{pid}/cgroup");
+        let text = std::fs::read_to_string(&path).ctx_at("read", Path::new(&path))?;
+        // The unified line ("0::/...") if any, else name=systemd's.
+        let got = text
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .or_else(|| {
+                text.lines()
+                    .find_map(|l| l.split_once(":name=systemd:").map(|(_, p)| p))
+            })
+            .unwrap_or("")
+            .to_owned();
+        if got != want {
+            return Err(systemd::SystemdError::Placement {
+                unit: sd.unit.clone(),
+                pid,
+                got,
+                want,
+            }
+            .into());
         }
         Ok(())
     }
@@ -398,6 +504,9 @@ impl Cgroup {
     /// that are not the container's is left to them.
     pub fn destroy_members(&self, m: &Members) -> Result<(), CgroupError> {
         self.kill_members(m)?;
+        if let Some(sd) = &self.systemd {
+            sd.stop()?;
+        }
         self.remove_created()
     }
 
@@ -714,6 +823,7 @@ mod tests {
                 dev: 4,
                 ino: 4026531836,
             }),
+            systemd: None,
         };
         let json = serde_json::to_string(&cg).unwrap_or_default();
         let back: Cgroup = serde_json::from_str(&json).unwrap_or_default();

@@ -105,6 +105,8 @@ impl Cgroup {
             created: Vec::new(),
             unified: None,
             pidns: self.pidns,
+            // The exec joins the unit's cgroup; it has no unit of its own.
+            systemd: None,
         };
         for dir in &self.dirs {
             let h = hosts.iter().find(|h| dir.starts_with(&h.mount));

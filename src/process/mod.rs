@@ -174,7 +174,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
     drop(o.console);
     guard.push(pid);
 
-    o.cgroup.add_pid(pid, in_unified)?;
+    o.cgroup.place(pid, in_unified, b.linux())?;
     // Fast path: the init is already in its user namespace; its maps must
     // be there before it goes on (it becomes root of the namespace first).
     if !slow && b.new_ns.contains(CloneFlags::CLONE_NEWUSER) {

@@ -15,6 +15,7 @@ use nix::unistd::mkfifo;
 use super::{CreateOptions, Runtime, absolute};
 use crate::bundle::{Bundle, HookKind};
 use crate::cgroups::Cgroup;
+use crate::cgroups::systemd::Systemd;
 use crate::console;
 use crate::error::{Error, Result};
 use crate::fault;
@@ -118,6 +119,13 @@ impl Runtime {
         }
 
         let pidfd_socket = super::pidfd::connect(opts.pidfd_socket.as_deref())?;
+        // The systemd driver on a host without systemd, a bad
+        // slice:prefix:name, a property systemd cannot take: refused
+        // before anything exists.
+        if self.systemd && !self.no_cgroups {
+            Systemd::plan(&bundle.spec, id, crate::cgroups::hierarchy::pure_v2()?)
+                .map_err(crate::cgroups::CgroupError::from)?;
+        }
 
         let dir = ContainerDir::create(&self.root, id)?;
         let mut poststop_guard = PoststopGuard(Some((&bundle, id)));
@@ -203,6 +211,18 @@ impl Runtime {
             .cgroups_path()
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned());
+        if self.systemd {
+            // The unit and its properties were checked before the state
+            // dir was made; the unit starts once the init exists
+            // (Cgroup::place), and the resources are written then.
+            let sd = Systemd::plan(&bundle.spec, id, crate::cgroups::hierarchy::pure_v2()?)
+                .map_err(crate::cgroups::CgroupError::from)?;
+            let plan = Cgroup::planned_systemd(&sd)?;
+            dir.save_cgroup_plan(&plan)?;
+            let cg = Cgroup::create_systemd(sd)?;
+            let guard = CgroupGuard(Some(cg.clone()));
+            return Ok((cg, guard));
+        }
         let plan = Cgroup::planned(cgroups_path.as_deref(), id)?;
         dir.save_cgroup_plan(&plan)?;
         let cg = Cgroup::create(cgroups_path.as_deref(), id)?;

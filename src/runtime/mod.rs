@@ -53,6 +53,9 @@ pub struct Runtime {
     pub root: PathBuf,
     /// `--cgroup-manager disabled`: create no cgroup for new containers.
     pub no_cgroups: bool,
+    /// `--systemd-cgroup`: new containers get a systemd unit (their cgroup
+    /// is systemd's); existing ones use whatever their state records.
+    pub systemd: bool,
 }
 
 impl Runtime {
@@ -60,6 +63,7 @@ impl Runtime {
         Runtime {
             root: root.into(),
             no_cgroups: false,
+            systemd: false,
         }
     }
 

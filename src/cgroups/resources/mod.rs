@@ -55,6 +55,13 @@ impl Cgroup {
         };
         let mut plan = Plan::new(self);
         plan.resources(r)?;
+        // The systemd driver: the unit's properties first (runc's order),
+        // once everything has been checked.
+        if let Some(sd) = &self.systemd {
+            let props = super::systemd::props::resources(r, sd.v2)
+                .map_err(|(field, msg)| res_err(field, msg))?;
+            sd.set_properties(&props)?;
+        }
         plan.apply(|| match &rules {
             Some(rules) => self.set_devices(rules),
             None => Ok(()),

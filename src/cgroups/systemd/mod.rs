@@ -1,0 +1,440 @@
+//! The systemd cgroup driver (`--systemd-cgroup`, `--cgroup-manager
+//! systemd`): the container's cgroup is a transient unit that systemd makes
+//! over D-Bus, as runc does (docs/systemd.md there).
+//!
+//! - The unit (`runc-<id>.scope` by default, see unit.rs) is started with
+//!   StartTransientUnit once the init exists (its pid goes in PIDs=), with
+//!   Delegate=yes, DefaultDependencies=no, the accounting runc turns on, the
+//!   resources systemd models (props.rs) and the `org.systemd.property.*`
+//!   annotations (gvariant.rs); capsa waits for the job's JobRemoved before
+//!   the init goes on. Then every resource is written to the cgroup files
+//!   too (the cgroupfs code), which covers what systemd does not model.
+//! - The unit's cgroup is where systemd puts it, /<slice path>/<unit>, in
+//!   each hierarchy systemd manages; in the v1 hierarchies it does not
+//!   (cpuset, freezer, net_cls, ...) capsa makes that directory itself and
+//!   places the init there, as runc does, and removes it on delete. The
+//!   resulting `Cgroup` is an ordinary one for every other verb (state, ps,
+//!   events, pause, exec, kill); `update` also sets the unit's properties,
+//!   and delete stops the unit (StopUnit, JobRemoved, ResetFailedUnit).
+//! - The unit name is in the container's cgroup plan (cgroup.json) before
+//!   the unit is started, so that `delete --force` after a killed create
+//!   stops it.
+//! - The D-Bus client (dbus.rs, wire.rs) is capsa's own: see dbus.rs.
+
+pub mod dbus;
+pub mod gvariant;
+pub mod props;
+pub mod unit;
+pub mod wire;
+
+use std::time::Duration;
+
+use oci_spec::runtime::Spec;
+use serde::{Deserialize, Serialize};
+
+use super::hierarchy::{Hierarchy, Kind};
+use dbus::{Call, Connection, DbusError};
+use props::Prop;
+pub use unit::UnitName;
+use wire::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SystemdError {
+    #[error(
+        "the systemd cgroup driver (--systemd-cgroup, --cgroup-manager systemd) needs a host booted with systemd and its D-Bus, and this host has no /run/systemd/system: use the cgroupfs driver instead (drop --systemd-cgroup; Docker native.cgroupdriver=cgroupfs, containerd SystemdCgroup = false, podman cgroup_manager = \"cgroupfs\")"
+    )]
+    NotBooted,
+    #[error(
+        "the systemd cgroup driver for a rootless container (the user's systemd over the session bus) is not implemented yet"
+    )]
+    Rootless,
+    #[error("linux.cgroupsPath: {0}")]
+    Path(String),
+    /// A linux.resources field systemd cannot take as given.
+    #[error("linux.resources.{field}: {msg}")]
+    Resource { field: String, msg: String },
+    #[error("{0}")]
+    Annotation(String),
+    #[error("systemd unit {unit}: {op}: {err}")]
+    Bus {
+        unit: String,
+        op: &'static str,
+        err: DbusError,
+    },
+    #[error("systemd unit {unit}: {op} job {job} ended with result {result:?}")]
+    Job {
+        unit: String,
+        op: &'static str,
+        job: String,
+        result: String,
+    },
+    #[error("systemd unit {unit}: the init {pid} is in cgroup {got:?}, not in the unit's {want:?}")]
+    Placement {
+        unit: String,
+        pid: i32,
+        got: String,
+        want: String,
+    },
+}
+
+/// The container's unit, as recorded in its state and cgroup plan.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Systemd {
+    pub unit: String,
+    pub slice: String,
+    /// The bus address the unit was made on.
+    pub bus: String,
+    /// systemd runs the unified hierarchy (its v2 property names).
+    pub v2: bool,
+    /// The properties to start the unit with (only in the creating process).
+    #[serde(skip)]
+    pub start: Vec<Prop>,
+}
+
+/// sd_booted(): the host runs systemd as its init.
+pub fn booted() -> bool {
+    std::fs::metadata("/run/systemd/system").is_ok_and(|m| m.is_dir())
+}
+
+/// The system bus: $DBUS_SYSTEM_BUS_ADDRESS, else the well-known socket.
+pub fn system_bus_address() -> String {
+    std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "unix:path=/run/dbus/system_bus_socket".into())
+}
+
+/// Does systemd make (and place the unit's processes in) this hierarchy's
+/// cgroup? The unified one and name=systemd always; on v1 the controllers
+/// systemd supports there (a scope with Delegate=yes gets all of them).
+pub fn manages(h: &Hierarchy) -> bool {
+    match &h.kind {
+        Kind::V2 => true,
+        Kind::V1 { controllers, .. } => controllers.iter().any(|c| {
+            matches!(
+                c.as_str(),
+                "name=systemd" | "cpu" | "cpuacct" | "blkio" | "memory" | "devices" | "pids"
+            )
+        }),
+    }
+}
+
+impl Systemd {
+    /// The unit for this container and the properties to start it with,
+    /// checked before anything is made. `v2`: a pure cgroup v2 host.
+    pub fn plan(spec: &Spec, id: &str, v2: bool) -> Result<Systemd, SystemdError> {
+        if !booted() {
+            return Err(SystemdError::NotBooted);
+        }
+        if !nix::unistd::geteuid().is_root() {
+            return Err(SystemdError::Rootless);
+        }
+        let linux = spec.linux().as_ref();
+        let path = linux
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.to_string_lossy().into_owned());
+        let name = unit::parse(path.as_deref(), id, false).map_err(SystemdError::Path)?;
+        // runc's Description names the container by cgroupsPath's name part.
+        let short = match path.as_deref().map(|p| p.rsplit(':').next().unwrap_or(p)) {
+            Some(n) if !n.is_empty() => n.to_owned(),
+            _ => id.to_owned(),
+        };
+        let mut start = base_props(&name, &short, v2);
+        if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+            start.extend(
+                props::resources(r, v2)
+                    .map_err(|(field, msg)| SystemdError::Resource { field, msg })?,
+            );
+        }
+        let mut annotations: Vec<(&String, &String)> =
+            spec.annotations().iter().flatten().collect();
+        annotations.sort();
+        for (k, v) in annotations {
+            if let Some(p) = gvariant::property(k, v) {
+                start.push(p.map_err(SystemdError::Annotation)?);
+            }
+        }
+        Ok(Systemd {
+            unit: name.unit,
+            slice: name.slice,
+            bus: system_bus_address(),
+            v2,
+            start,
+        })
+    }
+
+    /// The unit's cgroup below each hierarchy's root (no leading '/').
+    pub fn cgroup_rel(&self) -> Result<String, SystemdError> {
+        UnitName {
+            unit: self.unit.clone(),
+            slice: self.slice.clone(),
+        }
+        .cgroup_rel()
+        .map_err(SystemdError::Path)
+    }
+
+    fn bus_err(&self, op: &'static str) -> impl FnOnce(DbusError) -> SystemdError + '_ {
+        move |err| SystemdError::Bus {
+            unit: self.unit.clone(),
+            op,
+            err,
+        }
+    }
+
+    fn connect(&self, op: &'static str) -> Result<Connection, SystemdError> {
+        let mut c = Connection::open(&self.bus).map_err(self.bus_err(op))?;
+        c.add_match(JOB_REMOVED_MATCH).map_err(self.bus_err(op))?;
+        Ok(c)
+    }
+
+    /// Start the unit with `pid` in it and wait until systemd is done.
+    pub fn start(&self, pid: i32) -> Result<(), SystemdError> {
+        let mut c = self.connect("StartTransientUnit")?;
+        let mut props = self.start.clone();
+        if !self.unit.ends_with(".slice") {
+            // After Slice=, where runc puts it.
+            let at = props.len().min(2);
+            let pid = u32::try_from(pid).unwrap_or_default();
+            props.insert(
+                at,
+                prop_of("PIDs", Value::Array("u".into(), vec![Value::U32(pid)])),
+            );
+        }
+        let args = vec![
+            Value::str(&self.unit),
+            Value::str("replace"),
+            props_value(&props),
+            Value::Array("(sa(sv))".into(), vec![]),
+        ];
+        let mut retried = false;
+        let job = loop {
+            match manager_call(&mut c, "StartTransientUnit", args.clone(), "o") {
+                Ok(job) => break job,
+                // A failed unit of that name left behind: reset it and
+                // retry once (runc does the same).
+                Err(e)
+                    if !retried
+                        && e.remote_name() == Some("org.freedesktop.systemd1.UnitExists") =>
+                {
+                    retried = true;
+                    let _ =
+                        manager_call(&mut c, "ResetFailedUnit", vec![Value::str(&self.unit)], "");
+                }
+                Err(e) => return Err(self.bus_err("StartTransientUnit")(e)),
+            }
+        };
+        let result = wait_job(&mut c, &job).map_err(self.bus_err("StartTransientUnit"))?;
+        if result != "done" {
+            let _ = manager_call(&mut c, "ResetFailedUnit", vec![Value::str(&self.unit)], "");
+            return Err(SystemdError::Job {
+                unit: self.unit.clone(),
+                op: "start",
+                job,
+                result,
+            });
+        }
+        Ok(())
+    }
+
+    /// Stop the unit and wait; a unit already gone is fine. A failed unit
+    /// is reset so that systemd forgets it.
+    pub fn stop(&self) -> Result<(), SystemdError> {
+        let mut c = self.connect("StopUnit")?;
+        let res = manager_call(
+            &mut c,
+            "StopUnit",
+            vec![Value::str(&self.unit), Value::str("replace")],
+            "o",
+        );
+        let out = match res {
+            Ok(job) => match wait_job(&mut c, &job).map_err(self.bus_err("StopUnit"))? {
+                // "done", or "canceled"/"skipped" for a unit stopping on its own.
+                r if r == "done" || r == "skipped" || r == "canceled" => Ok(()),
+                result => Err(SystemdError::Job {
+                    unit: self.unit.clone(),
+                    op: "stop",
+                    job,
+                    result,
+                }),
+            },
+            Err(e) if e.remote_name() == Some(NO_SUCH_UNIT) => Ok(()),
+            Err(e) => Err(self.bus_err("StopUnit")(e)),
+        };
+        let _ = manager_call(&mut c, "ResetFailedUnit", vec![Value::str(&self.unit)], "");
+        out
+    }
+
+    /// `update`: set the unit's properties at runtime.
+    pub fn set_properties(&self, props: &[Prop]) -> Result<(), SystemdError> {
+        if props.is_empty() {
+            return Ok(());
+        }
+        let mut c = Connection::open(&self.bus).map_err(self.bus_err("SetUnitProperties"))?;
+        manager_call(
+            &mut c,
+            "SetUnitProperties",
+            vec![
+                Value::str(&self.unit),
+                Value::Bool(true),
+                props_value(props),
+            ],
+            "",
+        )
+        .map(drop)
+        .map_err(self.bus_err("SetUnitProperties"))
+    }
+}
+
+const NO_SUCH_UNIT: &str = "org.freedesktop.systemd1.NoSuchUnit";
+const JOB_REMOVED_MATCH: &str = "type='signal',sender='org.freedesktop.systemd1',interface='org.freedesktop.systemd1.Manager',member='JobRemoved',path='/org/freedesktop/systemd1'";
+const JOB_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn prop_of(name: &str, v: Value) -> Prop {
+    (name.to_owned(), v)
+}
+
+fn props_value(props: &[Prop]) -> Value {
+    Value::Array(
+        "(sv)".into(),
+        props
+            .iter()
+            .map(|(n, v)| Value::Struct(vec![Value::str(n), Value::Variant(Box::new(v.clone()))]))
+            .collect(),
+    )
+}
+
+/// runc's fixed properties: Description, Slice= (a scope) or Wants= (a
+/// slice), Delegate=yes (a scope), accounting, DefaultDependencies=no.
+fn base_props(name: &UnitName, short: &str, v2: bool) -> Vec<Prop> {
+    let mut p = vec![prop_of(
+        "Description",
+        Value::str(format!("libcontainer container {short}")),
+    )];
+    if name.is_slice() {
+        p.push(prop_of(
+            "Wants",
+            Value::Array("s".into(), vec![Value::str(&name.slice)]),
+        ));
+    } else {
+        p.push(prop_of("Slice", Value::str(&name.slice)));
+        p.push(prop_of("Delegate", Value::Bool(true)));
+    }
+    let io = if v2 {
+        "IOAccounting"
+    } else {
+        "BlockIOAccounting"
+    };
+    for acct in ["MemoryAccounting", "CPUAccounting", io, "TasksAccounting"] {
+        p.push(prop_of(acct, Value::Bool(true)));
+    }
+    p.push(prop_of("DefaultDependencies", Value::Bool(false)));
+    p
+}
+
+/// A call on systemd's Manager object.
+fn manager_call(
+    c: &mut Connection,
+    member: &str,
+    args: Vec<Value>,
+    want: &str,
+) -> Result<String, DbusError> {
+    let body = c.call(
+        &Call {
+            dest: "org.freedesktop.systemd1",
+            path: "/org/freedesktop/systemd1",
+            iface: "org.freedesktop.systemd1.Manager",
+            member,
+            args,
+        },
+        want,
+    )?;
+    Ok(body
+        .first()
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// Wait for JobRemoved(id, job, unit, result) of `job`; its result.
+fn wait_job(c: &mut Connection, job: &str) -> Result<String, DbusError> {
+    c.wait_signal(JOB_TIMEOUT, &format!("JobRemoved of {job}"), |m| {
+        if m.member.as_deref() != Some("JobRemoved") {
+            return None;
+        }
+        (m.body.get(1).and_then(Value::as_str) == Some(job)).then(|| {
+            m.body
+                .get(3)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        })
+    })
+}
+
+/// Does the bus say the unit exists? (GetUnit; NoSuchUnit is false.)
+pub fn unit_exists(bus: &str, unit: &str) -> Result<bool, DbusError> {
+    let mut c = Connection::open(bus)?;
+    match manager_call(&mut c, "GetUnit", vec![Value::str(unit)], "o") {
+        Ok(_) => Ok(true),
+        Err(e) if e.remote_name() == Some(NO_SUCH_UNIT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_properties_like_runc() {
+        let scope = UnitName {
+            unit: "runc-c1.scope".into(),
+            slice: "system.slice".into(),
+        };
+        let names: Vec<String> = base_props(&scope, "c1", true)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Description",
+                "Slice",
+                "Delegate",
+                "MemoryAccounting",
+                "CPUAccounting",
+                "IOAccounting",
+                "TasksAccounting",
+                "DefaultDependencies"
+            ]
+        );
+        let slice = UnitName {
+            unit: "kubepods-pod1.slice".into(),
+            slice: "kubepods.slice".into(),
+        };
+        let p = base_props(&slice, "kubepods-pod1.slice", false);
+        assert!(p.iter().any(|(n, _)| n == "Wants"));
+        assert!(p.iter().any(|(n, _)| n == "BlockIOAccounting"));
+        assert!(!p.iter().any(|(n, _)| n == "Delegate" || n == "Slice"));
+    }
+
+    #[test]
+    fn managed_hierarchies() {
+        let v1 = |c: &[&str]| Hierarchy {
+            mount: "/x".into(),
+            kind: Kind::V1 {
+                controllers: c.iter().map(|s| s.to_string()).collect(),
+                noprefix: false,
+            },
+        };
+        assert!(manages(&v1(&["cpu", "cpuacct"])));
+        assert!(manages(&v1(&["name=systemd"])));
+        assert!(!manages(&v1(&["cpuset"])));
+        assert!(!manages(&v1(&["freezer"])));
+        assert!(!manages(&v1(&["net_cls", "net_prio"])));
+        assert!(manages(&Hierarchy {
+            mount: "/sys/fs/cgroup".into(),
+            kind: Kind::V2
+        }));
+    }
+}
