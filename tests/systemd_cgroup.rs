@@ -237,11 +237,6 @@ fn limits(config: &mut Value) {
     config["linux"]["resources"]["cpu"] =
         json!({"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"});
     config["linux"]["resources"]["pids"] = json!({"limit": 42});
-    config["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 4194304}]);
-    if v2() {
-        // Not modelled by systemd: written to the file after the unit starts.
-        config["linux"]["resources"]["unified"] = json!({"memory.oom.group": "1"});
-    }
     config["annotations"] = json!({
         "org.systemd.property.TimeoutStopUSec": "uint64 123000000",
         "org.systemd.property.CollectMode": "'inactive-or-failed'",
@@ -318,7 +313,7 @@ fn scope_in_slice_with_properties_and_files() {
     let cg = proc_cgroup(pid);
     assert_eq!(cg, format!("/system.slice/{unit}"), "init's cgroup");
 
-    // The limits are in the kernel's files, those systemd models and those it does not.
+    // The limits are in the kernel's files.
     if v2() {
         assert_eq!(read_cg("", &cg, "memory.max"), "67108864");
         assert_eq!(read_cg("", &cg, "memory.low"), "33554432");
@@ -327,16 +322,6 @@ fn scope_in_slice_with_properties_and_files() {
         assert_eq!(read_cg("", &cg, "cpu.weight"), "20");
         assert_eq!(read_cg("", &cg, "pids.max"), "42");
         assert_eq!(read_cg("", &cg, "cpuset.cpus"), "0");
-        assert_eq!(
-            read_cg("", &cg, "memory.oom.group"),
-            "1",
-            "unified, not a unit property"
-        );
-        assert_eq!(
-            read_cg("", &cg, "hugetlb.2MB.max"),
-            "4194304",
-            "hugetlb, not a unit property"
-        );
     } else {
         assert_eq!(read_cg("memory", &cg, "memory.limit_in_bytes"), "67108864");
         assert_eq!(
@@ -348,16 +333,74 @@ fn scope_in_slice_with_properties_and_files() {
         assert_eq!(read_cg("cpu,cpuacct", &cg, "cpu.shares"), "512");
         assert_eq!(read_cg("pids", &cg, "pids.max"), "42");
         assert_eq!(read_cg("cpuset", &cg, "cpuset.cpus"), "0");
-        assert_eq!(
-            read_cg("hugetlb", &cg, "hugetlb.2MB.limit_in_bytes"),
-            "4194304",
-            "hugetlb, not a unit property"
-        );
     }
 
     sd.rt(&["delete", "--force", &id]).ok();
     assert_no_unit_no_cgroup(&id);
     sd.ctx.assert_nothing_left(&id);
+}
+
+/// Create container `tag` in `system.slice:capsa:<id>` with `resources` merged into
+/// linux.resources; returns the Sd, the id and the init's cgroup.
+fn create_with(tag: &str, resources: Value) -> (Sd, String, String) {
+    let mut sd = Sd::new(tag);
+    if let (Some(res), Some(add)) = (
+        sd.ctx.config["linux"]["resources"].as_object_mut(),
+        resources.as_object(),
+    ) {
+        for (k, v) in add {
+            res.insert(k.clone(), v.clone());
+        }
+    }
+    let id = sd.ctx.id.clone();
+    sd.create(&id, Some(&format!("system.slice:capsa:{id}")))
+        .ok();
+    let cg = proc_cgroup(sd.pid(&id));
+    assert_eq!(
+        cg,
+        format!("/system.slice/capsa-{id}.scope"),
+        "init's cgroup"
+    );
+    (sd, id, cg)
+}
+
+/// What systemd does not model is written to the unit's cgroup files after the unit
+/// starts, as runc does: hugetlb limits (on v2 runc enables the hugetlb controller down
+/// the unit's ancestors, which systemd leaves alone).
+#[test]
+fn hugetlb_limits_land_in_the_files() {
+    if skip_without_systemd() {
+        return;
+    }
+    let limits = json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]});
+    let (sd, id, cg) = create_with("sdhuge", limits);
+    if v2() {
+        assert_eq!(read_cg("", &cg, "hugetlb.2MB.max"), "4194304");
+    } else {
+        assert_eq!(
+            read_cg("hugetlb", &cg, "hugetlb.2MB.limit_in_bytes"),
+            "4194304"
+        );
+    }
+    sd.rt(&["delete", "--force", &id]).ok();
+    assert_no_unit_no_cgroup(&id);
+}
+
+/// linux.resources.unified keys systemd has no property for (memory.oom.group) are
+/// written to the unit's files (v2 only: runc refuses unified on v1).
+#[test]
+fn unified_keys_land_in_the_files() {
+    if skip_without_systemd() {
+        return;
+    }
+    if !v2() {
+        skip("linux.resources.unified is cgroup v2 only (the hybrid boot)");
+        return;
+    }
+    let (sd, id, cg) = create_with("sdunified", json!({"unified": {"memory.oom.group": "1"}}));
+    assert_eq!(read_cg("", &cg, "memory.oom.group"), "1");
+    sd.rt(&["delete", "--force", &id]).ok();
+    assert_no_unit_no_cgroup(&id);
 }
 
 /// The cgroupsPath each engine passes with its systemd driver, and where the container
@@ -745,3 +788,6 @@ fn delete_force_after_create_was_killed() {
         );
     }
 }
+
+#[path = "systemd/podman.rs"]
+mod podman;
