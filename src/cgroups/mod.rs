@@ -831,6 +831,30 @@ mod tests {
         assert_eq!(back.created, cg.created);
         assert_eq!(back.unified, cg.unified);
         assert_eq!(back.pidns, cg.pidns);
+        assert!(back.systemd.is_none());
+        // The systemd driver's unit is recorded; the start properties are not.
+        let sd = systemd::Systemd {
+            unit: "runc-c1.scope".into(),
+            slice: "system.slice".into(),
+            bus: "unix:path=/run/dbus/system_bus_socket".into(),
+            v2: true,
+            start: vec![("Delegate".into(), systemd::wire::Value::Bool(true))],
+        };
+        let with = Cgroup {
+            systemd: Some(sd),
+            ..cg.clone()
+        };
+        let json = serde_json::to_string(&with).unwrap_or_default();
+        assert!(json.contains(r#""unit":"runc-c1.scope""#), "{json}");
+        assert!(!json.contains("Delegate"), "{json}");
+        let back: Cgroup = serde_json::from_str(&json).unwrap_or_default();
+        let back = back.systemd.unwrap_or_default();
+        assert_eq!(back.unit, "runc-c1.scope");
+        assert_eq!(
+            back.cgroup_rel().ok().as_deref(),
+            Some("system.slice/runc-c1.scope")
+        );
+        assert!(back.start.is_empty());
         // A state written before pidns was recorded reads as None.
         let old: Cgroup =
             serde_json::from_str(r#"{"dirs":[],"created":[],"unified":null}"#).unwrap_or_default();

@@ -106,8 +106,11 @@ pub fn parse_address(addr: &str) -> Result<SocketAddr, DbusError> {
             };
             let v = unescape(v).ok_or_else(|| bad("bad %-escape"))?;
             return match k {
-                "path" => SocketAddr::from_pathname(std::ffi::OsStr::from_bytes_compat(&v))
-                    .map_err(|e| bad(&e.to_string())),
+                "path" => {
+                    use std::os::unix::ffi::OsStrExt;
+                    SocketAddr::from_pathname(std::ffi::OsStr::from_bytes(&v))
+                        .map_err(|e| bad(&e.to_string()))
+                }
                 "abstract" => {
                     use std::os::linux::net::SocketAddrExt;
                     SocketAddr::from_abstract_name(&v).map_err(|e| bad(&e.to_string()))
@@ -117,17 +120,6 @@ pub fn parse_address(addr: &str) -> Result<SocketAddr, DbusError> {
         }
     }
     Err(bad("no unix:path= or unix:abstract= transport in it"))
-}
-
-/// `OsStr` from bytes (unix).
-trait FromBytesCompat {
-    fn from_bytes_compat(b: &[u8]) -> &std::ffi::OsStr;
-}
-impl FromBytesCompat for std::ffi::OsStr {
-    fn from_bytes_compat(b: &[u8]) -> &std::ffi::OsStr {
-        use std::os::unix::ffi::OsStrExt;
-        std::ffi::OsStr::from_bytes(b)
-    }
 }
 
 fn unescape(v: &str) -> Option<Vec<u8>> {
