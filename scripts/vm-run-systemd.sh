@@ -18,8 +18,9 @@
 # Guest layout: the initramfs (busybox) mounts the host's / read-only (9p)
 # as the lower layer of an overlayfs root whose upper layer is a tmpfs: the
 # whole tree is writable in the guest and every write is thrown away. /run
-# and /tmp are fresh tmpfs (so DIR may not be below them); DIR is shared
-# read-write (9p) at the same path and is the command's working directory.
+# and /tmp are fresh tmpfs (DIR may be below /tmp: it is mounted over the
+# fresh one; not below /run, systemd's); DIR is shared read-write (9p) at
+# the same path and is the command's working directory.
 # Before handing over to /lib/systemd/systemd, the init makes the overlay
 # look like a freshly installed VM rather than a copy of the host:
 #   - /.dockerenv and /.containerenv go (systemd would detect a container,
@@ -77,8 +78,8 @@ if [ "${1:-}" = -v ]; then VM_DEBUG=1; shift; fi
 WORKDIR=$(cd "$1" && pwd -P) || die "no such directory: $1"
 shift
 case $WORKDIR in
-  /|/usr|/usr/*|/etc|/etc/*|/proc*|/sys*|/dev*|/run|/run/*|/tmp|/tmp/*|/vmlane*|*,*)
-    die "cannot share $WORKDIR (system path, below /run or /tmp, or comma in path)" ;;
+  /|/usr|/usr/*|/etc|/etc/*|/proc*|/sys*|/dev*|/run|/run/*|/tmp|/vmlane*|*,*)
+    die "cannot share $WORKDIR (system path, /tmp itself, below /run, or comma in path)" ;;
 esac
 [ -z "${VM_CGROUP:-}" ] || die "VM_CGROUP is not supported: systemd places the command (vmlane.service)"
 
