@@ -412,10 +412,18 @@ fn engine_cgroups_paths() {
         return;
     }
     let mut sd = Sd::new("sdpaths");
-    let pod = format!("pod{}_{}", std::process::id(), "8a1c");
+    // kubelet's pod slice names carry the pod UID with '-' turned into '_'
+    let pod = format!("pod6b0c3a7e_1f2d_4c5e_9a8b_{:012}", std::process::id());
     let cases: Vec<(String, String, String)> = {
         let mk = |tag: &str| sd.new_id(tag);
-        let (a, b, c, d, e) = (mk("cri"), mk("dock"), mk("pdm"), mk("dflt"), mk("burst"));
+        let (a, b, c, d, e, f) = (
+            mk("cri"),
+            mk("dock"),
+            mk("pdm"),
+            mk("dflt"),
+            mk("burst"),
+            mk("guar"),
+        );
         vec![
             // containerd CRI (kubelet cgroupDriver systemd): the pod's slice, nested
             (
@@ -443,11 +451,17 @@ fn engine_cgroups_paths() {
                 format!("/system.slice/capsa-{d}.scope"),
                 d,
             ),
-            // a guaranteed pod's parent, one level
+            // a QoS class slice itself: one level of nesting
             (
                 format!("kubepods-burstable.slice:cri-containerd:{e}"),
                 format!("/kubepods.slice/kubepods-burstable.slice/cri-containerd-{e}.scope"),
                 e,
+            ),
+            // a guaranteed pod: its slice directly below kubepods.slice
+            (
+                format!("kubepods-{pod}.slice:cri-containerd:{f}"),
+                format!("/kubepods.slice/kubepods-{pod}.slice/cri-containerd-{f}.scope"),
+                f,
             ),
         ]
     };
