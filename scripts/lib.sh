@@ -32,7 +32,8 @@ capsa_bin() {
 #   never started on the host); gcc, libc6-dev: cargo's linker; docker.io,
 #   containerd, podman, conmon, catatonit, slirp4netns, iptables, python3-grpcio (the CRI
 #   client): the engines lane (tests/engine_*.rs start private daemons whether or not the
-#   packages' services run); python3-seccomp: tests that build seccomp filters; the rest:
+#   packages' services run); python3-seccomp: tests that build seccomp filters; dbus: a
+#   private dbus-daemon and dbus-send/dbus-monitor for tests/dbus_client.rs; the rest:
 #   tools the tests call.
 test_packages=(
   busybox-static runc crun
@@ -40,6 +41,7 @@ test_packages=(
   gcc libc6-dev pkg-config git ca-certificates
   docker.io containerd podman conmon catatonit slirp4netns iptables python3-grpcio
   python3-seccomp
+  dbus
   hyperfine strace uidmap iproute2 procps util-linux psmisc jq tar
 )
 

@@ -143,6 +143,16 @@ fn hello_names_and_errors_match_dbus_send() {
     let msg = err.to_string();
     assert!(msg.contains("org.example.Nobody"), "{msg}");
 
+    // EXTERNAL auth as a uid the socket's credentials do not prove is refused.
+    let refused = Connection::open_as(&bus.addr, 4_000_123)
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|e| e.contains("authentication refused")),
+        "{refused:?}"
+    );
     // A reply of another signature than asked for is an error, not a guess.
     let wrong = c.call(&dbus_call("GetId", vec![]), "u").expect_err("type");
     assert!(wrong.to_string().contains("expected \"u\""), "{wrong}");

@@ -57,14 +57,24 @@ impl Cgroup {
         plan.resources(r)?;
         // The systemd driver: the unit's properties first (runc's order),
         // once everything has been checked.
-        if let Some(sd) = &self.systemd {
-            let props = super::systemd::props::resources(r, sd.v2)
-                .map_err(|(field, msg)| res_err(field, msg))?;
-            sd.set_properties(&props)?;
-        }
+        let saved = match &self.systemd {
+            Some(sd) => {
+                let props = super::systemd::props::resources(r, sd.v2)
+                    .map_err(|(field, msg)| res_err(field, msg))?;
+                Some((sd, sd.set_properties_saving(&props)?))
+            }
+            None => None,
+        };
         plan.apply(|| match &rules {
             Some(rules) => self.set_devices(rules),
             None => Ok(()),
+        })
+        .inspect_err(|_| {
+            // The files were put back; so are the unit's properties (best
+            // effort: the first error is the one to report).
+            if let Some((sd, old)) = &saved {
+                let _ = sd.set_properties(old);
+            }
         })
     }
 }

@@ -145,6 +145,14 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 impl Connection {
     /// Connect to `addr`, authenticate as our uid and say Hello.
     pub fn open(addr: &str) -> Result<Connection, DbusError> {
+        Connection::open_as(addr, nix::unistd::geteuid().as_raw())
+    }
+
+    /// Connect to `addr` and authenticate as `uid`: a rootless container's
+    /// runtime may run as root in a user namespace yet must speak to the
+    /// user's session bus as the user (youki issue 2208), which libdbus
+    /// does not allow and this client does.
+    pub fn open_as(addr: &str, uid: u32) -> Result<Connection, DbusError> {
         let sa = parse_address(addr)?;
         let sock = UnixStream::connect_addr(&sa).map_err(|err| DbusError::Connect {
             addr: addr.to_owned(),
@@ -157,7 +165,7 @@ impl Connection {
             pending: VecDeque::new(),
             unique_name: String::new(),
         };
-        c.auth()?;
+        c.auth(uid)?;
         let hello = c.call(
             &Call {
                 dest: "org.freedesktop.DBus",
@@ -184,13 +192,16 @@ impl Connection {
         }
     }
 
-    /// SASL EXTERNAL with our uid, as hex of its decimal text.
-    fn auth(&mut self) -> Result<(), DbusError> {
+    /// SASL EXTERNAL with `uid`, as hex of its decimal text.
+    fn auth(&mut self, uid: u32) -> Result<(), DbusError> {
         self.sock
             .set_read_timeout(Some(CALL_TIMEOUT))
             .map_err(self.io("set timeout"))?;
-        let uid = nix::unistd::geteuid().as_raw().to_string();
-        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
+        let hex: String = uid
+            .to_string()
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let hello = format!("\0AUTH EXTERNAL {hex}\r\n");
         self.sock
             .write_all(hello.as_bytes())

@@ -190,7 +190,7 @@ impl Systemd {
     /// Start the unit with `pid` in it and wait until systemd is done.
     pub fn start(&self, pid: i32) -> Result<(), SystemdError> {
         let mut c = self.connect("StartTransientUnit")?;
-        let mut props = self.start.clone();
+        let mut props = for_version(&mut c, self.start.clone());
         if !self.unit.ends_with(".slice") {
             // After Slice=, where runc puts it.
             let at = props.len().min(2);
@@ -264,19 +264,83 @@ impl Systemd {
         out
     }
 
-    /// `update`: set the unit's properties at runtime.
-    pub fn set_properties(&self, props: &[Prop]) -> Result<(), SystemdError> {
+    /// `update`: set the unit's properties at runtime, returning what they
+    /// were (as far as systemd tells), for `set_properties` to put back if
+    /// the rest of the update fails: an update is all or nothing.
+    pub fn set_properties_saving(&self, props: &[Prop]) -> Result<Vec<Prop>, SystemdError> {
         if props.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut c = Connection::open(&self.bus).map_err(self.bus_err("SetUnitProperties"))?;
+        let old = self.current(&mut c, props);
+        let props = for_version(&mut c, props.to_vec());
         manager_call(
             &mut c,
             "SetUnitProperties",
             vec![
                 Value::str(&self.unit),
                 Value::Bool(true),
-                props_value(props),
+                props_value(&props),
+            ],
+            "",
+        )
+        .map_err(self.bus_err("SetUnitProperties"))?;
+        Ok(old)
+    }
+
+    /// The unit's current values of the properties `props` names (each
+    /// once; those systemd cannot tell are left out). DeviceAllow appends
+    /// when set, so its old list is preceded by an empty one.
+    fn current(&self, c: &mut Connection, props: &[Prop]) -> Vec<Prop> {
+        let Ok(path) = manager_call(c, "GetUnit", vec![Value::str(&self.unit)], "o") else {
+            return Vec::new();
+        };
+        let iface = if self.unit.ends_with(".slice") {
+            "org.freedesktop.systemd1.Slice"
+        } else {
+            "org.freedesktop.systemd1.Scope"
+        };
+        let mut old: Vec<Prop> = Vec::new();
+        for (name, _) in props {
+            if old.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            let got = c.call(
+                &Call {
+                    dest: "org.freedesktop.systemd1",
+                    path: &path,
+                    iface: "org.freedesktop.DBus.Properties",
+                    member: "Get",
+                    args: vec![Value::str(iface), Value::str(name)],
+                },
+                "v",
+            );
+            if let Ok(body) = got
+                && let Some(Value::Variant(v)) = body.into_iter().next()
+            {
+                if name == "DeviceAllow" {
+                    old.push(prop_of(name, Value::Array("(ss)".into(), vec![])));
+                }
+                old.push((name.clone(), *v));
+            }
+        }
+        old
+    }
+
+    /// `update`: set the unit's properties at runtime.
+    pub fn set_properties(&self, props: &[Prop]) -> Result<(), SystemdError> {
+        if props.is_empty() {
+            return Ok(());
+        }
+        let mut c = Connection::open(&self.bus).map_err(self.bus_err("SetUnitProperties"))?;
+        let props = for_version(&mut c, props.to_vec());
+        manager_call(
+            &mut c,
+            "SetUnitProperties",
+            vec![
+                Value::str(&self.unit),
+                Value::Bool(true),
+                props_value(&props),
             ],
             "",
         )
@@ -329,6 +393,62 @@ fn base_props(name: &UnitName, short: &str, v2: bool) -> Vec<Prop> {
     }
     p.push(prop_of("DefaultDependencies", Value::Bool(false)));
     p
+}
+
+/// Properties and the systemd version that introduced them: an older
+/// systemd refuses the whole unit for one it does not know, so runc leaves
+/// them out there (the cgroup files still get the values).
+const SINCE: &[(&str, u32)] = &[
+    ("CPUQuotaPeriodUSec", 242),
+    ("AllowedCPUs", 244),
+    ("AllowedMemoryNodes", 244),
+];
+
+/// `props` without those this systemd is too old for (asked only if one
+/// is there; an unknown version keeps them all).
+fn for_version(c: &mut Connection, props: Vec<Prop>) -> Vec<Prop> {
+    if !props.iter().any(|(n, _)| SINCE.iter().any(|(s, _)| s == n)) {
+        return props;
+    }
+    match systemd_version(c) {
+        Some(v) => drop_newer(props, v),
+        None => props,
+    }
+}
+
+fn drop_newer(mut props: Vec<Prop>, version: u32) -> Vec<Prop> {
+    props.retain(|(n, _)| !SINCE.iter().any(|(s, since)| s == n && version < *since));
+    props
+}
+
+/// The Manager's Version property ("252.38-1~deb12u1") as its number.
+fn systemd_version(c: &mut Connection) -> Option<u32> {
+    let body = c
+        .call(
+            &Call {
+                dest: "org.freedesktop.systemd1",
+                path: "/org/freedesktop/systemd1",
+                iface: "org.freedesktop.DBus.Properties",
+                member: "Get",
+                args: vec![
+                    Value::str("org.freedesktop.systemd1.Manager"),
+                    Value::str("Version"),
+                ],
+            },
+            "v",
+        )
+        .ok()?;
+    let Some(Value::Variant(v)) = body.first() else {
+        return None;
+    };
+    version_number(v.as_str()?)
+}
+
+/// runc's systemdVersionAtoi: the leading number of "v245.4-1.fc32", "245".
+fn version_number(text: &str) -> Option<u32> {
+    let t = text.trim_start_matches(['"', 'v']);
+    let end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    t[..end].parse().ok()
 }
 
 /// A call on systemd's Manager object.
@@ -416,6 +536,32 @@ mod tests {
         assert!(p.iter().any(|(n, _)| n == "Wants"));
         assert!(p.iter().any(|(n, _)| n == "BlockIOAccounting"));
         assert!(!p.iter().any(|(n, _)| n == "Delegate" || n == "Slice"));
+    }
+
+    #[test]
+    fn versions() {
+        for (text, want) in [
+            ("252.38-1~deb12u1", Some(252)),
+            ("v245.4-1.fc32", Some(245)),
+            ("\"v245-1.fc32\"", Some(245)),
+            ("239", Some(239)),
+            ("", None),
+            ("abc", None),
+        ] {
+            assert_eq!(version_number(text), want, "{text}");
+        }
+        let props = vec![
+            prop_of("CPUQuotaPeriodUSec", Value::U64(1)),
+            prop_of("AllowedCPUs", Value::Array("y".into(), vec![])),
+            prop_of("MemoryMax", Value::U64(1)),
+        ];
+        let names = |p: Vec<Prop>| p.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!(names(drop_newer(props.clone(), 241)), ["MemoryMax"]);
+        assert_eq!(
+            names(drop_newer(props.clone(), 243)),
+            ["CPUQuotaPeriodUSec", "MemoryMax"]
+        );
+        assert_eq!(names(drop_newer(props, 252)).len(), 3);
     }
 
     #[test]

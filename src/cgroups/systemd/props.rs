@@ -285,6 +285,9 @@ pub fn devices(rules: &[Rule]) -> Vec<Prop> {
     if allow_all {
         return props;
     }
+    // In runc's order (its rule emulator's: type, then major and minor,
+    // a wildcard first), so that the unit reads the same as runc's.
+    list.sort_by_key(|a| (a.typ, a.major.unwrap_or(-1), a.minor.unwrap_or(-1)));
     let mut entries = Vec::new();
     for a in list.iter().filter(|a| !a.access.is_empty()) {
         let kind = if a.typ == 'b' { "block" } else { "char" };
@@ -480,6 +483,20 @@ mod tests {
                 _ => String::new(),
             })
             .collect();
+        // runc's order (on a host where these nodes exist).
+        let order: Vec<&str> = text.iter().map(String::as_str).collect();
+        let at = |e: &str| order.iter().position(|x| *x == e);
+        assert_eq!(at("block-* m"), Some(0), "{text:?}");
+        assert_eq!(at("char-* m"), Some(1), "{text:?}");
+        assert_eq!(order.last(), Some(&"char-pts rwm"), "{text:?}");
+        assert!(
+            at("/dev/char/1:3 rwm") < at("/dev/char/1:5 rwm"),
+            "{text:?}"
+        );
+        assert!(
+            at("/dev/char/1:9 rwm") < at("/dev/char/5:0 rwm"),
+            "{text:?}"
+        );
         assert!(text.contains(&"char-* m".to_owned()), "{text:?}");
         assert!(text.contains(&"block-* m".to_owned()), "{text:?}");
         assert!(text.contains(&"/dev/char/1:3 rwm".to_owned()), "{text:?}");
