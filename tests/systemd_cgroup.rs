@@ -340,6 +340,18 @@ fn scope_in_slice_with_properties_and_files() {
     sd.ctx.assert_nothing_left(&id);
 }
 
+/// Panic unless `o` (a create of `id`) succeeded; when it failed, the message also says
+/// what the failed create left behind (it must leave nothing).
+#[track_caller]
+fn created_or_nothing_left(o: &Output, id: &str) {
+    if !o.success() {
+        let (units, dirs) = (units_naming(id), cgroup_dirs_naming(id));
+        panic!(
+            "create failed: {o}\nleft behind by the failed create: units {units:?}, cgroups {dirs:?}"
+        );
+    }
+}
+
 /// Create container `tag` in `system.slice:capsa:<id>` with `resources` merged into
 /// linux.resources; returns the Sd, the id and the init's cgroup.
 fn create_with(tag: &str, resources: Value) -> (Sd, String, String) {
@@ -353,8 +365,8 @@ fn create_with(tag: &str, resources: Value) -> (Sd, String, String) {
         }
     }
     let id = sd.ctx.id.clone();
-    sd.create(&id, Some(&format!("system.slice:capsa:{id}")))
-        .ok();
+    let o = sd.create(&id, Some(&format!("system.slice:capsa:{id}")));
+    created_or_nothing_left(&o, &id);
     let cg = proc_cgroup(sd.pid(&id));
     assert_eq!(
         cg,
@@ -523,7 +535,7 @@ fn cgroups_path_naming_a_slice() {
     if runc_differs("a .slice name fails to start (PIDs property on a slice)") {
         return;
     }
-    o.ok();
+    created_or_nothing_left(&o, &slice);
     let want = format!("/capsa.slice/{slice}");
     assert_eq!(proc_cgroup(sd.pid(&id)), want);
     assert_eq!(prop(&slice, "ActiveState"), "active");
