@@ -27,7 +27,9 @@ capsa_bin() {
 # scripts/test.sh both install it through install_test_deps).
 #   busybox-static: test rootfs and the VM lane's init; runc, crun: reference runtimes
 #   (CAPSA_TEST_RUNTIME, conformance, benches); qemu-system-x86, xz-utils, zstd, e2fsprogs,
-#   binutils: the VM lane (scripts/vm-run.sh); gcc, libc6-dev: cargo's linker; docker.io,
+#   binutils: the VM lane (scripts/vm-run.sh); systemd, dbus: the systemd VM lane
+#   (scripts/vm-run-systemd.sh boots them as the guest's PID 1 and system bus; installed,
+#   never started on the host); gcc, libc6-dev: cargo's linker; docker.io,
 #   containerd, podman, conmon, catatonit, slirp4netns, iptables, python3-grpcio (the CRI
 #   client): the engines lane (tests/engine_*.rs start private daemons whether or not the
 #   packages' services run); python3-seccomp: tests that build seccomp filters; criu:
@@ -36,7 +38,7 @@ capsa_bin() {
 #   tools the tests call.
 test_packages=(
   busybox-static runc crun
-  qemu-system-x86 xz-utils zstd e2fsprogs binutils
+  qemu-system-x86 xz-utils zstd e2fsprogs binutils systemd dbus
   gcc libc6-dev pkg-config git ca-certificates
   docker.io containerd podman conmon catatonit slirp4netns iptables python3-grpcio
   python3-seccomp criu dbus

@@ -4,7 +4,7 @@
 #      no network, on a second run; CAPSA_TEST_NO_INSTALL=1 skips this step)
 #   1. cargo build --release
 #   2. host lane: `cargo test` on this machine (unit tests, doc tests and every
-#      tests/*.rs except tests/cgroups_*.rs and tests/engine_*.rs)
+#      tests/*.rs except tests/cgroups_*.rs, tests/systemd_*.rs and tests/engine_*.rs)
 #   3. engines lane: tests/engine_{docker,podman,containerd}.rs, the real engines
 #      (Debian's docker.io, podman, containerd) running their containers on capsa,
 #      each with a private daemon/storage
@@ -13,7 +13,10 @@
 #      tests/checkpoint.rs (also in the host lane, where its CRIU cases skip when `criu
 #      check` fails) in one VM booted on Debian 12's kernel 6.1, which CRIU 3.17 supports
 #      (CRIU_KERNEL_PKG overrides the package)
-#   5. oci-conformance/run against the release capsa, on the host and in the VM lane
+#   5. systemd VM lane: each tests/systemd_*.rs inside a QEMU VM that boots systemd as
+#      PID 1 (scripts/vm-run-systemd.sh; VM_RUN_SYSTEMD overrides it), once on pure
+#      cgroup v2 and once on a hybrid (v1) systemd boot
+#   6. oci-conformance/run against the release capsa, on the host and in the VM lane
 #      (with known-failures/capsa.txt)
 # Every part runs even if an earlier one failed (except after a failed build).
 #
@@ -59,7 +62,7 @@ section() { printf '\n======== %s ========\n' "$*"; }
 
 # expected_for LANE: "ID OPTIONAL" for each test tests/expected-skips.txt expects may skip in
 # LANE. File format: "ID REASON" (# comments, blank lines); ID is <binary>::<test> (or
-# <binary>::* for a whole file), with "@host", "@engines" or "@vm" appended for one lane only,
+# <binary>::* for a whole file), with "@host", "@engines", "@vm" or "@systemd" appended for one lane only,
 # and "?" in front when the skip depends on the host (OPTIONAL 1: its absence is no news).
 expected_for() {
   [ -f "$expected_skips" ] || return 0
@@ -207,6 +210,7 @@ finish() {
 host_tests=()
 engine_tests=()
 vm_tests=()
+systemd_tests=()
 for f in tests/*.rs tests/*/main.rs; do
   [ -e "$f" ] || continue
   name=${f#tests/}
@@ -214,6 +218,7 @@ for f in tests/*.rs tests/*/main.rs; do
   name=${name%.rs}
   case $name in
     cgroups_*) vm_tests+=("$name") ;;
+    systemd_*) systemd_tests+=("$name") ;;
     engine_*) engine_tests+=("$name") ;;
     *) host_tests+=("$name") ;;
   esac
@@ -263,6 +268,33 @@ if [ ${#vm_tests[@]} -gt 0 ]; then
   fi
 else
   summary+=("$(printf '%-46s %-22s' "VM lane (cgroup v2)" "none (no tests/cgroups_*.rs)")")
+fi
+
+# The systemd VM lane: one boot per test binary and cgroup mode (VM_CGROUP_MODE of
+# scripts/vm-run-systemd.sh), many checks per boot.
+if [ ${#systemd_tests[@]} -gt 0 ]; then
+  sd_run=${VM_RUN_SYSTEMD:-$repo/scripts/vm-run-systemd.sh}
+  if [ -x "$sd_run" ]; then
+    sd_run=$(cd "$(dirname "$sd_run")" && pwd -P)/$(basename "$sd_run")
+    sd_args=()
+    for t in "${systemd_tests[@]}"; do sd_args+=(--test "$t"); done
+    run_part "VM lane (systemd): build (on the host)" cargo test --no-run "${sd_args[@]}"
+    for mode in unified hybrid; do
+      for t in "${systemd_tests[@]}"; do
+        test_part systemd "VM lane (systemd, $mode): $t" "$t" -- \
+          env VM_CGROUP_MODE=$mode VM_ENV="CAPSA_SKIP_LOG ${VM_ENV:-}" \
+          CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$sd_run $repo" cargo test --test "$t"
+      done
+    done
+  else
+    section "VM lane (systemd)"
+    echo "systemd VM lane runner $sd_run is not executable"
+    summary+=("$(printf '%-46s %-22s' "VM lane (systemd)" "FAIL (no vm-run-systemd.sh)")")
+    failed=1
+    total_fail=$((total_fail + 1))
+  fi
+else
+  summary+=("$(printf '%-46s %-22s' "VM lane (systemd)" "none (no tests/systemd_*.rs)")")
 fi
 
 # oci-conformance/run RUNTIME [--vm] prints "N passed, M failed, K skipped" last; M counts

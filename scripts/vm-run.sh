@@ -72,6 +72,8 @@ set -euo pipefail
 
 die() { echo "vm-run: $*" >&2; exit 125; }
 log() { [ "${VM_QUIET:-0}" = 1 ] || echo "vm-run: $*" >&2; }
+# shellcheck source=scripts/vm-kernel.sh
+. "$(dirname "$0")/vm-kernel.sh"
 
 if [ "${1:-}" = -v ]; then VM_DEBUG=1; shift; fi
 [ $# -ge 2 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
@@ -210,64 +212,13 @@ echo 0 > /proc/sys/kernel/printk
 $bb poweroff -f
 EOF_INIT
 
-INIT_HASH=$(sha256sum < "$0" | cut -c1-12)   # any change to this script rebuilds the initramfs
+# any change to this script or the shared kernel code rebuilds the initramfs
+INIT_HASH=$(cat "$0" "$(dirname "$0")/vm-kernel.sh" | sha256sum | cut -c1-12)
 
 # ------------------------------------------------------ kernel + initramfs
 prepare() {
-  local pkg kver kdir meta dep
-  # a meta package (linux-image-amd64, linux-image-6.12-amd64, ...) is
-  # resolved to the versioned package it depends on; the answer is cached
-  meta=${VM_KERNEL_PKG:-linux-image-amd64}
-  if [ "${VM_REFRESH:-0}" != 1 ] && [ -s "$CACHE/resolved-$meta" ]; then
-    pkg=$(cat "$CACHE/resolved-$meta")
-  else
-    if ! apt-cache show "$meta" >/dev/null 2>&1; then
-      log "apt-cache knows no $meta; running apt-get update"
-      apt-get update -qq >&2 || die "apt-get update failed"
-    fi
-    apt-cache show "$meta" >/dev/null 2>&1 || die "no Debian package $meta"
-    pkg=$meta
-    dep=$(apt-cache depends "$pkg" 2>/dev/null | awk '/ Depends: linux-image-/{print $2; exit}')
-    [ -z "$dep" ] || pkg=$dep
-    echo "$pkg" > "$CACHE/resolved-$meta"
-  fi
-  kdir=$CACHE/$pkg
-  if [ ! -e "$kdir/.done" ]; then
-    log "preparing kernel $pkg in $kdir (one time)"
-    rm -rf "$kdir" && mkdir -p "$kdir/dl" "$kdir/root"
-    (cd "$kdir/dl" && apt-get download "$pkg" >&2) || die "apt-get download $pkg failed"
-    dpkg-deb -x "$kdir"/dl/*.deb "$kdir/root" || die "dpkg-deb -x failed"
-    kver=$(ls "$kdir/root/lib/modules" | head -n1)
-    [ -n "$kver" ] && [ -e "$kdir/root/boot/vmlinuz-$kver" ] || die "no vmlinuz/modules in $pkg"
-    # busybox modprobe wants plain .ko files: unpack compressed modules
-    find "$kdir/root/lib/modules/$kver" -name '*.ko.xz' -exec xz -d {} +
-    find "$kdir/root/lib/modules/$kver" -name '*.ko.zst' -exec zstd -qd --rm {} +
-    find "$kdir/root/lib/modules/$kver" -name '*.ko.gz' -exec gzip -d {} +
-    "$BUSYBOX" depmod -b "$kdir/root" "$kver" || die "depmod failed"
-    # Uncompressed ELF vmlinux for a direct PVH boot: skips the in-guest
-    # decompression (about 3.5 s under TCG). Falls back to the bzImage.
-    local off magic cmd
-    for magic in 'xz:\xFD\x37\x7A\x58\x5A\x00:xz -dc --single-stream' \
-                 'zstd:\x28\xB5\x2F\xFD:zstd -dcq' 'gzip:\x1F\x8B\x08:gzip -dcq'; do
-      IFS=: read -r _ m cmd <<<"$magic"
-      command -v "${cmd%% *}" >/dev/null || continue
-      for off in $(LC_ALL=C grep -obUaP "$m" "$kdir/root/boot/vmlinuz-$kver" | cut -d: -f1 | head -n 3 || true); do
-        tail -c +$((off + 1)) "$kdir/root/boot/vmlinuz-$kver" | $cmd > "$kdir/vmlinux" 2>/dev/null || true
-        if [ "$(head -c 4 "$kdir/vmlinux" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] &&
-           { ! command -v readelf >/dev/null || [ "$(readelf -n "$kdir/vmlinux" 2>/dev/null | grep -c 'Xen.*0x00000012\|PHYS32_ENTRY')" -gt 0 ]; }; then
-          break 2
-        fi
-        rm -f "$kdir/vmlinux"
-      done
-    done
-    echo "$kver" > "$kdir/kver"
-    rm -rf "$kdir/dl"
-    touch "$kdir/.done"
-  fi
-  kver=$(cat "$kdir/kver")
-  KERNEL=$kdir/root/boot/vmlinuz-$kver
-  if [ -s "$kdir/vmlinux" ] && [ "${VM_PVH:-1}" = 1 ]; then KERNEL=$kdir/vmlinux; fi
-  MODDIR=$kdir/root/lib/modules/$kver
+  vm_kernel   # scripts/vm-kernel.sh: KPKG, KDIR, KVER, KERNEL, MODDIR
+  local kver=$KVER kdir=$KDIR
   INITRD=$kdir/initramfs-$INIT_HASH.cpio.gz
   if [ ! -e "$INITRD" ]; then
     log "building $INITRD"
@@ -287,21 +238,9 @@ prepare() {
       'exec /vmlane/bin/busybox chroot /vmlane /bin/busybox modprobe "$@"' > "$t/vmlane/sbin/modprobe"
     chmod 755 "$t/vmlane/sbin/modprobe"
     # bootstrap modules: what stage 1 needs to mount the 9p shares
-    local m f
-    : > "$t/vmlane/bootstrap-modules"
-    for m in virtio_pci 9pnet_virtio 9p; do
-      if grep -q "/$m\.ko\$" "$MODDIR/modules.builtin"; then continue; fi   # built in
-      f=$(awk -F: -v m="/$m.ko" 'index($1, m) && substr($1, length($1)-length(m)+1) == m {print $1 " " $2; exit}' "$MODDIR/modules.dep")
-      [ -n "$f" ] || die "module $m not in $pkg"
-      for f in $f; do mkdir -p "$t/lib/modules/$kver/$(dirname "$f")"; cp "$MODDIR/$f" "$t/lib/modules/$kver/$f"; done
-      echo "$m" >> "$t/vmlane/bootstrap-modules"
-    done
-    cp "$MODDIR/modules.dep" "$MODDIR/modules.alias" "$t/lib/modules/$kver/"
-    (cd "$t" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1) > "$INITRD.tmp"
-    # pad to a 4-byte multiple so a second archive can be appended
-    local sz; sz=$(stat -c %s "$INITRD.tmp")
-    head -c $(( (4 - sz % 4) % 4 )) /dev/zero >> "$INITRD.tmp"
-    mv "$INITRD.tmp" "$INITRD"; rm -rf "$t"
+    vm_bootstrap_modules "$t" virtio_pci 9pnet_virtio 9p
+    vm_pack "$t" "$INITRD"
+    rm -rf "$t"
   fi
 }
 exec 9>"$CACHE/.lock"
@@ -316,52 +255,24 @@ QPID=
 cleanup() { [ -n "$QPID" ] && kill "$QPID" 2>/dev/null; rm -rf "$RUN"; }
 trap cleanup EXIT
 trap 'exit 130' INT; trap 'exit 143' TERM
-q() { local s=$1; printf "'%s'" "${s//\'/\'\\\'\'}"; }   # shell-quote
 mkdir -p "$RUN/root/vmlane/run"
 {
-  echo "VM_WORKDIR=$(q "$WORKDIR")"
-  echo "VM_MODDIR=$(q "$MODDIR")"
-  echo "VM_CGROUP=$(q "$CGROUP")"
-  echo "VM_MODULES=$(q "${VM_MODULES:-}")"
-  echo "VM_DEBUG=$(q "$DEBUG")"
-  echo "VM_DMESG=$(q "${VM_DMESG:-0}")"
-  echo "VM_DISK=$(q "${VM_DISK:-}")"
+  echo "VM_WORKDIR=$(vm_quote "$WORKDIR")"
+  echo "VM_MODDIR=$(vm_quote "$MODDIR")"
+  echo "VM_CGROUP=$(vm_quote "$CGROUP")"
+  echo "VM_MODULES=$(vm_quote "${VM_MODULES:-}")"
+  echo "VM_DEBUG=$(vm_quote "$DEBUG")"
+  echo "VM_DMESG=$(vm_quote "${VM_DMESG:-0}")"
+  echo "VM_DISK=$(vm_quote "${VM_DISK:-}")"
 } > "$RUN/root/vmlane/run/config"
-{
-  echo "export HOME=/root TERM=dumb LANG=C.UTF-8 USER=root LOGNAME=root"
-  echo "export PATH=/vmlane/sbin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/vmlane/bin"
-  for v in ${VM_ENV:-}; do
-    [ -n "${!v+x}" ] && echo "export $v=$(q "${!v}")"
-  done
-} > "$RUN/root/vmlane/run/env"
-{
-  echo "#!/bin/sh"
-  printf 'exec'; for a in "$@"; do printf ' %s' "$(q "$a")"; done; echo
-} > "$RUN/root/vmlane/run/cmd.sh"
+vm_env_file > "$RUN/root/vmlane/run/env"
+vm_cmd_file "$@" > "$RUN/root/vmlane/run/cmd.sh"
 chmod 755 "$RUN/root/vmlane/run/cmd.sh"
-(cd "$RUN/root" && find . | "$BUSYBOX" cpio -o -H newc 2>/dev/null | gzip -1) > "$RUN/run.cpio.gz"
-cat "$INITRD" "$RUN/run.cpio.gz" > "$RUN/initrd"
+vm_initrd_append "$RUN" "$INITRD"
 
 # ------------------------------------------------------------------- accel
-ACCEL=${VM_ACCEL:-auto}
-if [ "$ACCEL" = auto ]; then
-  ACCEL=tcg
-  if [ -r /dev/kvm ] && [ -w /dev/kvm ] && { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then
-    ACCEL=kvm
-  fi
-fi
-case $ACCEL in
-  kvm) ACCEL_ARGS=(-accel kvm -cpu "${VM_CPU:-host}") ;;
-  tcg) ACCEL_ARGS=(-accel tcg,thread=multi -cpu "${VM_CPU:-max}") ;;
-  *) die "VM_ACCEL must be auto, kvm or tcg" ;;
-esac
-
-DISK_ARGS=()
-if [ -n "${VM_DISK:-}" ]; then
-  truncate -s "$VM_DISK" "$RUN/disk.img" || die "bad VM_DISK size: $VM_DISK"
-  mkfs.ext4 -q -F "$RUN/disk.img" || die "mkfs.ext4 failed (apt-get install e2fsprogs)"
-  DISK_ARGS=(-drive "file=$RUN/disk.img,if=virtio,format=raw,cache=unsafe")
-fi
+vm_accel
+vm_disk "$RUN"
 
 APPEND="console=ttyS0 panic=-1 cgroup_no_v1=all rdinit=/init"
 if [ "$DEBUG" = 1 ]; then APPEND+=" loglevel=7"; else APPEND+=" quiet loglevel=1"; fi
