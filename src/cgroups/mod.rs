@@ -382,9 +382,108 @@ impl Cgroup {
         crate::fault::point("create.unit");
         sd.start(pid)?;
         crate::fault::point("create.unit-started");
-        self.check_placed(sd, pid)?;
-        self.add_pid(pid, true)?;
+        if sd.is_slice() {
+            // systemd takes no PIDs= for a slice: capsa moves the init into
+            // the slice's cgroup itself, in every hierarchy.
+            self.make_slice_dirs()?;
+            self.add_pid(pid, false)?;
+            self.check_placed(sd, pid)?;
+        } else {
+            self.check_placed(sd, pid)?;
+            self.add_pid(pid, true)?;
+        }
+        if sd.v2
+            && let Some(r) = linux.resources()
+        {
+            self.enable_unmanaged(r)?;
+        }
         self.apply_linux(linux)
+    }
+
+    /// A slice unit's cgroup exists in the hierarchies systemd realized
+    /// for it (those its properties need); in the other ones systemd
+    /// manages (a slice has no Delegate=) capsa makes it, as for a scope in
+    /// the hierarchies systemd leaves alone. Stopping the slice trims its
+    /// cgroup in every hierarchy systemd supports, these included.
+    fn make_slice_dirs(&self) -> Result<(), CgroupError> {
+        let Some(sd) = &self.systemd else {
+            return Ok(());
+        };
+        let rel = sd.cgroup_rel()?;
+        for h in hierarchy::host()? {
+            if systemd::manages(h) && !h.mount.join(&rel).is_dir() {
+                make_dirs(h, &rel, &mut Vec::new())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The systemd driver on cgroup v2: systemd never enables the
+    /// controllers it does not know (hugetlb, rdma, misc) in its slices'
+    /// cgroup.subtree_control, so a limit on one could not be written. As
+    /// runc does, enable it from the root down to the unit's parent; unlike
+    /// runc, only the controllers these resources need, and only where the
+    /// level has it and lacks it: the least change to cgroups capsa did not
+    /// create (systemd leaves controllers it does not know alone). A
+    /// controller the host lacks is left to `locate`'s error.
+    pub(crate) fn enable_unmanaged(
+        &self,
+        r: &oci_spec::runtime::LinuxResources,
+    ) -> Result<(), CgroupError> {
+        let Some(leaf) = &self.unified else {
+            return Ok(());
+        };
+        let mut need: Vec<&str> = Vec::new();
+        if r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
+            need.push("hugetlb");
+        }
+        if r.rdma().as_ref().is_some_and(|h| !h.is_empty()) {
+            need.push("rdma");
+        }
+        for k in r.unified().iter().flat_map(|u| u.keys()) {
+            if let Some((c @ ("hugetlb" | "rdma" | "misc"), _)) = k.split_once('.')
+                && !need.contains(&c)
+            {
+                need.push(c);
+            }
+        }
+        if need.is_empty() {
+            return Ok(());
+        }
+        let Some(root) = hierarchy::host()?
+            .iter()
+            .find(|h| h.kind == Kind::V2)
+            .map(|h| h.mount.clone())
+        else {
+            return Ok(());
+        };
+        let Ok(rel) = leaf.strip_prefix(&root) else {
+            return Ok(());
+        };
+        let mut dir = root.clone();
+        let mut levels = vec![dir.clone()];
+        let parts: Vec<_> = rel.components().collect();
+        for part in parts.iter().take(parts.len().saturating_sub(1)) {
+            dir.push(part);
+            levels.push(dir.clone());
+        }
+        for level in levels {
+            let read = |f: &str| {
+                let path = level.join(f);
+                std::fs::read_to_string(&path).ctx_at("read", &path)
+            };
+            let (have, on) = (read("cgroup.controllers")?, read("cgroup.subtree_control")?);
+            for c in &need {
+                let listed = |t: &str| t.split_ascii_whitespace().any(|w| w == *c);
+                if listed(&have) && !listed(&on) {
+                    write_file(
+                        &level.join("cgroup.subtree_control"),
+                        format!("+{c}").as_bytes(),
+                    )?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// systemd put `pid` where capsa expects the unit's cgroup (the path

@@ -53,6 +53,9 @@ impl Cgroup {
             Some(d) => Some(devices::rules(d)?),
             None => None,
         };
+        if self.systemd.as_ref().is_some_and(|sd| sd.v2) {
+            self.enable_unmanaged(r)?;
+        }
         let mut plan = Plan::new(self);
         plan.resources(r)?;
         // The systemd driver: the unit's properties first (runc's order),

@@ -163,6 +163,11 @@ impl Systemd {
         })
     }
 
+    /// The unit is a slice (a cgroupsPath naming `.slice`), not a scope.
+    pub fn is_slice(&self) -> bool {
+        self.unit.ends_with(".slice")
+    }
+
     /// The unit's cgroup below each hierarchy's root (no leading '/').
     pub fn cgroup_rel(&self) -> Result<String, SystemdError> {
         UnitName {
@@ -191,7 +196,7 @@ impl Systemd {
     pub fn start(&self, pid: i32) -> Result<(), SystemdError> {
         let mut c = self.connect("StartTransientUnit")?;
         let mut props = for_version(&mut c, self.start.clone());
-        if !self.unit.ends_with(".slice") {
+        if !self.is_slice() {
             // After Slice=, where runc puts it.
             let at = props.len().min(2);
             let pid = u32::try_from(pid).unwrap_or_default();
