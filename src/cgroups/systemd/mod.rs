@@ -9,6 +9,12 @@
 //!   annotations (gvariant.rs); capsa waits for the job's JobRemoved before
 //!   the init goes on. Then every resource is written to the cgroup files
 //!   too (the cgroupfs code), which covers what systemd does not model.
+//! - A cgroupsPath naming a `.slice` makes a slice unit: systemd takes no
+//!   PIDs= there, so capsa moves the init into the slice's cgroup itself
+//!   once the job is done (Cgroup::place).
+//! - On v2, systemd never enables hugetlb, rdma or misc below its slices;
+//!   when the resources need one, capsa enables just that one down to the
+//!   unit's parent (Cgroup::enable_unmanaged), as runc does.
 //! - The unit's cgroup is where systemd puts it, /<slice path>/<unit>, in
 //!   each hierarchy systemd manages; in the v1 hierarchies it does not
 //!   (cpuset, freezer, net_cls, ...) capsa makes that directory itself and
