@@ -16,7 +16,8 @@
 #   5. systemd VM lane: each tests/systemd_*.rs inside a QEMU VM that boots systemd as
 #      PID 1 (scripts/vm-run-systemd.sh; VM_RUN_SYSTEMD overrides it), once on pure
 #      cgroup v2 and once on a hybrid (v1) systemd boot
-#   6. oci-conformance/run against the release capsa, on the host and in the VM lane
+#   6. oci-conformance/run against the release capsa, on the host, in the VM lane and in
+#      the systemd VM lane (--systemd: the cgroup tests with --systemd-cgroup)
 #      (with known-failures/capsa.txt)
 # Every part runs even if an earlier one failed (except after a failed build).
 #
@@ -344,6 +345,10 @@ if [ -e oci-conformance/run ]; then
   cp "$capsa" "$vm_capsa"
   # shellcheck disable=SC2086 # word splitting wanted
   conformance vm "OCI conformance (VM lane, cgroup v2)" --vm "$vm_capsa" --name capsa "${known[@]}" ${CONFORMANCE_ARGS:-}
+  # The same cgroup tests with --systemd-cgroup (cgroupsPath slice:prefix:name) in one boot
+  # of the systemd VM lane (systemd as PID 1, pure cgroup v2); VM_RUN_SYSTEMD is honoured.
+  # shellcheck disable=SC2086 # word splitting wanted
+  conformance systemd "OCI conformance (systemd VM, --systemd-cgroup)" --systemd "$vm_capsa" --name capsa "${known[@]}" ${CONFORMANCE_ARGS:-}
 else
   summary+=("$(printf '%-46s %-22s' "OCI conformance" "none (no oci-conformance/run)")")
 fi

@@ -79,6 +79,8 @@ pub struct Env {
     pub checker: PathBuf,
     pub base_rootfs: PathBuf,
     pub cgroup2: bool,
+    /// `--systemd-cgroup` on every runtime call; cgroupsPath is runc's `slice:prefix:name`.
+    pub systemd: bool,
 }
 
 /// One runtime invocation's result.
@@ -211,6 +213,16 @@ pub fn host_has(env: &Env, ctl: &str, file: &str) -> bool {
         .get_or_insert_with(HashMap::new)
         .entry(base.clone())
         .or_insert_with(|| {
+            // On a systemd host the root's subtree_control holds only what some unit needs
+            // (a runtime's unit properties enable the rest): enable every available
+            // controller there first, so the probe lists what a container could get.
+            if env.systemd && env.cgroup2 {
+                let avail =
+                    fs::read_to_string(format!("{base}/cgroup.controllers")).unwrap_or_default();
+                for ctl in avail.split_whitespace() {
+                    let _ = fs::write(format!("{base}/cgroup.subtree_control"), format!("+{ctl}"));
+                }
+            }
             let probe = format!("{base}/oct-probe-{}", std::process::id());
             if fs::create_dir(&probe).is_err() {
                 return Vec::new();
@@ -265,17 +277,37 @@ impl<'a> Ctx<'a> {
         self.ids.push(id.to_string());
     }
 
-    /// A fresh absolute cgroupsPath, whose directories are removed when the test ends.
+    /// A fresh cgroupsPath, whose directories (or systemd unit) are removed when the test
+    /// ends: absolute, or with --systemd runc's `slice:prefix:name` (a scope in system.slice).
     pub fn cgroup_path(&mut self) -> String {
         self.n += 1;
-        let p = format!("/oci-conformance/{}-cg{}", self.tag, self.n);
+        let p = if self.env.systemd {
+            format!("system.slice:oct:{}-cg{}", self.tag, self.n)
+        } else {
+            format!("/oci-conformance/{}-cg{}", self.tag, self.n)
+        };
         self.cgroups.push(p.clone());
         p
+    }
+
+    /// The cgroup (relative to the mount point) a cgroupsPath from `cgroup_path` names:
+    /// with --systemd, `slice:prefix:name` is the scope unit `prefix-name.scope` in the slice.
+    pub fn cgroup_of(&self, path: &str) -> String {
+        match path.split(':').collect::<Vec<_>>()[..] {
+            [slice, prefix, name] if self.env.systemd => {
+                format!("/{slice}/{prefix}-{name}.scope")
+            }
+            _ => path.to_string(),
+        }
     }
 
     fn base_cmd(&self) -> Command {
         let mut c = Command::new(&self.env.rt);
         c.arg("--root").arg(&self.env.root);
+        if self.env.systemd {
+            // runc, crun and capsa all spell the global flag this way.
+            c.arg("--systemd-cgroup");
+        }
         c.current_dir(&self.dir);
         c
     }
@@ -515,7 +547,19 @@ impl<'a> Ctx<'a> {
     /// Create `b` expecting a refusal: true when create failed.
     pub fn create_fails(&mut self, b: &Bundle) -> Result<bool, Verdict> {
         let id = self.id();
-        Ok(!self.create(b, &id)?.ok())
+        let failed = !self.create(b, &id)?.ok();
+        // A refused create leaves nothing behind: with --systemd, no scope unit either.
+        if failed && self.env.systemd {
+            let path = b.config["linux"]["cgroupsPath"].as_str().unwrap_or("");
+            let cg = self.cgroup_of(path);
+            let unit = cg.rsplit('/').next().unwrap_or("");
+            if !unit.is_empty() && unit_exists(unit) {
+                return fail(format!(
+                    "create failed but left the systemd unit {unit} behind"
+                ));
+            }
+        }
+        Ok(failed)
     }
 
     /// The host path of `file` in the cgroup of `pid` for `controller` (v1) or the unified one.
@@ -556,8 +600,21 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        // The cgroups we named (and their common parent, once empty), in every hierarchy.
+        // The cgroups we named (and their common parent, once empty), in every hierarchy;
+        // with --systemd, a scope unit the runtime left behind is stopped.
         for path in std::mem::take(&mut self.cgroups) {
+            if self.env.systemd {
+                let unit = self.cgroup_of(&path);
+                let unit = unit.rsplit('/').next().unwrap_or("");
+                if unit_exists(unit) {
+                    let _ = Command::new("systemctl")
+                        .args(["stop", unit])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                }
+                continue;
+            }
             let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
             let mut bases = vec![PathBuf::from("/sys/fs/cgroup")];
             if let Ok(rd) = fs::read_dir("/sys/fs/cgroup") {
@@ -572,4 +629,13 @@ impl<'a> Ctx<'a> {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Whether systemd has `unit` loaded and not inactive (`systemctl is-active` exits 0 for
+/// active, activating and deactivating units, 3 for inactive or unknown ones).
+pub fn unit_exists(unit: &str) -> bool {
+    Command::new("systemctl")
+        .args(["is-active", "--quiet", unit])
+        .status()
+        .is_ok_and(|s| s.success())
 }

@@ -1,11 +1,13 @@
 //! oci-conformance: runtime-spec 1.3 conformance suite for any OCI runtime binary.
 //!
 //! `oci-conformance RUNTIME [--only SUBSTR] [--known FILE] [--results FILE] [--work DIR]
-//! [--name NAME] [--vm-lane] [--no-cgroup-workaround]` runs the tests against RUNTIME
+//! [--name NAME] [--vm-lane] [--systemd] [--no-cgroup-workaround]` runs the tests against RUNTIME
 //! through its command line and prints one TAP line per test, grouped by spec section,
 //! then the skips and known failures, and as the last line `N passed, M failed, K skipped`
 //! (M counts only failures not listed in --known). `--vm-lane` runs only the tests that
-//! depend on the cgroup version (the VM lane's share).
+//! depend on the cgroup version (the VM lane's share). `--systemd` runs those same cgroup
+//! tests with `--systemd-cgroup` on every runtime call and cgroupsPath in runc's
+//! `slice:prefix:name` form (the systemd VM lane; results are lane "systemd").
 //! `oci-conformance report OUT.md RESULTS...` merges result files into the requirement table.
 //! `oci-conformance --list` prints id, section, level, lane and requirement of every test.
 
@@ -176,6 +178,7 @@ struct Opts {
     name: Option<String>,
     workaround: bool,
     vm_lane: bool,
+    systemd: bool,
 }
 
 fn parse_args(args: Vec<String>) -> Opts {
@@ -188,6 +191,7 @@ fn parse_args(args: Vec<String>) -> Opts {
         name: None,
         workaround: true,
         vm_lane: false,
+        systemd: false,
     };
     let mut it = args.into_iter();
     let val = |it: &mut std::vec::IntoIter<String>, a: &str| {
@@ -203,13 +207,14 @@ fn parse_args(args: Vec<String>) -> Opts {
             "--name" => o.name = Some(val(&mut it, &a)),
             "--no-cgroup-workaround" => o.workaround = false,
             "--vm-lane" => o.vm_lane = true,
+            "--systemd" => o.systemd = true,
             _ if o.rt.is_empty() && !a.starts_with('-') => o.rt = a,
             _ => die(&format!("unknown argument {a}")),
         }
     }
     if o.rt.is_empty() {
         die(
-            "usage: oci-conformance RUNTIME_BINARY [--only SUBSTR] [--known FILE] [--results FILE] [--work DIR] [--name NAME] [--vm-lane]",
+            "usage: oci-conformance RUNTIME_BINARY [--only SUBSTR] [--known FILE] [--results FILE] [--work DIR] [--name NAME] [--vm-lane] [--systemd]",
         );
     }
     o
@@ -251,7 +256,11 @@ fn main() {
     if unsafe { libc::geteuid() } != 0 {
         die("must run as root (it creates real containers)");
     }
-    let lane = if o.vm_lane { "vm" } else { "host" };
+    let lane = match (o.systemd, o.vm_lane) {
+        (true, _) => "systemd",
+        (false, true) => "vm",
+        (false, false) => "host",
+    };
     let known = load_known(&o.known, lane);
     let exe = std::env::current_exe().unwrap_or_else(|_| die("no current_exe"));
     let checker = exe.with_file_name("checker");
@@ -269,7 +278,7 @@ fn main() {
     } else {
         false
     };
-    if o.vm_lane && cgroup2 {
+    if (o.vm_lane || o.systemd) && cgroup2 {
         t_cgroups::prepare_vm_lane();
     }
     let base = work.join("base-rootfs");
@@ -281,10 +290,11 @@ fn main() {
         checker,
         base_rootfs: base,
         cgroup2,
+        systemd: o.systemd,
     };
     let mut tests = all_tests();
     tests.retain(|t| {
-        (!o.vm_lane || t.lane != Lane::Any)
+        (!(o.vm_lane || o.systemd) || t.lane != Lane::Any)
             && (o.only.is_empty()
                 || o.only
                     .iter()

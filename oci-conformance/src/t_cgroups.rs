@@ -145,7 +145,8 @@ pub fn tests() -> Vec<Test> {
                 let cg = io(fs::read_to_string(format!("/proc/{pid}/cgroup")), "read /proc/PID/cgroup")?;
                 let key = if c.env.cgroup2 { "0::" } else { ":memory:" };
                 let line = cg.lines().find(|l| l.contains(key)).unwrap_or("");
-                ensure(line.ends_with(&path), format!("container cgroup {line:?}, want path {path}"))
+                let want = c.cgroup_of(&path);
+                ensure(line.ends_with(&want), format!("container cgroup {line:?}, want path {want} (cgroupsPath {path})"))
             },
         )
         .cgroup(),
