@@ -91,6 +91,7 @@ pub fn console_run(
     let l = io(UnixListener::bind(&sock), "bind the console socket")?;
     let id = c.id();
     let mut cmd = std::process::Command::new(&c.env.rt);
+    c.env.as_user(&mut cmd);
     cmd.arg("--root")
         .arg(&c.env.root)
         .args(["create", "--bundle", b.path(), "--console-socket"])
