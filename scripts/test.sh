@@ -18,7 +18,8 @@
 #      cgroup v2 and once on a hybrid (v1) systemd boot
 #   6. oci-conformance/run against the release capsa, on the host, in the VM lane and in
 #      the systemd VM lane (--systemd: the cgroup tests with --systemd-cgroup)
-#      (with known-failures/capsa.txt)
+#      (with known-failures/capsa.txt), and on the host in rootless mode as the unprivileged
+#      test user capsa-rootless (made here if missing; known-failures/capsa-rootless.txt)
 # Every part runs even if an earlier one failed (except after a failed build).
 #
 # Skips: a test that cannot run calls common::skip(reason), which appends
@@ -349,6 +350,21 @@ if [ -e oci-conformance/run ]; then
   # of the systemd VM lane (systemd as PID 1, pure cgroup v2); VM_RUN_SYSTEMD is honoured.
   # shellcheck disable=SC2086 # word splitting wanted
   conformance systemd "OCI conformance (systemd VM, --systemd-cgroup)" --systemd "$vm_capsa" --name capsa "${known[@]}" ${CONFORMANCE_ARGS:-}
+  # Rootless mode: every runtime command as the unprivileged test user (the one
+  # tests/common/rootless.rs makes; the same account here if that has not run yet), rootless
+  # configs as `runc spec --rootless` writes them. Its own work directory, so that it never
+  # shares state with the host run.
+  rl_user=capsa-rootless
+  if ! id "$rl_user" >/dev/null 2>&1; then
+    useradd --system --create-home --home-dir "/var/lib/$rl_user" --shell /usr/sbin/nologin "$rl_user" || true
+  fi
+  rl_known=()
+  if [ -f oci-conformance/known-failures/capsa-rootless.txt ]; then
+    rl_known=(--known "$repo/oci-conformance/known-failures/capsa-rootless.txt")
+  fi
+  # shellcheck disable=SC2086 # word splitting wanted
+  conformance rootless "OCI conformance (host, rootless)" "$capsa" --rootless "$rl_user" --name capsa \
+    --work "/run/oci-conformance/rootless-$$" "${rl_known[@]}" ${CONFORMANCE_ARGS:-}
 else
   summary+=("$(printf '%-46s %-22s' "OCI conformance" "none (no oci-conformance/run)")")
 fi

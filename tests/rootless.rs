@@ -318,6 +318,11 @@ fn limits_without_a_cgroup_are_refused_device_rules_ignored() {
     // Device rules need no cgroup of their own: ignored, as runc does.
     r.ctx.config["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
     r.run().ok();
+    // Ignored, yet still checked: an invalid rule is refused as it is for root (before,
+    // capsa dropped the rules unread and ran the container).
+    r.ctx.config["linux"]["resources"] =
+        json!({"devices": [{"allow": true, "type": "p", "access": "rwm"}]});
+    r.create_refused(&["devices[0].type", "invalid", "unknown"]);
     // An explicit cgroupsPath the user cannot make: an error (runc: permission denied).
     r.ctx.config["linux"]["resources"] = json!({});
     r.ctx.config["linux"]["cgroupsPath"] = json!(cgroup_path_for(&r.ctx.id));

@@ -137,6 +137,36 @@ pub fn default_config() -> Value {
     })
 }
 
+/// Make a config rootless the way `runc spec --rootless` does (runc's specconv.ToRootless):
+/// a user namespace mapping container root to the user's own uid and gid (one id each), no
+/// network namespace, /sys bound from the host (a sysfs mount needs a network namespace the
+/// user namespace owns), no uid=/gid= mount options (those ids are not mapped), no
+/// `linux.resources` (an unprivileged user has no cgroup of its own to put limits in).
+pub fn to_rootless(c: &mut Value, uid: u32, gid: u32) {
+    if let Some(a) = c["linux"]["namespaces"].as_array_mut() {
+        a.retain(|n| n["type"] != "network" && n["type"] != "user");
+        a.push(json!({"type": "user"}));
+    }
+    c["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": uid, "size": 1}]);
+    c["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": gid, "size": 1}]);
+    if let Some(ms) = c["mounts"].as_array_mut() {
+        for m in ms.iter_mut() {
+            if m["destination"] == "/sys" {
+                *m = json!({"destination": "/sys", "type": "none", "source": "/sys",
+                            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+            } else if let Some(o) = m["options"].as_array_mut() {
+                o.retain(|x| {
+                    let x = x.as_str().unwrap_or("");
+                    !x.starts_with("uid=") && !x.starts_with("gid=")
+                });
+            }
+        }
+    }
+    if let Some(l) = c["linux"].as_object_mut() {
+        l.remove("resources");
+    }
+}
+
 /// Parsed checker output: `key=value` lines (and the raw text, for messages).
 pub struct Kv(pub HashMap<String, String>, pub String);
 

@@ -81,6 +81,36 @@ pub struct Env {
     pub cgroup2: bool,
     /// `--systemd-cgroup` on every runtime call; cgroupsPath is runc's `slice:prefix:name`.
     pub systemd: bool,
+    /// Rootless mode: the unprivileged user (uid, gid) every runtime command runs as, and
+    /// the `XDG_RUNTIME_DIR` it gets (a directory that user owns).
+    pub rootless: Option<Rootless>,
+}
+
+#[derive(Clone)]
+pub struct Rootless {
+    pub uid: u32,
+    pub gid: u32,
+    pub xdg: PathBuf,
+}
+
+impl Env {
+    /// A runtime command (or the shell that execs one) run as the rootless user: its uid and
+    /// gid, no supplementary groups (std drops them when root sets a uid), its own
+    /// XDG_RUNTIME_DIR and HOME. As root: unchanged.
+    pub fn as_user(&self, c: &mut Command) {
+        if let Some(r) = &self.rootless {
+            std::os::unix::process::CommandExt::uid(c, r.uid);
+            std::os::unix::process::CommandExt::gid(c, r.gid);
+            c.env("XDG_RUNTIME_DIR", &r.xdg).env("HOME", &r.xdg);
+        }
+    }
+    /// In rootless mode, give a directory the driver made to the user (the bundle, the
+    /// shared directory), so the runtime and the container's root (the user) can use it.
+    pub fn give(&self, p: &Path) {
+        if let Some(r) = &self.rootless {
+            let _ = std::os::unix::fs::chown(p, Some(r.uid), Some(r.gid));
+        }
+    }
 }
 
 /// One runtime invocation's result.
@@ -254,6 +284,7 @@ impl<'a> Ctx<'a> {
         let dir = env.work.join(format!("t{index:03}"));
         let _ = fs::remove_dir_all(&dir);
         let _ = fs::create_dir_all(&dir);
+        env.give(&dir);
         Ctx {
             env,
             dir,
@@ -309,6 +340,7 @@ impl<'a> Ctx<'a> {
             c.arg("--systemd-cgroup");
         }
         c.current_dir(&self.dir);
+        self.env.as_user(&mut c);
         c
     }
 
@@ -349,10 +381,12 @@ impl<'a> Ctx<'a> {
             "cp rootfs",
         )?;
         ensure(st.success(), "cp -al of the base rootfs failed")?;
-        Ok(Bundle {
-            dir,
-            config: default_config(),
-        })
+        self.env.give(&dir);
+        let mut config = default_config();
+        if let Some(r) = &self.env.rootless {
+            crate::bundle::to_rootless(&mut config, r.uid, r.gid);
+        }
+        Ok(Bundle { dir, config })
     }
 
     /// A bundle running the checker with `ops`.
@@ -367,6 +401,7 @@ impl<'a> Ctx<'a> {
     pub fn share(&self, b: &mut Bundle) -> String {
         let d = self.dir.join("shared");
         let _ = fs::create_dir_all(&d);
+        self.env.give(&d);
         let p = d.display().to_string();
         b.add_mount(
             serde_json::json!({"destination": p, "type": "bind", "source": p, "options": ["rbind", "rw"]}),
@@ -407,6 +442,7 @@ impl<'a> Ctx<'a> {
         );
         let mut c = Command::new("/bin/sh");
         c.arg("-c").arg(script).current_dir(&self.dir);
+        self.env.as_user(&mut c);
         Ok(run_cmd(
             c,
             &b.dir.join("stdout"),

@@ -27,7 +27,7 @@ mod t_runtime;
 mod t_seccomp;
 mod table;
 
-use harness::{Ctx, Env, Verdict};
+use harness::{Ctx, Env, Rootless, Verdict};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -106,6 +106,56 @@ fn hybrid_workaround(work: &Path) -> Result<bool, String> {
     Ok(true)
 }
 
+/// The rootless user's uid and gid, from the password database.
+fn lookup_user(name: &str) -> Result<(u32, u32), String> {
+    let c = std::ffi::CString::new(name).map_err(|e| e.to_string())?;
+    // SAFETY: a valid C string; the result points into libc's static buffer, read at once
+    // (the driver is single-threaded here).
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("--rootless: no such user {name}"));
+    }
+    // SAFETY: non-null pointer returned by getpwnam, valid until the next getpw* call.
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    if uid == 0 {
+        return Err(format!("--rootless: user {name} is root"));
+    }
+    Ok((uid, gid))
+}
+
+/// Rootless mode's directories: the user owns the state root, its XDG_RUNTIME_DIR (0700)
+/// and the base rootfs (as in `runc spec --rootless` use, the rootfs belongs to the user
+/// who is root in the container); the work directory stays root's but traversable.
+fn prepare_rootless(
+    work: &Path,
+    root: &Path,
+    base: &Path,
+    uid: u32,
+    gid: u32,
+) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let xdg = work.join("xdg");
+    for d in [root, xdg.as_path()] {
+        fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
+        std::os::unix::fs::chown(d, Some(uid), Some(gid))
+            .map_err(|e| format!("chown {}: {e}", d.display()))?;
+        fs::set_permissions(d, fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("chmod {}: {e}", d.display()))?;
+    }
+    fs::set_permissions(work, fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("chmod {}: {e}", work.display()))?;
+    let st = std::process::Command::new("chown")
+        .arg("-hR")
+        .arg(format!("{uid}:{gid}"))
+        .arg(base)
+        .status()
+        .map_err(|e| format!("chown -R {}: {e}", base.display()))?;
+    if !st.success() {
+        return Err(format!("chown -R {} failed", base.display()));
+    }
+    Ok(xdg)
+}
+
 fn build_rootfs(dir: &Path, checker: &Path) -> Result<(), String> {
     let _ = fs::remove_dir_all(dir);
     for d in [
@@ -179,6 +229,7 @@ struct Opts {
     workaround: bool,
     vm_lane: bool,
     systemd: bool,
+    rootless: Option<String>,
 }
 
 fn parse_args(args: Vec<String>) -> Opts {
@@ -192,6 +243,7 @@ fn parse_args(args: Vec<String>) -> Opts {
         workaround: true,
         vm_lane: false,
         systemd: false,
+        rootless: None,
     };
     let mut it = args.into_iter();
     let val = |it: &mut std::vec::IntoIter<String>, a: &str| {
@@ -208,13 +260,14 @@ fn parse_args(args: Vec<String>) -> Opts {
             "--no-cgroup-workaround" => o.workaround = false,
             "--vm-lane" => o.vm_lane = true,
             "--systemd" => o.systemd = true,
+            "--rootless" => o.rootless = Some(val(&mut it, &a)),
             _ if o.rt.is_empty() && !a.starts_with('-') => o.rt = a,
             _ => die(&format!("unknown argument {a}")),
         }
     }
     if o.rt.is_empty() {
         die(
-            "usage: oci-conformance RUNTIME_BINARY [--only SUBSTR] [--known FILE] [--results FILE] [--work DIR] [--name NAME] [--vm-lane] [--systemd]",
+            "usage: oci-conformance RUNTIME_BINARY [--only SUBSTR] [--known FILE] [--results FILE] [--work DIR] [--name NAME] [--vm-lane] [--systemd] [--rootless USER]",
         );
     }
     o
@@ -283,14 +336,21 @@ fn main() {
     }
     let base = work.join("base-rootfs");
     build_rootfs(&base, &checker).unwrap_or_else(|e| die(&e));
+    let root = work.join("state");
+    let rootless = o.rootless.as_ref().map(|name| {
+        let (uid, gid) = lookup_user(name).unwrap_or_else(|e| die(&e));
+        let xdg = prepare_rootless(&work, &root, &base, uid, gid).unwrap_or_else(|e| die(&e));
+        Rootless { uid, gid, xdg }
+    });
     let env = Env {
         rt: rt.clone(),
-        root: work.join("state"),
+        root,
         work: work.clone(),
         checker,
         base_rootfs: base,
         cgroup2,
         systemd: o.systemd,
+        rootless,
     };
     let mut tests = all_tests();
     tests.retain(|t| {
@@ -302,10 +362,14 @@ fn main() {
     });
     println!("TAP version 13");
     println!(
-        "# runtime {} ({}), {} lane, host cgroup {}, hybrid workaround {}",
+        "# runtime {} ({}), {} lane{}, host cgroup {}, hybrid workaround {}",
         rt_name,
         rt.display(),
         lane,
+        match (&o.rootless, &env.rootless) {
+            (Some(n), Some(r)) => format!(", rootless as {n} (uid {} gid {})", r.uid, r.gid),
+            _ => String::new(),
+        },
         if cgroup2 { "v2" } else { "v1/hybrid" },
         if wa { "on" } else { "off" }
     );

@@ -89,8 +89,11 @@ pub fn console_run(
     b.write()?;
     let sock = c.dir.join("console.sock");
     let l = io(UnixListener::bind(&sock), "bind the console socket")?;
+    // Rootless mode: the runtime connects as the user (connect needs write permission).
+    c.env.give(&sock);
     let id = c.id();
     let mut cmd = std::process::Command::new(&c.env.rt);
+    c.env.as_user(&mut cmd);
     cmd.arg("--root")
         .arg(&c.env.root)
         .args(["create", "--bundle", b.path(), "--console-socket"])

@@ -119,6 +119,7 @@ pub fn tests() -> Vec<Test> {
                     "write stdin",
                 )?;
                 let mut cmd = Command::new(&c.env.rt);
+                c.env.as_user(&mut cmd);
                 cmd.arg("--root")
                     .arg(&c.env.root)
                     .args(["create", "--bundle", b.path(), &id]);

@@ -169,6 +169,8 @@ fn agent(c: &mut Ctx) -> Result<Agent, Verdict> {
     let mut b = c.bundle_ops(&["mkdir:/tmp/oct-d"])?;
     let sock = c.dir.join("seccomp.sock");
     let l = io(UnixListener::bind(&sock), "bind the listener socket")?;
+    // Rootless mode: the runtime connects as the user (connect needs write permission).
+    c.env.give(&sock);
     deny_mkdir(&mut b, "SCMP_ACT_NOTIFY", None);
     b.set("linux.seccomp.listenerPath", json!(sock));
     b.set("linux.seccomp.listenerMetadata", json!("oct-meta"));

@@ -303,6 +303,16 @@ fn check_rootless(bundle: &Bundle) -> Result<()> {
     let invalid = |(field, msg)| crate::bundle::BundleError::Invalid { field, msg };
     crate::rootless::check_spec(&bundle.spec).map_err(invalid)?;
     crate::rootless::check_rlimits(bundle.process()).map_err(invalid)?;
+    // Device rules are not applied rootless (no device cgroup), but an
+    // invalid one is still an error, as for root: checked here, pure.
+    let devices = bundle
+        .linux()
+        .resources()
+        .as_ref()
+        .and_then(|r| r.devices().as_ref());
+    if let Some(d) = devices {
+        crate::cgroups::devices::rules(d)?;
+    }
     Ok(())
 }
 
