@@ -13,8 +13,11 @@ use crate::common::{self, Output};
 use crate::engines::{self, Scratch, s};
 
 const IMAGE: &str = "localhost/capsa-ckpt/busybox:1";
-/// The counter: one number in /tmp/c (the container's overlay), every 0.1 s.
-const COUNTER: &str = "i=0; while true; do i=$((i+1)); echo $i > /tmp/c; sleep 0.1; done";
+/// The counter: "RUN N" in /tmp/c (the container's overlay), N one more every
+/// 0.1 s; RUN is random per start of the shell, so a container that was
+/// started afresh instead of restored shows a new RUN.
+const COUNTER: &str =
+    "r=$RANDOM$RANDOM; i=0; while true; do i=$((i+1)); echo $r $i > /tmp/c; sleep 0.1; done";
 
 struct Podman {
     scratch: Scratch,
@@ -99,23 +102,35 @@ impl Podman {
         })
     }
 
-    /// The counter's value, read with `podman exec`.
-    fn count(&self, name: &str) -> Result<u64, String> {
+    /// The counter (run, value), read with `podman exec`.
+    fn count(&self, name: &str) -> Result<(String, u64), String> {
         let o = self.cli(&["exec", name, "cat", "/tmp/c"]);
-        o.stdout
-            .trim()
-            .parse()
-            .map_err(|_| format!("read the counter of {name}: {o}"))
+        let mut words = o.stdout.split_whitespace();
+        match (words.next(), words.next().and_then(|n| n.parse().ok())) {
+            (Some(run), Some(n)) => Ok((run.to_owned(), n)),
+            _ => Err(format!("read the counter of {name}: {o}")),
+        }
     }
 
-    /// Wait until the counter has passed `min` (a restarted counter would
-    /// start again from 1); its value.
-    fn count_above(&self, name: &str, min: u64) -> Result<u64, String> {
+    /// Wait until the counter of run `run` (any run if None) has passed
+    /// `min`; its (run, value). A counter of another run is an error: the
+    /// shell was started again, not restored.
+    fn count_above(
+        &self,
+        name: &str,
+        run: Option<&str>,
+        min: u64,
+    ) -> Result<(String, u64), String> {
         let start = Instant::now();
         loop {
-            let n = self.count(name)?;
+            let (r, n) = self.count(name)?;
+            if run.is_some_and(|want| want != r) {
+                return Err(format!(
+                    "{name} counts from {n} in a new run {r} (was {run:?} at {min}): started afresh, not restored"
+                ));
+            }
             if n > min {
-                return Ok(n);
+                return Ok((r, n));
             }
             if start.elapsed() > Duration::from_secs(60) {
                 return Err(format!("{name}'s counter stays at {n} (<= {min})"));
@@ -160,14 +175,14 @@ fn checkpoint_restore(p: &Podman, rt: &str, tag: &str) -> Result<(), String> {
             COUNTER,
         ],
     )?;
-    let before = p.count_above(&name, 10)?;
+    let (run, before) = p.count_above(&name, None, 10)?;
     p.must("checkpoint", &["container", "checkpoint", &name])?;
     let state = p.cli(&["inspect", "-f", "{{.State.Status}}", &name]);
     if state.stdout.trim() != "exited" {
         return Err(format!("after checkpoint: {state}"));
     }
     p.must("restore", &["container", "restore", &name])?;
-    let after = p.count_above(&name, before)?;
+    let (_, after) = p.count_above(&name, Some(&run), before)?;
     eprintln!("podman/{tag}: counter {before} before checkpoint, {after} after restore");
     Ok(())
 }
@@ -177,7 +192,7 @@ fn checkpoint_restore(p: &Podman, rt: &str, tag: &str) -> Result<(), String> {
 fn export_import(p: &Podman, tag: &str) -> Result<(), String> {
     let name = format!("count-{tag}");
     let archive = s(&p.scratch.path(&format!("{tag}.tar.gz")));
-    let before = p.count(&name)?;
+    let (run, before) = p.count(&name)?;
     p.must(
         "checkpoint --export",
         &[
@@ -199,7 +214,7 @@ fn export_import(p: &Podman, tag: &str) -> Result<(), String> {
             &moved,
         ],
     )?;
-    let after = p.count_above(&moved, before)?;
+    let (_, after) = p.count_above(&moved, Some(&run), before)?;
     eprintln!("podman/{tag}: counter {before} before export, {after} after import");
     p.must("rm", &["rm", "-f", "-t", "0", &moved])
 }
