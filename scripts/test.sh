@@ -257,9 +257,10 @@ if [ ${#vm_tests[@]} -gt 0 ]; then
         env VM_ENV="CAPSA_SKIP_LOG ${VM_ENV:-}" \
         CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$vm_run $repo" cargo test --test "$t"
     done
-    # checkpoint/restore: Debian 12's CRIU 3.17 needs Debian 12's kernel (6.1); one boot.
+    # checkpoint/restore: Debian 12's CRIU 3.17 needs Debian 12's kernel (6.1); one boot,
+    # with podman's checkpoint/restore on capsa and runc (~8 min of it under TCG: a longer limit).
     test_part vm "VM lane (kernel 6.1, CRIU): checkpoint" "checkpoint" -- \
-      env VM_ENV="CAPSA_SKIP_LOG ${VM_ENV:-}" VM_KERNEL_PKG="${CRIU_KERNEL_PKG:-linux-image-6.1.0-57-amd64}" \
+      env VM_ENV="CAPSA_SKIP_LOG ${VM_ENV:-}" VM_TIMEOUT="${CRIU_VM_TIMEOUT:-1800}" VM_KERNEL_PKG="${CRIU_KERNEL_PKG:-linux-image-6.1.0-57-amd64}" \
       CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$vm_run $repo" cargo test --test checkpoint
   else
     section "VM lane"

@@ -312,7 +312,15 @@ fn main() -> ExitCode {
     // The container workload's last execve goes through us (CVE-2019-5736
     // defence); in that mode nothing else of capsa runs.
     capsa::process::trampoline::run_if_asked();
-    let cli = Cli::parse();
+    // containerd's shim (go-runc) passes `restore -no-subreaper` with one
+    // dash, which runc's flag parser takes as the long flag; clap would not.
+    let cli = Cli::parse_from(std::env::args_os().map(|a| {
+        if a == "-no-subreaper" {
+            "--no-subreaper".into()
+        } else {
+            a
+        }
+    }));
     // Before we open anything: fds 3..3+N belong to the workload.
     // (create and run also pass on LISTEN_FDS sockets, as runc does.)
     let preserve = match &cli.cmd {

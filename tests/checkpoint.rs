@@ -11,6 +11,9 @@
 //! destroys the container after a failed dump).
 
 mod common;
+mod engines;
+// podman's checkpoint/restore, in the same VM boot.
+mod checkpoint_engines;
 
 use std::fs;
 use std::path::Path;

@@ -253,6 +253,32 @@ fn unknown_command_fails() {
     assert!(!o.stderr.is_empty(), "{o}");
 }
 
+/// containerd's runc shim (go-runc) runs `restore ... -no-subreaper` (one
+/// dash, as Go's flag parsers accept): taken as the flag, not a usage error
+/// (exit 2 before the log is opened, so containerd sees no runtime error).
+#[test]
+fn restore_takes_go_runcs_single_dash_no_subreaper() {
+    let c = Ctx::new("nosubreaper");
+    let log = c.scratch("log.json");
+    let missing = c.scratch("no-such-bundle");
+    let o = c.rt(&[
+        "--log",
+        log.to_str().expect("utf-8"),
+        "--log-format",
+        "json",
+        "restore",
+        "--detach",
+        "-no-subreaper",
+        "--bundle",
+        missing.to_str().expect("utf-8"),
+        &c.id,
+    ]);
+    assert_eq!(o.code, Some(1), "{o}");
+    let text = fs::read_to_string(&log).expect("log file written");
+    assert!(text.contains("no-such-bundle"), "{text}");
+    c.assert_nothing_left(&c.id);
+}
+
 #[test]
 fn json_log_on_failing_create() {
     let c = Ctx::new("jsonlog");
