@@ -61,6 +61,11 @@ pub struct InitArgs<'a> {
     pub preserve_fds: i32,
     /// Wait for `Continue` first (fast path; the slow path's stage 1 waited).
     pub wait_continue: bool,
+    /// The parent is not root and writes our id maps after the clone (fast
+    /// path, new user namespace): stay dumpable until they are written.
+    /// Decided before the clone: our own euid reads 0 as soon as the parent
+    /// has written uid_map, before it writes setgroups and gid_map.
+    pub maps_by_user: bool,
     /// Unshare the cgroup namespace here, after the parent placed us.
     pub unshare_cgroupns: bool,
     pub id: &'a str,
@@ -111,10 +116,7 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     // fast path: a parent that is not root may open our /proc/PID/uid_map
     // only while we are dumpable; we wait for it (nothing else runs in our
     // new namespaces yet) and turn non-dumpable once the maps are written.
-    let maps_by_user = a.wait_continue
-        && b.new_ns.contains(CloneFlags::CLONE_NEWUSER)
-        && !nix::unistd::geteuid().is_root();
-    if !maps_by_user {
+    if !a.maps_by_user {
         security::set_non_dumpable()?;
     }
     // `capsa run` blocks signals for its signalfd; the workload must not inherit that.

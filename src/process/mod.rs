@@ -143,6 +143,9 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
         new_keyring: o.new_keyring,
         preserve_fds: o.preserve_fds,
         wait_continue: !slow,
+        maps_by_user: !slow
+            && b.new_ns.contains(CloneFlags::CLONE_NEWUSER)
+            && !nix::unistd::geteuid().is_root(),
         unshare_cgroupns: cgroupns,
         id: o.id,
         trampoline: &trampoline,
