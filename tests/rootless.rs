@@ -754,3 +754,40 @@ fn container_without_a_cgroup_as_root() {
     with(&["delete", "--force", &id]).ok();
     c.assert_nothing_left(&id);
 }
+
+/// Many creates at once, as the user: the init must stay dumpable until the
+/// parent has written all of its maps (uid_map, setgroups, gid_map). It once
+/// decided that from its own euid, which reads 0 as soon as uid_map is
+/// written, and ~1 create in 100 under load then failed writing setgroups or
+/// gid_map with EACCES.
+#[test]
+fn concurrent_creates_never_race_the_id_maps() {
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let Some(mut r) = Rootless::new(&format!("rl-race{t}")) else {
+                    return Vec::new();
+                };
+                r.ctx.args(&["true"]);
+                let mut failures = Vec::new();
+                for _ in 0..100 {
+                    let o = r.run();
+                    if o.code != Some(0) {
+                        failures.push(o.to_string());
+                        let _ = r.rt(&["delete", "--force", &r.ctx.id]);
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<String> = threads
+        .into_iter()
+        .flat_map(|h| h.join().expect("thread"))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of 800 runs failed: {failures:#?}",
+        failures.len()
+    );
+}
