@@ -55,29 +55,7 @@ impl Podman {
                 d("net"),
             ),
         );
-        scratch.write_file(
-            "storage.conf",
-            &format!(
-                "[storage]\ndriver = \"overlay\"\nrunroot = \"{runroot}\"\ngraphroot = \"{root}\"\n"
-            ),
-        );
-        let podman = engines::which("podman").ok_or("no podman")?;
-        let global = [
-            "--root",
-            &root,
-            "--runroot",
-            &runroot,
-            "--tmpdir",
-            &tmp,
-            "--storage-driver",
-            "overlay",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "file",
-        ]
-        .map(str::to_owned)
-        .to_vec();
+        let (podman, global) = engines::private_podman(&scratch, &root, &runroot, &tmp)?;
         let p = Podman {
             scratch,
             podman,

@@ -217,6 +217,42 @@ impl Scratch {
     }
 }
 
+/// podman on storage private to `scratch` (overlay, graph root `root` and
+/// run root `runroot`, written to its storage.conf, which the caller passes
+/// as CONTAINERS_STORAGE_CONF): the podman binary and the global flags that
+/// keep every call there (tmp dir, cgroupfs, events in a file).
+pub fn private_podman(
+    scratch: &Scratch,
+    root: &str,
+    runroot: &str,
+    tmp: &str,
+) -> Result<(PathBuf, Vec<String>), String> {
+    scratch.write_file(
+        "storage.conf",
+        &format!(
+            "[storage]\ndriver = \"overlay\"\nrunroot = \"{runroot}\"\ngraphroot = \"{root}\"\n"
+        ),
+    );
+    let podman = which("podman").ok_or("no podman")?;
+    let global = [
+        "--root",
+        root,
+        "--runroot",
+        runroot,
+        "--tmpdir",
+        tmp,
+        "--storage-driver",
+        "overlay",
+        "--cgroup-manager",
+        "cgroupfs",
+        "--events-backend",
+        "file",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    Ok((podman, global))
+}
+
 pub fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
