@@ -162,6 +162,21 @@ fn start_detached(ctx: &Ctx, id: &str) -> Stdio3 {
     pipes
 }
 
+/// A usable CRIU (else a counted skip and None), then the counter
+/// container of a fresh `Ctx` started detached and past `n` numbers: the
+/// context, its id and the pipes it writes to.
+fn running_counter(tag: &str, n: usize) -> Option<(Ctx, String, Stdio3)> {
+    if !need_criu() {
+        return None;
+    }
+    let mut ctx = Ctx::new(tag);
+    counter(&mut ctx);
+    let id = ctx.id.clone();
+    let pipes = start_detached(&ctx, &id);
+    wait_count_above(&ctx, n);
+    Some((ctx, id, pipes))
+}
+
 fn checkpoint(ctx: &Ctx, id: &str, images: &Path, extra: &[&str]) -> (bool, String) {
     let mut args = vec!["checkpoint", "--image-path", images.to_str().unwrap()];
     args.extend_from_slice(extra);
@@ -194,14 +209,9 @@ fn gone(ctx: &Ctx, id: &str) -> bool {
 
 #[test]
 fn counter_keeps_counting_across_checkpoint_and_restore() {
-    if !need_criu() {
+    let Some((ctx, id, _p)) = running_counter("ckpt-counter", 5) else {
         return;
-    }
-    let mut ctx = Ctx::new("ckpt-counter");
-    counter(&mut ctx);
-    let id = ctx.id.clone();
-    let _p = start_detached(&ctx, &id);
-    wait_count_above(&ctx, 5);
+    };
     let images = ctx.scratch("images");
     let (ok, log) = checkpoint(&ctx, &id, &images, &[]);
     assert!(ok, "checkpoint: {log}");
@@ -295,14 +305,9 @@ fn restored_container_keeps_limits_hostname_mounts_and_seccomp() {
 
 #[test]
 fn leave_running_and_pre_dump_then_dump() {
-    if !need_criu() {
+    let Some((ctx, id, _p)) = running_counter("ckpt-predump", 3) else {
         return;
-    }
-    let mut ctx = Ctx::new("ckpt-predump");
-    counter(&mut ctx);
-    let id = ctx.id.clone();
-    let _p = start_detached(&ctx, &id);
-    wait_count_above(&ctx, 3);
+    };
     let base = ctx.scratch("imgs");
     let (ok, log) = checkpoint(&ctx, &id, &base.join("lr"), &["--leave-running"]);
     assert!(ok, "checkpoint --leave-running: {log}");
@@ -334,14 +339,9 @@ fn leave_running_and_pre_dump_then_dump() {
 
 #[test]
 fn restore_under_a_new_id() {
-    if !need_criu() {
+    let Some((mut ctx, id, _p)) = running_counter("ckpt-newid", 3) else {
         return;
-    }
-    let mut ctx = Ctx::new("ckpt-newid");
-    counter(&mut ctx);
-    let id = ctx.id.clone();
-    let _p = start_detached(&ctx, &id);
-    wait_count_above(&ctx, 3);
+    };
     let images = ctx.scratch("images");
     let (ok, log) = checkpoint(&ctx, &id, &images, &[]);
     assert!(ok, "checkpoint: {log}");
@@ -361,14 +361,9 @@ fn restore_under_a_new_id() {
 
 #[test]
 fn failed_restore_leaves_nothing_behind() {
-    if !need_criu() {
+    let Some((ctx, id, _p)) = running_counter("ckpt-badrst", 3) else {
         return;
-    }
-    let mut ctx = Ctx::new("ckpt-badrst");
-    counter(&mut ctx);
-    let id = ctx.id.clone();
-    let _p = start_detached(&ctx, &id);
-    wait_count_above(&ctx, 3);
+    };
     let images = ctx.scratch("images");
     let (ok, log) = checkpoint(&ctx, &id, &images, &[]);
     assert!(ok, "checkpoint: {log}");
