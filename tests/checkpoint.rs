@@ -513,9 +513,10 @@ fn restore_runs_hooks_and_a_foreground_restore_returns_the_exit_status() {
     };
     ctx.config["hooks"] =
         json!({"prestart": [hook("prestart")], "createRuntime": [hook("createRuntime")]});
-    // Counts to 40 (2 s), then exits 7.
+    // Counts to 160 (8 s: the checkpoint must come before the end, also in
+    // a loaded TCG guest, where 2 s once was not enough), then exits 7.
     ctx.sh_writes(
-        "i=0; while [ $i -lt 40 ]; do i=$((i+1)); echo $i >> /out/count; sleep 0.05; done; exit 7",
+        "i=0; while [ $i -lt 160 ]; do i=$((i+1)); echo $i >> /out/count; sleep 0.05; done; exit 7",
     );
     let id = ctx.id.clone();
     let _p = start_detached(&ctx, &id);
@@ -539,7 +540,7 @@ fn restore_runs_hooks_and_a_foreground_restore_returns_the_exit_status() {
     );
     assert_eq!(st.code(), Some(7), "foreground restore: {log}");
     assert_consecutive(&count_lines(&ctx));
-    assert_eq!(count_lines(&ctx).len(), 40);
+    assert_eq!(count_lines(&ctx).len(), 160);
     assert!(
         gone(&ctx, &id),
         "the container is left after a foreground restore"
