@@ -590,6 +590,34 @@ impl Cgroup {
         ))
     }
 
+    /// `locate` for a limit that is about to be written. On v2 a controller
+    /// missing from the leaf may only be late: another create that is
+    /// making the same new parent (mkdir gave us EEXIST) enables it in the
+    /// parent's cgroup.subtree_control a moment after its mkdir. So a miss
+    /// is looked at again for a short while before it is an error; a
+    /// controller that is there costs nothing more.
+    pub fn locate_for_limits(&self, c: Controller) -> Result<Leaf, String> {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            match self.locate(c) {
+                Err(_) if Instant::now() < deadline && self.late_in_v2(c) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether `c` would come from the unified leaf (no v1 hierarchy has
+    /// it, v2 names it): only then can it appear there later.
+    fn late_in_v2(&self, c: Controller) -> bool {
+        let in_v1 = hierarchy::host().is_ok_and(|hs| {
+            hs.iter()
+                .any(|h| matches!(h.kind, Kind::V1 { .. }) && h.has_controller(c.v1_name()))
+        });
+        !in_v1 && self.unified.is_some() && c.v2_name().is_some_and(|n| !n.is_empty())
+    }
+
     /// Kill every process inside, then remove the directories capsa
     /// created, deepest first. Succeeds if they are already gone. For a
     /// cgroup whose every process is the container's (a create that
@@ -728,11 +756,21 @@ fn make_dirs(h: &Hierarchy, rel: &str, created: &mut Vec<PathBuf>) -> Result<Pat
                     delegate_controllers(&dir)?;
                 }
             }
-            Err(Errno::EEXIST) if last => check_reusable_leaf(&dir)?,
+            Err(Errno::EEXIST) if last => {
+                check_reusable_leaf(&dir)?;
+                if let Some(files) = cpuset_files {
+                    copy_cpuset(&dir, files)?;
+                }
+            }
             Err(Errno::EEXIST) => {
                 let n = procs_in(&dir).len();
                 if n > 0 {
                     return Err(CgroupError::InsidePopulated { dir, n });
+                }
+                // A level another create has just made may not have its
+                // cpus and mems yet: fill them as that create is about to.
+                if let Some(files) = cpuset_files {
+                    copy_cpuset(&dir, files)?;
                 }
             }
             Err(e) => return Err(SysError::at("mkdir", &dir, e).into()),
@@ -795,9 +833,22 @@ fn delegate_controllers(dir: &Path) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// Give `dir` its parent's cpus and mems where its own are empty (a new v1
+/// cpuset cgroup starts empty and cannot take a task). A value already set
+/// is kept: it may be an existing cgroup's own choice. runc fills empty
+/// levels the same way, which also makes two creates that race to make one
+/// parent agree: whichever writes second writes the same value.
 fn copy_cpuset(dir: &Path, files: [&'static str; 2]) -> Result<(), CgroupError> {
     let parent = dir.parent().unwrap_or(dir);
     for file in files {
+        let own = dir.join(file);
+        if !std::fs::read(&own)
+            .ctx_at("read", &own)?
+            .trim_ascii()
+            .is_empty()
+        {
+            continue;
+        }
         let from = parent.join(file);
         let value = std::fs::read(&from).ctx_at("read", &from)?;
         if value.trim_ascii().is_empty() {

@@ -9,6 +9,7 @@
 //! previous contents back: a rejected update leaves the old limits.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{Linux, LinuxResources};
 
@@ -135,13 +136,21 @@ impl<'a> Plan<'a> {
     }
 
     fn leaf(&self, c: Controller, field: &str) -> Result<Leaf, CgroupError> {
-        self.cg.locate(c).map_err(|m| res_err(field, m))
+        self.cg.locate_for_limits(c).map_err(|m| res_err(field, m))
     }
 
     /// `dir/name`, which must exist: a missing control file means this
-    /// kernel (or this hierarchy) cannot apply `field`.
+    /// kernel (or this hierarchy) cannot apply `field`. In the v2 leaf it
+    /// may only be late: the kernel lists a controller in cgroup.controllers
+    /// a moment before it makes the controller's files, and another create
+    /// may be enabling it in a parent both share (`Cgroup::locate_for_limits`).
     fn file(&self, dir: &Path, name: &str, field: &str) -> Result<PathBuf, CgroupError> {
         let p = dir.join(name);
+        let v2 = self.cg.unified.as_deref() == Some(dir);
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !p.exists() && v2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         if p.exists() {
             Ok(p)
         } else {
