@@ -250,6 +250,11 @@ fn scope_in_slice_with_properties_and_files() {
     }
     let mut sd = Sd::new("sdprops");
     limits(&mut sd.ctx.config);
+    if v2() {
+        // IOWeight (v2's IO properties). v1's blkio weight needs BFQ on the device,
+        // which the hybrid boot's kernel does not give every cgroup.
+        sd.ctx.config["linux"]["resources"]["blockIO"] = json!({"weight": 500});
+    }
     let id = sd.ctx.id.clone();
     sd.create(&id, Some(&format!("system.slice:capsa:{id}")))
         .ok();
@@ -271,6 +276,7 @@ fn scope_in_slice_with_properties_and_files() {
             "CPUShares",
             "CPUQuotaPerSecUSec",
             "TasksMax",
+            "IOWeight",
             "AllowedCPUs",
             "DevicePolicy",
             "TimeoutStopUSec",
@@ -299,6 +305,8 @@ fn scope_in_slice_with_properties_and_files() {
         want("MemorySwapMax", "67108864");
         // runc's shares -> weight conversion: 1 + (512 - 2) * 9999 / 262142 = 20.
         want("CPUWeight", "20");
+        // and blkio -> io: 1 + (500 - 10) * 9999 / 990 = 4950.
+        want("IOWeight", "4950");
     } else {
         want("MemoryLimit", "67108864");
         want("CPUShares", "512");
@@ -322,6 +330,11 @@ fn scope_in_slice_with_properties_and_files() {
         assert_eq!(read_cg("", &cg, "cpu.weight"), "20");
         assert_eq!(read_cg("", &cg, "pids.max"), "42");
         assert_eq!(read_cg("", &cg, "cpuset.cpus"), "0");
+        // io.weight is blk-iocost's (Debian's kernels have it); with BFQ alone only
+        // io.bfq.weight would exist, on another scale.
+        if cg_dir("", &cg).join("io.weight").exists() {
+            assert_eq!(read_cg("", &cg, "io.weight"), "default 4950");
+        }
     } else {
         assert_eq!(read_cg("memory", &cg, "memory.limit_in_bytes"), "67108864");
         assert_eq!(

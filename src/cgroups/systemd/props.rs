@@ -5,11 +5,11 @@
 //! systemd does not model still lands. Pure, apart from /proc/devices and
 //! /dev/{char,block} lookups for device rules (runc's).
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxBlockIo, LinuxResources};
 
 use super::wire::Value;
 use crate::cgroups::devices::Rule;
-use crate::cgroups::resources::{shares_to_weight, swap_to_v2};
+use crate::cgroups::resources::{blkio_to_io_weight, shares_to_weight, swap_to_v2};
 
 /// A unit property: name and value.
 pub type Prop = (String, Value);
@@ -126,14 +126,8 @@ pub fn resources(r: &LinuxResources, v2: bool) -> Result<Vec<Prop>, (String, Str
         props.push(prop("CPUShares", Value::U64(shares)));
     }
     cpu_quota(&mut props, quota, period);
-    if !v2
-        && let Some(w) = r
-            .block_io()
-            .as_ref()
-            .and_then(|b| b.weight())
-            .filter(|&w| w != 0)
-    {
-        props.push(prop("BlockIOWeight", Value::U64(u64::from(w))));
+    if let Some(b) = r.block_io() {
+        block_io(&mut props, b, v2);
     }
     if let Some(p) = r.pids() {
         let l = p.limit();
@@ -160,6 +154,73 @@ pub fn resources(r: &LinuxResources, v2: bool) -> Result<Vec<Prop>, (String, Str
         }
     }
     Ok(props)
+}
+
+/// linux.resources.blockIO as systemd's IO properties (v2: IO*, weights
+/// converted from blkio's scale as for the files) or BlockIO* (v1, which
+/// has no IOPS properties). A device is named by its /dev/block/M:m node;
+/// one that does not exist is left to the files, as device rules are.
+fn block_io(props: &mut Vec<Prop>, b: &LinuxBlockIo, v2: bool) {
+    let weight = |w: u16| {
+        if v2 {
+            blkio_to_io_weight(w)
+        } else {
+            u64::from(w)
+        }
+    };
+    if let Some(w) = b.weight().filter(|&w| w != 0) {
+        let name = if v2 { "IOWeight" } else { "BlockIOWeight" };
+        props.push(prop(name, Value::U64(weight(w))));
+    }
+    let node = |major: i64, minor: i64| {
+        let p = format!("/dev/block/{major}:{minor}");
+        std::path::Path::new(&p).exists().then_some(p)
+    };
+    let entry = |path: String, n: u64| Value::Struct(vec![Value::Str(path), Value::U64(n)]);
+    if let Some(devs) = b.weight_device() {
+        let list: Vec<Value> = devs
+            .iter()
+            .filter_map(|d| {
+                let w = d.weight().filter(|&w| w != 0)?;
+                Some(entry(node(d.major(), d.minor())?, weight(w)))
+            })
+            .collect();
+        if !list.is_empty() {
+            let name = if v2 {
+                "IODeviceWeight"
+            } else {
+                "BlockIODeviceWeight"
+            };
+            props.push(prop(name, Value::Array("(st)".into(), list)));
+        }
+    }
+    let throttles = [
+        (
+            b.throttle_read_bps_device(),
+            "IOReadBandwidthMax",
+            Some("BlockIOReadBandwidth"),
+        ),
+        (
+            b.throttle_write_bps_device(),
+            "IOWriteBandwidthMax",
+            Some("BlockIOWriteBandwidth"),
+        ),
+        (b.throttle_read_iops_device(), "IOReadIOPSMax", None),
+        (b.throttle_write_iops_device(), "IOWriteIOPSMax", None),
+    ];
+    for (devs, v2_name, v1_name) in throttles {
+        let Some(name) = (if v2 { Some(v2_name) } else { v1_name }) else {
+            continue;
+        };
+        let list: Vec<Value> = devs
+            .iter()
+            .flatten()
+            .filter_map(|d| Some(entry(node(d.major(), d.minor())?, d.rate())))
+            .collect();
+        if !list.is_empty() {
+            props.push(prop(name, Value::Array("(st)".into(), list)));
+        }
+    }
 }
 
 /// runc's unifiedResToSystemdProps: the unified keys systemd models.
@@ -347,7 +408,7 @@ fn device_group(typ: char, major: i64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::LinuxResources;
+    use oci_spec::runtime::{LinuxBlockIo, LinuxResources};
 
     fn res(json: &str) -> LinuxResources {
         serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"))
@@ -379,6 +440,48 @@ mod tests {
                 "AllowedMemoryNodes=Array(\"y\", [Byte(1)])",
             ]
         );
+    }
+
+    #[test]
+    fn block_io_weights_and_throttles() {
+        // Major 4095 names no device: its entries are left to the files.
+        let r = res(r#"{"blockIO":{"weight":500,
+                "weightDevice":[{"major":4095,"minor":0,"weight":300}],
+                "throttleReadBpsDevice":[{"major":4095,"minor":0,"rate":1048576}],
+                "throttleWriteIOPSDevice":[{"major":4095,"minor":0,"rate":100}]}}"#);
+        let v2 = resources(&r, true).unwrap_or_else(|e| panic!("{e:?}"));
+        // runc's conversion: 1 + (500 - 10) * 9999 / 990 = 4950.
+        assert_eq!(names(&v2), ["IOWeight=U64(4950)"]);
+        let v1 = resources(&r, false).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(names(&v1), ["BlockIOWeight=U64(500)"]);
+        // A device that exists: /dev/block/M:m of the first block device the host has.
+        let Some(dev) = std::fs::read_dir("/dev/block")
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+        else {
+            return;
+        };
+        let name = dev.file_name().to_string_lossy().into_owned();
+        let (maj, min) = name.split_once(':').expect("M:m");
+        let r = res(&format!(
+            r#"{{"blockIO":{{"weightDevice":[{{"major":{maj},"minor":{min},"weight":1000}}],
+                "throttleReadBpsDevice":[{{"major":{maj},"minor":{min},"rate":1048576}}],
+                "throttleWriteIOPSDevice":[{{"major":{maj},"minor":{min},"rate":100}}]}}}}"#
+        ));
+        let p = resources(&r, true).unwrap_or_else(|e| panic!("{e:?}"));
+        let path = format!("/dev/block/{name}");
+        assert_eq!(
+            names(&p),
+            [
+                format!("IODeviceWeight=Array(\"(st)\", [Struct([Str({path:?}), U64(10000)])])"),
+                format!(
+                    "IOReadBandwidthMax=Array(\"(st)\", [Struct([Str({path:?}), U64(1048576)])])"
+                ),
+                format!("IOWriteIOPSMax=Array(\"(st)\", [Struct([Str({path:?}), U64(100)])])"),
+            ]
+        );
+        assert_eq!(p[0].1.signature(), "a(st)");
     }
 
     #[test]
