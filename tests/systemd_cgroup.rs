@@ -353,6 +353,58 @@ fn scope_in_slice_with_properties_and_files() {
     sd.ctx.assert_nothing_left(&id);
 }
 
+/// `update` of device rules on a running container (DevicePolicy/DeviceAllow on the
+/// unit, then the files): on v1 both systemd and the files deny everything and then
+/// allow the list again, so the container is frozen meanwhile; the workload, opening
+/// /dev/null as fast as it can, must never be refused (tests/update_devices.rs is the
+/// same check with cgroupfs on the host).
+#[test]
+fn device_update_never_denies_an_allowed_device() {
+    if skip_without_systemd() {
+        return;
+    }
+    let mut sd = Sd::new("sddevupd");
+    sd.ctx.config["root"]["readonly"] = json!(false);
+    sd.ctx
+        .sh_writes("while true; do if ! true </dev/null; then echo denied >> /denied; fi; done");
+    let id = sd.ctx.id.clone();
+    sd.create(&id, Some(&format!("system.slice:capsa:{id}")))
+        .ok();
+    sd.rt(&["start", &id]).ok();
+    let mut rules = vec![json!({"allow": false, "access": "rwm"})];
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+    ] {
+        rules.push(
+            json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": "rwm"}),
+        );
+    }
+    let res = sd.ctx.scratch("devices.json");
+    fs::write(&res, json!({ "devices": rules }).to_string()).expect("write resources");
+    let res = res.to_string_lossy().into_owned();
+    // Few: each takes a second or more under TCG.
+    for _ in 0..10 {
+        sd.rt(&["update", "-r", &res, &id]).ok();
+    }
+    assert_eq!(sd.ctx.status(&id), "running");
+    let denied = fs::read_to_string(sd.ctx.rootfs().join("denied")).unwrap_or_default();
+    let _ = fs::remove_file(sd.ctx.rootfs().join("denied"));
+    sd.rt(&["delete", "--force", &id]).ok();
+    assert_no_unit_no_cgroup(&id);
+    assert_eq!(
+        denied.lines().count(),
+        0,
+        "/dev/null was refused during the updates"
+    );
+}
+
 /// Panic unless `o` (a create of `id`) succeeded; when it failed, the message also says
 /// what the failed create left behind (it must leave nothing).
 #[track_caller]

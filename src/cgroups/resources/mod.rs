@@ -54,6 +54,34 @@ impl Cgroup {
             Some(d) => Some(devices::rules(d)?),
             None => None,
         };
+        // v1 device rules are replaced by denying everything and allowing
+        // the list again, one write at a time (and systemd does the same
+        // with DeviceAllow): a running workload would meet EPERM on
+        // /dev/null in between. Frozen, it cannot; runc reaches the same
+        // with a minimal diff of the rules. v2's filter is one BPF program,
+        // replaced at once.
+        let freeze = rules.is_some()
+            && matches!(self.locate(Controller::Devices), Ok(Leaf::V1 { .. }))
+            && !super::freezer::is_frozen(self)
+            && self.locate(Controller::Freezer).is_ok();
+        if freeze {
+            super::freezer::freeze(self)?;
+        }
+        let out = self.update_unfrozen(r, rules);
+        if freeze {
+            // A thaw error matters only if the update went through.
+            let thawed = super::freezer::thaw(self);
+            out?;
+            return thawed;
+        }
+        out
+    }
+
+    fn update_unfrozen(
+        &self,
+        r: &LinuxResources,
+        rules: Option<Vec<devices::Rule>>,
+    ) -> Result<(), CgroupError> {
         if self.systemd.as_ref().is_some_and(|sd| sd.v2) {
             self.enable_unmanaged(r)?;
         }

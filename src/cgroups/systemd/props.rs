@@ -408,7 +408,7 @@ fn device_group(typ: char, major: i64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oci_spec::runtime::{LinuxBlockIo, LinuxResources};
+    use oci_spec::runtime::LinuxResources;
 
     fn res(json: &str) -> LinuxResources {
         serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"))
