@@ -17,9 +17,12 @@
 //! SCMP_ACT_NOTIFY profile (loaded before it, see finalize::prepare): then
 //! this happens only if the filter plainly allows those calls.
 
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+
+use crate::procfs::ProcRoot;
 
 use crate::security::seccomp::Filter;
 use crate::sys::{self, SysError};
@@ -53,6 +56,88 @@ pub fn wait_for_start(state_dir: RawFd, seccomp: Option<&Filter>) -> Result<Owne
             Errno::EINTR => continue,
             e => return Err(SysError::new("open exec.fifo", e)),
         }
+    }
+}
+
+/// Rootless: the same wait, but joinable by the user's `capsa exec`.
+///
+/// A user without CAP_SYS_PTRACE on the host opens /proc/PID/ns/* of the
+/// init only while it is dumpable (its memory belongs to the host's user
+/// namespace). Dumpable, it is also open to the container's processes that
+/// hold every capability it has (the kernel's ptrace check wants theirs to
+/// be a superset): its fds, exe, environ and memory. So first it keeps only
+/// what the wait and the workload need (`keep`: stdio, preserved fds, the
+/// trampoline, the seccomp program), the exec.fifo as an O_PATH fd and the
+/// container's own /proc to reopen it by; the state dir (a host directory)
+/// and every other fd are closed, the sync socket shut down, the caller's
+/// environment wiped. The caller checked that the binary /proc/PID/exe
+/// names cannot be written by the user (Trampoline::shields_host_binary):
+/// a process that opens it cannot reopen it for writing (CVE-2019-5736).
+/// Not dumpable again as soon as `start` arrives. Without a /proc in the
+/// container, the plain wait (and `exec` is refused until `start`).
+pub fn wait_for_start_joinable(
+    state_dir: RawFd,
+    chan: RawFd,
+    keep: &[RawFd],
+    seccomp: Option<&Filter>,
+) -> Result<OwnedFd, SysError> {
+    let Ok(proc) = ProcRoot::open_visible() else {
+        return wait_for_start(state_dir, seccomp);
+    };
+    let path_fd = loop {
+        // SAFETY: as in wait_for_start; O_PATH does not block on a FIFO.
+        let fd = unsafe {
+            libc::openat(
+                state_dir,
+                EXEC_FIFO.as_ptr(),
+                libc::O_PATH | libc::O_CLOEXEC,
+            )
+        };
+        if fd >= 0 {
+            break sys::own(fd);
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            e => return Err(SysError::new("open exec.fifo", e)),
+        }
+    };
+    // SAFETY: shutdown on an fd of ours; the parent is done with it.
+    unsafe { libc::shutdown(chan, libc::SHUT_RDWR) };
+    let mut kept = keep.to_vec();
+    kept.extend([chan, path_fd.as_raw_fd(), proc.raw_fd()]);
+    sys::close_fds_except(3, &kept)?;
+    wipe_environ();
+    if trim_allowed(seccomp) {
+        trim_heap();
+        drop_own_code();
+    }
+    // SAFETY: prctl with integer arguments only. Should it fail we stay
+    // non-dumpable: `exec` is refused until `start`, nothing more.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    let fifo = proc.reopen(&path_fd, OFlag::O_WRONLY);
+    crate::security::set_non_dumpable()?;
+    fifo.map_err(|e| SysError::new("open exec.fifo", e.errno))
+}
+
+/// Zero the environment strings `capsa create` was started with (what
+/// /proc/PID/environ shows) and empty `environ`. The init builds the
+/// workload's environment from config.json alone.
+fn wipe_environ() {
+    unsafe extern "C" {
+        static environ: *const *mut libc::c_char;
+    }
+    // SAFETY: single-threaded; `environ` is a NULL-terminated array of
+    // NUL-terminated strings (capsa never sets variables, so they are the
+    // ones the kernel put on our stack, writable); each is zeroed within
+    // its length, then clearenv drops the array.
+    unsafe {
+        let mut p = environ;
+        while !p.is_null() && !(*p).is_null() {
+            let s = *p;
+            std::ptr::write_bytes(s, 0, libc::strlen(s));
+            p = p.add(1);
+        }
+        libc::clearenv();
     }
 }
 
