@@ -939,3 +939,33 @@ fn a_created_init_exposes_nothing_to_the_container() {
     r.rt(&["delete", "--force", &id]).ok();
     r.ctx.assert_nothing_left(&id);
 }
+
+/// The lifecycle verbs on a created, never started container, as the user: state, ps (the
+/// init and what was exec'd), pause refused without a cgroup, `kill` with the default
+/// signal (SIGTERM) ends it as runc's does, delete. Seen failing: the waiting init, pid 1
+/// of its pid namespace with no handler, ignored SIGTERM and stayed "created".
+#[test]
+fn verbs_on_a_created_container() {
+    let Some(mut r) = Rootless::new("rl-verbc") else {
+        return;
+    };
+    r.ctx.args(&["sleep", "1000"]);
+    r.create().ok();
+    let id = r.ctx.id.clone();
+    assert_eq!(status_of(&r), "created");
+    let pid = pid_of(&r);
+    r.rt(&["exec", "-d", &id, "sleep", "1000"]).ok();
+    if is_capsa() {
+        // runc 1.1: "unable to get all container pids" without a cgroup.
+        let o = r.rt(&["ps", "--format", "json", &id]);
+        let pids: Vec<i64> = serde_json::from_str(o.ok().stdout.trim()).expect("ps json");
+        assert!(pids.len() == 2 && pids[0] == pid, "{o}");
+    }
+    r.rt(&["pause", &id])
+        .fails_with_any(&["no cgroup of its own", "cgroups not configured"]);
+    assert_eq!(status_of(&r), "created");
+    r.rt(&["kill", &id]).ok();
+    wait_stopped(&r);
+    r.rt(&["delete", &id]).ok();
+    r.ctx.assert_nothing_left(&id);
+}

@@ -30,9 +30,61 @@ use crate::sys::{self, SysError};
 /// exec.fifo (crate::state::EXEC_FIFO) as a C string for openat.
 const EXEC_FIFO: &std::ffi::CStr = c"exec.fifo";
 
+/// Signals whose default action ends a process: the waiting init ends on
+/// them (see `die_on_signals`). Not the faults (SEGV, BUS, ILL, FPE, TRAP:
+/// synchronous, Rust's runtime handles two) nor PIPE (ignored by Rust's
+/// runtime; the workload gets the default back from the trampoline).
+const ENDING: [libc::c_int; 15] = [
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGABRT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGTERM,
+    libc::SIGSTKFLT,
+    libc::SIGXCPU,
+    libc::SIGXFSZ,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGIO,
+    libc::SIGPWR,
+];
+
+extern "C" fn end_on_signal(sig: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe and ends the process at once.
+    unsafe { libc::_exit(128 + sig) }
+}
+
+/// A waiting init ends on `kill` with any signal that would end a process
+/// (runc's init, a Go program, handles them all and dies): as the init of a
+/// pid namespace it would otherwise ignore every signal it has no handler
+/// for, SIGKILL aside, and `kill ID` (SIGTERM) of a created container would
+/// do nothing. execve resets the handlers: the workload gets the defaults.
+/// Skipped when a filter loaded already (SCMP_ACT_NOTIFY) does not plainly
+/// allow rt_sigaction.
+fn die_on_signals(seccomp: Option<&Filter>) {
+    if seccomp.is_some_and(|f| !f.allows(libc::SYS_rt_sigaction, [0; 6])) {
+        return;
+    }
+    let realtime = libc::SIGRTMIN()..=libc::SIGRTMAX();
+    for sig in ENDING.into_iter().chain(realtime) {
+        // SAFETY: a zeroed sigaction with a handler that only calls _exit,
+        // an empty mask and no flags; the old action is not asked for.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = end_on_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(sig, &act, std::ptr::null_mut());
+        }
+    }
+}
+
 /// Give memory back (see above), then block until `capsa start` opens
 /// exec.fifo for reading; returns our write end.
 pub fn wait_for_start(state_dir: RawFd, seccomp: Option<&Filter>) -> Result<OwnedFd, SysError> {
+    die_on_signals(seccomp);
     if trim_allowed(seccomp) {
         trim_heap();
         drop_own_code();
@@ -107,6 +159,7 @@ pub fn wait_for_start_joinable(
     kept.extend([chan, path_fd.as_raw_fd(), proc.raw_fd()]);
     sys::close_fds_except(3, &kept)?;
     wipe_environ();
+    die_on_signals(seccomp);
     if trim_allowed(seccomp) {
         trim_heap();
         drop_own_code();

@@ -335,8 +335,16 @@ mod memfd_tests {
             assert_eq!(back.program, f.program);
             assert_eq!(back.flags, f.flags);
         }
-        let empty = std::fs::File::from(f.to_memfd().expect("memfd"));
-        empty.set_len(4).expect("truncate");
-        assert!(Filter::from_memfd(&empty).is_err());
+        // Sealed: what reaches the fd cannot change the program.
+        let sealed = std::fs::File::from(f.to_memfd().expect("memfd"));
+        assert!(sealed.set_len(4).is_err());
+        assert!(std::os::unix::fs::FileExt::write_at(&sealed, b"x", 0).is_err());
+        // A short program is refused.
+        // SAFETY: memfd_create reads a NUL-terminated constant name.
+        let short = unsafe { libc::memfd_create(c"short".as_ptr(), 0) };
+        assert!(short >= 0);
+        let short = std::fs::File::from(sys::own(short));
+        short.set_len(4).expect("truncate");
+        assert!(Filter::from_memfd(&short).is_err());
     }
 }
