@@ -121,55 +121,76 @@ pub fn wait_for_start(state_dir: RawFd, seccomp: Option<&Filter>) -> Result<Owne
 /// what the wait and the workload need (`keep`: stdio, preserved fds, the
 /// trampoline, the seccomp program), the exec.fifo as an O_PATH fd and the
 /// container's own /proc to reopen it by; the state dir (a host directory)
-/// and every other fd are closed, the sync socket shut down, the caller's
+/// and every other fd are closed, the sync socket shut down once `create`
+/// has its last message, the caller's
 /// environment wiped. The caller checked that the binary /proc/PID/exe
 /// names cannot be written by the user (Trampoline::shields_host_binary):
 /// a process that opens it cannot reopen it for writing (CVE-2019-5736).
 /// Not dumpable again as soon as `start` arrives. Without a /proc in the
 /// container, the plain wait (and `exec` is refused until `start`).
-pub fn wait_for_start_joinable(
-    state_dir: RawFd,
+pub struct Joinable {
+    proc: ProcRoot,
+    fifo: OwnedFd,
     chan: RawFd,
-    keep: &[RawFd],
-    seccomp: Option<&Filter>,
-) -> Result<OwnedFd, SysError> {
-    let Ok(proc) = ProcRoot::open_visible() else {
-        return wait_for_start(state_dir, seccomp);
-    };
-    let path_fd = loop {
-        // SAFETY: as in wait_for_start; O_PATH does not block on a FIFO.
-        let fd = unsafe {
-            libc::openat(
-                state_dir,
-                EXEC_FIFO.as_ptr(),
-                libc::O_PATH | libc::O_CLOEXEC,
-            )
+}
+
+impl Joinable {
+    /// Before the init tells `create` it is detached (so that an `exec`
+    /// right after `create` finds it dumpable): keep only `keep`, the sync
+    /// socket `chan` (still needed for that last message), the fifo and the
+    /// container's /proc; wipe the environment; turn dumpable. None (and
+    /// nothing changed) when the container has no /proc to reopen the fifo
+    /// by: the plain wait then.
+    pub fn prepare(
+        state_dir: RawFd,
+        chan: RawFd,
+        keep: &[RawFd],
+    ) -> Result<Option<Joinable>, SysError> {
+        let Ok(proc) = ProcRoot::open_visible() else {
+            return Ok(None);
         };
-        if fd >= 0 {
-            break sys::own(fd);
-        }
-        match Errno::last() {
-            Errno::EINTR => continue,
-            e => return Err(SysError::new("open exec.fifo", e)),
-        }
-    };
-    // SAFETY: shutdown on an fd of ours; the parent is done with it.
-    unsafe { libc::shutdown(chan, libc::SHUT_RDWR) };
-    let mut kept = keep.to_vec();
-    kept.extend([chan, path_fd.as_raw_fd(), proc.raw_fd()]);
-    sys::close_fds_except(3, &kept)?;
-    wipe_environ();
-    die_on_signals(seccomp);
-    if trim_allowed(seccomp) {
-        trim_heap();
-        drop_own_code();
+        let fifo = loop {
+            // SAFETY: as in wait_for_start; O_PATH does not block on a FIFO.
+            let fd = unsafe {
+                libc::openat(
+                    state_dir,
+                    EXEC_FIFO.as_ptr(),
+                    libc::O_PATH | libc::O_CLOEXEC,
+                )
+            };
+            if fd >= 0 {
+                break sys::own(fd);
+            }
+            match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(SysError::new("open exec.fifo", e)),
+            }
+        };
+        let mut kept = keep.to_vec();
+        kept.extend([chan, fifo.as_raw_fd(), proc.raw_fd()]);
+        // The state dir among them.
+        sys::close_fds_except(3, &kept)?;
+        wipe_environ();
+        // SAFETY: prctl with integer arguments only. Should it fail we stay
+        // non-dumpable: `exec` is refused until `start`, nothing more.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+        Ok(Some(Joinable { proc, fifo, chan }))
     }
-    // SAFETY: prctl with integer arguments only. Should it fail we stay
-    // non-dumpable: `exec` is refused until `start`, nothing more.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
-    let fifo = proc.reopen(&path_fd, OFlag::O_WRONLY);
-    crate::security::set_non_dumpable()?;
-    fifo.map_err(|e| SysError::new("open exec.fifo", e.errno))
+
+    /// After the last message to `create`: shut the sync socket, then
+    /// wait as `wait_for_start` does; not dumpable once `start` came.
+    pub fn wait(self, seccomp: Option<&Filter>) -> Result<OwnedFd, SysError> {
+        // SAFETY: shutdown on an fd of ours; the parent is done with it.
+        unsafe { libc::shutdown(self.chan, libc::SHUT_RDWR) };
+        die_on_signals(seccomp);
+        if trim_allowed(seccomp) {
+            trim_heap();
+            drop_own_code();
+        }
+        let fifo = self.proc.reopen(&self.fifo, OFlag::O_WRONLY);
+        crate::security::set_non_dumpable()?;
+        fifo.map_err(|e| SysError::new("open exec.fifo", e.errno))
+    }
 }
 
 /// Zero the environment strings `capsa create` was started with (what

@@ -243,15 +243,20 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     // Outlive the parent only once its state.json names us (sync.rs).
     chan.expect(Msg::Recorded)?;
     prctl(libc::PR_SET_PDEATHSIG, 0, "prctl(PR_SET_PDEATHSIG)")?;
+    let joinable = if a.joinable_while_waiting {
+        let mut keep: Vec<RawFd> = (0..3 + a.preserve_fds.max(0)).collect();
+        keep.push(a.trampoline.raw_fd());
+        keep.extend(deferred.filter.as_ref().map(AsRawFd::as_raw_fd));
+        super::idle::Joinable::prepare(a.state_dir, chan.0.as_raw_fd(), &keep)?
+    } else {
+        None
+    };
     chan.send(&Msg::Detached)?;
 
     // Block until `capsa start` opens the fifo for reading; the state dir
     // is closed after that (it named the fifo).
-    let fifo = if a.joinable_while_waiting {
-        let mut keep: Vec<RawFd> = (0..3 + a.preserve_fds.max(0)).collect();
-        keep.push(a.trampoline.raw_fd());
-        keep.extend(deferred.filter.as_ref().map(AsRawFd::as_raw_fd));
-        super::idle::wait_for_start_joinable(a.state_dir, chan.0.as_raw_fd(), &keep, loaded)?
+    let fifo = if let Some(j) = joinable {
+        j.wait(loaded)?
     } else {
         let fifo = super::idle::wait_for_start(a.state_dir, loaded)?;
         // SAFETY: state_dir is an fd we own in this process; nothing uses it after this.
