@@ -23,7 +23,6 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
 use crate::procfs::ProcRoot;
-
 use crate::security::seccomp::Filter;
 use crate::sys::{self, SysError};
 
@@ -122,12 +121,12 @@ pub fn wait_for_start(state_dir: RawFd, seccomp: Option<&Filter>) -> Result<Owne
 /// trampoline, the seccomp program), the exec.fifo as an O_PATH fd and the
 /// container's own /proc to reopen it by; the state dir (a host directory)
 /// and every other fd are closed, the sync socket shut down once `create`
-/// has its last message, the caller's
-/// environment wiped. The caller checked that the binary /proc/PID/exe
-/// names cannot be written by the user (Trampoline::shields_host_binary):
-/// a process that opens it cannot reopen it for writing (CVE-2019-5736).
-/// Not dumpable again as soon as `start` arrives. Without a /proc in the
-/// container, the plain wait (and `exec` is refused until `start`).
+/// has its last message, the caller's environment wiped. The caller
+/// checked that the binary /proc/PID/exe names cannot be written by the
+/// user (Trampoline::shields_host_binary): a process that opens it cannot
+/// reopen it for writing (CVE-2019-5736). Not dumpable again as soon as
+/// `start` arrives. Without a /proc in the container, the plain wait (and
+/// `exec` is refused until `start`).
 pub struct Joinable {
     proc: ProcRoot,
     fifo: OwnedFd,
