@@ -233,3 +233,49 @@ fn verbs_on_a_created_container() {
     r.rt(&["delete", &id]).ok();
     r.ctx.assert_nothing_left(&id);
 }
+
+/// With a capsa binary the user owns (a build in their home), the init stays
+/// non-dumpable while it waits: a container process that opened /proc/1/exe could
+/// rewrite that binary once nothing runs it (CVE-2019-5736). So `exec` waits for `start`,
+/// and says so; after `start` it works. (runc 1.1 runs from a memfd copy of itself and
+/// allows it.) Seen failing without Trampoline::shields_host_binary in the decision: the
+/// exec succeeded with the user's binary as /proc/1/exe of a dumpable init.
+#[test]
+fn exec_before_start_with_a_binary_the_user_owns() {
+    if skip_unless_capsa("runc 1.1 runs from a memfd copy of itself") {
+        return;
+    }
+    let Some(mut r) = Rootless::new("rl-execown") else {
+        return;
+    };
+    let copy = r.ctx.scratch("runtime-copy");
+    std::fs::copy(runtime(), &copy).expect("copy the runtime");
+    std::os::unix::fs::chown(&copy, Some(r.user.uid), Some(r.user.gid)).expect("chown");
+    r.ctx.args(&["sleep", "1000"]);
+    r.ctx.write_config();
+    let b = r.ctx.bundle();
+    let (uid, gid, xdg, root) = (r.user.uid, r.user.gid, r.xdg(), r.ctx.root());
+    let as_user = |args: &[&str]| {
+        let mut full = vec!["--root", root.to_str().expect("utf-8")];
+        full.extend_from_slice(args);
+        let xdg = xdg.clone();
+        run_cmd(
+            &copy,
+            &full,
+            &r.ctx.tmp.path().join("out"),
+            TIMEOUT,
+            move |c| {
+                use std::os::unix::process::CommandExt;
+                c.uid(uid).gid(gid).env("XDG_RUNTIME_DIR", xdg);
+            },
+        )
+    };
+    let id = r.ctx.id.clone();
+    as_user(&["create", "--bundle", b.to_str().expect("utf-8"), &id]).ok();
+    as_user(&["exec", &id, "true"]).fails_with("before `start`");
+    as_user(&["start", &id]).ok();
+    let o = as_user(&["exec", &id, "echo", "after-start"]);
+    assert_eq!(o.ok().stdout.trim(), "after-start", "{o}");
+    as_user(&["delete", "--force", &id]).ok();
+    r.ctx.assert_nothing_left(&id);
+}
