@@ -231,6 +231,12 @@ fn verbs_on_a_created_container() {
     r.rt(&["kill", &id]).ok();
     wait_stopped(&r);
     r.rt(&["delete", &id]).ok();
+    // The exec'd process dies with its pid namespace, reaped by the host's init, which
+    // may take a moment (runc reports "stopped" before it is gone).
+    let start = std::time::Instant::now();
+    while !r.ctx.leftovers(&id).is_empty() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     r.ctx.assert_nothing_left(&id);
 }
 
@@ -277,5 +283,31 @@ fn exec_before_start_with_a_binary_the_user_owns() {
     let o = as_user(&["exec", &id, "echo", "after-start"]);
     assert_eq!(o.ok().stdout.trim(), "after-start", "{o}");
     as_user(&["delete", "--force", &id]).ok();
+    r.ctx.assert_nothing_left(&id);
+}
+
+/// The same with the user's subordinate ranges mapped and the process running as
+/// container uid 1000 (host: a subordinate id, not the user's): the user still owns the
+/// container's user namespace, which is what lets its `exec` in. runc 1.1 refuses this
+/// one: its init's setuid to 1000 made it undumpable before it waits.
+#[test]
+fn exec_into_a_created_container_with_subordinate_ids() {
+    let Some(mut r) = Rootless::new("rl-execsub") else {
+        return;
+    };
+    r.multi_range();
+    r.ctx.config["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    r.ctx.args(&["sleep", "1000"]);
+    r.create().ok();
+    let id = r.ctx.id.clone();
+    let o = r.rt(&["exec", &id, "id", "-u"]);
+    if is_capsa() {
+        assert_eq!(o.ok().stdout.trim(), "1000", "{o}");
+    } else {
+        o.fails_with("ns/user: Permission denied");
+    }
+    r.rt(&["start", &id]).ok();
+    assert_eq!(status_of(&r), "running");
+    r.rt(&["delete", "--force", &id]).ok();
     r.ctx.assert_nothing_left(&id);
 }
