@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
-use nix::sys::stat::fstat;
+use nix::sys::stat::{Mode, fstat};
 use nix::sys::statfs::{PROC_SUPER_MAGIC, fstatfs};
 
 use crate::rootfs::newmount::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, new_fs};
@@ -67,6 +67,50 @@ impl ProcRoot {
             return Err(SysError::at("not the root of a procfs", root, Errno::EXDEV));
         }
         Ok(ProcRoot { fd })
+    }
+
+    /// The container's own "/proc" (never a private instance: that would
+    /// show what masked paths hide), checked to be the root of a procfs.
+    /// For a process that others in the container may reach (see
+    /// process/idle.rs).
+    pub fn open_visible() -> SysResult<ProcRoot> {
+        let fd = open_proc_dir()?;
+        let root = Path::new("/proc");
+        check_procfs(&fd, root)?;
+        let st = fstat(fd.as_fd()).map_err(|e| SysError::at("stat", root, e))?;
+        if st.st_ino != PROC_ROOT_INO || st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(SysError::at("not the root of a procfs", root, Errno::EXDEV));
+        }
+        Ok(ProcRoot { fd })
+    }
+
+    /// Reopen our own `fd` (e.g. an O_PATH one) with `flags` through
+    /// "self/fd/N" beneath the root; the result must be the same file
+    /// (a procfs path the container covered cannot swap it). Blocks as
+    /// open(2) does (a FIFO waits for its other end).
+    pub fn reopen(&self, fd: &OwnedFd, flags: OFlag) -> SysResult<OwnedFd> {
+        let rel = format!("self/fd/{}", fd.as_raw_fd());
+        let path = display(&rel);
+        let flags = flags | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
+        let new = loop {
+            match nix::fcntl::openat(self.fd.as_fd(), rel.as_str(), flags, Mode::empty()) {
+                Err(Errno::EINTR) => continue,
+                r => break r.map_err(|e| SysError::at("open", &path, e))?,
+            }
+        };
+        let (a, b) = (
+            fstat(new.as_fd()).map_err(|e| SysError::at("stat", &path, e))?,
+            fstat(fd.as_fd()).map_err(|e| SysError::at("stat", &path, e))?,
+        );
+        if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
+            return Err(SysError::at("not the same file", &path, Errno::EXDEV));
+        }
+        Ok(new)
+    }
+
+    /// The root's fd, for a caller that must keep it open.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
     }
 
     /// Open `rel` (e.g. "sys/net/ipv4/ip_forward", "self/oom_score_adj")
@@ -129,7 +173,7 @@ fn open_proc_dir() -> SysResult<OwnedFd> {
     nix::fcntl::open(
         path,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
+        Mode::empty(),
     )
     .map_err(|e| SysError::at("open", path, e))
 }

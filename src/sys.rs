@@ -194,6 +194,30 @@ pub fn close_fds_from(first: RawFd) -> SysResult<()> {
     Err(SysError::new("close_range", Errno::last()))
 }
 
+/// Close every descriptor >= `first` but those in `keep`.
+pub fn close_fds_except(first: RawFd, keep: &[RawFd]) -> SysResult<()> {
+    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&k| k >= first).collect();
+    keep.sort_unstable();
+    let mut from = first;
+    for k in keep {
+        if k > from {
+            close_range(from as libc::c_uint, (k - 1) as libc::c_uint)?;
+        }
+        from = from.max(k + 1);
+    }
+    close_range(from as libc::c_uint, libc::c_uint::MAX)
+}
+
+fn close_range(first: libc::c_uint, last: libc::c_uint) -> SysResult<()> {
+    // SAFETY: close_range only closes descriptors; the caller named the
+    // ones it still uses in `keep`.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+    if ret == 0 {
+        return Ok(());
+    }
+    Err(SysError::new("close_range", Errno::last()))
+}
+
 /// Mark every descriptor >= `first` close-on-exec without closing it yet.
 pub fn cloexec_fds_from(first: RawFd) -> SysResult<()> {
     const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;

@@ -139,6 +139,22 @@ fn delegated_subtree_holds_the_container_and_its_limits() {
     let st = c.state(&id);
     let pid = st["pid"].as_i64().expect("pid").to_string();
     assert!(read(&leaf.join("cgroup.procs")).lines().any(|l| l == pid));
+    // Before start: exec joins the waiting init (its process lands in the container's
+    // cgroup), and the created container pauses and resumes as runc's does.
+    let o = rt_in(
+        &c,
+        Some(&session),
+        &["exec", &id, "cat", "/proc/self/cgroup"],
+    );
+    let want = format!(
+        "0::/{}/{id}",
+        deleg.dir.file_name().unwrap().to_string_lossy()
+    );
+    assert_eq!(o.ok().stdout.trim(), want, "{o}");
+    rt_in(&c, Some(&session), &["pause", &id]).ok();
+    assert_eq!(c.status(&id), "paused");
+    rt_in(&c, Some(&session), &["resume", &id]).ok();
+    assert_eq!(c.status(&id), "created");
     rt_in(&c, Some(&session), &["start", &id]).ok();
     // With a cgroup, pause works for the user too.
     rt_in(&c, Some(&session), &["pause", &id]).ok();

@@ -206,6 +206,20 @@ fn kill_of_created_container() {
     c.assert_nothing_left(&c.id);
 }
 
+/// `kill` with the default signal (SIGTERM) ends a created container, as with runc, whose
+/// Go init handles every signal: the waiting init, pid 1 of its pid namespace, ignored it
+/// for want of a handler (the container stayed "created").
+#[test]
+fn kill_term_of_created_container() {
+    let mut c = Ctx::new("termcreated");
+    c.args(&["sleep", "1000"]);
+    c.create();
+    c.rt(&["kill", &c.id]).ok();
+    c.wait_status(&c.id, "stopped", WAIT);
+    c.rt(&["delete", &c.id]).ok();
+    c.assert_nothing_left(&c.id);
+}
+
 /// `run --detach` of `sleep 1000`.
 fn run_sleeper(tag: &str) -> Ctx {
     let mut c = Ctx::new(tag);

@@ -68,6 +68,10 @@ pub struct InitArgs<'a> {
     pub maps_by_user: bool,
     /// Unshare the cgroup namespace here, after the parent placed us.
     pub unshare_cgroupns: bool,
+    /// The parent is not root and the binary we run is not the user's to
+    /// write: wait for `start` dumpable, so that the user's `exec` can
+    /// join us (idle::wait_for_start_joinable).
+    pub joinable_while_waiting: bool,
     pub id: &'a str,
     /// The read-only capsa the workload is exec'd through (CVE-2019-5736).
     pub trampoline: &'a Trampoline,
@@ -239,10 +243,26 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     // Outlive the parent only once its state.json names us (sync.rs).
     chan.expect(Msg::Recorded)?;
     prctl(libc::PR_SET_PDEATHSIG, 0, "prctl(PR_SET_PDEATHSIG)")?;
+    let joinable = if a.joinable_while_waiting {
+        let mut keep: Vec<RawFd> = (0..3 + a.preserve_fds.max(0)).collect();
+        keep.push(a.trampoline.raw_fd());
+        keep.extend(deferred.filter.as_ref().map(AsRawFd::as_raw_fd));
+        super::idle::Joinable::prepare(a.state_dir, chan.0.as_raw_fd(), &keep)?
+    } else {
+        None
+    };
     chan.send(&Msg::Detached)?;
 
-    // Block until `capsa start` opens the fifo for reading.
-    let fifo = super::idle::wait_for_start(a.state_dir, loaded)?;
+    // Block until `capsa start` opens the fifo for reading; the state dir
+    // is closed after that (it named the fifo).
+    let fifo = if let Some(j) = joinable {
+        j.wait(loaded)?
+    } else {
+        let fifo = super::idle::wait_for_start(a.state_dir, loaded)?;
+        // SAFETY: state_dir is an fd we own in this process; nothing uses it after this.
+        unsafe { libc::close(a.state_dir) };
+        fifo
+    };
     // The fifo stays open (close-on-exec): `start` reads until end-of-file,
     // which comes with a successful execve; anything written before that is
     // an error it reports.
@@ -266,9 +286,6 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
             sys::child_exit(1)
         }
     }
-    // SAFETY: state_dir is an fd we own in this process; nothing uses it after this.
-    unsafe { libc::close(a.state_dir) };
-
     let report = Report::Fifo(fifo.as_raw_fd());
     let failure = trampoline::exec_workload(
         a.trampoline,

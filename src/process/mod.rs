@@ -147,6 +147,8 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
             && b.new_ns.contains(CloneFlags::CLONE_NEWUSER)
             && !nix::unistd::geteuid().is_root(),
         unshare_cgroupns: cgroupns,
+        joinable_while_waiting: !nix::unistd::geteuid().is_root()
+            && trampoline.shields_host_binary(),
         id: o.id,
         trampoline: &trampoline,
         idmapped: &idmapped,

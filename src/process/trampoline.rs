@@ -202,6 +202,8 @@ impl ExecFailure {
 #[derive(Debug)]
 pub struct Trampoline {
     fd: OwnedFd,
+    /// A sealed copy of a binary the caller may write (see `unprivileged`).
+    copy: bool,
 }
 
 impl Trampoline {
@@ -235,10 +237,14 @@ impl Trampoline {
             )
         } == 0;
         if st.st_uid == 0 && st.st_mode & 0o022 == 0 && !writable {
-            return Ok(Trampoline { fd: file.into() });
+            return Ok(Trampoline {
+                fd: file.into(),
+                copy: false,
+            });
         }
         Ok(Trampoline {
             fd: sealed_copy(file, exe)?,
+            copy: true,
         })
     }
 
@@ -253,7 +259,17 @@ impl Trampoline {
             false,
             exe,
         )?;
-        Ok(Trampoline { fd: tree })
+        Ok(Trampoline {
+            fd: tree,
+            copy: false,
+        })
+    }
+
+    /// The running binary (what /proc/PID/exe of a process still running
+    /// capsa's code names) is one the caller cannot write: a read-only
+    /// mount or root's file; not when a sealed copy stands in for it.
+    pub fn shields_host_binary(&self) -> bool {
+        !self.copy
     }
 
     /// Its fd, for a child that execs it with execveat.

@@ -203,15 +203,24 @@ pub fn prepare(
             .ctx_at("open bind source", &src)
             .map_err(at)?;
         let tree = clone_tree(&src_fd, opts.flags.contains(MsFlags::MS_REC), &src).map_err(at)?;
-        set_idmap(&tree, userns_fd, kind == Idmap::Recursive, &src).map_err(|e| {
-            if e.errno == Errno::EINVAL {
-                config(
-                    &field,
-                    format!("{e} (does its filesystem support id-mapped mounts?)"),
-                )
-            } else {
-                at(e)
-            }
+        set_idmap(&tree, userns_fd, kind == Idmap::Recursive, &src).map_err(|e| match e.errno {
+            Errno::EINVAL => config(
+                &field,
+                format!("{e} (does its filesystem support id-mapped mounts?)"),
+            ),
+            // Root of a user namespace (rootless podman runs us so): the
+            // kernel id-maps only a filesystem mounted in a namespace we
+            // are privileged over, never the host's.
+            Errno::EPERM if crate::rootless::in_user_namespace() => config(
+                &field,
+                format!(
+                    "{e}: id-mapping needs CAP_SYS_ADMIN in the user namespace that mounted \
+                     the source's filesystem, and this runtime runs in a user namespace \
+                     (rootless) that did not mount it (a host filesystem); only a \
+                     filesystem mounted inside that user namespace can be id-mapped"
+                ),
+            ),
+            _ => at(e),
         })?;
         trees.0.push((i, tree));
     }

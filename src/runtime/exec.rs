@@ -10,9 +10,9 @@ use crate::bundle::{BundleError, ProcessPlan};
 use crate::cgroups::SubCgroups;
 use crate::console;
 use crate::error::{Error, Result};
-use crate::process::ChildGuard;
 use crate::process::attrs::Role;
 use crate::process::exec::{self, ExecSpawn};
+use crate::process::{ChildGuard, ProcessError};
 use crate::security::seccomp::Filter;
 use crate::state::{self, ContainerDir, Status};
 
@@ -153,7 +153,8 @@ impl Runtime {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
         crate::fault::point("exec.locked");
-        match st.status(&dir.path) {
+        let status = st.status(&dir.path);
+        match status {
             Status::Stopped => {
                 return Err(Error::Lifecycle(
                     "cannot exec in a stopped container".into(),
@@ -190,7 +191,7 @@ impl Runtime {
                 msg: e.msg,
             })?;
         let mut guard = ChildGuard::default();
-        let pid = exec::spawn(
+        let spawned = exec::spawn(
             ExecSpawn {
                 init_pid: st.pid,
                 container: &st,
@@ -206,7 +207,22 @@ impl Runtime {
                 lock: Some(dir),
             },
             &mut guard,
-        )?;
+        );
+        let pid = match spawned {
+            Err(ProcessError::Sys(e))
+                if status == Status::Created
+                    && e.errno == nix::errno::Errno::EACCES
+                    && !nix::unistd::geteuid().is_root() =>
+            {
+                return Err(Error::Lifecycle(format!(
+                    "cannot exec in created container {id} before `start`: {e} (a rootless \
+                     container's waiting init can be joined only when the runtime's binary is \
+                     not the user's to write, else the container could rewrite it through \
+                     /proc/1/exe, and the container mounts /proc)"
+                )));
+            }
+            r => r?,
+        };
         crate::fault::point("exec.spawned");
         if let Some(sock) = &pidfd_socket {
             sock.send(pid)?;

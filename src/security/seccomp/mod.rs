@@ -168,7 +168,7 @@ impl Filter {
             bytes.extend_from_slice(&i.k.to_ne_bytes());
         }
         // SAFETY: memfd_create reads a NUL-terminated constant name.
-        let fd = unsafe { libc::memfd_create(c"capsa-seccomp".as_ptr(), 0) };
+        let fd = unsafe { libc::memfd_create(c"capsa-seccomp".as_ptr(), libc::MFD_ALLOW_SEALING) };
         if fd < 0 {
             return Err(SysError::new(
                 "memfd_create (seccomp program)",
@@ -179,6 +179,24 @@ impl Filter {
         let mut file = std::fs::File::from(fd);
         std::io::Write::write_all(&mut file, &bytes)
             .map_err(|e| SysError::new("write (seccomp program)", sys::io_errno(&e)))?;
+        // Sealed: a process that reaches the fd (a rootless init waits
+        // dumpable, process/idle.rs) cannot rewrite the filter.
+        let seals =
+            libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+        // SAFETY: fcntl on a descriptor we own, with an integer argument.
+        if unsafe {
+            libc::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::F_ADD_SEALS,
+                seals,
+            )
+        } != 0
+        {
+            return Err(SysError::new(
+                "fcntl(F_ADD_SEALS) (seccomp program)",
+                Errno::last(),
+            ));
+        }
         Ok(file.into())
     }
 
@@ -317,8 +335,16 @@ mod memfd_tests {
             assert_eq!(back.program, f.program);
             assert_eq!(back.flags, f.flags);
         }
-        let empty = std::fs::File::from(f.to_memfd().expect("memfd"));
-        empty.set_len(4).expect("truncate");
-        assert!(Filter::from_memfd(&empty).is_err());
+        // Sealed: what reaches the fd cannot change the program.
+        let sealed = std::fs::File::from(f.to_memfd().expect("memfd"));
+        assert!(sealed.set_len(4).is_err());
+        assert!(std::os::unix::fs::FileExt::write_at(&sealed, b"x", 0).is_err());
+        // A short program is refused.
+        // SAFETY: memfd_create reads a NUL-terminated constant name.
+        let short = unsafe { libc::memfd_create(c"short".as_ptr(), 0) };
+        assert!(short >= 0);
+        let short = std::fs::File::from(sys::own(short));
+        short.set_len(4).expect("truncate");
+        assert!(Filter::from_memfd(&short).is_err());
     }
 }
