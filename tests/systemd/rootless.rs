@@ -194,6 +194,7 @@ fn rootless_systemd_scope_in_the_user_manager() {
 
     // No session bus: a clear error naming what to set, and nothing made.
     if is_capsa() {
+        c.r.ctx.write_config();
         let xdg = c.r.xdg();
         let o = c.rt_env(
             &[
