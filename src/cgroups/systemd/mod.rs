@@ -267,10 +267,12 @@ impl Systemd {
                 "v",
             )
             .map_err(err("Get ControlGroup"))?;
-        match body.first() {
-            Some(Value::Variant(v)) if v.as_str().is_some_and(|s| s.starts_with('/')) => {
-                Ok(v.as_str().unwrap_or_default().to_owned())
-            }
+        let path = match body.first() {
+            Some(Value::Variant(v)) => v.as_str(),
+            _ => None,
+        };
+        match path {
+            Some(p) if p.starts_with('/') => Ok(p.to_owned()),
             _ => Err(SystemdError::UserManager {
                 bus: self.bus.clone(),
                 op: "Get ControlGroup",
