@@ -5,7 +5,8 @@
 //! - with `--systemd-cgroup` the container is a scope of the user's systemd
 //!   (user.slice by default, below user@UID.service), made over the session bus, with
 //!   its limits as the unit's properties and in its files; every verb works and delete
-//!   leaves no unit; with no session bus, a clear error;
+//!   leaves no unit; with no session bus, a clear error; after the user's systemd ended
+//!   (a second user's, stopped) `delete --force` still cleans up;
 //! - without it (cgroupfs), run from a scope of the user's systemd, the container's
 //!   cgroup is made in the user's delegated subtree and its limits land there;
 //! - podman rootless with podman's systemd default (`cgroup_manager = "systemd"`) runs
@@ -276,6 +277,101 @@ fn rootless_systemd_scope_in_the_user_manager() {
     });
     assert_no_unit_no_cgroup(&id);
     c.r.ctx.assert_nothing_left(&id);
+}
+
+/// A second user (made here: the VM's /etc is a throw-away overlay) with its own
+/// user manager, for the test that stops it.
+fn second_user() -> TestUser {
+    const NAME: &str = "capsa-rl-gone";
+    let st = Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            NAME,
+        ])
+        .status()
+        .expect("run useradd");
+    assert!(st.success() || st.code() == Some(9), "useradd: {st}");
+    let id = |flag: &str| -> u32 {
+        let o = Command::new("id")
+            .args([flag, NAME])
+            .output()
+            .expect("run id");
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .expect("a numeric id")
+    };
+    TestUser {
+        uid: id("-u"),
+        gid: id("-g"),
+        subuid: (0, 0),
+        subgid: (0, 0),
+    }
+}
+
+/// The user's systemd ends (user@UID.service stopped, as when its last session closes)
+/// while its container runs: the unit and its cgroup go with it, and `delete --force`
+/// still removes the container, though the session bus is gone.
+#[test]
+fn delete_force_after_the_users_systemd_ended() {
+    if skip_without_systemd() {
+        return;
+    }
+    if !v2() {
+        skip("rootless --systemd-cgroup: cgroup v2 only, refused on the hybrid boot");
+        return;
+    }
+    let u = second_user();
+    let unit = format!("user@{}.service", u.uid);
+    let st = Command::new("systemctl")
+        .args(["start", &unit])
+        .status()
+        .expect("run systemctl start");
+    assert!(st.success(), "systemctl start {unit}");
+    let bus = run_dir(&u).join("bus");
+    eventually_within("the second user's session bus", 120, || bus.exists());
+    let mut ctx = Ctx::new("sdrlgone");
+    ctx.args(&["sleep", "1000"]);
+    for p in [ctx.tmp.path().to_path_buf(), ctx.bundle()] {
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    chown(ctx.root(), Some(u.uid), Some(u.gid)).expect("chown the state root");
+    make_rootless(&mut ctx.config, u.uid, u.gid);
+    ctx.write_config();
+    let id = ctx.id.clone();
+    let b = ctx.bundle();
+    let rt = |args: &[&str]| {
+        let mut full = vec!["--systemd-cgroup"];
+        full.extend_from_slice(args);
+        ctx.rt_with(&full, |c| in_session(c, &u))
+    };
+    rt(&["create", "--bundle", b.to_str().expect("utf-8"), &id]).ok();
+    let cg = format!("{}/user.slice/runc-{id}.scope", manager_cg(&u));
+    assert!(cg_dir("", &cg).is_dir(), "no scope cgroup {cg}");
+
+    let st = Command::new("systemctl")
+        .args(["stop", &unit])
+        .status()
+        .expect("run systemctl stop");
+    assert!(st.success(), "systemctl stop {unit}");
+    eventually("the scope's cgroup is gone with the user's systemd", || {
+        !cg_dir("", &cg).exists()
+    });
+    rt(&["delete", "--force", &id]).ok();
+    ctx.assert_nothing_left(&id);
+}
+
+/// Poll `f` for up to `secs` seconds.
+#[track_caller]
+fn eventually_within(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(secs), "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// cgroupfs rootless, run from a scope of the user's systemd: the container's cgroup is
@@ -561,5 +657,16 @@ fn podman_rootless_with_the_systemd_cgroup_manager() {
     assert!(
         cg.is_some_and(|c| c.starts_with("user@UID.service/user.slice/libpod-ID.scope")),
         "the container's cgroup: {cg:?}"
+    );
+    // Side by side: what runc does, and what crun does but for its `container`
+    // sub-cgroup of the same scope.
+    assert_eq!(ours, &results[1].1, "capsa and runc differ");
+    fn but_cgroup(r: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+        r.iter().filter(|(n, _)| *n != "cgroup").cloned().collect()
+    }
+    assert_eq!(
+        but_cgroup(ours),
+        but_cgroup(&results[0].1),
+        "capsa and crun differ"
     );
 }

@@ -400,7 +400,15 @@ impl Systemd {
     /// Stop the unit and wait; a unit already gone is fine. A failed unit
     /// is reset so that systemd forgets it.
     pub fn stop(&self) -> Result<(), SystemdError> {
-        let mut c = self.connect("StopUnit")?;
+        let mut c = match self.connect("StopUnit") {
+            Ok(c) => c,
+            // The user's systemd has ended (its last session closed, or
+            // user@UID.service stopped) and took its units and their
+            // cgroups with it: nothing is left to stop, and delete --force
+            // must still clean up.
+            Err(_) if self.user.is_some() && !self.unit_cgroup_exists() => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let res = manager_call(
             &mut c,
             "StopUnit",
@@ -423,6 +431,20 @@ impl Systemd {
         };
         let _ = manager_call(&mut c, "ResetFailedUnit", vec![Value::str(&self.unit)], "");
         out
+    }
+
+    /// Whether the unit's cgroup is still there (true when unsure).
+    fn unit_cgroup_exists(&self) -> bool {
+        let Ok(rel) = self.cgroup_rel() else {
+            return true;
+        };
+        let Ok(hosts) = super::hierarchy::host() else {
+            return true;
+        };
+        hosts
+            .iter()
+            .filter(|h| manages(h))
+            .any(|h| std::fs::symlink_metadata(h.mount.join(&rel)).is_ok())
     }
 
     /// `update`: set the unit's properties at runtime, returning what they
