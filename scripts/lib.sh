@@ -29,7 +29,8 @@ capsa_bin() {
 #   (CAPSA_TEST_RUNTIME, conformance, benches); qemu-system-x86, xz-utils, zstd, e2fsprogs,
 #   binutils: the VM lane (scripts/vm-run.sh); systemd, dbus: the systemd VM lane
 #   (scripts/vm-run-systemd.sh boots them as the guest's PID 1 and system bus; installed,
-#   never started on the host); gcc, libc6-dev: cargo's linker; docker.io,
+#   never started on the host); dbus-user-session: the session bus of the test user's
+#   systemd --user in that lane (rootless --systemd-cgroup, tests/systemd/rootless.rs); gcc, libc6-dev: cargo's linker; docker.io,
 #   containerd, podman, conmon, catatonit, slirp4netns, iptables, python3-grpcio (the CRI
 #   client): the engines lane (tests/engine_*.rs start private daemons whether or not the
 #   packages' services run); python3-seccomp: tests that build seccomp filters; criu:
@@ -38,7 +39,7 @@ capsa_bin() {
 #   tools the tests call.
 test_packages=(
   busybox-static runc crun
-  qemu-system-x86 xz-utils zstd e2fsprogs binutils systemd dbus
+  qemu-system-x86 xz-utils zstd e2fsprogs binutils systemd dbus dbus-user-session
   gcc libc6-dev pkg-config git ca-certificates
   docker.io containerd podman conmon catatonit slirp4netns iptables python3-grpcio
   python3-seccomp criu dbus

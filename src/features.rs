@@ -19,7 +19,7 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": false},
+            "cgroup": {"v1": true, "v2": true, "systemd": true, "systemdUser": true, "rdma": false},
             "seccomp": crate::security::seccomp::features(),
             "apparmor": {"enabled": crate::security::lsm::apparmor_enabled()},
             "selinux": {"enabled": crate::security::lsm::selinux_enabled()},

@@ -70,6 +70,37 @@ pub fn in_user_namespace() -> bool {
     })
 }
 
+/// The caller's uid on the host: its euid, or in a user namespace (root
+/// of podman's, say) the id that euid maps to outside it, which is who
+/// the session bus and the user's systemd see (SO_PEERCRED).
+pub fn host_uid() -> u32 {
+    let euid = nix::unistd::geteuid().as_raw();
+    if !in_user_namespace() {
+        return euid;
+    }
+    std::fs::read_to_string("/proc/self/uid_map")
+        .ok()
+        .and_then(|m| outside_id(&m, euid))
+        .unwrap_or(euid)
+}
+
+/// Where `id` of a user namespace maps to outside it, by its uid_map text.
+fn outside_id(map: &str, id: u32) -> Option<u32> {
+    map.lines().find_map(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let [inside, outside, count] = f[..] else {
+            return None;
+        };
+        let id = u64::from(id);
+        (inside <= id && id < inside + count)
+            .then(|| u32::try_from(outside + (id - inside)).ok())
+            .flatten()
+    })
+}
+
 /// runc's shouldHonorXDGRuntimeDir: a non-root user, or root of a user
 /// namespace whose USER is not root (a rootless engine's helper).
 fn honour_xdg() -> bool {
@@ -375,6 +406,16 @@ mod tests {
         assert!(!single_own("0 1000 2\n", 1000));
         assert!(!single_own("0 1000 1\n1 100000 65536\n", 1000));
         assert!(!single_own("", 1000));
+    }
+
+    #[test]
+    fn ids_outside_the_namespace() {
+        let map = "         0       1000          1\n         1     300000      65536\n";
+        assert_eq!(outside_id(map, 0), Some(1000));
+        assert_eq!(outside_id(map, 1), Some(300000));
+        assert_eq!(outside_id(map, 65536), Some(365535));
+        assert_eq!(outside_id(map, 65537), None);
+        assert_eq!(outside_id("", 0), None);
     }
 
     #[test]

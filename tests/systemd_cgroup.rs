@@ -888,3 +888,5 @@ fn delete_force_after_create_was_killed() {
 
 #[path = "systemd/podman.rs"]
 mod podman;
+#[path = "systemd/rootless.rs"]
+mod rootless;

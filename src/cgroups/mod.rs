@@ -397,7 +397,37 @@ impl Cgroup {
         {
             self.enable_unmanaged(r)?;
         }
+        if sd.user.is_some()
+            && linux
+                .resources()
+                .as_ref()
+                .is_some_and(|r| r.devices().is_some())
+        {
+            // No device cgroup rootless (systemd/mod.rs), as for cgroupfs.
+            let mut l = linux.clone();
+            if let Some(r) = l.resources_mut() {
+                r.set_devices(None);
+            }
+            return self.apply_linux(&l);
+        }
         self.apply_linux(linux)
+    }
+
+    /// `exec`: put the new process `pid` in the container's cgroup(s) as
+    /// `add_pid` does. A rootless caller outside the user's delegated
+    /// subtree may not move it into a unit of the user's systemd (the
+    /// kernel asks for write access to the common ancestor): the unit's
+    /// manager is asked to, as systemd-run --scope does.
+    pub fn join(&self, pid: i32, in_unified: bool) -> Result<(), CgroupError> {
+        match self.add_pid(pid, in_unified) {
+            Err(CgroupError::Sys(e)) if matches!(e.errno, Errno::EACCES | Errno::EPERM) => {
+                match self.systemd.as_ref().filter(|sd| sd.user.is_some()) {
+                    Some(sd) => Ok(sd.attach(pid)?),
+                    None => Err(CgroupError::Sys(e)),
+                }
+            }
+            r => r,
+        }
     }
 
     /// A slice unit's cgroup exists in the hierarchies systemd realized
@@ -988,6 +1018,8 @@ mod tests {
             slice: "system.slice".into(),
             bus: "unix:path=/run/dbus/system_bus_socket".into(),
             v2: true,
+            user: None,
+            base: String::new(),
             start: vec![("Delegate".into(), systemd::wire::Value::Bool(true))],
         };
         let with = Cgroup {
@@ -1005,6 +1037,25 @@ mod tests {
             Some("system.slice/runc-c1.scope")
         );
         assert!(back.start.is_empty());
+        assert!(
+            !json.contains("\"user\"") && !json.contains("\"base\""),
+            "{json}"
+        );
+        // A rootless unit is the user manager's: below its cgroup, and
+        // reached as the user.
+        let user = systemd::Systemd {
+            user: Some(1000),
+            base: "/user.slice/user-1000.slice/user@1000.service".into(),
+            slice: "user.slice".into(),
+            ..back
+        };
+        let json = serde_json::to_string(&user).unwrap_or_default();
+        let back: systemd::Systemd = serde_json::from_str(&json).unwrap_or_default();
+        assert_eq!(back.user, Some(1000));
+        assert_eq!(
+            back.cgroup_rel().ok().as_deref(),
+            Some("user.slice/user-1000.slice/user@1000.service/user.slice/runc-c1.scope")
+        );
         // A state written before pidns was recorded reads as None.
         let old: Cgroup =
             serde_json::from_str(r#"{"dirs":[],"created":[],"unified":null}"#).unwrap_or_default();

@@ -109,7 +109,7 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     drop(o.console);
     drop(ns);
     guard.push(stage);
-    o.cgroup.add_pid(stage, in_unified)?;
+    o.cgroup.join(stage, in_unified)?;
     o.plan
         .attrs
         .apply_initial_cpus(stage)

@@ -127,16 +127,21 @@ impl Runtime {
         // The systemd driver on a host without systemd, a bad
         // slice:prefix:name, a property systemd cannot take: refused
         // before anything exists.
-        if self.systemd && !self.no_cgroups {
-            Systemd::plan(&bundle.spec, id, crate::cgroups::hierarchy::pure_v2()?)
-                .map_err(crate::cgroups::CgroupError::from)?;
-        }
+        let systemd = if self.systemd && !self.no_cgroups {
+            let v2 = crate::cgroups::hierarchy::pure_v2()?;
+            Some(
+                Systemd::plan(&bundle.spec, id, v2, self.rootless)
+                    .map_err(crate::cgroups::CgroupError::from)?,
+            )
+        } else {
+            None
+        };
 
         let dir = ContainerDir::create(&self.root, id)?;
         let mut poststop_guard = PoststopGuard(Some((&bundle, id)));
         let mut dir_guard = DirGuard(Some(dir.path.clone()));
         fault::point("create.dir");
-        let (mut cgroup, mut cgroup_guard) = self.make_cgroup(&bundle, &dir, id)?;
+        let (mut cgroup, mut cgroup_guard) = self.make_cgroup(&bundle, &dir, id, systemd)?;
         fault::point("create.cgroup");
         let state_dir = make_fifo(&dir)?;
         let console = console_ends(opts.console_socket.as_deref(), terminal)?;
@@ -215,6 +220,7 @@ impl Runtime {
         bundle: &Bundle,
         dir: &ContainerDir,
         id: &str,
+        systemd: Option<Systemd>,
     ) -> Result<(Cgroup, CgroupGuard)> {
         if self.no_cgroups {
             return Ok((Cgroup::default(), CgroupGuard(None)));
@@ -224,12 +230,10 @@ impl Runtime {
             .cgroups_path()
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned());
-        if self.systemd {
+        if let Some(sd) = systemd {
             // The unit and its properties were checked before the state
             // dir was made; the unit starts once the init exists
             // (Cgroup::place), and the resources are written then.
-            let sd = Systemd::plan(&bundle.spec, id, crate::cgroups::hierarchy::pure_v2()?)
-                .map_err(crate::cgroups::CgroupError::from)?;
             let plan = Cgroup::planned_systemd(&sd)?;
             dir.save_cgroup_plan(&plan)?;
             let cg = Cgroup::create_systemd(sd)?;

@@ -26,6 +26,15 @@
 //!   the unit is started, so that `delete --force` after a killed create
 //!   stops it.
 //! - The D-Bus client (dbus.rs, wire.rs) is capsa's own: see dbus.rs.
+//! - Rootless (runc's and crun's way): the unit is made by the user's own
+//!   systemd over the session bus ($DBUS_SESSION_BUS_ADDRESS, else
+//!   $XDG_RUNTIME_DIR/bus), authenticated as the caller's uid on the host
+//!   (root of a user namespace, as under podman, is the user outside it);
+//!   the default slice is user.slice, and the unit's cgroup is below the
+//!   user manager's own (its ControlGroup, /user.slice/user-UID.slice/
+//!   user@UID.service). cgroup v2 only, as in runc: on v1 the user cannot
+//!   be delegated anything. No device rules (the user manager cannot
+//!   attach BPF programs, and the user reaches only its own devices).
 
 pub mod dbus;
 pub mod gvariant;
@@ -51,9 +60,19 @@ pub enum SystemdError {
     )]
     NotBooted,
     #[error(
-        "the systemd cgroup driver for a rootless container (the user's systemd over the session bus) is not implemented yet"
+        "the systemd cgroup driver for a rootless container needs cgroup v2 (a pure unified hierarchy, where the user's systemd can delegate a cgroup): this host runs cgroup v1; use the cgroupfs driver instead (drop --systemd-cgroup; podman cgroup_manager = \"cgroupfs\")"
     )]
-    Rootless,
+    RootlessV1,
+    #[error(
+        "the systemd cgroup driver for a rootless container talks to the user's own systemd over the session bus, and there is none: {why}; set DBUS_SESSION_BUS_ADDRESS (unix:path=/run/user/{uid}/bus), or XDG_RUNTIME_DIR to the directory of the user's bus socket (/run/user/{uid}), with a user manager running (a login session, or `loginctl enable-linger`); or drop --systemd-cgroup"
+    )]
+    NoSessionBus { why: String, uid: u32 },
+    #[error("the user's systemd on the session bus {bus}: {op}: {err}")]
+    UserManager {
+        bus: String,
+        op: &'static str,
+        err: DbusError,
+    },
     #[error("linux.cgroupsPath: {0}")]
     Path(String),
     /// A linux.resources field systemd cannot take as given.
@@ -92,6 +111,15 @@ pub struct Systemd {
     pub bus: String,
     /// systemd runs the unified hierarchy (its v2 property names).
     pub v2: bool,
+    /// Rootless: the unit is the user's own systemd's, reached on the
+    /// session bus as this uid (the caller's on the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<u32>,
+    /// The manager's own cgroup ("/user.slice/user-1000.slice/user@1000.service"
+    /// for a user manager; empty for the system one): its units' cgroups
+    /// are below it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub base: String,
     /// The properties to start the unit with (only in the creating process).
     #[serde(skip)]
     pub start: Vec<Prop>,
@@ -108,6 +136,32 @@ pub fn system_bus_address() -> String {
         .ok()
         .filter(|a| !a.is_empty())
         .unwrap_or_else(|| "unix:path=/run/dbus/system_bus_socket".into())
+}
+
+/// The session bus of the user `uid`: $DBUS_SESSION_BUS_ADDRESS, else
+/// $XDG_RUNTIME_DIR/bus if that socket exists (runc's order).
+pub fn session_bus_address(uid: u32) -> Result<String, SystemdError> {
+    if let Some(a) = std::env::var("DBUS_SESSION_BUS_ADDRESS")
+        .ok()
+        .filter(|a| !a.is_empty())
+    {
+        return Ok(a);
+    }
+    let none = |why: String| SystemdError::NoSessionBus { why, uid };
+    let xdg = std::env::var("XDG_RUNTIME_DIR")
+        .ok()
+        .filter(|x| !x.is_empty())
+        .ok_or_else(|| {
+            none("neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set".into())
+        })?;
+    let sock = std::path::Path::new(&xdg).join("bus");
+    if std::fs::symlink_metadata(&sock).is_err() {
+        return Err(none(format!(
+            "DBUS_SESSION_BUS_ADDRESS is not set and {} does not exist",
+            sock.display()
+        )));
+    }
+    Ok(format!("unix:path={}", sock.display()))
 }
 
 /// Does systemd make (and place the unit's processes in) this hierarchy's
@@ -128,18 +182,22 @@ pub fn manages(h: &Hierarchy) -> bool {
 impl Systemd {
     /// The unit for this container and the properties to start it with,
     /// checked before anything is made. `v2`: a pure cgroup v2 host.
-    pub fn plan(spec: &Spec, id: &str, v2: bool) -> Result<Systemd, SystemdError> {
+    /// `rootless`: the user's own systemd makes it (asked here for its
+    /// cgroup, so that a missing session bus is an error before anything
+    /// exists).
+    pub fn plan(spec: &Spec, id: &str, v2: bool, rootless: bool) -> Result<Systemd, SystemdError> {
         if !booted() {
             return Err(SystemdError::NotBooted);
         }
-        if !nix::unistd::geteuid().is_root() {
-            return Err(SystemdError::Rootless);
+        let rootless = rootless || !nix::unistd::geteuid().is_root();
+        if rootless && !v2 {
+            return Err(SystemdError::RootlessV1);
         }
         let linux = spec.linux().as_ref();
         let path = linux
             .and_then(|l| l.cgroups_path().as_ref())
             .map(|p| p.to_string_lossy().into_owned());
-        let name = unit::parse(path.as_deref(), id, false).map_err(SystemdError::Path)?;
+        let name = unit::parse(path.as_deref(), id, rootless).map_err(SystemdError::Path)?;
         // runc's Description names the container by cgroupsPath's name part.
         let short = match path.as_deref().map(|p| p.rsplit(':').next().unwrap_or(p)) {
             Some(n) if !n.is_empty() => n.to_owned(),
@@ -147,6 +205,12 @@ impl Systemd {
         };
         let mut start = base_props(&name, &short, v2);
         if let Some(r) = linux.and_then(|l| l.resources().as_ref()) {
+            // No device rules rootless (see the module comment).
+            let mut r = r.clone();
+            if rootless {
+                r.set_devices(None);
+            }
+            let r = &r;
             start.extend(
                 props::resources(r, v2)
                     .map_err(|(field, msg)| SystemdError::Resource { field, msg })?,
@@ -160,13 +224,95 @@ impl Systemd {
                 start.push(p.map_err(SystemdError::Annotation)?);
             }
         }
-        Ok(Systemd {
+        let mut sd = Systemd {
             unit: name.unit,
             slice: name.slice,
             bus: system_bus_address(),
             v2,
+            user: None,
+            base: String::new(),
             start,
-        })
+        };
+        if rootless {
+            let uid = crate::rootless::host_uid();
+            sd.bus = session_bus_address(uid)?;
+            sd.user = Some(uid);
+            sd.base = sd.manager_cgroup()?;
+        }
+        Ok(sd)
+    }
+
+    /// The user manager's own cgroup (its ControlGroup property).
+    fn manager_cgroup(&self) -> Result<String, SystemdError> {
+        let err = |op| {
+            move |err| SystemdError::UserManager {
+                bus: self.bus.clone(),
+                op,
+                err,
+            }
+        };
+        let mut c = self.open().map_err(err("connect"))?;
+        let body = c
+            .call(
+                &Call {
+                    dest: "org.freedesktop.systemd1",
+                    path: "/org/freedesktop/systemd1",
+                    iface: "org.freedesktop.DBus.Properties",
+                    member: "Get",
+                    args: vec![
+                        Value::str("org.freedesktop.systemd1.Manager"),
+                        Value::str("ControlGroup"),
+                    ],
+                },
+                "v",
+            )
+            .map_err(err("Get ControlGroup"))?;
+        let path = match body.first() {
+            Some(Value::Variant(v)) => v.as_str(),
+            _ => None,
+        };
+        match path {
+            Some(p) if p.starts_with('/') => Ok(p.to_owned()),
+            _ => Err(SystemdError::UserManager {
+                bus: self.bus.clone(),
+                op: "Get ControlGroup",
+                err: DbusError::ReplyType(
+                    "ControlGroup".into(),
+                    format!("{body:?}"),
+                    "an absolute cgroup path".into(),
+                ),
+            }),
+        }
+    }
+
+    /// A connection to the unit's manager, as the uid it was made as.
+    fn open(&self) -> Result<Connection, DbusError> {
+        match self.user {
+            Some(uid) => Connection::open_as(&self.bus, uid),
+            None => Connection::open(&self.bus),
+        }
+    }
+
+    /// Put `pid` (the caller's) in the unit's cgroup through its manager
+    /// (AttachProcessesToUnit): a rootless caller outside the user's
+    /// delegated subtree may not move it there itself, and the user's
+    /// systemd then asks the system's, which checks the process is the
+    /// user's.
+    pub fn attach(&self, pid: i32) -> Result<(), SystemdError> {
+        let mut c = self.open().map_err(self.bus_err("AttachProcessesToUnit"))?;
+        let pid = u32::try_from(pid).unwrap_or_default();
+        manager_call(
+            &mut c,
+            "AttachProcessesToUnit",
+            vec![
+                Value::str(&self.unit),
+                Value::str(""),
+                Value::Array("u".into(), vec![Value::U32(pid)]),
+            ],
+            "",
+        )
+        .map(drop)
+        .map_err(self.bus_err("AttachProcessesToUnit"))
     }
 
     /// The unit is a slice (a cgroupsPath naming `.slice`), not a scope.
@@ -176,12 +322,16 @@ impl Systemd {
 
     /// The unit's cgroup below each hierarchy's root (no leading '/').
     pub fn cgroup_rel(&self) -> Result<String, SystemdError> {
-        UnitName {
+        let rel = UnitName {
             unit: self.unit.clone(),
             slice: self.slice.clone(),
         }
         .cgroup_rel()
-        .map_err(SystemdError::Path)
+        .map_err(SystemdError::Path)?;
+        Ok(match self.base.trim_matches('/') {
+            "" => rel,
+            base => format!("{base}/{rel}"),
+        })
     }
 
     fn bus_err(&self, op: &'static str) -> impl FnOnce(DbusError) -> SystemdError + '_ {
@@ -193,7 +343,7 @@ impl Systemd {
     }
 
     fn connect(&self, op: &'static str) -> Result<Connection, SystemdError> {
-        let mut c = Connection::open(&self.bus).map_err(self.bus_err(op))?;
+        let mut c = self.open().map_err(self.bus_err(op))?;
         c.add_match(JOB_REMOVED_MATCH).map_err(self.bus_err(op))?;
         Ok(c)
     }
@@ -250,7 +400,15 @@ impl Systemd {
     /// Stop the unit and wait; a unit already gone is fine. A failed unit
     /// is reset so that systemd forgets it.
     pub fn stop(&self) -> Result<(), SystemdError> {
-        let mut c = self.connect("StopUnit")?;
+        let mut c = match self.connect("StopUnit") {
+            Ok(c) => c,
+            // The user's systemd has ended (its last session closed, or
+            // user@UID.service stopped) and took its units and their
+            // cgroups with it: nothing is left to stop, and delete --force
+            // must still clean up.
+            Err(_) if self.user.is_some() && !self.unit_cgroup_exists() => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let res = manager_call(
             &mut c,
             "StopUnit",
@@ -275,6 +433,20 @@ impl Systemd {
         out
     }
 
+    /// Whether the unit's cgroup is still there (true when unsure).
+    fn unit_cgroup_exists(&self) -> bool {
+        let Ok(rel) = self.cgroup_rel() else {
+            return true;
+        };
+        let Ok(hosts) = super::hierarchy::host() else {
+            return true;
+        };
+        hosts
+            .iter()
+            .filter(|h| manages(h))
+            .any(|h| std::fs::symlink_metadata(h.mount.join(&rel)).is_ok())
+    }
+
     /// `update`: set the unit's properties at runtime, returning what they
     /// were (as far as systemd tells), for `set_properties` to put back if
     /// the rest of the update fails: an update is all or nothing.
@@ -282,7 +454,7 @@ impl Systemd {
         if props.is_empty() {
             return Ok(Vec::new());
         }
-        let mut c = Connection::open(&self.bus).map_err(self.bus_err("SetUnitProperties"))?;
+        let mut c = self.open().map_err(self.bus_err("SetUnitProperties"))?;
         let old = self.current(&mut c, props);
         let props = for_version(&mut c, props.to_vec());
         manager_call(
@@ -343,7 +515,7 @@ impl Systemd {
         if props.is_empty() {
             return Ok(());
         }
-        let mut c = Connection::open(&self.bus).map_err(self.bus_err("SetUnitProperties"))?;
+        let mut c = self.open().map_err(self.bus_err("SetUnitProperties"))?;
         let props = for_version(&mut c, props.to_vec());
         manager_call(
             &mut c,
