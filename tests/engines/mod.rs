@@ -17,6 +17,7 @@
 
 #![allow(dead_code)] // each engine test file uses a different part
 
+pub mod containerd;
 pub mod dockerlike;
 
 use std::fs;
