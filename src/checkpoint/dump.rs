@@ -40,12 +40,12 @@ impl Notify for DumpNotify {
         _: i32,
         _: Option<OwnedFd>,
     ) -> std::result::Result<(), CriuError> {
-        if script == "status-ready" {
-            if let Some(fd) = self.status.take() {
-                // The reader may be gone: its business, not the dump's (runc
-                // only warns).
-                let _ = nix::unistd::write(&fd, &[0u8]);
-            }
+        if script == "status-ready"
+            && let Some(fd) = self.status.take()
+        {
+            // The reader may be gone: its business, not the dump's (runc
+            // only warns).
+            let _ = nix::unistd::write(&fd, &[0u8]);
         }
         Ok(())
     }
