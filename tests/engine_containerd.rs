@@ -27,7 +27,7 @@ impl Engine for Containerd {
     ];
 
     fn start() -> Result<Containerd, String> {
-        Containerd::launch("containerd", &["default", "k8s.io"])
+        Containerd::launch("containerd", &["default", "k8s.io"], true)
     }
 
     fn diagnostics(&self) -> String {

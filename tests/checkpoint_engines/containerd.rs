@@ -57,6 +57,9 @@ fn must(c: &Containerd, what: &str, args: &[&str]) -> Result<(), String> {
 /// One runtime's case: checkpoint a running counter, remove the container,
 /// restore it from the checkpoint image; it counts on from the checkpoint.
 fn checkpoint_restore(c: &Containerd, tag: &str, rt: &str) -> Result<(), String> {
+    let t0 = Instant::now();
+    let mut steps: Vec<String> = Vec::new();
+    let mut step = |what: &str| steps.push(format!("{what} {:.0?}", t0.elapsed()));
     let id = format!("count-{tag}");
     let reference = format!("capsa.test/ckpt-{tag}:1");
     let out = c.scratch.mkdir(&format!("out-{tag}"));
@@ -89,6 +92,7 @@ fn checkpoint_restore(c: &Containerd, tag: &str, rt: &str) -> Result<(), String>
             COUNTER,
         ],
     )?;
+    step("run");
     let v = lines_above(&file, 10)?;
     let (run, before) = v.last().cloned().unwrap_or_default();
     must(
@@ -96,11 +100,13 @@ fn checkpoint_restore(c: &Containerd, tag: &str, rt: &str) -> Result<(), String>
         "ctr c checkpoint --task",
         &["containers", "checkpoint", "--task", &id, &reference],
     )?;
+    step("checkpoint");
     // The checkpoint left the task running (the shim resumes it).
     let n = lines(&file).len();
     lines_above(&file, n + 3).map_err(|e| format!("after checkpoint: {e}"))?;
     must(c, "ctr t delete -f", &["tasks", "delete", "-f", &id])?;
     must(c, "ctr c rm", &["containers", "rm", &id])?;
+    step("removed");
     let killed = lines(&file);
     let (_, last) = killed.last().cloned().unwrap_or_default();
     must(
@@ -108,6 +114,7 @@ fn checkpoint_restore(c: &Containerd, tag: &str, rt: &str) -> Result<(), String>
         "ctr c restore --live",
         &["containers", "restore", "--live", &id, &reference],
     )?;
+    step("restore");
     let after = lines_above(&file, killed.len() + 5)?;
     let new = &after[killed.len()..];
     if let Some((r, n)) = new.iter().find(|(r, _)| *r != run) {
@@ -136,12 +143,14 @@ fn checkpoint_restore(c: &Containerd, tag: &str, rt: &str) -> Result<(), String>
     if !o.success() {
         return Err(format!("{rt} does not know the restored container: {o}"));
     }
-    eprintln!(
-        "containerd/{tag}: {before} before the checkpoint, {last} at the kill, restored at {first}"
-    );
     must(c, "ctr t delete -f", &["tasks", "delete", "-f", &id])?;
     must(c, "ctr c rm", &["containers", "rm", &id])?;
-    let _ = c.ctr(&["images", "rm", &reference]);
+    step("removed");
+    eprintln!(
+        "containerd/{tag}: {before} before the checkpoint, {last} at the kill, restored at {first} \
+         (after {})",
+        steps.join(", ")
+    );
     Ok(())
 }
 
@@ -192,10 +201,10 @@ fn containerd_checkpoint_and_restore_on_capsa_and_runc() {
         }
     }
     let t0 = Instant::now();
-    let c = Containerd::launch("ckpt-containerd", &["default"])
+    let c = Containerd::launch("ckpt-containerd", &["default"], false)
         .unwrap_or_else(|e| panic!("containerd set-up: {e}"));
     eprintln!("containerd started in {:.0?}", t0.elapsed());
-    let capsa = s(&common::runtime());
+    let capsa = s(&engines::runtime_copy(&c.scratch));
     let mut table = Vec::new();
     for (tag, rt) in [("capsa", capsa.as_str()), ("runc", "/usr/sbin/runc")] {
         let res = checkpoint_restore(&c, tag, rt);

@@ -40,7 +40,7 @@ impl Podman {
             "bin/capsa",
             &format!(
                 "exec {} --root {} \"$@\"",
-                s(&common::runtime()),
+                s(&engines::runtime_copy(&scratch)),
                 d("capsa-root")
             ),
         );
