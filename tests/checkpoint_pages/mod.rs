@@ -262,8 +262,10 @@ fn lazy_pages_migration_through_criu_lazy_pages() {
         ],
         &w,
     );
-    drop(w);
+    // Our write end stays open until the byte came (as in runc's
+    // checkpoint.bats): the reader waits for the byte, not for EOF.
     let ready = read_byte(&r, Duration::from_secs(240));
+    drop(w);
     if ready != Some(0) {
         let exited = dump.try_wait().ok().flatten();
         let _ = dump.kill();
