@@ -333,7 +333,9 @@ pub struct CriuArgs {
     /// Deduplicate the images of incremental dumps.
     #[arg(long = "auto-dedup")]
     pub auto_dedup: bool,
-    /// Lazy page migration (refused: capsa does not run CRIU's lazy-pages daemon).
+    /// Lazy page migration through userfaultfd: checkpoint serves the pages
+    /// on --page-server's port until a restore with --lazy-pages (and
+    /// `criu lazy-pages`) has fetched them.
     #[arg(long = "lazy-pages")]
     pub lazy_pages: bool,
 }
@@ -351,6 +353,12 @@ pub struct CheckpointArgs {
     /// Dump the memory only, leave the container running (for a later dump with --parent-path).
     #[arg(long = "pre-dump")]
     pub pre_dump: bool,
+    /// ADDRESS:PORT of a CRIU page server to send the memory pages to.
+    #[arg(long = "page-server")]
+    pub page_server: Option<String>,
+    /// With --lazy-pages: CRIU writes \0 to this fd once lazy-pages is ready (-1: none).
+    #[arg(long = "status-fd", allow_negative_numbers = true)]
+    pub status_fd: Option<i32>,
     pub id: String,
 }
 

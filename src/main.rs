@@ -231,6 +231,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
                 parent_path: a.parent_path,
                 leave_running: a.leave_running,
                 pre_dump: a.pre_dump,
+                page_server: a.page_server,
+                status_fd: a.status_fd.filter(|&fd| fd != -1),
             };
             rt.checkpoint(&a.id, &opts).map(|_| 0)
         }

@@ -12,8 +12,10 @@
 
 mod common;
 mod engines;
-// podman's checkpoint/restore, in the same VM boot.
+// podman's and containerd's checkpoint/restore, in the same VM boot.
 mod checkpoint_engines;
+// --page-server and --lazy-pages.
+mod checkpoint_pages;
 
 use std::fs;
 use std::path::Path;

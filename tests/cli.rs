@@ -355,14 +355,20 @@ fn capsa_refuses_flags_it_does_not_implement() {
     let b = c.bundle();
     let b = b.to_str().expect("utf-8");
     let id = c.id.clone();
-    // runc flags capsa does not implement: each must fail loudly, never be swallowed.
+    // runc flags capsa does not implement (CRIU's LSM options on restore):
+    // each must fail loudly, never be swallowed.
     let cases: Vec<Vec<&str>> = vec![
-        vec!["checkpoint", "--lazy-pages", &id],
-        vec!["restore", "--lazy-pages", "--bundle", b, &id],
+        vec!["restore", "--lsm-profile", "apparmor:x", "--bundle", b, &id],
+        vec!["restore", "--lsm-mount-context", "x", "--bundle", b, &id],
     ];
     for args in cases {
         let o = c.rt(&args);
-        o.fails_with_any(&["not supported", "unsupported", "not implemented"]);
+        o.fails_with_any(&[
+            "not supported",
+            "unsupported",
+            "not implemented",
+            "unexpected argument",
+        ]);
         c.assert_nothing_left(&id);
     }
     let o = c.rt(&["create", "--bundle", b, "--no-such-flag", &id]);

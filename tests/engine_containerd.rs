@@ -15,21 +15,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use common::Output;
-use engines::{Daemon, Engine, Scratch, Test, s};
-
-const IMAGE: &str = "capsa.test/busybox:1";
-const PAUSE: &str = "capsa.test/pause:1";
-
-struct Containerd {
-    scratch: Scratch,
-    daemon: Daemon,
-    ctr: PathBuf,
-    sock: String,
-    /// `--runc-root` for ctr's containers (the runtime's --root is this/<namespace>).
-    runc_root: PathBuf,
-    /// The CRI runtime entry's `Root`.
-    cri_root: PathBuf,
-}
+use engines::containerd::{Containerd, IMAGE};
+use engines::{Engine, Test, s};
 
 impl Engine for Containerd {
     const NAME: &'static str = "containerd";
@@ -40,85 +27,7 @@ impl Engine for Containerd {
     ];
 
     fn start() -> Result<Containerd, String> {
-        let scratch = Scratch::new("containerd");
-        let d = |n: &str| s(&scratch.mkdir(n));
-        let sock = s(&scratch.path("containerd.sock"));
-        let runc_root = scratch.mkdir("runc-root");
-        let cri_root = scratch.mkdir("cri-root");
-        let runtime = s(&common::runtime());
-        let config = format!(
-            r#"version = 2
-root = "{root}"
-state = "{state}"
-
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[debug]
-  address = "{sock}.debug"
-  level = "info"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{opt}"
-
-[plugins."io.containerd.grpc.v1.cri"]
-  stream_server_port = "0"
-  sandbox_image = "{PAUSE}"
-  # Lowering oom_score_adj needs CAP_SYS_RESOURCE, which this host lacks.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "{cni_bin}"
-    conf_dir = "{cni_conf}"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    default_runtime_name = "runc"
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-    runtime_type = "io.containerd.runc.v2"
-  # What a Kubernetes RuntimeClass with handler "capsa" selects.
-  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.capsa]
-    runtime_type = "io.containerd.runc.v2"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.capsa.options]
-      BinaryName = "{runtime}"
-      Root = "{cri_root}"
-"#,
-            root = d("root"),
-            state = d("state"),
-            opt = d("opt"),
-            cni_bin = d("cni-bin"),
-            cni_conf = d("cni-conf"),
-            cri_root = s(&cri_root),
-        );
-        let config_path = scratch.write_file("config.toml", &config);
-        scratch.mkdir("fifo");
-        let containerd = engines::which("containerd").ok_or("no containerd")?;
-        let ctr = engines::which("ctr").ok_or("no ctr")?;
-        let mut daemon = Daemon::spawn(
-            "containerd",
-            &containerd,
-            &["--config", &s(&config_path)],
-            scratch.path("containerd.log"),
-        );
-        let ready = daemon.wait_ready(Duration::from_secs(60), || {
-            let o = scratch.run(&ctr, &["--address", &sock, "version"], |_| {});
-            o.success()
-        });
-        let c = Containerd {
-            scratch,
-            daemon,
-            ctr,
-            sock,
-            runc_root,
-            cri_root,
-        };
-        ready?;
-        let archive = c.oci_archive();
-        for ns in ["default", "k8s.io"] {
-            let o = c.ctr_ns(ns, &["images", "import", &s(&archive)]);
-            if !o.success() {
-                return Err(format!("ctr images import: {o}"));
-            }
-        }
-        Ok(c)
+        Containerd::launch("containerd", &["default", "k8s.io"], true)
     }
 
     fn diagnostics(&self) -> String {
@@ -126,93 +35,7 @@ state = "{state}"
     }
 }
 
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        for ns in ["default", "k8s.io"] {
-            for id in self
-                .ctr_ns(ns, &["task", "ls", "-q"])
-                .stdout
-                .split_whitespace()
-            {
-                let _ = self.ctr_ns(ns, &["task", "kill", "-s", "SIGKILL", id]);
-                let _ = self.ctr_ns(ns, &["task", "delete", "-f", id]);
-            }
-            for id in self
-                .ctr_ns(ns, &["containers", "ls", "-q"])
-                .stdout
-                .split_whitespace()
-            {
-                let _ = self.ctr_ns(ns, &["containers", "rm", id]);
-            }
-        }
-        self.daemon.stop(Duration::from_secs(30));
-        self.scratch.sweep();
-    }
-}
-
 impl Containerd {
-    fn ctr_ns(&self, ns: &str, args: &[&str]) -> Output {
-        let mut full = vec!["--address", &self.sock, "-n", ns];
-        full.extend_from_slice(args);
-        self.scratch.run(&self.ctr, &full, |_| {})
-    }
-
-    fn ctr(&self, args: &[&str]) -> Output {
-        self.ctr_ns("default", args)
-    }
-
-    /// An OCI image layout archive holding the busybox image and a "pause"
-    /// image (the CRI sandbox) that sleeps, for `ctr images import`.
-    fn oci_archive(&self) -> PathBuf {
-        let layer = self.scratch.busybox_tar();
-        let dir = self.scratch.mkdir("oci");
-        let blobs = self.scratch.mkdir("oci/blobs/sha256");
-        let put = |data: &[u8]| -> (String, usize) {
-            let tmp = self.scratch.path("blob.tmp");
-            fs::write(&tmp, data).expect("write blob");
-            let digest = sha256(&self.scratch, &tmp);
-            fs::rename(&tmp, blobs.join(&digest)).expect("rename blob");
-            (digest, data.len())
-        };
-        let (layer_digest, layer_size) = put(&fs::read(&layer).expect("read layer"));
-        let mut manifests = Vec::new();
-        for (name, cmd) in [(IMAGE, vec!["sh"]), (PAUSE, vec!["sleep", "1000000"])] {
-            let config = serde_json::json!({
-                "architecture": "amd64", "os": "linux",
-                "config": {"Env": ["PATH=/bin"], "Cmd": cmd},
-                "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_digest}")]},
-            });
-            let (cd, cs) = put(config.to_string().as_bytes());
-            let manifest = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": format!("sha256:{cd}"), "size": cs},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                            "digest": format!("sha256:{layer_digest}"), "size": layer_size}],
-            });
-            let (md, ms) = put(manifest.to_string().as_bytes());
-            manifests.push(serde_json::json!({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": format!("sha256:{md}"), "size": ms,
-                "annotations": {"io.containerd.image.name": name,
-                                "org.opencontainers.image.ref.name": "1"},
-            }));
-        }
-        let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
-        fs::write(dir.join("index.json"), index.to_string()).expect("write index");
-        fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
-            .expect("write layout");
-        let archive = self.scratch.path("images.tar");
-        let o = self.scratch.run(
-            Path::new("tar"),
-            &["-C", &s(&dir), "-cf", &s(&archive), "."],
-            |_| {},
-        );
-        assert!(o.success(), "tar the OCI layout: {o}");
-        archive
-    }
-
     /// `ctr run` flags that select the runtime under test, keep its state and
     /// the fifos private, and put the container in our cgroup parent.
     fn run_flags(&self, id: &str) -> Vec<String> {
@@ -319,16 +142,6 @@ impl Containerd {
             .unwrap_or_else(|| panic!("no {v1} or {v2} for cgroup {}", self.cgroup(id)));
         fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
     }
-}
-
-fn sha256(scratch: &Scratch, file: &Path) -> String {
-    let o = scratch.run(Path::new("sha256sum"), &[&s(file)], |_| {});
-    assert!(o.success(), "sha256sum: {o}");
-    o.stdout
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 fn run_rm_output_and_exit_codes(c: &Containerd) {

@@ -11,7 +11,10 @@ use std::path::{Component, Path, PathBuf};
 use super::external;
 use super::proto::{Opts, ReqType};
 use super::swrk::{Notify, Swrk};
-use super::{CheckpointOptions, CriuError, DESCRIPTORS, NETNS_LOCK, diagnose, make_dir, open_dir};
+use super::{
+    CheckpointOptions, CriuError, DESCRIPTORS, NETNS_LOCK, diagnose, make_dir, open_dir,
+    page_server, status_fd,
+};
 use crate::bundle::Bundle;
 use crate::cgroups::Controller;
 use crate::error::{Error, Result};
@@ -22,19 +25,51 @@ use crate::state::{ContainerDir, Status};
 /// something failed).
 const LOG_LEVEL: i32 = 4;
 
-/// Dump notifications: nothing to do for capsa (runc creates a marker file
-/// on post-dump, which nothing reads); each is answered with success.
-struct DumpNotify;
+/// Dump notifications: "status-ready" (a lazy dump's page server listens)
+/// writes one \0 byte to --status-fd and closes it, as runc does with CRIU
+/// 3.15+; the others need nothing from capsa (runc creates a marker file on
+/// post-dump, which nothing reads). Each is answered with success.
+struct DumpNotify {
+    status: Option<OwnedFd>,
+}
 
 impl Notify for DumpNotify {
     fn notify(
         &mut self,
-        _: &str,
+        script: &str,
         _: i32,
         _: Option<OwnedFd>,
     ) -> std::result::Result<(), CriuError> {
+        if script == "status-ready"
+            && let Some(fd) = self.status.take()
+        {
+            // The reader may be gone: its business, not the dump's (runc
+            // only warns).
+            let _ = nix::unistd::write(&fd, &[0u8]);
+        }
         Ok(())
     }
+}
+
+/// --lazy-pages needs a CRIU and a kernel that can do it (userfaultfd,
+/// non-cooperative): asked before the dump with a FEATURE_CHECK request, as
+/// runc asks, so that a host without it gets one clear error and the
+/// container is not touched.
+fn check_lazy_pages(criu: &Path, log: String) -> std::result::Result<(), CriuError> {
+    let resp = Swrk::start(criu, &[], log)?.run(
+        ReqType::FeatureCheck,
+        None,
+        &mut DumpNotify { status: None },
+    )?;
+    if resp.lazy_pages == Some(true) {
+        return Ok(());
+    }
+    Err(CriuError::Unusable {
+        criu: criu.to_path_buf(),
+        why: "--lazy-pages: CRIU's feature check says lazy pages are not supported here \
+(they need userfaultfd with non-cooperative events; `criu check --feature uffd-noncoop`)"
+            .into(),
+    })
 }
 
 /// --parent-path, checked as runc checks it: relative to the image
@@ -69,6 +104,12 @@ impl Runtime {
     pub fn checkpoint(&self, id: &str, opts: &CheckpointOptions) -> Result<()> {
         let c = &opts.common;
         c.check_supported()?;
+        let ps = opts.page_server.as_deref().map(page_server).transpose()?;
+        // --status-fd counts only with --lazy-pages (runc ignores it otherwise).
+        let status = match opts.status_fd.filter(|_| c.lazy_pages) {
+            Some(fd) => Some(status_fd(fd)?),
+            None => None,
+        };
         let criu = c.binary()?;
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
@@ -82,6 +123,10 @@ impl Runtime {
             }
         }
         let spec = Bundle::read_spec(&st.bundle)?;
+        if c.lazy_pages {
+            // Before anything is made. CRIU logs a feature check to stderr.
+            check_lazy_pages(&criu, "(stderr)".into())?;
+        }
         let images = c.images();
         let made_images = make_dir(&images, 0o700)?;
         // Checked once the image directory exists (runc's order): the
@@ -163,9 +208,10 @@ impl Runtime {
                 }
                 ReqType::Dump
             };
+            o.page_server = ps;
             let log = log_dir.join(log_name).to_string_lossy().into_owned();
             let swrk = Swrk::start(&criu, &[], log)?;
-            swrk.run(req, Some(&o), &mut DumpNotify)?;
+            swrk.run(req, Some(&o), &mut DumpNotify { status })?;
             Ok(())
         })();
         if let Err(e) = res {

@@ -30,9 +30,10 @@ pub const NETNS_LOCK: &str = "capsa-netns-lock";
 /// runtime-spec schema has no field for it).
 pub const FEATURES: &str = "criu (swrk RPC): checkpoint [--pre-dump --parent-path --leave-running \
 --tcp-established --ext-unix-sk --shell-job --file-locks --manage-cgroups-mode --empty-ns \
---auto-dedup --work-path], restore [--detach --pid-file --console-socket --no-pivot --bundle \
---tcp-established --ext-unix-sk --shell-job --file-locks --manage-cgroups-mode --empty-ns \
---auto-dedup --work-path]; needs a criu binary whose `criu check` passes";
+--auto-dedup --work-path --page-server --lazy-pages --status-fd], restore [--detach --pid-file \
+--console-socket --no-pivot --bundle --tcp-established --ext-unix-sk --shell-job --file-locks \
+--manage-cgroups-mode --empty-ns --auto-dedup --work-path --lazy-pages]; needs a criu binary \
+whose `criu check` passes (--lazy-pages: and userfaultfd)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CriuError {
@@ -91,6 +92,9 @@ pub struct CriuOptions {
     /// --empty-ns: namespace names (runc accepts "network").
     pub empty_ns: Vec<String>,
     pub auto_dedup: bool,
+    /// --lazy-pages: the dump serves the memory pages from its own page
+    /// server (on --page-server's port) and ends once a restore with
+    /// --lazy-pages (through `criu lazy-pages`) has fetched them all.
     pub lazy_pages: bool,
 }
 
@@ -102,6 +106,12 @@ pub struct CheckpointOptions {
     pub parent_path: Option<PathBuf>,
     pub leave_running: bool,
     pub pre_dump: bool,
+    /// --page-server ADDRESS:PORT: the pages go to a `criu page-server`
+    /// there, the other images to the image path (as runc).
+    pub page_server: Option<String>,
+    /// --status-fd: with --lazy-pages, a descriptor (of the caller) that gets
+    /// one \0 byte when the dump's page server is ready, then is closed.
+    pub status_fd: Option<i32>,
 }
 
 /// `restore`'s own flags.
@@ -186,17 +196,59 @@ impl CriuOptions {
         Ok(mask)
     }
 
-    /// Refuse what capsa does not do, before anything is made.
+    /// Refuse bad flag values, before anything is made.
     fn check_supported(&self) -> Result<(), CriuError> {
-        if self.lazy_pages {
-            return Err(CriuError::Usage(
-                "--lazy-pages is not supported by capsa (it needs CRIU's lazy-pages daemon and a page server, which capsa does not start)".into(),
-            ));
-        }
         self.cg_mode()?;
         self.empty_ns_mask()?;
         Ok(())
     }
+}
+
+/// --page-server ADDRESS:PORT (runc's net.SplitHostPort: an IPv6 address
+/// in brackets) as (address, port).
+fn page_server(arg: &str) -> Result<(String, i32), CriuError> {
+    let bad = || {
+        CriuError::Usage(format!(
+            "--page-server {arg:?}: use --page-server ADDRESS:PORT to name the page server"
+        ))
+    };
+    let (host, port) = arg.rsplit_once(':').ok_or_else(bad)?;
+    let host = match host.strip_prefix('[') {
+        Some(h) => h.strip_suffix(']').ok_or_else(bad)?,
+        None if host.contains(':') => return Err(bad()),
+        None => host,
+    };
+    let port: u16 = port.parse().map_err(|_| {
+        CriuError::Usage(format!(
+            "--page-server {arg:?}: invalid port number {port:?}"
+        ))
+    })?;
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok((host.to_string(), i32::from(port)))
+}
+
+/// --status-fd: an open descriptor of ours that can be written (runc's
+/// check), or a usage error naming it.
+fn status_fd(fd: i32) -> Result<std::os::fd::OwnedFd, CriuError> {
+    use std::os::fd::FromRawFd;
+    let bad = |why: String| CriuError::Usage(format!("invalid --status-fd argument {fd}: {why}"));
+    if fd < 0 {
+        return Err(bad("not a descriptor".into()));
+    }
+    // SAFETY: F_GETFL only reads the flags of a descriptor number; a closed one gives EBADF.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(bad(Errno::last().desc().to_string()));
+    }
+    if flags & libc::O_ACCMODE == libc::O_RDONLY {
+        return Err(bad("not writable".into()));
+    }
+    // The descriptor was the caller's to give: we own it from here (closed
+    // after the ready byte, or when checkpoint ends). fcntl proved it open.
+    // SAFETY: fd is open and nothing else in this process uses it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 fn is_executable(p: &Path) -> bool {

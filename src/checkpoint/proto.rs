@@ -12,6 +12,7 @@ pub enum ReqType {
     Restore = 2,
     PreDump = 4,
     Notify = 6,
+    FeatureCheck = 9,
     Version = 10,
 }
 
@@ -22,6 +23,7 @@ impl ReqType {
             2 => ReqType::Restore,
             4 => ReqType::PreDump,
             6 => ReqType::Notify,
+            9 => ReqType::FeatureCheck,
             10 => ReqType::Version,
             _ => return None,
         })
@@ -33,6 +35,7 @@ impl ReqType {
             ReqType::Restore => "RESTORE",
             ReqType::PreDump => "PRE_DUMP",
             ReqType::Notify => "NOTIFY",
+            ReqType::FeatureCheck => "FEATURE_CHECK",
             ReqType::Version => "VERSION",
         }
     }
@@ -51,6 +54,10 @@ pub struct Opts {
     pub file_locks: bool,
     pub log_level: i32,
     pub log_file: String,
+    /// ps (criu_page_server_info): address and port of a page server the
+    /// dump sends its pages to (with lazy_pages: the port the dump's own
+    /// page server listens on).
+    pub page_server: Option<(String, i32)>,
     pub notify_scripts: bool,
     pub root: Option<String>,
     pub parent_img: Option<String>,
@@ -133,6 +140,12 @@ impl Opts {
         e.flag(8, self.file_locks);
         e.int32(9, self.log_level);
         e.str(10, &self.log_file);
+        if let Some((addr, port)) = &self.page_server {
+            let mut m = Enc::default();
+            m.str(1, addr);
+            m.int32(2, *port);
+            e.bytes(11, &m.0);
+        }
         e.flag(12, self.notify_scripts);
         if let Some(r) = &self.root {
             e.str(13, r);
@@ -190,6 +203,12 @@ pub fn request(t: ReqType, opts: Option<&Opts>) -> Vec<u8> {
     if t == ReqType::Notify {
         e.uint(3, 1); // notify_success
     }
+    if t == ReqType::FeatureCheck {
+        // features{lazy_pages: true}: the one feature capsa asks about.
+        let mut f = Enc::default();
+        f.flag(2, true);
+        e.bytes(5, &f.0);
+    }
     e.0
 }
 
@@ -208,6 +227,8 @@ pub struct Resp {
     pub cr_errmsg: Option<String>,
     /// criu_version: major, minor.
     pub version: Option<(i32, i32)>,
+    /// criu_features.lazy_pages of a FEATURE_CHECK answer.
+    pub lazy_pages: Option<bool>,
 }
 
 /// A field of a message: number and value (varint or length-delimited).
@@ -312,6 +333,13 @@ pub fn decode_resp(buf: &[u8]) -> Result<Resp, String> {
                 }
             }
             (7, Val::Int(v)) => r.cr_errno = Some(int32(v)),
+            (8, Val::Bytes(b)) => {
+                for (f, v) in fields(b).map_err(|_| bad("features"))? {
+                    if let (2, Val::Int(v)) = (f, v) {
+                        r.lazy_pages = Some(v != 0);
+                    }
+                }
+            }
             (9, Val::Bytes(s)) => r.cr_errmsg = Some(String::from_utf8_lossy(s).into_owned()),
             (10, Val::Bytes(b)) => {
                 let (mut major, mut minor) = (0, 0);
@@ -376,5 +404,31 @@ mod tests {
         assert_eq!(r.notify_script.as_deref(), Some("post-dump"));
         assert_eq!(r.notify_pid, Some(7));
         assert!(decode_resp(&[0x0a, 5, 1]).is_err());
+        // type FEATURE_CHECK, success, features{mem_track false, lazy_pages true}
+        let r = decode_resp(&[0x08, 9, 0x10, 1, 0x42, 4, 0x08, 0, 0x10, 1]).expect("decodes");
+        assert_eq!(r.typ, Some(ReqType::FeatureCheck));
+        assert_eq!(r.lazy_pages, Some(true));
+    }
+
+    #[test]
+    fn page_server_and_feature_check_encode() {
+        // criu_req{type: FEATURE_CHECK, features{lazy_pages: true}}
+        assert_eq!(
+            request(ReqType::FeatureCheck, None),
+            [0x08, 9, 0x2a, 2, 0x10, 1]
+        );
+        let o = Opts {
+            images_dir_fd: 5,
+            log_file: "d".into(),
+            page_server: Some(("::1".into(), 27)),
+            ..Opts::default()
+        };
+        let b = o.encode();
+        // ... 10:"d", then 11 (key 0x5a), len 7: address "::1", port 27
+        let at = b.iter().position(|&x| x == 0x5a).expect("field 11");
+        assert_eq!(
+            &b[at..at + 9],
+            &[0x5a, 7, 0x0a, 3, b':', b':', b'1', 0x10, 27]
+        );
     }
 }

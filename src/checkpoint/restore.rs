@@ -139,11 +139,32 @@ fn cg_roots(pid: i32) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Mount points of bind mounts missing from the rootfs (a restore from
-/// another bundle): CRIU mounts over them but does not make them. Only
-/// made below real directories of the rootfs (no symlink is followed).
-fn make_mountpoints(rootfs: &Path, binds: &[(String, PathBuf)]) {
-    for (dest, src) in binds {
+/// Mount points missing from the rootfs (a restore from another bundle, or
+/// from a fresh image snapshot as containerd's `ctr c restore` makes): CRIU
+/// mounts over them but does not make them. As runc: a bind mount's as a
+/// file or a directory after its source, any other filesystem's as a
+/// directory; none for cgroup mounts, nor below a tmpfs mount (CRIU
+/// restores a tmpfs with its content, mount points included). Only made
+/// below real directories of the rootfs (no symlink is followed).
+fn make_mountpoints(rootfs: &Path, spec: &oci_spec::runtime::Spec, binds: &[(String, PathBuf)]) {
+    let mounts = spec.mounts().clone().unwrap_or_default();
+    let tmpfs: Vec<String> = mounts
+        .iter()
+        .filter(|m| m.typ().as_deref() == Some("tmpfs"))
+        .map(|m| {
+            m.destination()
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_string()
+        })
+        .collect();
+    for m in &mounts {
+        let dest = m.destination().to_string_lossy().into_owned();
+        if m.typ().as_deref() == Some("cgroup")
+            || tmpfs.iter().any(|t| dest.starts_with(&format!("{t}/")))
+        {
+            continue;
+        }
         let rel = dest.trim_start_matches('/');
         if rel.is_empty() {
             continue;
@@ -168,10 +189,11 @@ fn make_mountpoints(rootfs: &Path, binds: &[(String, PathBuf)]) {
         if let Some(parent) = target.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
-        if src.is_dir() {
-            let _ = std::fs::create_dir(&target);
-        } else {
+        let bind_src = binds.iter().find(|(d, _)| *d == dest).map(|(_, s)| s);
+        if bind_src.is_some_and(|s| !s.is_dir()) {
             let _ = std::fs::File::create(&target);
+        } else {
+            let _ = std::fs::create_dir(&target);
         }
     }
 }
@@ -292,7 +314,7 @@ impl Runtime {
             cgroup.apply_linux(linux)?;
         }
         let binds = external::bind_mounts(&bundle.spec, &bundle.dir);
-        make_mountpoints(&bundle.rootfs, &binds);
+        make_mountpoints(&bundle.rootfs, &bundle.spec, &binds);
         let root = CriuRoot::bind(&bundle.rootfs, dir.path.join("criu-root"))?;
 
         // inherit_fd names CRIU's own descriptors: extra[i] is its fd 4 + i.

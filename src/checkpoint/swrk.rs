@@ -111,7 +111,11 @@ impl Swrk {
         let status = self.child.wait();
         let resp = res?;
         match status {
-            Ok(s) if s.success() || req == ReqType::PreDump => Ok(resp),
+            // CRIU may exit non-zero once a pre-dump or feature check
+            // has been answered (it waits for no further request).
+            Ok(s) if s.success() || matches!(req, ReqType::PreDump | ReqType::FeatureCheck) => {
+                Ok(resp)
+            }
             Ok(s) => Err(CriuError::Failed {
                 op: req.name(),
                 detail: format!("criu exited with {s}"),

@@ -1,5 +1,6 @@
 //! Issue 15's engine checks, in the same VM boot as the rest of
-//! tests/checkpoint.rs (kernel 6.1, CRIU 3.17): podman 4.3 (through conmon)
+//! tests/checkpoint.rs (kernel 6.1, CRIU 3.17); containerd's in
+//! containerd.rs. Here podman 4.3 (through conmon)
 //! checkpoints and restores a counter container with the runtime under test
 //! and with runc, side by side, each given by path (`--runtime PATH`).
 //! podman's storage, run root, tmp dir and events log are private to the
@@ -8,6 +9,9 @@
 //! podman call takes seconds: the cases are only what issue 15 asks for.
 
 use std::time::{Duration, Instant};
+
+// containerd's (ctr) checkpoint/restore.
+mod containerd;
 
 use crate::common::{self, Output};
 use crate::engines::{self, Scratch, s};
@@ -36,7 +40,7 @@ impl Podman {
             "bin/capsa",
             &format!(
                 "exec {} --root {} \"$@\"",
-                s(&common::runtime()),
+                s(&engines::runtime_copy(&scratch)),
                 d("capsa-root")
             ),
         );

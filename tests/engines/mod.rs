@@ -17,6 +17,7 @@
 
 #![allow(dead_code)] // each engine test file uses a different part
 
+pub mod containerd;
 pub mod dockerlike;
 
 use std::fs;
@@ -251,6 +252,24 @@ pub fn private_podman(
     .map(str::to_owned)
     .to_vec();
     Ok((podman, global))
+}
+
+/// The runtime under test as a copy in the scratch dir when it is capsa: in
+/// the VM lane the build is on the 9p share, where every exec of the 66 MB
+/// debug binary reads it anew (seconds under TCG; an engine execs the
+/// runtime several times a call), and the scratch dir is the guest's tmpfs.
+pub fn runtime_copy(scratch: &Scratch) -> PathBuf {
+    let rt = common::runtime();
+    if !common::is_capsa() {
+        return rt;
+    }
+    let dir = scratch.mkdir("rt-bin");
+    let copy = dir.join(rt.file_name().unwrap_or_else(|| "capsa".as_ref()));
+    if !copy.exists() {
+        fs::copy(&rt, &copy)
+            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", rt.display(), copy.display()));
+    }
+    copy
 }
 
 pub fn s(p: &Path) -> String {
