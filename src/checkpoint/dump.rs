@@ -75,13 +75,13 @@ impl Runtime {
         match st.status(&dir.path) {
             Status::Running | Status::Paused => {}
             s => {
-                return Err(Error::Lifecycle(format!(
+                return Err(Error::WrongState(format!(
                     "container cannot be checkpointed in {} state",
                     s.as_str()
                 )));
             }
         }
-        let spec = Bundle::read_spec(&st.bundle)?;
+        let spec = Bundle::read_spec(st.spec_dir(&dir.path))?;
         let images = c.images();
         let made_images = make_dir(&images, 0o700)?;
         // Checked once the image directory exists (runc's order): the

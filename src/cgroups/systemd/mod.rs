@@ -502,16 +502,6 @@ fn wait_job(c: &mut Connection, job: &str) -> Result<String, DbusError> {
     })
 }
 
-/// Does the bus say the unit exists? (GetUnit; NoSuchUnit is false.)
-pub fn unit_exists(bus: &str, unit: &str) -> Result<bool, DbusError> {
-    let mut c = Connection::open(bus)?;
-    match manager_call(&mut c, "GetUnit", vec![Value::str(unit)], "o") {
-        Ok(_) => Ok(true),
-        Err(e) if e.remote_name() == Some(NO_SUCH_UNIT) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
