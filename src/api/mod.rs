@@ -31,10 +31,9 @@ pub const SYSTEM_ROOT: &str = crate::rootless::SYSTEM_ROOT;
 /// else.
 ///
 /// ```no_run
-/// fn main() {
-///     capsa::run_if_asked();
-///     // ... the engine ...
-/// }
+/// // First statement of `main`:
+/// capsa::run_if_asked();
+/// // ... the engine ...
 /// ```
 pub fn run_if_asked() {
     crate::process::trampoline::run_if_asked()

@@ -224,9 +224,9 @@ impl Events {
 }
 
 impl Iterator for Events {
-    type Item = Result<Event>;
+    type Item = crate::api::Result<Event>;
 
-    fn next(&mut self) -> Option<Result<Event>> {
+    fn next(&mut self) -> Option<crate::api::Result<Event>> {
         if self.stats_only {
             self.stats_only = false;
             self.pidfd = None;
@@ -248,7 +248,7 @@ impl Iterator for Events {
             }
             if let Err(e) = self.wait() {
                 self.pidfd = None;
-                return Some(Err(e));
+                return Some(Err(crate::api::Error::from_internal(e, &self.st.id)));
             }
         }
     }
