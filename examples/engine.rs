@@ -67,6 +67,7 @@ fn main() {
     let count: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(3);
     let root = std::env::temp_dir().join(format!("capsa-engine-{}", std::process::id()));
     let rt = Runtime::new(&root);
+    println!("engine: state root {}", root.display());
     let code = match run(&rt, &rootfs, count) {
         Ok(()) => 0,
         Err(e) => {
