@@ -89,7 +89,7 @@ fn run(rt: &Runtime, rootfs: &std::path::Path, count: usize) -> capsa::Result<()
     let mut containers: Vec<Container> = Vec::new();
     for n in 0..count {
         let id = format!("c{n}");
-        let mut opts = CreateOptions::spec(spec_for(n)?, rootfs);
+        let mut opts = CreateOptions::with_spec(spec_for(n)?, rootfs);
         opts.stdin = Stdio::Null;
         opts.stdout = Stdio::Piped;
         opts.stderr = Stdio::Piped;

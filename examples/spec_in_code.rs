@@ -91,7 +91,7 @@ fn main() {
 fn run(rt: &Runtime, id: &str, rootfs: &str) -> Result<i32, Box<dyn std::error::Error>> {
     let spec = build_spec()?;
     // The rootfs given here replaces the spec's root.path.
-    let mut opts = CreateOptions::spec(spec, rootfs);
+    let mut opts = CreateOptions::with_spec(spec, rootfs);
     opts.stdout = Stdio::Piped;
     let mut c = rt.create(id, &opts)?;
     let mut out = c.take_stdout().ok_or("no stdout pipe")?;

@@ -14,7 +14,7 @@ use cli::{CgroupManager, Cli, Cmd, CreateArgs, ExecArgs, ListFormat, LogFormat};
 use log::{Format, Logger};
 
 fn create_options(a: &CreateArgs) -> CreateOptions {
-    let mut o = CreateOptions::bundle(a.bundle.clone());
+    let mut o = CreateOptions::with_bundle(a.bundle.clone());
     o.pid_file = a.pid_file.clone();
     o.console_socket = a.console_socket.clone();
     o.no_pivot = a.no_pivot;

@@ -48,7 +48,7 @@ fn spec_in_memory_with_piped_stdout() {
     let ctx = Ctx::new("api-spec");
     let id = ctx.id.clone();
     let rt = rt(&ctx);
-    let mut opts = CreateOptions::spec(
+    let mut opts = CreateOptions::with_spec(
         spec(&ctx, &id, "echo out; echo err >&2; exit 3"),
         ctx.rootfs(),
     );
@@ -79,7 +79,7 @@ fn exec_process_from_spec_in_memory() {
     let ctx = Ctx::new("api-exec");
     let id = ctx.id.clone();
     let rt = rt(&ctx);
-    let mut opts = CreateOptions::spec(spec(&ctx, &id, "sleep 1000"), ctx.rootfs());
+    let mut opts = CreateOptions::with_spec(spec(&ctx, &id, "sleep 1000"), ctx.rootfs());
     opts.stdout = Stdio::Null;
     let c = rt.create(&id, &opts).expect("create");
     c.start().expect("start");
@@ -119,7 +119,7 @@ fn errors_are_typed_and_keep_the_cli_text() {
     let mut process = bad.process().clone().expect("process");
     process.set_args(Some(Vec::new()));
     bad.set_process(Some(process));
-    match rt.create(&id, &CreateOptions::spec(bad, ctx.rootfs())) {
+    match rt.create(&id, &CreateOptions::with_spec(bad, ctx.rootfs())) {
         Err(Error::InvalidConfig { field, message }) => {
             assert_eq!(field, "process.args");
             assert!(message.contains("process.args"), "{message}");
@@ -129,12 +129,12 @@ fn errors_are_typed_and_keep_the_cli_text() {
     ctx.assert_nothing_left(&id);
     match rt.create(
         "bad/id",
-        &CreateOptions::spec(spec(&ctx, &id, "true"), ctx.rootfs()),
+        &CreateOptions::with_spec(spec(&ctx, &id, "true"), ctx.rootfs()),
     ) {
         Err(Error::InvalidArgument { .. }) => {}
         other => panic!("bad id: {:?}", other.map(|c| c.id().to_string())),
     }
-    let mut opts = CreateOptions::spec(spec(&ctx, &id, "sleep 1000"), ctx.rootfs());
+    let mut opts = CreateOptions::with_spec(spec(&ctx, &id, "sleep 1000"), ctx.rootfs());
     opts.stdout = Stdio::Null;
     let c = rt.create(&id, &opts).expect("create");
     match rt.create(&id, &opts) {
@@ -181,7 +181,7 @@ fn bundle_fd_stdout_list_and_events() {
     let rt = rt(&ctx);
     let out_path = ctx.scratch("out/stdout");
     let file = std::fs::File::create(&out_path).expect("create out file");
-    let mut opts = CreateOptions::bundle(ctx.bundle());
+    let mut opts = CreateOptions::with_bundle(ctx.bundle());
     opts.stdout = Stdio::from(file);
     let c = rt.create(&id, &opts).expect("create");
     drop(opts); // our copy of the fd: the init holds its own
@@ -223,7 +223,7 @@ fn threads_wait_for_their_own_containers() {
     for n in 0..3 {
         let id = ctx.new_id("api-thr");
         let script = format!("echo n={n}; exit {n}");
-        let mut opts = CreateOptions::spec(spec(&ctx, &id, &script), ctx.rootfs());
+        let mut opts = CreateOptions::with_spec(spec(&ctx, &id, &script), ctx.rootfs());
         opts.stdout = Stdio::Piped;
         let mut c = rt.create(&id, &opts).expect("create");
         let out = c.take_stdout();

@@ -72,7 +72,7 @@ pub fn default_spec_json(rootless: bool, uid: u32, gid: u32) -> serde_json::Valu
 }
 
 /// [`default_spec_json`] as an [`oci_spec::runtime::Spec`], to change in
-/// code and pass as [`CreateOptions::spec`].
+/// code and pass as [`CreateOptions::spec`](crate::CreateOptions::spec).
 ///
 /// ```
 /// let mut spec = capsa::default_spec(false, 0, 0).unwrap();

@@ -38,7 +38,7 @@ pub enum CgroupManager {
 /// # fn main() -> capsa::Result<()> {
 /// use capsa::{CgroupManager, CreateOptions, Runtime};
 /// let rt = Runtime::new("/run/my-engine").with_cgroup_manager(CgroupManager::Cgroupfs);
-/// let c = rt.create("web", &CreateOptions::bundle("/srv/bundles/web"))?;
+/// let c = rt.create("web", &CreateOptions::with_bundle("/srv/bundles/web"))?;
 /// c.start()?;
 /// println!("{}: {:?}", c.id(), c.state()?.status);
 /// # Ok(()) }

@@ -26,7 +26,7 @@ pub enum Stdio {
     /// A new pipe. The caller's end is returned: in
     /// [`Container::take_stdin`](crate::Container::take_stdin) (and
     /// `take_stdout`, `take_stderr`) for `create`, in
-    /// [`ExecProcess`](crate::ExecProcess) for `exec_process`.
+    /// [`Process`](crate::Process) for `exec_process`.
     Piped,
     /// This descriptor (a file, a pipe's end, a socket). The process gets a
     /// copy; this one is closed when the options are dropped.

@@ -36,11 +36,11 @@ use crate::sys::{self, Ctx, SysError};
 /// How to create a container: runc's `create` flags, plus what only a
 /// library caller can give (a spec in memory, the stdio streams).
 ///
-/// Build it with `CreateOptions::default()` (or [`CreateOptions::bundle`])
+/// Build it with `CreateOptions::default()` (or [`with_bundle`](Self::with_bundle), [`with_spec`](Self::with_spec))
 /// and set the fields that matter:
 ///
 /// ```
-/// let mut opts = capsa::CreateOptions::bundle("/var/lib/engine/c1");
+/// let mut opts = capsa::CreateOptions::with_bundle("/var/lib/engine/c1");
 /// opts.stdout = capsa::Stdio::Piped;
 /// opts.stderr = capsa::Stdio::Null;
 /// assert!(opts.spec.is_none());
@@ -63,7 +63,8 @@ pub struct CreateOptions {
     pub spec: Option<oci_spec::runtime::Spec>,
     /// The root filesystem, in place of the spec's `root.path` (which may
     /// then be absent); relative to [`bundle`](Self::bundle) if relative.
-    /// The spec's `root.readonly` still applies.
+    /// The spec's `root.readonly` still applies (a spec without `root`:
+    /// read-only, oci-spec's `Root::default()`).
     pub rootfs: Option<PathBuf>,
     /// The init's standard input. Ignored with `process.terminal`.
     pub stdin: Stdio,
@@ -98,7 +99,7 @@ pub struct CreateOptions {
 impl CreateOptions {
     /// Options for a bundle directory holding config.json, everything else
     /// as runc's defaults.
-    pub fn bundle(dir: impl Into<PathBuf>) -> CreateOptions {
+    pub fn with_bundle(dir: impl Into<PathBuf>) -> CreateOptions {
         CreateOptions {
             bundle: dir.into(),
             ..CreateOptions::default()
@@ -107,7 +108,7 @@ impl CreateOptions {
 
     /// Options for a spec in memory and its root filesystem (see
     /// [`spec`](Self::spec) and [`rootfs`](Self::rootfs)).
-    pub fn spec(spec: oci_spec::runtime::Spec, rootfs: impl Into<PathBuf>) -> CreateOptions {
+    pub fn with_spec(spec: oci_spec::runtime::Spec, rootfs: impl Into<PathBuf>) -> CreateOptions {
         CreateOptions {
             spec: Some(spec),
             rootfs: Some(rootfs.into()),

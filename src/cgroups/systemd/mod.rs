@@ -15,7 +15,7 @@
 //! - On v2, systemd never enables hugetlb, rdma or misc below its slices;
 //!   when the resources need one, capsa enables just that one down to the
 //!   unit's parent (Cgroup::enable_unmanaged), as runc does.
-//! - The unit's cgroup is where systemd puts it, /<slice path>/<unit>, in
+//! - The unit's cgroup is where systemd puts it, `/<slice path>/<unit>`, in
 //!   each hierarchy systemd manages; in the v1 hierarchies it does not
 //!   (cpuset, freezer, net_cls, ...) capsa makes that directory itself and
 //!   places the init there, as runc does, and removes it on delete. The
