@@ -249,6 +249,30 @@ fn threads_wait_for_their_own_containers() {
     assert!(rt.list().expect("list").is_empty());
 }
 
+/// Two threads waiting on one container both get its status (the second
+/// waits for the first's answer rather than finding it reaped).
+fn two_waiters_get_the_same_status() {
+    let ctx = Ctx::new("api-2wait");
+    let id = ctx.id.clone();
+    let rt = rt(&ctx);
+    let mut opts = CreateOptions::with_spec(spec(&ctx, &id, "sleep 0.3; exit 5"), ctx.rootfs());
+    opts.stdout = Stdio::Null;
+    let c = std::sync::Arc::new(rt.create(&id, &opts).expect("create"));
+    c.start().expect("start");
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let c = std::sync::Arc::clone(&c);
+            std::thread::spawn(move || c.wait().expect("wait"))
+        })
+        .collect();
+    for w in waiters {
+        assert_eq!(w.join().expect("thread"), ExitStatus::Exited(5));
+    }
+    assert_eq!(c.try_wait().expect("try_wait"), Some(ExitStatus::Exited(5)));
+    rt.delete(&id, false).expect("delete");
+    ctx.assert_nothing_left(&id);
+}
+
 /// The binary and the examples use the public API only: no `__private`
 /// path, no internal module path.
 fn api_users_stay_on_the_public_surface() {
@@ -313,6 +337,10 @@ fn main() {
         (
             "spec_in_memory_with_piped_stdout",
             spec_in_memory_with_piped_stdout,
+        ),
+        (
+            "two_waiters_get_the_same_status",
+            two_waiters_get_the_same_status,
         ),
         (
             "threads_wait_for_their_own_containers",

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Mutex, TryLockError};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -162,32 +162,49 @@ fn exited(pidfd: &OwnedFd, block: bool) -> Result<Option<ExitStatus>> {
 #[derive(Debug)]
 struct Waiter {
     pidfd: Option<OwnedFd>,
-    status: OnceLock<ExitStatus>,
+    /// The status once reaped. Held while waiting: a second waiter waits
+    /// for the first one's answer instead of finding the child already
+    /// reaped (ECHILD, an Unknown status).
+    status: Mutex<Option<ExitStatus>>,
 }
 
 impl Waiter {
     fn new(pid: i32) -> Waiter {
         Waiter {
             pidfd: crate::sys::pidfd_open(pid).ok(),
-            status: OnceLock::new(),
+            status: Mutex::new(None),
         }
     }
 
+    /// Wait (`block`) or look. Looking while another thread waits answers
+    /// "not exited yet" at once, as that thread will tell.
     fn wait(&self, block: bool) -> Result<Option<ExitStatus>> {
-        if let Some(s) = self.status.get() {
-            return Ok(Some(*s));
+        let mut status = if block {
+            self.status.lock().unwrap_or_else(|p| p.into_inner())
+        } else {
+            match self.status.try_lock() {
+                Ok(g) => g,
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => return Ok(None),
+            }
+        };
+        if let Some(s) = *status {
+            return Ok(Some(s));
         }
         let Some(fd) = &self.pidfd else {
             // Gone before we could open a pidfd.
             return Ok(Some(ExitStatus::Unknown));
         };
         let got = wait_pidfd(fd, block)?;
-        if let Some(s) = got {
-            // Another thread may have got there first: the first status
-            // wins (the second saw ECHILD: Unknown).
-            return Ok(Some(*self.status.get_or_init(|| s)));
+        if got.is_some() {
+            *status = got;
         }
-        Ok(None)
+        Ok(got)
+    }
+
+    /// Reaped already (as far as this handle knows).
+    fn reaped(&self) -> bool {
+        matches!(self.status.try_lock().as_deref(), Ok(Some(_)))
     }
 }
 
@@ -326,7 +343,9 @@ impl Container {
         Ok(self.waiter.wait(true)?.unwrap_or(ExitStatus::Unknown))
     }
 
-    /// The init's exit status if it has exited, without blocking.
+    /// The init's exit status if it has exited, without blocking (`None`
+    /// also while another thread is in [`wait`](Self::wait): it gets the
+    /// status).
     pub fn try_wait(&self) -> Result<Option<ExitStatus>> {
         self.waiter.wait(false)
     }
@@ -396,7 +415,7 @@ impl Process {
                 message: "the process has exited".into(),
             });
         };
-        if self.waiter.status.get().is_some() {
+        if self.waiter.reaped() {
             return Err(Error::Failed {
                 message: "the process has exited".into(),
             });
