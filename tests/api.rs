@@ -314,6 +314,18 @@ fn api_users_stay_on_the_public_surface() {
     }
 }
 
+/// What the crate docs promise about threads, checked by the compiler.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Runtime>();
+    send_sync::<capsa::Container>();
+    send_sync::<capsa::Process>();
+    send_sync::<Error>();
+    const fn send<T: Send>() {}
+    send::<capsa::Events>();
+    send::<CreateOptions>();
+};
+
 fn main() {
     // First thing: the container workloads are exec'd through this binary.
     capsa::run_if_asked();
