@@ -60,7 +60,7 @@ pub fn version_text() -> String {
         "capsa version {}\ncommit: {}\nspec: {}",
         env!("CARGO_PKG_VERSION"),
         env!("CAPSA_COMMIT"),
-        capsa::state::OCI_VERSION
+        capsa::OCI_VERSION
     )
 }
 

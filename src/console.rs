@@ -7,11 +7,11 @@
 //!
 //! | step | process | function |
 //! |---|---|---|
-//! | flag sanity (runc's messages) | CLI, before anything | [`check_terminal`] |
+//! | flag sanity (runc's messages) | create / exec, before anything | `runtime::create::check_console_flags` |
 //! | connect to --console-socket | parent, before the state dir and clone | [`connect`] |
 //! | or: a private socket pair (`run` in the foreground) | parent, before clone | [`socketpair`] |
 //! | open pty, send master, bind /dev/console, ctty, stdio | init, after the root switch | [`setup_in_container`] / [`setup_terminal`] |
-//! | the same without /dev/console | `exec`'d process, after joining the namespaces | [`setup_for_exec`] |
+//! | the same without /dev/console | `exec`'d process, after joining the namespaces | [`setup_terminal`] |
 //! | give stdio pipes to the user namespace's root | parent, before clone (create, exec) | [`give_stdio_pipes`] |
 //! | give the terminal and pipes to process.user | init / exec, right before setuid | [`fix_stdio_owner`] |
 //! | receive the master (`run` only) | parent, after the init is ready | [`recv_master`] |
@@ -42,7 +42,7 @@ use crate::sys::{Ctx, SysError};
 
 pub use owner::{fix_stdio_owner, give_stdio_pipes};
 pub use proxy::spawn_proxy;
-pub use pty::{TerminalOptions, setup_for_exec, setup_in_container, setup_terminal};
+pub use pty::{TerminalOptions, setup_in_container, setup_terminal};
 
 /// The data bytes that accompany the master fd, as runc sends them (the name
 /// of the file it opened). Receivers such as `recvtty` use it as the name.
@@ -100,12 +100,11 @@ impl ConsoleSize {
 }
 
 /// runc's check of the terminal flags (`checkTerminal` in utils_linux.go):
-/// `detach` is true for `create` and for `run -d`.
-pub fn check_terminal(
-    detach: bool,
-    terminal: bool,
-    console_socket: bool,
-) -> Result<(), ConsoleError> {
+/// `detach` is true for `create` and for `run -d`. The reference the unit
+/// tests hold runc's messages to; create and exec apply the same rules in
+/// runtime::create::check_console_flags, with capsa's name in the text.
+#[cfg(test)]
+fn check_terminal(detach: bool, terminal: bool, console_socket: bool) -> Result<(), ConsoleError> {
     if detach && terminal && !console_socket {
         return Err(ConsoleError::Flags(
             "cannot allocate tty if runc will detach without setting console socket",

@@ -1,5 +1,5 @@
-//! The crate's error: one variant per module error, and the exit code the
-//! binary turns it into.
+//! The crate's internal error: one variant per module error. The public
+//! API turns it into `crate::api::Error` (same text, classified).
 
 use crate::bundle::BundleError;
 use crate::cgroups::CgroupError;
@@ -27,6 +27,14 @@ pub enum Error {
     /// A lifecycle rule, in runc's words (e.g. "container not running").
     #[error("{0}")]
     Lifecycle(String),
+    /// The operation needs a running container, and it has stopped (e.g.
+    /// "container not running").
+    #[error("{0}")]
+    NotRunning(String),
+    /// The container's state does not allow the operation (e.g. "cannot
+    /// start an already running container").
+    #[error("{0}")]
+    WrongState(String),
     /// A command-line value that is not acceptable.
     #[error("{0}")]
     Usage(String),
@@ -42,10 +50,3 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
-
-impl Error {
-    /// The binary's exit status for this error (runc exits 1 on any error).
-    pub fn exit_code(&self) -> i32 {
-        1
-    }
-}

@@ -29,6 +29,7 @@ pub const STEPS: &[&str] = &[
 /// Steps only the systemd cgroup driver reaches (create with
 /// --systemd-cgroup, in `create.cgroup`..`create.spawned`): the init exists
 /// and its unit is about to be started; the unit has started.
+#[cfg_attr(not(debug_assertions), allow(dead_code))] // checked by `point` in debug builds
 pub const SYSTEMD_STEPS: &[&str] = &["create.unit", "create.unit-started"];
 
 /// Stop or kill this process here if `CAPSA_FAULT` names `step`.

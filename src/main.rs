@@ -1,27 +1,40 @@
 //! The `capsa` binary: parse runc's command line, call the library, report
-//! an error once (stderr, and the --log file in runc's format), exit.
+//! an error once (stderr, and the --log file in runc's format), exit. It
+//! uses only the library's public API.
 
 mod cli;
+mod log;
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use capsa::log::{Format, Logger};
-use capsa::{CreateOptions, Error, Runtime};
+use capsa::{CgroupManager as Manager, CreateOptions, Error, Runtime};
 use clap::Parser;
 use cli::{CgroupManager, Cli, Cmd, CreateArgs, ExecArgs, ListFormat, LogFormat};
+use log::{Format, Logger};
 
-fn create_options(a: &CreateArgs) -> Result<CreateOptions, Error> {
-    Ok(CreateOptions {
-        bundle: a.bundle.clone(),
-        pid_file: a.pid_file.clone(),
-        console_socket: a.console_socket.clone(),
-        no_pivot: a.no_pivot,
-        no_new_keyring: a.no_new_keyring,
-        preserve_fds: a.preserve_fds,
-        listen_fds: listen_fds(),
-        pidfd_socket: a.pidfd_socket.clone(),
-    })
+fn create_options(a: &CreateArgs) -> CreateOptions {
+    let mut o = CreateOptions::with_bundle(a.bundle.clone());
+    o.pid_file = a.pid_file.clone();
+    o.console_socket = a.console_socket.clone();
+    o.no_pivot = a.no_pivot;
+    o.no_new_keyring = a.no_new_keyring;
+    o.preserve_fds = a.preserve_fds;
+    o.listen_fds = listen_fds();
+    o.pidfd_socket = a.pidfd_socket.clone();
+    o
+}
+
+/// `--rootless`: Some(true|false), or None for auto (absent, or "auto").
+fn parse_rootless(v: Option<&str>) -> Result<Option<bool>, Error> {
+    match v {
+        None | Some("auto") => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(v) => Err(Error::invalid_argument(format!(
+            "--rootless: invalid value {v:?} (true, false or auto)"
+        ))),
+    }
 }
 
 /// runc's socket activation: LISTEN_FDS=N counts when LISTEN_PID is us.
@@ -39,28 +52,26 @@ fn listen_fds() -> u32 {
         .unwrap_or(0)
 }
 
-fn exec_options(a: ExecArgs) -> Result<(String, capsa::ExecOptions), Error> {
-    let opts = capsa::ExecOptions {
-        process: a.process,
-        args: a.command,
-        tty: a.tty,
-        console_socket: a.console_socket,
-        cwd: a.cwd,
-        env: a.env,
-        user: a.user,
-        additional_gids: a.additional_gids,
-        caps: a.cap,
-        no_new_privs: a.no_new_privs,
-        detach: a.detach,
-        pid_file: a.pid_file,
-        preserve_fds: a.preserve_fds,
-        ignore_paused: a.ignore_paused,
-        apparmor: a.apparmor,
-        process_label: a.process_label,
-        cgroup: a.cgroup,
-        pidfd_socket: a.pidfd_socket,
-    };
-    Ok((a.id, opts))
+fn exec_options(a: ExecArgs) -> (String, capsa::ExecOptions) {
+    let mut o = capsa::ExecOptions::args(a.command);
+    o.process = a.process;
+    o.tty = a.tty;
+    o.console_socket = a.console_socket;
+    o.cwd = a.cwd;
+    o.env = a.env;
+    o.user = a.user;
+    o.additional_gids = a.additional_gids;
+    o.caps = a.cap;
+    o.no_new_privs = a.no_new_privs;
+    o.detach = a.detach;
+    o.pid_file = a.pid_file;
+    o.preserve_fds = a.preserve_fds;
+    o.ignore_paused = a.ignore_paused;
+    o.apparmor = a.apparmor;
+    o.process_label = a.process_label;
+    o.cgroup = a.cgroup;
+    o.pidfd_socket = a.pidfd_socket;
+    (a.id, o)
 }
 
 fn run(cli: Cli) -> Result<i32, Error> {
@@ -69,44 +80,51 @@ fn run(cli: Cli) -> Result<i32, Error> {
             println!("{}", cli::version_text());
             return Ok(0);
         }
-        return Err(Error::Usage("no command given (see capsa --help)".into()));
+        return Err(Error::invalid_argument(
+            "no command given (see capsa --help)",
+        ));
     };
-    let rootless = capsa::rootless::parse_flag(cli.rootless.as_deref())?;
+    let rootless = parse_rootless(cli.rootless.as_deref())?;
     // spec and features keep no state: no root to find (or make).
     let stateless = matches!(cmd, Cmd::Spec { .. } | Cmd::Features);
     let root = match &cli.root {
         Some(r) => r.clone(),
-        None if stateless => capsa::rootless::SYSTEM_ROOT.into(),
-        None => capsa::rootless::default_root()?,
+        None if stateless => capsa::SYSTEM_ROOT.into(),
+        None => capsa::default_root()?,
     };
-    let mut rt = Runtime::new(root);
-    rt.no_cgroups = cli.cgroup_manager == Some(CgroupManager::Disabled);
+    // --cgroup-manager (podman's) wins over --systemd-cgroup (runc's).
+    let manager = match cli.cgroup_manager {
+        Some(CgroupManager::Disabled) => Manager::Disabled,
+        Some(CgroupManager::Systemd) => Manager::Systemd,
+        Some(_) => Manager::Cgroupfs,
+        None if cli.systemd_cgroup => Manager::Systemd,
+        None => Manager::Cgroupfs,
+    };
+    let mut rt = Runtime::new(root).with_cgroup_manager(manager);
     // Only create reads it (the cgroup rules): no detection for the others.
     if matches!(cmd, Cmd::Create(_) | Cmd::Run { .. }) {
-        rt.rootless = rootless.unwrap_or_else(capsa::rootless::detect);
+        rt = rt.with_rootless(rootless.unwrap_or_else(capsa::detect_rootless));
     }
-    // --cgroup-manager (podman's) wins over --systemd-cgroup (runc's).
-    rt.systemd = match cli.cgroup_manager {
-        Some(m) => m == CgroupManager::Systemd,
-        None => cli.systemd_cgroup,
-    };
     let out = &mut std::io::stdout().lock();
     match cmd {
-        Cmd::Create(a) => rt.create(&a.id, &create_options(&a)?).map(|_| 0),
+        Cmd::Create(a) => rt.create(&a.id, &create_options(&a)).map(|_| 0),
         Cmd::Start { id } => rt.start(&id).map(|_| 0),
         Cmd::Run {
             create,
             detach,
             keep,
             no_subreaper: _,
-        } => rt.run(&create.id, &create_options(&create)?, detach, keep),
+        } => rt.run(&create.id, &create_options(&create), detach, keep),
         Cmd::Exec(a) => {
-            let (id, opts) = exec_options(*a)?;
+            let (id, opts) = exec_options(*a);
             rt.exec(&id, &opts)
         }
         Cmd::State { id } => {
             let s = rt.state(&id)?;
-            let _ = writeln!(out, "{s}");
+            let text = serde_json::to_string_pretty(&s).map_err(|e| Error::Failed {
+                message: format!("encoding state: {e}"),
+            })?;
+            let _ = writeln!(out, "{text}");
             Ok(0)
         }
         Cmd::Kill {
@@ -115,36 +133,33 @@ fn run(cli: Cli) -> Result<i32, Error> {
             id,
             signal,
         } => {
-            let sig = capsa::signals::parse(signal_flag.or(signal).as_deref().unwrap_or("SIGTERM"))
-                .map_err(Error::Usage)?;
+            let sig = capsa::parse_signal(signal_flag.or(signal).as_deref().unwrap_or("SIGTERM"))?;
             rt.kill(&id, sig, all).map(|_| 0)
         }
         Cmd::Delete { force, id } => rt.delete(&id, force).map(|_| 0),
         Cmd::List { format, quiet } => {
             let list = rt.list()?;
             if quiet {
-                for (st, _) in &list {
+                for st in &list {
                     let _ = writeln!(out, "{}", st.id);
                 }
             } else if format == ListFormat::Json {
-                let v: Vec<_> = list.iter().map(|(st, status)| st.oci(*status)).collect();
                 let _ = writeln!(
                     out,
                     "{}",
-                    serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
+                    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
                 );
             } else {
                 let rows: Vec<[String; 6]> = list
                     .iter()
-                    .map(|(st, status)| {
-                        let o = st.oci(*status);
+                    .map(|st| {
                         [
                             st.id.clone(),
-                            o.pid.to_string(),
-                            status.as_str().to_string(),
+                            st.pid.to_string(),
+                            st.status.as_str().to_string(),
                             st.bundle.display().to_string(),
                             st.created.clone(),
-                            owner_name(&rt.root.join(&st.id)),
+                            owner_name(&rt.root().join(&st.id)),
                         ]
                     })
                     .collect();
@@ -160,22 +175,21 @@ fn run(cli: Cli) -> Result<i32, Error> {
             let rootless = cli.rootless.as_deref() == Some("true");
             let path = bundle.join("config.json");
             if path.exists() {
-                return Err(Error::Usage(
-                    "File config.json exists. Remove it first".into(),
+                return Err(Error::invalid_argument(
+                    "File config.json exists. Remove it first",
                 ));
             }
-            let spec = capsa::spec::default_spec(
+            let spec = capsa::default_spec_json(
                 rootless,
                 nix::unistd::getuid().as_raw(),
                 nix::unistd::getgid().as_raw(),
             );
             let text = serde_json::to_string_pretty(&spec).unwrap_or_default();
-            capsa::state::write_atomic(&path, text.as_bytes(), 0o666)?;
+            write_atomic(&path, text.as_bytes(), 0o666)?;
             Ok(0)
         }
         Cmd::Features => {
-            let text =
-                serde_json::to_string_pretty(&capsa::features::features()).unwrap_or_default();
+            let text = serde_json::to_string_pretty(&capsa::features()).unwrap_or_default();
             let _ = writeln!(out, "{text}");
             Ok(0)
         }
@@ -183,24 +197,23 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Cmd::Resume { id } => rt.resume(&id).map(|_| 0),
         Cmd::Update(a) => {
             let a = *a;
-            let flags = capsa::runtime::UpdateFlags {
-                memory: a.memory,
-                memory_swap: a.memory_swap,
-                memory_reservation: a.memory_reservation,
-                kernel_memory: a.kernel_memory,
-                kernel_memory_tcp: a.kernel_memory_tcp,
-                cpu_shares: a.cpu_shares,
-                cpu_quota: a.cpu_quota,
-                cpu_period: a.cpu_period,
-                cpu_rt_period: a.cpu_rt_period,
-                cpu_rt_runtime: a.cpu_rt_runtime,
-                cpuset_cpus: a.cpuset_cpus,
-                cpuset_mems: a.cpuset_mems,
-                pids_limit: a.pids_limit,
-                blkio_weight: a.blkio_weight,
-                l3_cache_schema: a.l3_cache_schema,
-                mem_bw_schema: a.mem_bw_schema,
-            };
+            let mut flags = capsa::UpdateFlags::default();
+            flags.memory = a.memory;
+            flags.memory_swap = a.memory_swap;
+            flags.memory_reservation = a.memory_reservation;
+            flags.kernel_memory = a.kernel_memory;
+            flags.kernel_memory_tcp = a.kernel_memory_tcp;
+            flags.cpu_shares = a.cpu_shares;
+            flags.cpu_quota = a.cpu_quota;
+            flags.cpu_period = a.cpu_period;
+            flags.cpu_rt_period = a.cpu_rt_period;
+            flags.cpu_rt_runtime = a.cpu_rt_runtime;
+            flags.cpuset_cpus = a.cpuset_cpus;
+            flags.cpuset_mems = a.cpuset_mems;
+            flags.pids_limit = a.pids_limit;
+            flags.blkio_weight = a.blkio_weight;
+            flags.l3_cache_schema = a.l3_cache_schema;
+            flags.mem_bw_schema = a.mem_bw_schema;
             rt.update(&a.id, a.resources.as_deref(), &flags).map(|_| 0)
         }
         Cmd::Events {
@@ -208,9 +221,17 @@ fn run(cli: Cli) -> Result<i32, Error> {
             interval,
             id,
         } => {
-            let every = capsa::runtime::parse_interval(&interval)
-                .map_err(|e| Error::Usage(format!("--interval: {e}")))?;
-            rt.events(&id, stats, every, out).map(|_| 0)
+            let every = capsa::parse_duration(&interval)
+                .map_err(|e| Error::invalid_argument(format!("--interval: {e}")))?;
+            for event in rt.events(&id, stats, every)? {
+                let line = event?.to_json();
+                // A closed reader (engine gone) ends the stream: report it,
+                // runc does too.
+                writeln!(out, "{line}")
+                    .and_then(|_| out.flush())
+                    .map_err(|e| io_error("write", "stdout", &e))?;
+            }
+            Ok(0)
         }
         Cmd::Ps {
             format,
@@ -226,49 +247,86 @@ fn run(cli: Cli) -> Result<i32, Error> {
         }
         Cmd::Checkpoint(a) => {
             let a = *a;
-            let opts = capsa::checkpoint::CheckpointOptions {
-                common: criu_options(a.criu, cli.criu.as_deref()),
-                parent_path: a.parent_path,
-                leave_running: a.leave_running,
-                pre_dump: a.pre_dump,
-                page_server: a.page_server,
-                status_fd: a.status_fd.filter(|&fd| fd != -1),
-            };
+            let mut opts = capsa::CheckpointOptions::default();
+            opts.common = criu_options(a.criu, cli.criu.as_deref());
+            opts.parent_path = a.parent_path;
+            opts.leave_running = a.leave_running;
+            opts.pre_dump = a.pre_dump;
+            opts.page_server = a.page_server;
+            opts.status_fd = a.status_fd.filter(|&fd| fd != -1);
             rt.checkpoint(&a.id, &opts).map(|_| 0)
         }
         Cmd::Restore(a) => {
             let a = *a;
-            let opts = capsa::checkpoint::RestoreOptions {
-                common: criu_options(a.criu, cli.criu.as_deref()),
-                bundle: a.bundle,
-                detach: a.detach,
-                pid_file: a.pid_file,
-                console_socket: a.console_socket,
-                no_pivot: a.no_pivot,
-            };
+            let mut opts = capsa::RestoreOptions::default();
+            opts.common = criu_options(a.criu, cli.criu.as_deref());
+            opts.bundle = a.bundle;
+            opts.detach = a.detach;
+            opts.pid_file = a.pid_file;
+            opts.console_socket = a.console_socket;
+            opts.no_pivot = a.no_pivot;
             rt.restore(&a.id, &opts)
         }
-        Cmd::Other(args) => Err(Error::Unsupported(format!(
-            "the \"{}\" command",
-            args.first().map(String::as_str).unwrap_or("")
-        ))),
+        Cmd::Other(args) => Err(Error::Unsupported {
+            message: format!(
+                "the \"{}\" command is not supported by capsa",
+                args.first().map(String::as_str).unwrap_or("")
+            ),
+        }),
     }
 }
 
-fn criu_options(a: cli::CriuArgs, criu: Option<&str>) -> capsa::checkpoint::CriuOptions {
-    capsa::checkpoint::CriuOptions {
-        criu: criu.map(Into::into),
-        image_path: a.image_path,
-        work_path: a.work_path,
-        tcp_established: a.tcp_established,
-        ext_unix_sk: a.ext_unix_sk,
-        shell_job: a.shell_job,
-        file_locks: a.file_locks,
-        manage_cgroups_mode: a.manage_cgroups_mode,
-        empty_ns: a.empty_ns,
-        auto_dedup: a.auto_dedup,
-        lazy_pages: a.lazy_pages,
+fn criu_options(a: cli::CriuArgs, criu: Option<&str>) -> capsa::CriuOptions {
+    let mut o = capsa::CriuOptions::default();
+    o.criu = criu.map(Into::into);
+    o.image_path = a.image_path;
+    o.work_path = a.work_path;
+    o.tcp_established = a.tcp_established;
+    o.ext_unix_sk = a.ext_unix_sk;
+    o.shell_job = a.shell_job;
+    o.file_locks = a.file_locks;
+    o.manage_cgroups_mode = a.manage_cgroups_mode;
+    o.empty_ns = a.empty_ns;
+    o.auto_dedup = a.auto_dedup;
+    o.lazy_pages = a.lazy_pages;
+    o
+}
+
+/// An I/O error as capsa words them: "OP PATH: description" (the errno's
+/// text in lower case, without Rust's "(os error N)").
+fn io_error(op: &str, path: impl std::fmt::Display, e: &std::io::Error) -> Error {
+    let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    Error::Failed {
+        message: format!("{op} {path}: {}", errno.desc().to_lowercase()),
     }
+}
+
+/// Write `path` through a temporary file and a rename: a reader never sees
+/// half of it.
+fn write_atomic(path: &std::path::Path, data: &[u8], mode: u32) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&tmp)
+        .map_err(|e| io_error("open", tmp.display(), &e))?;
+    let res = f
+        .write_all(data)
+        .map_err(|e| io_error("write", tmp.display(), &e));
+    drop(f);
+    let res = res.and_then(|_| {
+        std::fs::rename(&tmp, path).map_err(|e| io_error("rename", path.display(), &e))
+    });
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
 }
 
 /// runc's OWNER column: the user owning the container's state directory.
@@ -277,9 +335,16 @@ fn owner_name(dir: &std::path::Path) -> String {
     let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
         return String::new();
     };
-    capsa::sys::passwd_entry(uid)
-        .map(|(name, _)| name)
-        .unwrap_or_else(|| uid.to_string())
+    let name = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            let uid = uid.to_string();
+            text.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 5 && f[2] == uid).then(|| f[0].to_string())
+            })
+        });
+    name.unwrap_or_else(|| uid.to_string())
 }
 
 /// Columns padded like runc's tabwriter (min width 12, 3 spaces padding).
@@ -313,7 +378,7 @@ fn print_table(out: &mut impl Write, header: &[&str; 6], rows: &[[String; 6]]) {
 fn main() -> ExitCode {
     // The container workload's last execve goes through us (CVE-2019-5736
     // defence); in that mode nothing else of capsa runs.
-    capsa::process::trampoline::run_if_asked();
+    capsa::run_if_asked();
     // containerd's shim (go-runc) passes `restore -no-subreaper` with one
     // dash, which runc's flag parser takes as the long flag; clap would not.
     let cli = Cli::parse_from(std::env::args_os().map(|a| {
@@ -331,12 +396,11 @@ fn main() -> ExitCode {
         Some(Cmd::Exec(a)) => a.preserve_fds,
         _ => 0,
     };
-    if preserve > 0 {
-        let end = 3i32.saturating_add(i32::try_from(preserve).unwrap_or(i32::MAX));
-        if let Err(e) = capsa::sys::fill_fd_holes(3, end) {
-            eprintln!("capsa: --preserve-fds: {e}");
-            return ExitCode::from(1);
-        }
+    if preserve > 0
+        && let Err(e) = capsa::reserve_preserved_fds(preserve)
+    {
+        eprintln!("capsa: {e}");
+        return ExitCode::from(1);
     }
     let format = match cli.log_format {
         LogFormat::Json => Format::Json,
@@ -362,5 +426,23 @@ fn main() -> ExitCode {
             }
             ExitCode::from(e.exit_code().clamp(0, 255) as u8)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootless_flag_values() {
+        assert_eq!(parse_rootless(None).ok(), Some(None));
+        assert_eq!(parse_rootless(Some("auto")).ok(), Some(None));
+        assert_eq!(parse_rootless(Some("true")).ok(), Some(Some(true)));
+        assert_eq!(parse_rootless(Some("false")).ok(), Some(Some(false)));
+        let e = parse_rootless(Some("yes")).err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("--rootless: invalid value \"yes\" (true, false or auto)")
+        );
     }
 }

@@ -17,8 +17,6 @@ pub const SYSTEM_ROOT: &str = "/run/capsa";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootlessError {
-    #[error("--rootless: invalid value {0:?} (true, false or auto)")]
-    Flag(String),
     #[error(
         "rootless: XDG_RUNTIME_DIR is not set: capsa keeps a non-root user's container state in $XDG_RUNTIME_DIR/capsa; set XDG_RUNTIME_DIR to a directory you own (such as /run/user/{uid}) or pass --root"
     )]
@@ -38,16 +36,6 @@ pub enum RootlessError {
         "config.json: linux.cgroupsPath: a rootless container cannot use this cgroup ({why}); leave linux.cgroupsPath out to run without a cgroup of its own"
     )]
     CgroupPath { why: String },
-}
-
-/// `--rootless`: Some(true|false), or None for auto (absent, or "auto").
-pub fn parse_flag(v: Option<&str>) -> Result<Option<bool>, RootlessError> {
-    match v {
-        None | Some("auto") => Ok(None),
-        Some("true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        Some(v) => Err(RootlessError::Flag(v.to_owned())),
-    }
 }
 
 /// runc's auto-detection: rootless when not root, or root of a user
@@ -416,15 +404,6 @@ mod tests {
         assert_eq!(outside_id(map, 65536), Some(365535));
         assert_eq!(outside_id(map, 65537), None);
         assert_eq!(outside_id("", 0), None);
-    }
-
-    #[test]
-    fn flag_values() {
-        assert_eq!(parse_flag(None).ok(), Some(None));
-        assert_eq!(parse_flag(Some("auto")).ok(), Some(None));
-        assert_eq!(parse_flag(Some("true")).ok(), Some(Some(true)));
-        assert_eq!(parse_flag(Some("false")).ok(), Some(Some(false)));
-        assert!(parse_flag(Some("yes")).is_err());
     }
 
     #[test]

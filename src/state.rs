@@ -23,6 +23,9 @@ pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
 /// The cgroups `create` is about to make, written before it makes them.
 pub const CGROUP_PLAN: &str = "cgroup.json";
+/// A spec given in memory, kept for `exec` (named as in a bundle, so that
+/// `Bundle::read_spec` reads it).
+pub const SPEC_FILE: &str = "config.json";
 /// runtime-spec version capsa implements and reports.
 pub const OCI_VERSION: &str = "1.3.0";
 
@@ -46,18 +49,26 @@ pub enum StateError {
     StaleLock { path: PathBuf, taker: i32 },
 }
 
-/// The status of a container, as runtime-spec names them.
+/// The status of a container, as the runtime-spec names them (serialized
+/// in lower case, as in the `state` JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Being created (capsa never reports it: a container being created
+    /// has no state yet).
     Creating,
+    /// Created, its init waiting for `start`.
     Created,
+    /// Its workload runs.
     Running,
+    /// Frozen by `pause`.
     Paused,
+    /// Its init has exited.
     Stopped,
 }
 
 impl Status {
+    /// The name, as in the `state` JSON (`"running"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Creating => "creating",
@@ -104,6 +115,11 @@ pub struct State {
     /// others (`rootfs::hostmounts`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_mounts: Option<Vec<u32>>,
+    /// Created from a spec given in memory (the library's
+    /// `CreateOptions::spec`): its copy is SPEC_FILE in the state dir, not
+    /// the bundle's config.json.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_spec: bool,
 }
 
 /// runc's `state` output shape.
@@ -399,6 +415,12 @@ impl State {
             Some((start, st)) => start == self.init_start_time && st != 'Z' && st != 'X',
             None => false,
         }
+    }
+
+    /// The directory whose config.json is the container's spec: the
+    /// bundle, or (a spec given in memory) the state directory `dir`.
+    pub fn spec_dir<'a>(&'a self, dir: &'a Path) -> &'a Path {
+        if self.own_spec { dir } else { &self.bundle }
     }
 
     pub fn oci(&self, status: Status) -> OciState<'_> {

@@ -14,7 +14,7 @@ use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use capsa::cgroups::Cgroup;
+use capsa::__private::Cgroup;
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -257,7 +257,7 @@ fn several_processes_all_killed() {
     cg.destroy().expect("destroy");
     for p in pids {
         // Gone, or a zombie waiting for its parent (or init) to reap it.
-        let state = capsa::sys::proc_start_time(p).map(|(_, s)| s);
+        let state = capsa::__private::proc_start_time(p).map(|(_, s)| s);
         assert!(matches!(state, None | Some('Z')), "{p} survived: {state:?}");
     }
     assert!(cg.created.iter().all(|d| !d.exists()));
@@ -351,6 +351,48 @@ fn reuse_and_shared_parent_are_not_removed() {
     }
 }
 
+/// A fork-like clone3(2) (no CLONE_VM) born in the cgroup v2 directory
+/// `fd` (CLONE_INTO_CGROUP). The child may only make async-signal-safe
+/// calls (the harness is multi-threaded).
+fn clone_into_cgroup(fd: std::os::fd::RawFd) -> std::io::Result<libc::pid_t> {
+    /// struct clone_args (linux/sched.h), up to `cgroup`.
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let mut args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: fd as u64,
+        ..Default::default()
+    };
+    // SAFETY: a valid, fully initialised clone_args of the size passed;
+    // without CLONE_VM the child runs on a copy of our stack, like fork.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(ret as libc::pid_t)
+}
+
 #[test]
 fn clone_into_cgroup_places_child_at_birth() {
     let kind = host_kind();
@@ -363,7 +405,7 @@ fn clone_into_cgroup_places_child_at_birth() {
         return;
     };
     assert_ne!(kind, HostKind::V1);
-    let pid = capsa::sys::clone3(0, Some(fd.as_raw_fd())).expect("clone3 CLONE_INTO_CGROUP");
+    let pid = clone_into_cgroup(fd.as_raw_fd()).expect("clone3 CLONE_INTO_CGROUP");
     if pid == 0 {
         // Child: wait for the SIGKILL of destroy; never return into the harness.
         loop {
@@ -432,9 +474,9 @@ fn frozen_leaf_is_refused() {
     let path = format!("/{}", unique("frozen"));
     let cg = Cgroup::create(Some(&path), "x").expect("create");
     guard.cgroups.push(cg.clone());
-    capsa::cgroups::freezer::freeze(&cg).expect("freeze");
+    capsa::__private::freezer::freeze(&cg).expect("freeze");
     let err = Cgroup::create(Some(&path), "x").expect_err("frozen leaf reused");
     assert!(err.to_string().contains("unexpectedly frozen"), "{err}");
-    capsa::cgroups::freezer::thaw(&cg).expect("thaw");
+    capsa::__private::freezer::thaw(&cg).expect("thaw");
     Cgroup::create(Some(&path), "x").expect("thawed leaf is reusable");
 }

@@ -33,20 +33,20 @@ fn setup_in_container_sends_master_and_wires_slave() {
     let tmp = TempDir::new("setup");
     let root = make_fake_root(tmp.path(), true);
     let rx = Receiver::bind(tmp.path().join("console.sock"));
-    let sock = capsa::console::connect(&rx.path).expect("connect");
+    let sock = capsa::__private::console::connect(&rx.path).expect("connect");
 
     let child = fork_child(move || {
         if let Err(e) = enter_fake_container_root(&root) {
             write_fd(2, &format!("{e}\n"));
             return 2;
         }
-        if let Err(e) = capsa::console::setup_in_container(sock) {
+        if let Err(e) = capsa::__private::console::setup_in_container(sock) {
             write_fd(2, &format!("setup_in_container: {e}\n"));
             return 3;
         }
         write_fd(1, &self_checks());
         // Hand the terminal to a non-root user, as before the uid switch.
-        let owner = capsa::console::fix_stdio_owner(4242, true).is_ok()
+        let owner = capsa::__private::console::fix_stdio_owner(4242, true).is_ok()
             && nix::sys::stat::fstat(std::io::stdin().as_fd()).map(|s| s.st_uid) == Ok(4242);
         write_fd(1, &format!("owner={}\n", owner as u8));
         write_fd(1, "READY\n");
@@ -90,12 +90,12 @@ fn setup_creates_missing_console_and_rejects_symlink() {
         if case == "symlink" {
             std::os::unix::fs::symlink("/etc/passwd", root.join("dev/console")).expect("symlink");
         }
-        let (parent, child_end) = capsa::console::socketpair().expect("socketpair");
+        let (parent, child_end) = capsa::__private::console::socketpair().expect("socketpair");
         let child = fork_child(move || {
             if enter_fake_container_root(&root).is_err() {
                 return 2;
             }
-            match capsa::console::setup_in_container(child_end) {
+            match capsa::__private::console::setup_in_container(child_end) {
                 Ok(()) => {
                     let ok = nix::sys::stat::stat("/dev/console")
                         .map(|s| s.st_mode & libc::S_IFMT == libc::S_IFCHR);
@@ -114,11 +114,11 @@ fn setup_creates_missing_console_and_rejects_symlink() {
         let code = wait_exit(child);
         assert_eq!(code, want, "case {case}");
         if case == "missing" {
-            let master = capsa::console::recv_master(&parent).expect("master");
+            let master = capsa::__private::console::recv_master(&parent).expect("master");
             assert!(nix::unistd::isatty(&master).unwrap_or(false));
         } else {
             // The init failed before sending: the receiver gets a clear EOF.
-            let e = capsa::console::recv_master(&parent)
+            let e = capsa::__private::console::recv_master(&parent)
                 .err()
                 .map(|e| e.to_string())
                 .unwrap_or_default();
@@ -191,7 +191,7 @@ fn proxy_copies_both_ways_until_hangup() {
             );
             0
         });
-        let proxy = match capsa::console::spawn_proxy(master) {
+        let proxy = match capsa::__private::console::spawn_proxy(master) {
             Ok(pid) => Pid::from_raw(pid),
             Err(_) => return 5,
         };
@@ -283,7 +283,7 @@ fn proxy_on_a_terminal_raw_mode_and_window_size() {
             }
             0
         });
-        let Ok(proxy) = capsa::console::spawn_proxy(master) else {
+        let Ok(proxy) = capsa::__private::console::spawn_proxy(master) else {
             return 5;
         };
         let c = waitpid(container, None);

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use capsa::cgroups::systemd::dbus::{Call, Connection};
-use capsa::cgroups::systemd::wire::Value;
+use capsa::__private::dbus::{Call, Connection};
+use capsa::__private::wire::Value;
 use common::{TempDir, skip};
 
 /// A private bus daemon, killed (by its pid) when dropped.
@@ -211,7 +211,7 @@ fn decodes_what_libdbus_marshals() {
     );
 }
 
-fn next_call(c: &mut Connection, member: &str) -> capsa::cgroups::systemd::dbus::Message {
+fn next_call(c: &mut Connection, member: &str) -> capsa::__private::dbus::Message {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

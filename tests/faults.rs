@@ -156,7 +156,7 @@ fn kill_at_every_step_leaves_nothing_and_hangs_nothing() {
     ctx.args(&["sleep", "1000"]);
     ctx.write_config();
     let mut reached = 0;
-    for step in capsa::fault::STEPS {
+    for step in capsa::__private::FAULT_STEPS {
         // A fresh id per step, whose cgroupsPath is derived from it.
         let id = ctx.new_id("fault");
         ctx.config["linux"]["cgroupsPath"] = serde_json::json!(cgroup_path_for(&id));
@@ -178,7 +178,7 @@ fn kill_at_every_step_leaves_nothing_and_hangs_nothing() {
         check_recovery(&ctx, &id, step);
         reached += 1;
     }
-    assert_eq!(reached, capsa::fault::STEPS.len());
+    assert_eq!(reached, capsa::__private::FAULT_STEPS.len());
 }
 
 /// Kills (and reaps) a helper process when dropped, also when the test panics.

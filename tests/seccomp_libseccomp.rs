@@ -37,8 +37,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use capsa::__private::seccomp_compile::{self as compile, Abi};
 use capsa::oci_spec::runtime::LinuxSeccomp;
-use capsa::security::seccomp::compile::{self, Abi};
 use seccomp_diff::{Comparison, Insn, RET_ERRNO, Rng, data, edges, pfc, run, run_supplying_nr};
 use serde_json::{Value, json};
 

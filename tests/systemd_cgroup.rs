@@ -837,7 +837,7 @@ fn delete_force_after_create_was_killed() {
     let mut sd = Sd::new("sdkill");
     let b = sd.bundle();
     let points: Vec<(String, Option<Duration>)> = if is_capsa() {
-        capsa::fault::STEPS
+        capsa::__private::FAULT_STEPS
             .iter()
             .filter(|s| s.starts_with("create."))
             .map(|s| ((*s).to_owned(), None))

@@ -73,7 +73,7 @@ pub enum Members {
     All,
     /// Those in this pid namespace or one nested in it; the fd keeps the
     /// namespace, and so its inode number, alive while we compare.
-    InNs(OwnedFd, NsId),
+    InNs(#[allow(dead_code)] OwnedFd, NsId),
     /// None: the container's own pid namespace is gone.
     Nobody,
 }

@@ -131,6 +131,20 @@ pub enum CgroupError {
     },
 }
 
+impl CgroupError {
+    /// The config.json field this error is about, if it is one of the
+    /// container's configuration (the public error's InvalidConfig).
+    pub(crate) fn config_field(&self) -> Option<String> {
+        match self {
+            CgroupError::Path(_) | CgroupError::InsidePopulated { .. } => {
+                Some("linux.cgroupsPath".into())
+            }
+            CgroupError::Resource { field, .. } => Some(format!("linux.resources.{field}")),
+            _ => None,
+        }
+    }
+}
+
 impl From<systemd::SystemdError> for CgroupError {
     fn from(e: systemd::SystemdError) -> CgroupError {
         CgroupError::Systemd(Box::new(e))

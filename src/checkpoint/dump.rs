@@ -116,13 +116,13 @@ impl Runtime {
         match st.status(&dir.path) {
             Status::Running | Status::Paused => {}
             s => {
-                return Err(Error::Lifecycle(format!(
+                return Err(Error::WrongState(format!(
                     "container cannot be checkpointed in {} state",
                     s.as_str()
                 )));
             }
         }
-        let spec = Bundle::read_spec(&st.bundle)?;
+        let spec = Bundle::read_spec(st.spec_dir(&dir.path))?;
         if c.lazy_pages {
             // Before anything is made. CRIU logs a feature check to stderr.
             check_lazy_pages(&criu, "(stderr)".into())?;

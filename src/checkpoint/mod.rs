@@ -65,32 +65,38 @@ pub enum CriuError {
     Usage(String),
 }
 
-impl From<CriuError> for crate::Error {
-    fn from(e: CriuError) -> crate::Error {
+impl From<CriuError> for crate::error::Error {
+    fn from(e: CriuError) -> crate::error::Error {
         match e {
-            CriuError::Usage(m) => crate::Error::Usage(m),
-            e => crate::Error::Lifecycle(e.to_string()),
+            CriuError::Usage(m) => crate::error::Error::Usage(m),
+            e => crate::error::Error::Lifecycle(e.to_string()),
         }
     }
 }
 
 /// Options shared by checkpoint and restore, as runc's flags name them.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CriuOptions {
-    /// --criu: the binary (default `criu`, looked up in PATH).
+    /// `--criu`: the CRIU binary (default `criu`, looked up in `PATH`).
     pub criu: Option<PathBuf>,
-    /// --image-path (default: ./checkpoint, as runc).
+    /// `--image-path` (default: ./checkpoint, as runc).
     pub image_path: Option<PathBuf>,
-    /// --work-path (default: the image directory, CRIU's default).
+    /// `--work-path` (default: the image directory, CRIU's default).
     pub work_path: Option<PathBuf>,
+    /// `--tcp-established`: checkpoint/restore established TCP connections.
     pub tcp_established: bool,
+    /// `--ext-unix-sk`: allow external unix sockets.
     pub ext_unix_sk: bool,
+    /// `--shell-job`: allow a shell job (a terminal from outside).
     pub shell_job: bool,
+    /// `--file-locks`: checkpoint/restore file locks.
     pub file_locks: bool,
-    /// --manage-cgroups-mode: ignore, soft, full, strict.
+    /// `--manage-cgroups-mode`: ignore, soft, full, strict.
     pub manage_cgroups_mode: Option<String>,
-    /// --empty-ns: namespace names (runc accepts "network").
+    /// `--empty-ns`: namespace names (runc accepts "network").
     pub empty_ns: Vec<String>,
+    /// `--auto-dedup`: deduplicate images against the parent's.
     pub auto_dedup: bool,
     /// --lazy-pages: the dump serves the memory pages from its own page
     /// server (on --page-server's port) and ends once a restore with
@@ -100,11 +106,15 @@ pub struct CriuOptions {
 
 /// `checkpoint`'s own flags.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CheckpointOptions {
+    /// The options shared with restore.
     pub common: CriuOptions,
-    /// --parent-path: the previous (pre-)dump, relative to the image path.
+    /// `--parent-path`: the previous (pre-)dump, relative to the image path.
     pub parent_path: Option<PathBuf>,
+    /// `--leave-running`: keep the container running after the dump.
     pub leave_running: bool,
+    /// `--pre-dump`: a memory pre-dump only (the container keeps running).
     pub pre_dump: bool,
     /// --page-server ADDRESS:PORT: the pages go to a `criu page-server`
     /// there, the other images to the image path (as runc).
@@ -116,12 +126,19 @@ pub struct CheckpointOptions {
 
 /// `restore`'s own flags.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct RestoreOptions {
+    /// The options shared with checkpoint.
     pub common: CriuOptions,
+    /// The bundle directory, whose config.json is the container's.
     pub bundle: PathBuf,
+    /// `--detach`: return once restored instead of waiting for the init.
     pub detach: bool,
+    /// `--pid-file`: write the restored init's pid here.
     pub pid_file: Option<PathBuf>,
+    /// `--console-socket`: where the pty master goes.
     pub console_socket: Option<PathBuf>,
+    /// `--no-pivot`: MS_MOVE and chroot instead of pivot_root.
     pub no_pivot: bool,
 }
 

@@ -401,6 +401,7 @@ impl Runtime {
             poststop: bundle.hooks(HookKind::Poststop).to_vec(),
             seccomp: bundle.linux().seccomp().clone(),
             host_mounts: None,
+            own_spec: false,
         };
         undo.cgroup = Some(cgroup);
         dir.save(&st)?;

@@ -68,9 +68,9 @@ fn fchown(fd: RawFd, uid: u32, gid: Option<u32>) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Which stdio fds (0..=2) the rule allows to change owner to `uid`.
-fn chownable(uid: u32, own_terminal: bool) -> Vec<RawFd> {
-    (0..=2)
+/// Which of the stdio fds `fds` the rule allows to change owner to `uid`.
+fn chownable(fds: [RawFd; 3], uid: u32, own_terminal: bool) -> Vec<RawFd> {
+    fds.into_iter()
         .filter(|&fd| match inspect(fd) {
             Some((_, owner)) if owner == uid => false,
             Some((Kind::Pipe, _)) => true,
@@ -85,8 +85,14 @@ fn chownable(uid: u32, own_terminal: bool) -> Vec<RawFd> {
 /// (runc does the same for the pipes of a foreground `run`), so that root in
 /// the container can reopen them; from there the init can hand them on to
 /// `process.user` ([`fix_stdio_owner`]).
-pub fn give_stdio_pipes(uid: u32, gid: u32) -> Result<(), ConsoleError> {
-    hand_over(uid, Some(gid), false)
+/// The pipes are those the process will get as its stdio (`stdio`: the
+/// caller's own fds 0-2, or the ones a library caller gave it).
+pub fn give_stdio_pipes(
+    stdio: &crate::api::ChildStdio,
+    uid: u32,
+    gid: u32,
+) -> Result<(), ConsoleError> {
+    hand_over(stdio.sources(), uid, Some(gid), false)
 }
 
 /// Init or exec side, just before switching to `process.user`: hand it the
@@ -94,15 +100,20 @@ pub fn give_stdio_pipes(uid: u32, gid: u32) -> Result<(), ConsoleError> {
 /// process.terminal), the terminal, so that it can reopen them and change
 /// terminal modes. Only the owner changes (devpts gives the slave group tty).
 pub fn fix_stdio_owner(uid: u32, own_terminal: bool) -> Result<(), ConsoleError> {
-    hand_over(uid, None, own_terminal)
+    hand_over([0, 1, 2], uid, None, own_terminal)
 }
 
 /// fchown the stdio fds the rule allows to `uid` (and `gid`, if given).
 /// EINVAL (an id not mapped), EPERM (an owner not mapped in our user
 /// namespace) and EROFS are ignored, as runc does: an unchangeable stdio is
 /// better than a failed start.
-fn hand_over(uid: u32, gid: Option<u32>, own_terminal: bool) -> Result<(), ConsoleError> {
-    for fd in chownable(uid, own_terminal) {
+fn hand_over(
+    fds: [RawFd; 3],
+    uid: u32,
+    gid: Option<u32>,
+    own_terminal: bool,
+) -> Result<(), ConsoleError> {
+    for fd in chownable(fds, uid, own_terminal) {
         match fchown(fd, uid, gid) {
             Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
             Err(e) => return Err(SysError::at("fchown", format!("<fd {fd}>"), e).into()),

@@ -41,18 +41,6 @@ pub fn setup_in_container(socket: OwnedFd) -> Result<(), ConsoleError> {
     )
 }
 
-/// `exec` with a terminal: like [`setup_in_container`] but without binding
-/// /dev/console (the container's console belongs to its init), as runc does.
-pub fn setup_for_exec(socket: OwnedFd) -> Result<(), ConsoleError> {
-    setup_terminal(
-        socket,
-        &TerminalOptions {
-            size: None,
-            mount_console: false,
-        },
-    )
-}
-
 /// [`setup_in_container`] with the console size and the /dev/console bind
 /// chosen by the caller. Consumes `socket`; on return the master and the
 /// socket are closed in this process and the slave is on 0, 1 and 2 only.

@@ -85,6 +85,8 @@ pub struct ExecSpawn<'a> {
     /// what follows can wait on the container (a paused one freezes the
     /// process until `resume`, which needs the lock).
     pub lock: Option<ContainerDir>,
+    /// The process's stdio, if not ours (a library caller's choice).
+    pub stdio: crate::api::ChildStdio,
 }
 
 /// Start the process and return its pid once execve succeeded.
@@ -94,7 +96,7 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
     if ns.iter().any(|(_, f)| *f == CloneFlags::CLONE_NEWUSER)
         && !o.process.terminal().unwrap_or(false)
     {
-        give_stdio_to_root(o.init_pid)?;
+        give_stdio_to_root(o.init_pid, &o.stdio)?;
     }
     let (parent, child) = super::sync::pair()?;
     let (stage, in_unified) = super::clone_into(o.cgroup, 0)?;
@@ -102,7 +104,10 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
         drop(parent);
         // First thing: drop what the child must not inherit.
         // SAFETY: a fresh clone; it ends in execve or _exit.
-        unsafe { crate::inherit::scrub_child(o.preserve_fds) };
+        unsafe {
+            o.stdio.install();
+            crate::inherit::scrub_child(o.preserve_fds)
+        };
         stage1(&child, &ns, &o, &trampoline)
     }
     drop(child);
@@ -155,9 +160,9 @@ pub fn spawn(o: ExecSpawn, guard: &mut ChildGuard) -> Result<i32, ProcessError> 
 
 /// The container's root must be able to reopen the stdio pipes the
 /// process inherits, as for the init (console::owner).
-fn give_stdio_to_root(init_pid: i32) -> Result<(), ProcessError> {
+fn give_stdio_to_root(init_pid: i32, stdio: &crate::api::ChildStdio) -> Result<(), ProcessError> {
     if let Some((u, g)) = crate::namespaces::host_ids_of(init_pid, 0, 0)? {
-        console::give_stdio_pipes(u, g)?;
+        console::give_stdio_pipes(stdio, u, g)?;
     }
     Ok(())
 }

@@ -100,6 +100,8 @@ pub struct SpawnOpts<'a> {
     pub new_keyring: bool,
     pub preserve_fds: i32,
     pub id: &'a str,
+    /// The init's stdio, if not ours (a library caller's choice).
+    pub stdio: crate::api::ChildStdio,
 }
 
 /// An init that is ready, and still dies with us until `detach`.
@@ -168,7 +170,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
             namespaces::host_id(&b.gid_map, 0),
         )
     {
-        crate::console::give_stdio_pipes(u, g)?;
+        crate::console::give_stdio_pipes(&o.stdio, u, g)?;
     }
     if !nix::unistd::geteuid().is_root() {
         crate::security::set_own_oom_score_adj(b.process())
@@ -179,7 +181,10 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
         drop(parent);
         // First thing: drop what the child must not inherit.
         // SAFETY: a fresh clone; it ends in execve or _exit.
-        unsafe { crate::inherit::scrub_child(o.preserve_fds) };
+        unsafe {
+            o.stdio.install();
+            crate::inherit::scrub_child(o.preserve_fds)
+        };
         if slow {
             stage1(&mut args, o.console)
         }

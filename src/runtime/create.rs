@@ -30,6 +30,8 @@ pub struct Created {
     pub state: State,
     /// `run` in the foreground with a terminal: our end of the console pair.
     pub console: Option<OwnedFd>,
+    /// The caller's ends of the pipes asked for (stdin, stdout, stderr).
+    pub stdio: [Option<std::fs::File>; 3],
 }
 
 /// Removes the container's state directory when dropped, unless disarmed.
@@ -97,7 +99,7 @@ impl Runtime {
     ) -> Result<Created> {
         state::validate_id(id)?;
         // Parse and validate everything before making anything.
-        let mut bundle = Bundle::load(&opts.bundle)?;
+        let (mut bundle, spec_json) = opts.load_bundle()?;
         // runc's two meanings: the rules of an unprivileged caller follow
         // its euid; --rootless (self.rootless) decides the cgroup rules.
         if !nix::unistd::geteuid().is_root() {
@@ -141,6 +143,9 @@ impl Runtime {
         let mut poststop_guard = PoststopGuard(Some((&bundle, id)));
         let mut dir_guard = DirGuard(Some(dir.path.clone()));
         fault::point("create.dir");
+        if let Some(json) = &spec_json {
+            state::write_atomic(&dir.path.join(state::SPEC_FILE), json, 0o600)?;
+        }
         let (mut cgroup, mut cgroup_guard) = self.make_cgroup(&bundle, &dir, id, systemd)?;
         fault::point("create.cgroup");
         let state_dir = make_fifo(&dir)?;
@@ -153,6 +158,7 @@ impl Runtime {
         let mut mounts_guard =
             HostMountsGuard(host_mounts.as_deref().map(|m| (bundle.rootfs.as_path(), m)));
 
+        let mut stdio = crate::api::stdio::resolve([&opts.stdin, &opts.stdout, &opts.stderr])?;
         let mut children = ChildGuard::default();
         let spawned = process::spawn(
             SpawnOpts {
@@ -164,9 +170,12 @@ impl Runtime {
                 new_keyring: !opts.no_new_keyring,
                 preserve_fds,
                 id,
+                stdio: stdio.child,
             },
             &mut children,
         )?;
+        // The init holds its copies.
+        stdio.held.clear();
         let pid = spawned.pid;
         fault::point("create.spawned");
         // A pid namespace of its own (not joined) says which processes in
@@ -189,6 +198,7 @@ impl Runtime {
         }
         let mut state = created_state(id, &bundle, pid, cgroup)?;
         state.host_mounts = host_mounts.clone();
+        state.own_spec = spec_json.is_some();
         dir.save(&state)?;
         fault::point("create.saved");
         // Only now may the init outlive us: until here our death kills it
@@ -207,6 +217,7 @@ impl Runtime {
             dir,
             state,
             console: console.parent,
+            stdio: [stdio.stdin, stdio.stdout, stdio.stderr],
         })
     }
 
@@ -398,5 +409,6 @@ fn created_state(id: &str, bundle: &Bundle, pid: i32, cgroup: Cgroup) -> Result<
         poststop: bundle.hooks(HookKind::Poststop).to_vec(),
         seccomp: bundle.linux().seccomp().clone(),
         host_mounts: None,
+        own_spec: false,
     })
 }

@@ -3,8 +3,7 @@
 //! cgroup hits OOM, one JSON object a line, until the init exits; with
 //! `--stats`, one stats event and exit.
 
-use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -14,25 +13,59 @@ use serde::Serialize;
 use super::Runtime;
 use crate::cgroups::stats::{OomWatch, Stats};
 use crate::error::{Error, Result};
-use crate::state::{ContainerDir, Status};
+use crate::state::{ContainerDir, State, Status};
 use crate::sys::{self, SysError};
 
-#[derive(Serialize)]
-struct Event<'a> {
+/// One event of a container, as runc's `events` prints it: statistics of
+/// its cgroup, or an out-of-memory kill in it.
+#[derive(Debug, Serialize)]
+pub struct Event {
     #[serde(rename = "type")]
-    typ: &'a str,
-    id: &'a str,
+    kind: EventKind,
+    id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<&'a Stats>,
+    data: Option<Stats>,
 }
 
-fn emit(out: &mut dyn Write, e: &Event<'_>) -> Result<()> {
-    let line =
-        serde_json::to_string(e).map_err(|e| Error::Lifecycle(format!("encoding event: {e}")))?;
-    // A closed reader (engine gone) ends the stream: report it, runc does too.
-    writeln!(out, "{line}")
-        .and_then(|_| out.flush())
-        .map_err(|e| SysError::io("write", "stdout", &e).into())
+/// What an [`Event`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// Resource statistics of the container's cgroup (memory, CPU, pids,
+    /// block I/O, hugetlb, ...), taken now.
+    Stats,
+    /// The kernel's OOM killer killed a process in the container's cgroup.
+    Oom,
+}
+
+impl Event {
+    /// Stats or OOM.
+    pub fn kind(&self) -> EventKind {
+        self.kind
+    }
+
+    /// The container's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The event as one line of runc's JSON stream (without the newline):
+    /// `{"type":"stats","id":"c1","data":{"cpu":{...},"memory":{...}}}` or
+    /// `{"type":"oom","id":"c1"}`. The `data` object has runc's field names
+    /// (what containerd decodes).
+    pub fn to_json(&self) -> String {
+        // A struct of numbers, strings and maps with string keys: cannot
+        // fail to encode.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The statistics of a stats event, as JSON (runc's field names).
+    pub fn stats(&self) -> Option<serde_json::Value> {
+        self.data
+            .as_ref()
+            .and_then(|d| serde_json::to_value(d).ok())
+    }
 }
 
 /// A Go duration as runc's --interval takes it: "5s", "100ms", "1m30s",
@@ -71,14 +104,36 @@ pub fn parse_interval(s: &str) -> std::result::Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// The events of one container, in order, until its init exits (or, with
+/// `stats_only`, one stats event). An iterator: each `next` blocks until
+/// the next event is due.
+pub struct Events {
+    st: State,
+    interval: Duration,
+    /// None once the stream has ended.
+    pidfd: Option<OwnedFd>,
+    oom: Option<OomWatch>,
+    next: Instant,
+    /// OOM events counted but not yet handed out.
+    ooms_due: u64,
+    /// The init has exited: hand out what is due, then end.
+    exited: bool,
+    /// `--stats`: the one stats event is still to come.
+    stats_only: bool,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("id", &self.st.id)
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Runtime {
-    pub fn events(
-        &self,
-        id: &str,
-        stats_only: bool,
-        interval: Duration,
-        out: &mut dyn Write,
-    ) -> Result<()> {
+    /// `events`: the container's event stream (see [`Events`]).
+    pub fn events(&self, id: &str, stats_only: bool, interval: Duration) -> Result<Events> {
         let (st, status) = {
             let dir = ContainerDir::open(&self.root, id)?;
             let st = dir.load()?;
@@ -88,92 +143,112 @@ impl Runtime {
             // while the stream runs.
         };
         if status == Status::Stopped {
-            return Err(Error::Lifecycle(format!(
+            return Err(Error::NotRunning(format!(
                 "container with id {id} is not running"
             )));
         }
         // Stats and OOM events come from the cgroup: none, no numbers
         // (zeros would read as an idle container).
         super::nocgroup::refuse_without_cgroup(&st, "report events of")?;
+        let mut ev = Events {
+            st,
+            interval,
+            pidfd: None,
+            oom: None,
+            next: Instant::now(),
+            ooms_due: 0,
+            exited: false,
+            stats_only,
+        };
         if stats_only {
-            let s = st.cgroup.stats();
-            return emit(
-                out,
-                &Event {
-                    typ: "stats",
-                    id,
-                    data: Some(&s),
-                },
-            );
+            return Ok(ev);
         }
-        let pidfd = match sys::pidfd_open(st.pid) {
-            Ok(fd) => fd,
-            Err(e) if e.errno == Errno::ESRCH => return Ok(()),
+        ev.pidfd = match sys::pidfd_open(ev.st.pid) {
+            Ok(fd) => Some(fd),
+            Err(e) if e.errno == Errno::ESRCH => None,
             Err(e) => return Err(e.into()),
         };
-        if !st.init_alive() {
-            return Ok(());
+        if !ev.st.init_alive() {
+            ev.pidfd = None;
         }
         // No memory controller: stats only, no OOM events.
-        let mut oom = OomWatch::new(&st.cgroup).ok();
-        let mut next = Instant::now();
+        ev.oom = OomWatch::new(&ev.st.cgroup).ok();
+        Ok(ev)
+    }
+}
+
+impl Events {
+    fn event(&self, kind: EventKind, data: Option<Stats>) -> Event {
+        Event {
+            kind,
+            id: self.st.id.clone(),
+            data,
+        }
+    }
+
+    fn stats(&self) -> Event {
+        self.event(EventKind::Stats, Some(self.st.cgroup.stats()))
+    }
+
+    /// Wait for whatever comes first: the next stats time, an OOM kill,
+    /// the init's exit.
+    fn wait(&mut self) -> Result<()> {
+        let Some(pidfd) = &self.pidfd else {
+            return Ok(());
+        };
+        let wait = self.next.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
+        let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(w) = &self.oom {
+            fds.push(PollFd::new(w.fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(SysError::new("poll", e).into()),
+        }
+        let exited = fds[0].revents().is_some_and(|r| !r.is_empty());
+        let oom_ready = fds
+            .get(1)
+            .and_then(|f| f.revents())
+            .is_some_and(|r| !r.is_empty());
+        drop(fds);
+        // An OOM kill of the init itself is reported before the end.
+        if (oom_ready || exited)
+            && let Some(w) = &mut self.oom
+        {
+            self.ooms_due += w.take();
+        }
+        self.exited = exited;
+        Ok(())
+    }
+}
+
+impl Iterator for Events {
+    type Item = crate::api::Result<Event>;
+
+    fn next(&mut self) -> Option<crate::api::Result<Event>> {
+        if self.stats_only {
+            self.stats_only = false;
+            self.pidfd = None;
+            return Some(Ok(self.stats()));
+        }
         loop {
+            if self.ooms_due > 0 {
+                self.ooms_due -= 1;
+                return Some(Ok(self.event(EventKind::Oom, None)));
+            }
+            if self.exited {
+                self.pidfd = None;
+            }
+            self.pidfd.as_ref()?;
             let now = Instant::now();
-            if now >= next {
-                let s = st.cgroup.stats();
-                emit(
-                    out,
-                    &Event {
-                        typ: "stats",
-                        id,
-                        data: Some(&s),
-                    },
-                )?;
-                next = now + interval;
+            if now >= self.next {
+                self.next = now + self.interval;
+                return Some(Ok(self.stats()));
             }
-            let wait = next.saturating_duration_since(Instant::now());
-            let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
-            let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
-            if let Some(w) = &oom {
-                fds.push(PollFd::new(w.fd(), PollFlags::POLLIN));
-            }
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(SysError::new("poll", e).into()),
-            }
-            let exited = fds[0].revents().is_some_and(|r| !r.is_empty());
-            let oom_ready = fds
-                .get(1)
-                .and_then(|f| f.revents())
-                .is_some_and(|r| !r.is_empty());
-            drop(fds);
-            if oom_ready && let Some(w) = &mut oom {
-                for _ in 0..w.take() {
-                    emit(
-                        out,
-                        &Event {
-                            typ: "oom",
-                            id,
-                            data: None,
-                        },
-                    )?;
-                }
-            }
-            if exited {
-                // An OOM kill of the init itself is reported before the end.
-                if let Some(w) = &mut oom {
-                    for _ in 0..w.take() {
-                        emit(
-                            out,
-                            &Event {
-                                typ: "oom",
-                                id,
-                                data: None,
-                            },
-                        )?;
-                    }
-                }
-                return Ok(());
+            if let Err(e) = self.wait() {
+                self.pidfd = None;
+                return Some(Err(crate::api::Error::from_internal(e, &self.st.id)));
             }
         }
     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use oci_spec::runtime::{Capability, Process};
 
 use super::Runtime;
+use crate::api::Stdio;
 use crate::bundle::{BundleError, ProcessPlan};
 use crate::cgroups::SubCgroups;
 use crate::console;
@@ -16,34 +17,84 @@ use crate::process::{ChildGuard, ProcessError};
 use crate::security::seccomp::Filter;
 use crate::state::{self, ContainerDir, Status};
 
-/// runc's `exec` flags.
-#[derive(Debug, Clone, Default)]
+/// How to run a process in a running container: runc's `exec` flags, plus
+/// the stdio streams a library caller chooses.
+///
+/// Either [`process`](Self::process) (a runtime-spec Process JSON file, as
+/// engines pass it) or [`args`](Self::args) (the container's own process
+/// with the other fields applied, as runc's flags do):
+///
+/// ```
+/// let mut opts = capsa::ExecOptions::args(["/bin/echo", "hello"]);
+/// opts.env.push("GREETING=hi".into());
+/// opts.stdout = capsa::Stdio::Piped;
+/// assert_eq!(opts.args.len(), 2);
+/// ```
+#[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct ExecOptions {
-    /// A runtime-spec Process JSON file ("-" = stdin).
+    /// A runtime-spec Process JSON file ("-" = standard input). The other
+    /// process fields below are then ignored.
     pub process: Option<PathBuf>,
-    /// Command and arguments (when no --process).
+    /// Command and arguments (when no `process`): the container's
+    /// `process` with these args and the fields below applied.
     pub args: Vec<String>,
+    /// Allocate a terminal (`--tty`); needs `console_socket` unless a
+    /// foreground `capsa exec` proxies it.
     pub tty: bool,
+    /// Send the pty master to this unix socket (`--console-socket`).
     pub console_socket: Option<PathBuf>,
+    /// Working directory in the container (`--cwd`).
     pub cwd: Option<PathBuf>,
+    /// `KEY=VALUE` pairs added to (or replacing in) the environment (`--env`).
     pub env: Vec<String>,
-    /// "uid[:gid]".
+    /// `uid[:gid]` to run as (`--user`).
     pub user: Option<String>,
+    /// Supplementary groups (`--additional-gids`).
     pub additional_gids: Vec<u32>,
+    /// Capabilities to add, by name (`--cap`, e.g. `CAP_NET_ADMIN`).
     pub caps: Vec<String>,
+    /// Set no_new_privs (`--no-new-privs`).
     pub no_new_privs: bool,
+    /// Do not wait for the process (`--detach`): [`Runtime::exec`](crate::Runtime::exec)
+    /// returns 0 once it runs.
     pub detach: bool,
+    /// Write the process's pid to this file (`--pid-file`).
     pub pid_file: Option<PathBuf>,
+    /// Pass the caller's fds 3..3+N to the process (`--preserve-fds`).
     pub preserve_fds: u32,
+    /// Exec even in a paused container (`--ignore-paused`); the process
+    /// stays frozen until the container is resumed.
     pub ignore_paused: bool,
-    /// --apparmor: process.apparmorProfile.
+    /// `process.apparmorProfile` (`--apparmor`).
     pub apparmor: Option<String>,
-    /// --process-label: process.selinuxLabel.
+    /// `process.selinuxLabel` (`--process-label`).
     pub process_label: Option<String>,
-    /// `--cgroup`: sub-cgroup(s) of the container's to run in (runc's syntax).
+    /// Sub-cgroup(s) of the container's to run in (`--cgroup`, runc's
+    /// syntax: `SUB` or `CONTROLLER[,CONTROLLER]:SUB`).
     pub cgroup: Vec<String>,
-    /// Send a pidfd of the process to this unix socket.
+    /// Send a pidfd of the process to this unix socket (`--pidfd-socket`).
     pub pidfd_socket: Option<PathBuf>,
+    /// The process's standard input. Ignored with `tty`.
+    pub stdin: Stdio,
+    /// The process's standard output. Ignored with `tty`.
+    pub stdout: Stdio,
+    /// The process's standard error. Ignored with `tty`.
+    pub stderr: Stdio,
+}
+
+impl ExecOptions {
+    /// Options to run `args` with the container's process settings.
+    pub fn args<I, S>(args: I) -> ExecOptions
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ExecOptions {
+            args: args.into_iter().map(Into::into).collect(),
+            ..ExecOptions::default()
+        }
+    }
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -147,39 +198,60 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
     Ok(p)
 }
 
+/// A process `exec_start` started: its pid, and what waits for it.
+pub struct Started {
+    pub pid: i32,
+    /// A foreground exec's signal forwarding (and its waiting).
+    pub signals: Option<crate::signals::Forwarder>,
+    /// The tty proxy's pid (a foreground exec with a terminal).
+    pub proxy: Option<i32>,
+    /// The caller's ends of the pipes asked for (stdin, stdout, stderr).
+    pub stdio: [Option<std::fs::File>; 3],
+}
+
 impl Runtime {
     /// `exec`; returns the process's exit status (0 with --detach).
     pub fn exec(&self, id: &str, o: &ExecOptions) -> Result<i32> {
+        let s = self.exec_start(id, o, !o.detach)?;
+        match s.signals {
+            Some(sig) => sig.wait_for(s.pid, s.proxy),
+            None => Ok(0),
+        }
+    }
+
+    /// Start the process; in the `foreground`, with signal forwarding
+    /// set up (before the clone) for the caller to wait with.
+    pub fn exec_start(&self, id: &str, o: &ExecOptions, foreground: bool) -> Result<Started> {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
         crate::fault::point("exec.locked");
         let status = st.status(&dir.path);
         match status {
             Status::Stopped => {
-                return Err(Error::Lifecycle(
+                return Err(Error::NotRunning(
                     "cannot exec in a stopped container".into(),
                 ));
             }
             Status::Paused if !o.ignore_paused => {
-                return Err(Error::Lifecycle(
+                return Err(Error::WrongState(
                     "cannot exec in a paused container (use --ignore-paused to override)".into(),
                 ));
             }
             _ => {}
         }
-        let base = crate::bundle::Bundle::read_spec(&st.bundle)?;
+        let base = crate::bundle::Bundle::read_spec(st.spec_dir(&dir.path))?;
         let base_process = base.process().clone().unwrap_or_default();
         let process = build_process(&base_process, o)?;
         let plan = ProcessPlan::new(&process, "process", base.linux().as_ref(), Role::Exec)?;
         let terminal = process.terminal().unwrap_or(false);
-        super::create::check_console_flags(terminal, o.console_socket.as_deref(), o.detach)?;
+        super::create::check_console_flags(terminal, o.console_socket.as_deref(), !foreground)?;
         let cgroup = st.cgroup.sub(&SubCgroups::parse(&o.cgroup)?)?;
         let pidfd_socket = super::pidfd::connect(o.pidfd_socket.as_deref())?;
         let console = super::create::console_ends(o.console_socket.as_deref(), terminal)?;
-        let signals = if o.detach {
-            None
-        } else {
+        let signals = if foreground {
             Some(crate::signals::Forwarder::new()?)
+        } else {
+            None
         };
         let seccomp = st
             .seccomp
@@ -190,6 +262,7 @@ impl Runtime {
                 field: e.field,
                 msg: e.msg,
             })?;
+        let mut stdio = crate::api::stdio::resolve([&o.stdin, &o.stdout, &o.stderr])?;
         let mut guard = ChildGuard::default();
         let spawned = exec::spawn(
             ExecSpawn {
@@ -205,6 +278,7 @@ impl Runtime {
                 // Others may work on the container while the process starts
                 // and runs (a paused container must be resumable).
                 lock: Some(dir),
+                stdio: stdio.child,
             },
             &mut guard,
         );
@@ -214,7 +288,7 @@ impl Runtime {
                     && e.errno == nix::errno::Errno::EACCES
                     && !nix::unistd::geteuid().is_root() =>
             {
-                return Err(Error::Lifecycle(format!(
+                return Err(Error::WrongState(format!(
                     "cannot exec in created container {id} before `start`: {e} (a rootless \
                      container's waiting init can be joined only when the runtime's binary is \
                      not the user's to write, else the container could rewrite it through \
@@ -223,6 +297,8 @@ impl Runtime {
             }
             r => r?,
         };
+        // The process holds its copies.
+        stdio.held.clear();
         crate::fault::point("exec.spawned");
         if let Some(sock) = &pidfd_socket {
             sock.send(pid)?;
@@ -235,9 +311,11 @@ impl Runtime {
             Some(sock) => Some(console::spawn_proxy(console::recv_master(&sock)?)?),
             None => None,
         };
-        match signals {
-            Some(s) => s.wait_for(pid, proxy),
-            None => Ok(0),
-        }
+        Ok(Started {
+            pid,
+            signals,
+            proxy,
+            stdio: [stdio.stdin, stdio.stdout, stdio.stderr],
+        })
     }
 }

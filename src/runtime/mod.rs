@@ -6,6 +6,7 @@ mod create;
 mod exec;
 
 pub use create::Created;
+pub use events::{Event, EventKind, Events};
 pub use exec::ExecOptions;
 mod events;
 mod nocgroup;
@@ -15,7 +16,7 @@ mod ps;
 mod update;
 
 pub use events::parse_interval;
-pub use update::{UpdateFlags, parse_bytes};
+pub use update::UpdateFlags;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -25,27 +26,131 @@ use nix::fcntl::{OFlag, open};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::Mode;
 
+use crate::api::Stdio;
 use crate::console;
 use crate::error::{Error, Result};
 use crate::hooks;
 use crate::state::{self, ContainerDir, State, StateError, Status};
 use crate::sys::{self, Ctx, SysError};
 
-/// Options of `create` (and `run`), as runc's flags name them.
-#[derive(Debug, Clone, Default)]
+/// How to create a container: runc's `create` flags, plus what only a
+/// library caller can give (a spec in memory, the stdio streams).
+///
+/// Build it with `CreateOptions::default()` (or [`with_bundle`](Self::with_bundle), [`with_spec`](Self::with_spec))
+/// and set the fields that matter:
+///
+/// ```
+/// let mut opts = capsa::CreateOptions::with_bundle("/var/lib/engine/c1");
+/// opts.stdout = capsa::Stdio::Piped;
+/// opts.stderr = capsa::Stdio::Null;
+/// assert!(opts.spec.is_none());
+/// ```
+#[derive(Debug, Default)]
+#[non_exhaustive]
 pub struct CreateOptions {
+    /// The bundle directory (runc's `--bundle`). Without [`spec`](Self::spec)
+    /// its `config.json` is the container's configuration. With `spec` it
+    /// need not hold a config.json: it is only the directory that `state`
+    /// reports and that hooks receive in their state JSON (their `bundle`);
+    /// left empty, it is the parent directory of the rootfs. Relative paths
+    /// are taken from the current directory.
     pub bundle: PathBuf,
+    /// The container's configuration, given in memory: no config.json is
+    /// read or written in the bundle. capsa keeps a copy in its own state
+    /// directory (under the runtime's root), which `exec` reads for the
+    /// container's process defaults and which `delete` removes. Errors
+    /// name its fields as for config.json (`config.json: process.args: ...`).
+    pub spec: Option<oci_spec::runtime::Spec>,
+    /// The root filesystem, in place of the spec's `root.path` (which may
+    /// then be absent); relative to [`bundle`](Self::bundle) if relative.
+    /// The spec's `root.readonly` still applies (a spec without `root`:
+    /// read-only, oci-spec's `Root::default()`).
+    pub rootfs: Option<PathBuf>,
+    /// The init's standard input. Ignored with `process.terminal`.
+    pub stdin: Stdio,
+    /// The init's standard output. Ignored with `process.terminal`.
+    pub stdout: Stdio,
+    /// The init's standard error. Ignored with `process.terminal`.
+    pub stderr: Stdio,
+    /// Write the init's pid (in the runtime's pid namespace) to this file.
     pub pid_file: Option<PathBuf>,
+    /// With `process.terminal`: send the pty master to this unix socket
+    /// (runc's `--console-socket`, its wire format).
     pub console_socket: Option<PathBuf>,
+    /// Use `MS_MOVE` and `chroot` instead of `pivot_root` (`--no-pivot`;
+    /// for a rootfs on a ramfs).
     pub no_pivot: bool,
+    /// Do not give the container a session keyring of its own
+    /// (`--no-new-keyring`).
     pub no_new_keyring: bool,
+    /// Pass the caller's fds 3..3+N to the init (`--preserve-fds`). They
+    /// are the calling process's, so this is for single-threaded callers
+    /// such as the `capsa` command; see [`reserve_preserved_fds`](crate::reserve_preserved_fds).
     pub preserve_fds: u32,
     /// Socket activation (runc's LISTEN_FDS): fds 3..3+N go to the
-    /// container before the --preserve-fds ones, with LISTEN_FDS=N and
+    /// container before the `preserve_fds` ones, with LISTEN_FDS=N and
     /// LISTEN_PID=1 added to its environment.
     pub listen_fds: u32,
-    /// Send a pidfd of the init to this unix socket (runc 1.2's flag).
+    /// Send a pidfd of the init to this unix socket (runc 1.2's
+    /// `--pidfd-socket`).
     pub pidfd_socket: Option<PathBuf>,
+}
+
+impl CreateOptions {
+    /// Options for a bundle directory holding config.json, everything else
+    /// as runc's defaults.
+    pub fn with_bundle(dir: impl Into<PathBuf>) -> CreateOptions {
+        CreateOptions {
+            bundle: dir.into(),
+            ..CreateOptions::default()
+        }
+    }
+
+    /// Options for a spec in memory and its root filesystem (see
+    /// [`spec`](Self::spec) and [`rootfs`](Self::rootfs)).
+    pub fn with_spec(spec: oci_spec::runtime::Spec, rootfs: impl Into<PathBuf>) -> CreateOptions {
+        CreateOptions {
+            spec: Some(spec),
+            rootfs: Some(rootfs.into()),
+            ..CreateOptions::default()
+        }
+    }
+
+    /// The bundle, validated: config.json's, or the spec given in memory
+    /// (with its JSON, which create keeps in the state directory).
+    pub(crate) fn load_bundle(&self) -> Result<(crate::bundle::Bundle, Option<Vec<u8>>)> {
+        use crate::bundle::{Bundle, BundleError};
+        let Some(spec) = &self.spec else {
+            return Ok((Bundle::load(&self.bundle)?, None));
+        };
+        let mut spec = spec.clone();
+        if let Some(rootfs) = &self.rootfs {
+            let mut root = spec.root().clone().unwrap_or_default();
+            root.set_path(rootfs.clone());
+            spec.set_root(Some(root));
+        }
+        let dir = if self.bundle.as_os_str().is_empty() {
+            let rootfs = spec
+                .root()
+                .as_ref()
+                .map(|r| absolute(r.path()))
+                .unwrap_or_default();
+            rootfs.parent().map(Path::to_path_buf).unwrap_or_default()
+        } else {
+            self.bundle.clone()
+        };
+        let dir = std::fs::canonicalize(&dir).map_err(|e| BundleError::Bundle {
+            path: dir.clone(),
+            msg: e.to_string().to_lowercase(),
+        })?;
+        let json = serde_json::to_vec(&spec).map_err(|e| BundleError::Invalid {
+            field: ".".into(),
+            msg: e.to_string(),
+        })?;
+        crate::limits::check_nul(&json)
+            .map_err(|(field, msg)| BundleError::Invalid { field, msg })?;
+        Ok((Bundle::from_spec(dir, spec)?, Some(json)))
+    }
 }
 
 /// A runtime instance: where its state lives.
@@ -74,10 +179,8 @@ impl Runtime {
     }
 
     /// `create`: set the container up and leave its init waiting for `start`.
-    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<()> {
-        let c = self.create_inner(id, opts, false)?;
-        drop(c);
-        Ok(())
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Created> {
+        self.create_inner(id, opts, false)
     }
 
     /// `start`: release a created container's init into its workload.
@@ -88,12 +191,12 @@ impl Runtime {
         match st.status(&dir.path) {
             Status::Created => {}
             Status::Stopped => {
-                return Err(Error::Lifecycle(
+                return Err(Error::WrongState(
                     "cannot start a container that has stopped".into(),
                 ));
             }
             _ => {
-                return Err(Error::Lifecycle(
+                return Err(Error::WrongState(
                     "cannot start an already running container".into(),
                 ));
             }
@@ -113,7 +216,7 @@ impl Runtime {
             r
         };
         if detach {
-            self.create(id, opts)?;
+            drop(self.create(id, opts)?);
             return match self.start(id) {
                 Ok(()) => Ok(0),
                 Err(e) => delete_unless_kept(Err(e)),
@@ -125,6 +228,7 @@ impl Runtime {
             dir,
             mut state,
             console,
+            ..
         } = created;
         let proxy = match console {
             Some(sock) => {
@@ -139,15 +243,6 @@ impl Runtime {
         }
         let code = signals.wait_for(state.pid, proxy);
         delete_unless_kept(code)
-    }
-
-    /// `state`: runc's state JSON. Reads without the lock, so it answers
-    /// at once even while another command works on the container.
-    pub fn state(&self, id: &str) -> Result<String> {
-        let (dir, st) = state::read_unlocked(&self.root, id)?;
-        let status = st.status(&dir);
-        serde_json::to_string_pretty(&st.oci(status))
-            .map_err(|e| Error::Lifecycle(format!("encoding state: {e}")))
     }
 
     /// `kill`: send `sig` to the init, or, with `all`, to every process of
@@ -170,7 +265,7 @@ impl Runtime {
             return Ok(());
         }
         if st.status(&dir) == Status::Stopped {
-            return Err(Error::Lifecycle("container not running".into()));
+            return Err(Error::NotRunning("container not running".into()));
         }
         signal_init(&st, sig)
     }
@@ -227,7 +322,7 @@ impl Runtime {
                 kill_and_wait(&st)?
             }
             s => {
-                return Err(Error::Lifecycle(format!(
+                return Err(Error::WrongState(format!(
                     "cannot delete container {id} that is not stopped: {}",
                     s.as_str()
                 )));
@@ -461,12 +556,12 @@ fn signal_init(st: &State, sig: i32) -> Result<()> {
     let pidfd = match sys::pidfd_open(st.pid) {
         Ok(fd) => fd,
         Err(e) if e.errno == Errno::ESRCH => {
-            return Err(Error::Lifecycle("container not running".into()));
+            return Err(Error::NotRunning("container not running".into()));
         }
         Err(e) => return Err(e.into()),
     };
     if !st.init_alive() {
-        return Err(Error::Lifecycle("container not running".into()));
+        return Err(Error::NotRunning("container not running".into()));
     }
     sys::pidfd_send_signal(&pidfd, sig)?;
     Ok(())

@@ -14,7 +14,7 @@ impl Runtime {
         let st = dir.load()?;
         match st.status(&dir.path) {
             Status::Created | Status::Running => {}
-            _ => return Err(Error::Lifecycle("container not running".into())),
+            _ => return Err(Error::NotRunning("container not running".into())),
         }
         super::nocgroup::refuse_without_cgroup(&st, "pause")?;
         freezer::freeze(&st.cgroup)?;
@@ -26,7 +26,7 @@ impl Runtime {
         let st = dir.load()?;
         super::nocgroup::refuse_without_cgroup(&st, "resume")?;
         if st.status(&dir.path) != Status::Paused {
-            return Err(Error::Lifecycle("container not paused".into()));
+            return Err(Error::WrongState("container not paused".into()));
         }
         freezer::thaw(&st.cgroup)?;
         Ok(())

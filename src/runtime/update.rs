@@ -12,24 +12,43 @@ use super::Runtime;
 use crate::error::{Error, Result};
 use crate::state::{ContainerDir, Status};
 
-/// runc's update flags, as given on the command line.
+/// runc's `update` flags, as given on the command line: sizes as strings
+/// (`512M`, `1g`, `-1` for unlimited), counts as numbers. Only the fields
+/// given change.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct UpdateFlags {
+    /// `--memory`: memory limit.
     pub memory: Option<String>,
+    /// `--memory-swap`: memory plus swap limit.
     pub memory_swap: Option<String>,
+    /// `--memory-reservation`: memory soft limit.
     pub memory_reservation: Option<String>,
+    /// `--kernel-memory`: kernel memory limit (cgroup v1).
     pub kernel_memory: Option<String>,
+    /// `--kernel-memory-tcp`: kernel TCP buffer limit (cgroup v1).
     pub kernel_memory_tcp: Option<String>,
+    /// `--cpu-shares`: relative CPU weight.
     pub cpu_shares: Option<u64>,
+    /// `--cpu-quota`: CPU time per period, in microseconds.
     pub cpu_quota: Option<i64>,
+    /// `--cpu-period`: the CFS period, in microseconds.
     pub cpu_period: Option<u64>,
+    /// `--cpu-rt-period`: the real-time period, in microseconds.
     pub cpu_rt_period: Option<u64>,
+    /// `--cpu-rt-runtime`: real-time runtime per period, in microseconds.
     pub cpu_rt_runtime: Option<i64>,
+    /// `--cpuset-cpus`: CPUs allowed (`0-2,4`).
     pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`: memory nodes allowed.
     pub cpuset_mems: Option<String>,
+    /// `--pids-limit`: maximum number of processes.
     pub pids_limit: Option<i64>,
+    /// `--blkio-weight`: relative block I/O weight (10-1000).
     pub blkio_weight: Option<u16>,
+    /// `--l3-cache-schema`: Intel RDT L3 schema (refused: unsupported).
     pub l3_cache_schema: Option<String>,
+    /// `--mem-bw-schema`: Intel RDT memory bandwidth schema (refused).
     pub mem_bw_schema: Option<String>,
 }
 
@@ -182,7 +201,7 @@ impl Runtime {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
         if st.status(&dir.path) == Status::Stopped {
-            return Err(Error::Lifecycle("container not running".into()));
+            return Err(Error::NotRunning("container not running".into()));
         }
         super::nocgroup::refuse_without_cgroup(&st, "update")?;
         st.cgroup.update(&r)?;

@@ -15,7 +15,7 @@
 //! - On v2, systemd never enables hugetlb, rdma or misc below its slices;
 //!   when the resources need one, capsa enables just that one down to the
 //!   unit's parent (Cgroup::enable_unmanaged), as runc does.
-//! - The unit's cgroup is where systemd puts it, /<slice path>/<unit>, in
+//! - The unit's cgroup is where systemd puts it, `/<slice path>/<unit>`, in
 //!   each hierarchy systemd manages; in the v1 hierarchies it does not
 //!   (cpuset, freezer, net_cls, ...) capsa makes that directory itself and
 //!   places the init there, as runc does, and removes it on delete. The
@@ -672,16 +672,6 @@ fn wait_job(c: &mut Connection, job: &str) -> Result<String, DbusError> {
                 .to_owned()
         })
     })
-}
-
-/// Does the bus say the unit exists? (GetUnit; NoSuchUnit is false.)
-pub fn unit_exists(bus: &str, unit: &str) -> Result<bool, DbusError> {
-    let mut c = Connection::open(bus)?;
-    match manager_call(&mut c, "GetUnit", vec![Value::str(unit)], "o") {
-        Ok(_) => Ok(true),
-        Err(e) if e.remote_name() == Some(NO_SUCH_UNIT) => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

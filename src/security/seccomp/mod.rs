@@ -95,15 +95,6 @@ impl Filter {
         })
     }
 
-    /// Number of BPF instructions (for tests and debug output).
-    pub fn len(&self) -> usize {
-        self.program.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.program.is_empty()
-    }
-
     /// Whether the filter plainly allows native syscall `nr` with `args`
     /// (SCMP_ACT_ALLOW; not LOG, ERRNO or anything else): the init makes
     /// calls of its own after loading it only if so.
