@@ -164,53 +164,10 @@ impl Containerd {
     /// An OCI image layout archive holding the busybox image and a "pause"
     /// image (the CRI sandbox) that sleeps, for `ctr images import`.
     fn oci_archive(&self) -> PathBuf {
-        let layer = self.scratch.busybox_tar();
-        let dir = self.scratch.mkdir("oci");
-        let blobs = self.scratch.mkdir("oci/blobs/sha256");
-        let put = |data: &[u8]| -> (String, usize) {
-            let tmp = self.scratch.path("blob.tmp");
-            fs::write(&tmp, data).expect("write blob");
-            let digest = sha256(&self.scratch, &tmp);
-            fs::rename(&tmp, blobs.join(&digest)).expect("rename blob");
-            (digest, data.len())
-        };
-        let (layer_digest, layer_size) = put(&fs::read(&layer).expect("read layer"));
-        let mut manifests = Vec::new();
-        for (name, cmd) in [(IMAGE, vec!["sh"]), (PAUSE, vec!["sleep", "1000000"])] {
-            let config = serde_json::json!({
-                "architecture": "amd64", "os": "linux",
-                "config": {"Env": ["PATH=/bin"], "Cmd": cmd},
-                "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_digest}")]},
-            });
-            let (cd, cs) = put(config.to_string().as_bytes());
-            let manifest = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": format!("sha256:{cd}"), "size": cs},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                            "digest": format!("sha256:{layer_digest}"), "size": layer_size}],
-            });
-            let (md, ms) = put(manifest.to_string().as_bytes());
-            manifests.push(serde_json::json!({
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": format!("sha256:{md}"), "size": ms,
-                "annotations": {"io.containerd.image.name": name,
-                                "org.opencontainers.image.ref.name": "1"},
-            }));
-        }
-        let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
-        fs::write(dir.join("index.json"), index.to_string()).expect("write index");
-        fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)
-            .expect("write layout");
-        let archive = self.scratch.path("images.tar");
-        let o = self.scratch.run(
-            Path::new("tar"),
-            &["-C", &s(&dir), "-cf", &s(&archive), "."],
-            |_| {},
-        );
-        assert!(o.success(), "tar the OCI layout: {o}");
-        archive
+        engines::oci_archive(
+            &self.scratch,
+            &[(IMAGE, &["sh"]), (PAUSE, &["sleep", "1000000"])],
+        )
     }
 
     /// `ctr run` flags that select the runtime under test, keep its state and
@@ -319,16 +276,6 @@ impl Containerd {
             .unwrap_or_else(|| panic!("no {v1} or {v2} for cgroup {}", self.cgroup(id)));
         fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
     }
-}
-
-fn sha256(scratch: &Scratch, file: &Path) -> String {
-    let o = scratch.run(Path::new("sha256sum"), &[&s(file)], |_| {});
-    assert!(o.success(), "sha256sum: {o}");
-    o.stdout
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 fn run_rm_output_and_exit_codes(c: &Containerd) {

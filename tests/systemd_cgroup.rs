@@ -823,3 +823,12 @@ fn delete_force_after_create_was_killed() {
 
 #[path = "systemd/podman.rs"]
 mod podman;
+
+#[path = "engines/mod.rs"]
+mod engines;
+
+#[path = "systemd/docker.rs"]
+mod docker;
+
+#[path = "systemd/containerd.rs"]
+mod containerd;
