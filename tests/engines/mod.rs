@@ -186,9 +186,20 @@ impl Scratch {
 
     /// Run a program with the CALL limit; stdout/stderr captured.
     pub fn run(&self, prog: &Path, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Output {
+        self.run_limit(prog, args, CALL, adjust)
+    }
+
+    /// `run` with another limit (the systemd VM lane runs under software emulation).
+    pub fn run_limit(
+        &self,
+        prog: &Path,
+        args: &[&str],
+        limit: Duration,
+        adjust: impl FnOnce(&mut Command),
+    ) -> Output {
         let out = self.path("out");
         let _ = fs::create_dir_all(&out);
-        common::run_cmd(prog, args, &out, CALL, adjust)
+        common::run_cmd(prog, args, &out, limit, adjust)
     }
 
     /// A host file whose content a test checks after a container wrote it.

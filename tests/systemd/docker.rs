@@ -92,7 +92,7 @@ impl Docker {
         let mut full = vec!["-H", host];
         full.extend_from_slice(args);
         let config = scratch.path("cli-config");
-        scratch.run(cli, &full, |c| {
+        scratch.run_limit(cli, &full, super::containerd::SLOW, |c| {
             c.env("DOCKER_CONFIG", &config);
         })
     }
