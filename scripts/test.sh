@@ -17,7 +17,8 @@
 #      PID 1 (scripts/vm-run-systemd.sh; VM_RUN_SYSTEMD overrides it), once on pure
 #      cgroup v2 and once on a hybrid (v1) systemd boot
 #   6. oci-conformance/run against the release capsa, on the host, in the VM lane and in
-#      the systemd VM lane (--systemd: the cgroup tests with --systemd-cgroup)
+#      the systemd VM lane (--systemd: the cgroup tests with --systemd-cgroup; once per
+#      cgroup mode, unified and hybrid)
 #      (with known-failures/capsa.txt), and on the host in rootless mode as the unprivileged
 #      test user capsa-rootless (made here if missing; known-failures/capsa-rootless.txt)
 # Every part runs even if an earlier one failed (except after a failed build).
@@ -286,9 +287,10 @@ if [ ${#systemd_tests[@]} -gt 0 ]; then
     run_part "VM lane (systemd): build (on the host)" cargo test --no-run "${sd_args[@]}"
     for mode in unified hybrid; do
       for t in "${systemd_tests[@]}"; do
+        # The engines under TCG (Docker, containerd's CRI) take minutes on a loaded host:
+        # a longer limit than vm-run-systemd.sh's 15 min default.
         test_part systemd "VM lane (systemd, $mode): $t" "$t" -- \
-          env VM_CGROUP_MODE=$mode VM_ENV="CAPSA_SKIP_LOG ${VM_ENV:-}" \
-          VM_TIMEOUT="${SYSTEMD_VM_TIMEOUT:-1500}" \
+          env VM_CGROUP_MODE=$mode VM_TIMEOUT="${SYSTEMD_VM_TIMEOUT:-1800}" VM_ENV="CAPSA_SKIP_LOG ${VM_ENV:-}" \
           CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$sd_run $repo" cargo test --test "$t"
       done
     done
@@ -350,10 +352,14 @@ if [ -e oci-conformance/run ]; then
   cp "$capsa" "$vm_capsa"
   # shellcheck disable=SC2086 # word splitting wanted
   conformance vm "OCI conformance (VM lane, cgroup v2)" --vm "$vm_capsa" --name capsa "${known[@]}" ${CONFORMANCE_ARGS:-}
-  # The same cgroup tests with --systemd-cgroup (cgroupsPath slice:prefix:name) in one boot
-  # of the systemd VM lane (systemd as PID 1, pure cgroup v2); VM_RUN_SYSTEMD is honoured.
-  # shellcheck disable=SC2086 # word splitting wanted
-  conformance systemd "OCI conformance (systemd VM, --systemd-cgroup)" --systemd "$vm_capsa" --name capsa "${known[@]}" ${CONFORMANCE_ARGS:-}
+  # The same cgroup tests with --systemd-cgroup (cgroupsPath slice:prefix:name) in the
+  # systemd VM lane (systemd as PID 1), one boot per cgroup mode: pure cgroup v2, then
+  # hybrid v1 (VM_CGROUP_MODE of scripts/vm-run-systemd.sh); VM_RUN_SYSTEMD is honoured.
+  for mode in unified hybrid; do
+    # shellcheck disable=SC2086 # word splitting wanted
+    VM_CGROUP_MODE=$mode conformance "systemd-$mode" "OCI conformance (systemd VM, $mode, --systemd-cgroup)" \
+      --systemd "$vm_capsa" --name capsa "${known[@]}" ${CONFORMANCE_ARGS:-}
+  done
   # Rootless mode: every runtime command as the unprivileged test user (the one
   # tests/common/rootless.rs makes; the same account here if that has not run yet), rootless
   # configs as `runc spec --rootless` writes them. Its own work directory, so that it never

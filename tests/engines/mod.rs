@@ -187,9 +187,20 @@ impl Scratch {
 
     /// Run a program with the CALL limit; stdout/stderr captured.
     pub fn run(&self, prog: &Path, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Output {
+        self.run_limit(prog, args, CALL, adjust)
+    }
+
+    /// `run` with another limit (the systemd VM lane runs under software emulation).
+    pub fn run_limit(
+        &self,
+        prog: &Path,
+        args: &[&str],
+        limit: Duration,
+        adjust: impl FnOnce(&mut Command),
+    ) -> Output {
         let out = self.path("out");
         let _ = fs::create_dir_all(&out);
-        common::run_cmd(prog, args, &out, CALL, adjust)
+        common::run_cmd(prog, args, &out, limit, adjust)
     }
 
     /// A host file whose content a test checks after a container wrote it.
@@ -621,4 +632,66 @@ pub fn runtime_state(scratch: &Scratch, root: &Path, id: &str) -> serde_json::Va
         root.display()
     );
     serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("state is not JSON ({e}): {o}"))
+}
+
+/// An OCI image layout archive (for `ctr images import`) holding one image
+/// per `(name, cmd)`, each the busybox rootfs as its single layer with
+/// PATH=/bin and `cmd` as its Cmd.
+pub fn oci_archive(scratch: &Scratch, images: &[(&str, &[&str])]) -> PathBuf {
+    let layer = scratch.busybox_tar();
+    let dir = scratch.mkdir("oci");
+    let blobs = scratch.mkdir("oci/blobs/sha256");
+    let put = |data: &[u8]| -> (String, usize) {
+        let tmp = scratch.path("blob.tmp");
+        fs::write(&tmp, data).expect("write blob");
+        let digest = sha256(scratch, &tmp);
+        fs::rename(&tmp, blobs.join(&digest)).expect("rename blob");
+        (digest, data.len())
+    };
+    let (layer_digest, layer_size) = put(&fs::read(&layer).expect("read layer"));
+    let mut manifests = Vec::new();
+    for (name, cmd) in images {
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Env": ["PATH=/bin"], "Cmd": cmd},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_digest}")]},
+        });
+        let (cd, cs) = put(config.to_string().as_bytes());
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": format!("sha256:{cd}"), "size": cs},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": format!("sha256:{layer_digest}"), "size": layer_size}],
+        });
+        let (md, ms) = put(manifest.to_string().as_bytes());
+        manifests.push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{md}"), "size": ms,
+            "annotations": {"io.containerd.image.name": name,
+                            "org.opencontainers.image.ref.name": "1"},
+        }));
+    }
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": manifests});
+    fs::write(dir.join("index.json"), index.to_string()).expect("write index");
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("write layout");
+    let archive = scratch.path("images.tar");
+    let o = scratch.run(
+        Path::new("tar"),
+        &["-C", &s(&dir), "-cf", &s(&archive), "."],
+        |_| {},
+    );
+    assert!(o.success(), "tar the OCI layout: {o}");
+    archive
+}
+
+fn sha256(scratch: &Scratch, file: &Path) -> String {
+    let o = scratch.run(Path::new("sha256sum"), &[&s(file)], |_| {});
+    assert!(o.success(), "sha256sum: {o}");
+    o.stdout
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }

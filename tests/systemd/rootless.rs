@@ -18,6 +18,9 @@
 //! and each test then skips (counted).
 
 use super::*;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::sync::OnceLock;
