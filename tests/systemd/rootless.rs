@@ -19,11 +19,11 @@
 
 use super::*;
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::time::Instant;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::time::Instant;
 
 /// The test user with a running user manager and session bus, started once per boot
 /// (and left running: the VM is thrown away, and the tests share it).
