@@ -10,9 +10,9 @@ use crate::bundle::{BundleError, ProcessPlan};
 use crate::cgroups::SubCgroups;
 use crate::console;
 use crate::error::{Error, Result};
-use crate::process::ChildGuard;
 use crate::process::attrs::Role;
 use crate::process::exec::{self, ExecSpawn};
+use crate::process::{ChildGuard, helper};
 use crate::security::seccomp::Filter;
 use crate::state::{self, ContainerDir, Status};
 
@@ -150,6 +150,36 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
 impl Runtime {
     /// `exec`; returns the process's exit status (0 with --detach).
     pub fn exec(&self, id: &str, o: &ExecOptions) -> Result<i32> {
+        // Blocked before the clone, so that none is lost (signals.rs).
+        let signals = if o.detach {
+            None
+        } else {
+            Some(crate::signals::Forwarder::new()?)
+        };
+        // From a multi-threaded caller, the clone is made by a
+        // single-threaded helper (process/helper.rs).
+        let (pid, console) = if helper::needed()? {
+            helper::exec(self, id, o)?
+        } else {
+            self.exec_spawn(id, o)?
+        };
+        let proxy = match console {
+            Some(sock) => Some(console::spawn_proxy(console::recv_master(&sock)?)?),
+            None => None,
+        };
+        match signals {
+            Some(s) => s.wait_for(pid, proxy),
+            None => Ok(0),
+        }
+    }
+
+    /// `exec` up to a running process: its pid and, with a terminal and no
+    /// --console-socket, our end of the pair the pty master comes through.
+    pub(crate) fn exec_spawn(
+        &self,
+        id: &str,
+        o: &ExecOptions,
+    ) -> Result<(i32, Option<std::os::fd::OwnedFd>)> {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
         crate::fault::point("exec.locked");
@@ -175,11 +205,6 @@ impl Runtime {
         let cgroup = st.cgroup.sub(&SubCgroups::parse(&o.cgroup)?)?;
         let pidfd_socket = super::pidfd::connect(o.pidfd_socket.as_deref())?;
         let console = super::create::console_ends(o.console_socket.as_deref(), terminal)?;
-        let signals = if o.detach {
-            None
-        } else {
-            Some(crate::signals::Forwarder::new()?)
-        };
         let seccomp = st
             .seccomp
             .as_ref()
@@ -215,13 +240,6 @@ impl Runtime {
         if let Some(pf) = &o.pid_file {
             state::write_pid_file(&super::absolute(pf), pid)?;
         }
-        let proxy = match console.parent {
-            Some(sock) => Some(console::spawn_proxy(console::recv_master(&sock)?)?),
-            None => None,
-        };
-        match signals {
-            Some(s) => s.wait_for(pid, proxy),
-            None => Ok(0),
-        }
+        Ok((pid, console.parent))
     }
 }
