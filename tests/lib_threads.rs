@@ -160,9 +160,28 @@ fn threaded_create_exec_delete() -> bool {
                      ({} allocations meanwhile); workers at (container, step): {b:?}",
                     allocs.load(Ordering::Relaxed)
                 );
+                // What our children (clones of this process) wait in.
+                for pid in our_children() {
+                    let read = |f: &str| {
+                        std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_default()
+                    };
+                    let stat = read("stat");
+                    let state = stat.rsplit_once(')').map_or("", |(_, r)| r.trim());
+                    println!(
+                        "  child {pid}: state {}, wchan {}, syscall {}",
+                        state.split(' ').next().unwrap_or("?"),
+                        read("wchan"),
+                        read("syscall").split(' ').next().unwrap_or("?")
+                    );
+                }
                 kill_our_children();
                 for n in 0..CONTAINERS {
-                    let _ = ctx.rt(&["delete", "--force", &id_for(n)]);
+                    // Not ctx.rt: a stuck worker may reap its child.
+                    let _ = std::process::Command::new(common::runtime())
+                        .arg("--root")
+                        .arg(ctx.root())
+                        .args(["delete", "--force", &id_for(n)])
+                        .status();
                     remove_cgroups(&id_for(n));
                 }
                 return false;

@@ -128,16 +128,17 @@ fn single_threaded() -> bool {
     let Ok(n) = read_small(c"/proc/self/stat", &mut buf) else {
         return false;
     };
-    let text = &buf[..n];
-    // comm (field 2) may hold spaces and parentheses: count after the last ')'.
-    let Some(close) = text.iter().rposition(|&b| b == b')') else {
-        return false;
-    };
-    text[close + 1..]
+    thread_count(&buf[..n]) == Some(b"1")
+}
+
+/// num_threads of a /proc/PID/stat text. comm (field 2) may hold spaces
+/// and parentheses: fields are counted after the last ')'.
+fn thread_count(stat: &[u8]) -> Option<&[u8]> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    stat[close + 1..]
         .split(|b| *b == b' ')
         .filter(|f| !f.is_empty())
         .nth(17)
-        == Some(b"1")
 }
 
 /// open+read+close into a stack buffer: no allocation on the CLI's path.
@@ -426,26 +427,7 @@ fn call(rt: &Runtime, id: &str, op: Op, preserve: u32) -> Result<(i32, Option<Ow
     .map_err(sys("socketpair"))?;
     // Above the fds the container gets (3..3+N), so that it is none of them.
     let min = 3i32.saturating_add(i32::try_from(preserve).unwrap_or(i32::MAX));
-    let theirs = dup_above(&theirs, min)?;
-    let fd = theirs.as_raw_fd();
-    let exe = "/proc/self/exe";
-    let mut cmd = std::process::Command::new(exe);
-    cmd.arg0(OsStrFromCStr::get(HELPER_ARGV0))
-        .arg(fd.to_string());
-    // SAFETY: the closure runs in the forked child before exec and makes one
-    // async-signal-safe call (fcntl) on an fd number it captured by value.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(|e| HelperError::Spawn {
-        exe: exe.into(),
-        msg: e.to_string(),
-    })?;
+    let mut child = spawn_self(HELPER_ARGV0, &theirs, min)?;
     drop(theirs);
     let mut exchange = Exchange::default();
     let result = send_request(&ours, &data).and_then(|()| exchange.run(&ours));
@@ -463,6 +445,50 @@ fn call(rt: &Runtime, id: &str, op: Op, preserve: u32) -> Result<(i32, Option<Ow
         }
         Err(e) => Err(e),
     }
+}
+
+/// Start this executable as `argv0 FD`, where FD (at least `min`) is its
+/// copy of `fd`, the only one of our close-on-exec fds it inherits: a
+/// process that runs capsa's code without being a clone of a threaded one.
+pub(crate) fn spawn_self(
+    argv0: &CStr,
+    fd: &OwnedFd,
+    min: RawFd,
+) -> Result<std::process::Child, HelperError> {
+    let fd = dup_above(fd, min)?;
+    let raw = fd.as_raw_fd();
+    let exe = "/proc/self/exe";
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg0(OsStrFromCStr::get(argv0)).arg(raw.to_string());
+    // SAFETY: the closure runs in the forked child before exec and makes one
+    // async-signal-safe call (fcntl) on an fd number it captured by value.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::fcntl(raw, libc::F_SETFD, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(|e| HelperError::Spawn {
+        exe: exe.into(),
+        msg: e.to_string(),
+    })
+}
+
+/// The fd a process started by `spawn_self` was given (its argument).
+pub(crate) fn inherited_fd(arg: Option<std::ffi::OsString>) -> Option<OwnedFd> {
+    let fd: RawFd = arg?.to_str()?.parse().ok().filter(|&fd| fd > 2)?;
+    // SAFETY: F_GETFD only reads the flags of an integer fd.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // Close-on-exec again: nothing this process execs may inherit it.
+    // SAFETY: F_SETFD on that open fd, which the parent passed to us alone.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: open, passed to this fresh process for it alone; nothing
+    // else here owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `OsStr` of a C string literal without allocating a CString.
@@ -632,20 +658,12 @@ pub(crate) fn report_child(pid: i32) {
 /// Helper mode (`run_if_asked` with [`HELPER_ARGV0`]): serve the request
 /// on the fd named by the argument, exit 0 (the result went to the caller).
 pub(crate) fn serve(arg: Option<std::ffi::OsString>) -> ! {
-    let fd: Option<RawFd> = arg
-        .and_then(|a| a.to_str()?.parse().ok())
-        .filter(|&fd| fd > 2);
-    let Some(fd) = fd else {
+    let Some(sock) = inherited_fd(arg) else {
         eprintln!("capsa helper: malformed arguments");
         crate::sys::child_exit(2)
     };
-    // SAFETY: the caller passed this fd (its end of the pair) open to us;
-    // nothing else in this fresh process owns it.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    // Close-on-exec again (the container's processes must not inherit it),
-    // and never a child's: scrub_child closes parent-only fds.
-    // SAFETY: F_SETFD on our own fd.
-    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let fd = sock.as_raw_fd();
+    // Never a container process's: scrub_child closes parent-only fds.
     let _parent_only = crate::inherit::ParentOnly::new(&sock);
     SERVING.store(fd, Ordering::Relaxed);
     let reply = match read_request(&sock).and_then(run) {
@@ -690,5 +708,37 @@ fn run(req: Request) -> Result<(i32, Option<OwnedFd>), Error> {
             Ok((c.state.pid, c.console))
         }
         Op::Exec { opts } => rt.exec_spawn(&req.id, &opts.into_opts()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_count_after_the_last_parenthesis() {
+        let stat = b"4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 7 0 12345 \
+                     1000 10 18446744073709551615";
+        assert_eq!(thread_count(stat), Some(&b"7"[..]));
+        assert_eq!(thread_count(b"1 (x) S 0"), None);
+        let own = std::fs::read("/proc/self/stat").expect("read /proc/self/stat");
+        let n: usize = std::str::from_utf8(thread_count(&own).expect("num_threads"))
+            .expect("utf-8")
+            .parse()
+            .expect("a number");
+        assert!(n >= 1);
+    }
+
+    #[test]
+    fn threaded_caller_without_the_entry_point_gets_an_error() {
+        // libtest runs this on a thread of its own: the process has several,
+        // and its main never called run_if_asked.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || rx.recv());
+        let e = needed().expect_err("a helper is needed and cannot be started");
+        assert!(matches!(e, HelperError::NoEntry), "{e}");
+        assert!(e.to_string().contains("run_if_asked"), "{e}");
+        drop(tx);
+        let _ = other.join();
     }
 }

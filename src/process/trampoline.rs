@@ -428,6 +428,13 @@ pub fn run_if_asked() {
     if argv0.as_deref() == Some(OsStr::from_bytes(super::helper::HELPER_ARGV0.to_bytes())) {
         super::helper::serve(args.next())
     }
+    if argv0.as_deref()
+        == Some(OsStr::from_bytes(
+            crate::console::proxy::PROXY_ARGV0.to_bytes(),
+        ))
+    {
+        crate::console::proxy::serve(args.next())
+    }
     if argv0.as_deref() != Some(OsStr::from_bytes(ARGV0.to_bytes())) {
         return;
     }
