@@ -174,6 +174,17 @@ fn threaded_create_exec_delete() -> bool {
                         read("syscall").split(' ').next().unwrap_or("?")
                     );
                 }
+                // No new containers, no more allocation; then kill our
+                // children until every worker is done: a worker whose clone
+                // died goes on to make its next one, which (before its
+                // parent-death signal is set) would outlive us.
+                next.store(CONTAINERS, Ordering::SeqCst);
+                stop.store(true, Ordering::SeqCst);
+                let until = Instant::now() + Duration::from_secs(20);
+                while !workers.iter().all(|w| w.is_finished()) && Instant::now() < until {
+                    kill_our_children();
+                    std::thread::sleep(Duration::from_millis(200));
+                }
                 kill_our_children();
                 for n in 0..CONTAINERS {
                     // Not ctx.rt: a stuck worker may reap its child.
