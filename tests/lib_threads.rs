@@ -213,7 +213,8 @@ fn threaded_create_exec_delete() -> bool {
     );
 
     let mut problems = errors.lock().map(|v| v.clone()).unwrap_or_default();
-    let ids: Vec<String> = (0..CONTAINERS).map(id_for).collect();
+    problems.extend(errors_cross(&rt, &ctx.bundle(), &ctx.scratch("no-bundle")));
+    let ids: Vec<String> = (0..=CONTAINERS).map(id_for).collect();
     if let Ok(rd) = std::fs::read_dir(ctx.root()) {
         for e in rd.flatten() {
             problems.push(format!("state dir left: {}", e.path().display()));
@@ -243,6 +244,38 @@ fn threaded_create_exec_delete() -> bool {
         println!("{p}");
     }
     problems.is_empty()
+}
+
+/// Errors from the helper are the library's own: the variant an engine
+/// matches, runc's text, and nothing left behind.
+fn errors_cross(rt: &Runtime, bundle: &Path, missing: &Path) -> Vec<String> {
+    let mut bad = Vec::new();
+    let id = id_for(CONTAINERS);
+    let opts = |b: &Path| CreateOptions {
+        bundle: b.to_path_buf(),
+        ..Default::default()
+    };
+    if let Err(e) = rt.create(&id, &opts(bundle)) {
+        return vec![format!("create {id}: {e}")];
+    }
+    let pid = init_pid(rt, &id).unwrap_or(0);
+    match rt.create(&id, &opts(bundle)) {
+        Err(capsa::Error::State(capsa::state::StateError::Exists)) => {}
+        other => bad.push(format!("create of an existing id: {other:?}")),
+    }
+    if let Err(e) = rt.delete(&id, true) {
+        bad.push(format!("delete {id}: {e}"));
+    }
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    match rt.create(&id, &opts(missing)) {
+        Err(e) if e.to_string().contains(&*missing.to_string_lossy()) => {}
+        other => bad.push(format!("create from a missing bundle: {other:?}")),
+    }
+    match rt.exec(&id, &ExecOptions::default()) {
+        Err(capsa::Error::State(capsa::state::StateError::NotExist)) => {}
+        other => bad.push(format!("exec into no container: {other:?}")),
+    }
+    bad
 }
 
 /// create, start, exec `true` (foreground: its status), delete, reap the init.
