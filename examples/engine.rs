@@ -11,16 +11,14 @@
 //! sudo target/x86_64-unknown-linux-gnu/debug/examples/engine /path/to/busybox/rootfs 3
 //! ```
 //!
-//! The containers are all created before the engine starts any other
-//! thread; then threads read their pipes and wait on their pidfds while the
-//! main thread collects the results and deletes them. (Creating and
-//! exec'ing while other threads run needs capsa's fork-safe create path,
-//! issue 14: a clone while another thread holds the allocator's lock can
-//! deadlock the child.)
+//! Each container has a thread of its own that creates, starts, waits for
+//! and deletes it while the others run: from a program with more than one
+//! thread capsa creates through a single-threaded helper process (a clone
+//! of a threaded process could deadlock on a lock another thread held), so
+//! this is safe; the init is still this process's child.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::thread;
 
 use capsa::{Container, CreateOptions, ExitStatus, Runtime, Stdio};
@@ -86,57 +84,60 @@ fn main() {
 }
 
 fn run(rt: &Runtime, rootfs: &std::path::Path, count: usize) -> capsa::Result<()> {
-    let mut containers: Vec<Container> = Vec::new();
-    for n in 0..count {
-        let id = format!("c{n}");
-        let mut opts = CreateOptions::with_spec(spec_for(n)?, rootfs);
-        opts.stdin = Stdio::Null;
-        opts.stdout = Stdio::Piped;
-        opts.stderr = Stdio::Piped;
-        containers.push(rt.create(&id, &opts)?);
-    }
-    println!("engine: created {count} containers");
-    // Now the threads: two streams per container.
-    let mut streams = Vec::new();
-    for c in &mut containers {
-        let id = c.id().to_string();
-        streams.push(stream(id.clone(), "out", c.take_stdout()));
-        streams.push(stream(id, "err", c.take_stderr()));
-    }
-    let containers: Vec<Arc<Container>> = containers.into_iter().map(Arc::new).collect();
-    for c in &containers {
-        c.start()?;
-    }
-    // One waiting thread per container: each reaps its own init (they are
-    // children of this process) through the init's pidfd.
-    let waiters: Vec<_> = containers
-        .iter()
-        .map(|c| {
-            let c = Arc::clone(c);
-            thread::spawn(move || (c.id().to_string(), c.wait()))
-        })
-        .collect();
+    // One thread per container creates it, streams its output (two more
+    // threads), starts it and waits for its exit, while the others do the
+    // same: capsa's create and exec are safe from a threaded program.
+    let results: Vec<(String, capsa::Result<ExitStatus>)> = thread::scope(|scope| {
+        let runs: Vec<_> = (0..count)
+            .map(|n| scope.spawn(move || (format!("c{n}"), run_one(rt, rootfs, n))))
+            .collect();
+        runs.into_iter()
+            .map(|r| {
+                r.join()
+                    .unwrap_or_else(|_| ("?".into(), Ok(ExitStatus::Unknown)))
+            })
+            .collect()
+    });
     let mut failed = 0;
-    for w in waiters {
-        let (id, status) = w
-            .join()
-            .unwrap_or_else(|_| ("?".into(), Ok(ExitStatus::Unknown)));
-        match status? {
-            ExitStatus::Exited(code) => println!("engine: {id} exited with status {code}"),
-            ExitStatus::Signaled(sig) => println!("engine: {id} was killed by signal {sig}"),
-            other => {
+    let mut first_error = None;
+    for (id, status) in results {
+        match status {
+            Ok(ExitStatus::Exited(code)) => println!("engine: {id} exited with status {code}"),
+            Ok(ExitStatus::Signaled(sig)) => println!("engine: {id} was killed by signal {sig}"),
+            Ok(other) => {
                 println!("engine: {id} ended: {other:?}");
                 failed += 1;
             }
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
         }
     }
-    // Every writer has exited: the streams end.
-    for s in streams {
-        let _ = s.join();
-    }
-    for c in containers {
-        rt.delete(c.id(), false)?;
+    if let Some(e) = first_error {
+        return Err(e);
     }
     println!("engine: {count} containers done, {failed} lost, all deleted");
     Ok(())
+}
+
+/// Container number `n`, start to end: create with piped output, stream it,
+/// start, wait (the init is this process's child: its pidfd says when it
+/// ends), delete.
+fn run_one(rt: &Runtime, rootfs: &std::path::Path, n: usize) -> capsa::Result<ExitStatus> {
+    let id = format!("c{n}");
+    let mut opts = CreateOptions::with_spec(spec_for(n)?, rootfs);
+    opts.stdin = Stdio::Null;
+    opts.stdout = Stdio::Piped;
+    opts.stderr = Stdio::Piped;
+    let mut c: Container = rt.create(&id, &opts)?;
+    let out = stream(id.clone(), "out", c.take_stdout());
+    let err = stream(id.clone(), "err", c.take_stderr());
+    c.start()?;
+    let status = c.wait()?;
+    // Every writer has exited: the streams end.
+    let _ = out.join();
+    let _ = err.join();
+    rt.delete(&id, false)?;
+    Ok(status)
 }

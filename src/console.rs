@@ -23,7 +23,7 @@
 //! containerd's shim all read exactly that.
 
 mod owner;
-mod proxy;
+pub(crate) mod proxy;
 mod pty;
 
 use std::io::{IoSlice, IoSliceMut};
@@ -68,6 +68,9 @@ pub enum ConsoleError {
     NoMaster,
     #[error("console socket: {0}")]
     Protocol(String),
+    /// The terminal proxy could not be started.
+    #[error("terminal proxy: {0}")]
+    Proxy(String),
     #[error("{path} is a symlink: refusing to mount the console over it")]
     ConsoleSymlink { path: String },
     #[error(

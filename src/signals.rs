@@ -32,45 +32,72 @@ impl Forwarder {
     /// proxy (if any) so all output is written. Returns the exit status as a
     /// shell reports it (128 + signal for a killed init).
     pub fn wait_for(&self, init: i32, proxy: Option<i32>) -> Result<i32> {
+        // The init's exit is seen on its pidfd, not by SIGCHLD: in a
+        // multi-threaded caller (the library in an engine) SIGCHLD may go
+        // to a thread that does not block it and be lost there; and only
+        // our own processes are reaped, never another child of the caller.
+        let pidfd = crate::sys::pidfd_open(init).ok();
         let mut code = None;
-        let mut proxy_left = proxy;
         while code.is_none() {
-            let info = match self.sfd.read_signal() {
-                Ok(Some(i)) => i,
-                Ok(None) => continue,
-                Err(Errno::EINTR) => continue,
-                Err(e) => return Err(SysError::new("read signalfd", e).into()),
-            };
-            let signo = info.ssi_signo as i32;
-            if signo == libc::SIGCHLD {
-                loop {
-                    match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                        Ok(WaitStatus::Exited(p, c)) if p.as_raw() == init => code = Some(c),
-                        Ok(WaitStatus::Signaled(p, s, _)) if p.as_raw() == init => {
-                            code = Some(128 + s as i32)
-                        }
-                        Ok(WaitStatus::StillAlive) | Err(_) => break,
-                        Ok(ws) => {
-                            if ws.pid().map(|p| p.as_raw()) == proxy_left {
-                                proxy_left = None;
-                            }
-                        }
+            code = match self.next(pidfd.as_ref())? {
+                Some(signo) => {
+                    // SIGCHLD: some child changed state (see below); the
+                    // tty proxy follows window size changes itself.
+                    let skip =
+                        signo == libc::SIGCHLD || (signo == libc::SIGWINCH && proxy.is_some());
+                    if !skip {
+                        // By number: nix's Signal has no real-time signals,
+                        // and those must reach the init too.
+                        let _ = crate::sys::kill(init, signo);
                     }
+                    reap(init, WaitPidFlag::WNOHANG)
                 }
-                continue;
-            }
-            // The tty proxy follows window size changes itself.
-            if signo == libc::SIGWINCH && proxy.is_some() {
-                continue;
-            }
-            // By number: nix's Signal has no real-time signals, and those
-            // must reach the init too.
-            let _ = crate::sys::kill(init, signo);
+                None => reap(init, WaitPidFlag::empty()),
+            };
         }
-        if let Some(p) = proxy_left {
+        if let Some(p) = proxy {
             let _ = waitpid(Pid::from_raw(p), None);
         }
         Ok(code.unwrap_or(0))
+    }
+
+    /// The next signal (Some), or None once `pidfd` is readable (the init
+    /// exited). Without a pidfd (a kernel without pidfd_open) signals only.
+    fn next(&self, pidfd: Option<&std::os::fd::OwnedFd>) -> Result<Option<i32>> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        loop {
+            let mut fds = vec![PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN)];
+            if let Some(p) = pidfd {
+                fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(SysError::new("poll signalfd", e).into()),
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            if ready(&fds[0]) {
+                match self.sfd.read_signal() {
+                    Ok(Some(i)) => return Ok(Some(i.ssi_signo as i32)),
+                    Ok(None) | Err(Errno::EINTR) | Err(Errno::EAGAIN) => {}
+                    Err(e) => return Err(SysError::new("read signalfd", e).into()),
+                }
+            }
+            if fds.get(1).is_some_and(ready) {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// The init's exit status as a shell reports it, once it has exited.
+fn reap(init: i32, flags: WaitPidFlag) -> Option<i32> {
+    match waitpid(Pid::from_raw(init), Some(flags)) {
+        Ok(WaitStatus::Exited(_, c)) => Some(c),
+        Ok(WaitStatus::Signaled(_, s, _)) => Some(128 + s as i32),
+        // Reaped by someone else (an engine's own reaper): no status left.
+        Err(Errno::ECHILD) => Some(0),
+        _ => None,
     }
 }
 

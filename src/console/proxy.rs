@@ -14,14 +14,17 @@ use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 use nix::unistd::{isatty, read, write};
 
 use super::ConsoleError;
+use crate::process::helper;
 use crate::sys::{Ctx, SysError, SysResult, own};
+use std::ffi::CStr;
 
 /// Fork the proxy; returns its pid. The caller's copy of `master` is closed
 /// here, so the proxy holds the only one and sees the hang-up when the last
 /// process holding the slave exits. The proxy then exits 0 (1 on an
 /// unexpected error, after printing it to stderr).
 ///
-/// Must be called from a single-threaded process (capsa is). The caller must
+/// From a multi-threaded process the proxy is this executable, started by
+/// `std::process::Command` (helper.rs), not a clone. The caller must
 /// reap the proxy by its pid after the container has exited, so that all
 /// output has been written before `run` returns.
 pub fn spawn_proxy(master: OwnedFd) -> Result<libc::pid_t, ConsoleError> {
@@ -29,6 +32,14 @@ pub fn spawn_proxy(master: OwnedFd) -> Result<libc::pid_t, ConsoleError> {
     // this call never sees 0x0; the proxy keeps it in sync from then on.
     if let Some(from) = size_source() {
         copy_winsize(from, &master);
+    }
+    // A clone of a multi-threaded caller must not run Rust (helper.rs):
+    // then the proxy is this executable, started afresh.
+    let threaded = helper::needed().map_err(|e| ConsoleError::Proxy(e.to_string()))?;
+    if threaded {
+        let child = helper::spawn_self(PROXY_ARGV0, &master, 3, [0, 1, 2])
+            .map_err(|e| ConsoleError::Proxy(e.to_string()))?;
+        return Ok(child.id() as libc::pid_t);
     }
     let pid = crate::sys::clone3(0, None)?;
     if pid == 0 {
@@ -43,6 +54,28 @@ pub fn spawn_proxy(master: OwnedFd) -> Result<libc::pid_t, ConsoleError> {
     }
     drop(master);
     Ok(pid)
+}
+
+/// argv[0] of a proxy started by `spawn_proxy` for a multi-threaded caller.
+pub const PROXY_ARGV0: &CStr = c"capsa:[tty]";
+
+/// The proxy as its own process (`run_if_asked`, argv[0] [`PROXY_ARGV0`]):
+/// the master is the fd its argument names.
+pub(crate) fn serve(arg: Option<std::ffi::OsString>) -> ! {
+    let code = match helper::inherited_fd(arg) {
+        None => {
+            eprintln!("capsa: terminal proxy: malformed arguments");
+            2
+        }
+        Some(master) => match proxy_main(master) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("capsa: terminal proxy: {e}");
+                1
+            }
+        },
+    };
+    crate::sys::child_exit(code)
 }
 
 fn proxy_main(master: OwnedFd) -> Result<(), ConsoleError> {

@@ -5,6 +5,7 @@
 pub mod attrs;
 pub mod exec;
 pub mod finalize;
+pub mod helper;
 mod idle;
 pub mod init;
 pub mod sync;
@@ -49,6 +50,14 @@ pub enum ProcessError {
     Console(#[from] crate::console::ConsoleError),
     #[error("{0}")]
     Netdev(#[from] crate::netdev::NetdevError),
+    #[error("{0}")]
+    Helper(#[from] helper::HelperError),
+}
+
+impl From<helper::HelperError> for crate::error::Error {
+    fn from(e: helper::HelperError) -> crate::error::Error {
+        ProcessError::Helper(e).into()
+    }
 }
 
 /// The container's id maps into its new user namespace; a refusal the
@@ -74,6 +83,8 @@ pub struct ChildGuard {
 impl ChildGuard {
     pub fn push(&mut self, pid: i32) {
         self.pids.push(pid);
+        // A helper's children are its caller's (CLONE_PARENT): it must know.
+        helper::report_child(pid);
     }
     pub fn disarm(&mut self) {
         self.pids.clear();
@@ -83,8 +94,26 @@ impl ChildGuard {
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         for &pid in self.pids.iter().rev() {
+            // In a helper the process is the caller's child (it reaps it):
+            // wait for its death by pidfd, so that what is undone next (the
+            // cgroup) is free of it.
+            let pidfd = helper::serving()
+                .then(|| sys::pidfd_open(pid).ok())
+                .flatten();
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            let _ = waitpid(Pid::from_raw(pid), None);
+            match pidfd {
+                Some(fd) => {
+                    use std::os::fd::AsFd;
+                    let mut fds = [nix::poll::PollFd::new(
+                        fd.as_fd(),
+                        nix::poll::PollFlags::POLLIN,
+                    )];
+                    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16));
+                }
+                None => {
+                    let _ = waitpid(Pid::from_raw(pid), None);
+                }
+            }
         }
     }
 }
@@ -320,6 +349,8 @@ fn next_msg(chan: &Channel, held: &mut Held) -> Result<(Msg, Option<OwnedFd>), S
 /// and the caller places the child by writing cgroup.procs (`add_pid`).
 fn clone_into(cgroup: &Cgroup, flags: u64) -> Result<(i32, bool), SysError> {
     let cg_fd = cgroup.clone_into_fd();
+    // A helper clones for its caller (process/helper.rs).
+    let flags = flags | helper::clone_flags();
     match sys::clone3(flags, cg_fd.as_ref().map(|f| f.as_raw_fd())) {
         Ok(pid) => Ok((pid, cg_fd.is_some())),
         Err(e) if cg_fd.is_some() && e.errno != Errno::ENOMEM => {

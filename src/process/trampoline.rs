@@ -35,7 +35,8 @@
 //! have: exec.fifo for `start`, the sync socket for `exec`.
 //!
 //! A program that embeds capsa's library must call [`run_if_asked`] first
-//! thing in `main`: the trampoline is its own executable.
+//! thing in `main`: the trampoline is its own executable, and so is the
+//! helper that creates and execs for a multi-threaded caller (helper.rs).
 
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -433,10 +434,24 @@ fn execve<S: AsRef<CStr>>(path: &CStr, argv: &[S], env: Env) -> Errno {
 }
 
 /// Trampoline mode: if argv[0] is [`ARGV0`], exec the workload and never
-/// return; otherwise return at once. Call first thing in `main`.
+/// return; helper mode (argv[0] `helper::HELPER_ARGV0`): serve one create or
+/// exec for a multi-threaded caller and exit; otherwise return at once, having
+/// noted that this program can serve as a helper. Call first thing in `main`.
 pub fn run_if_asked() {
+    super::helper::mark_entry_called();
     let mut args = std::env::args_os();
-    if args.next().as_deref() != Some(OsStr::from_bytes(ARGV0.to_bytes())) {
+    let argv0 = args.next();
+    if argv0.as_deref() == Some(OsStr::from_bytes(super::helper::HELPER_ARGV0.to_bytes())) {
+        super::helper::serve(args.next())
+    }
+    if argv0.as_deref()
+        == Some(OsStr::from_bytes(
+            crate::console::proxy::PROXY_ARGV0.to_bytes(),
+        ))
+    {
+        crate::console::proxy::serve(args.next())
+    }
+    if argv0.as_deref() != Some(OsStr::from_bytes(ARGV0.to_bytes())) {
         return;
     }
     // Nothing of this process should be reachable from the container while

@@ -20,7 +20,7 @@ use crate::console;
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::hooks;
-use crate::process::{self, ChildGuard, SpawnOpts};
+use crate::process::{self, ChildGuard, SpawnOpts, helper};
 use crate::state::{self, ContainerDir, State};
 use crate::sys::{self, Ctx};
 
@@ -91,13 +91,18 @@ pub(super) struct ConsoleEnds {
 }
 
 impl Runtime {
-    pub(super) fn create_inner(
+    pub(crate) fn create_inner(
         &self,
         id: &str,
         opts: &CreateOptions,
         foreground: bool,
     ) -> Result<Created> {
         state::validate_id(id)?;
+        // From a multi-threaded caller, the clone is made by a
+        // single-threaded helper (process/helper.rs).
+        if helper::needed()? {
+            return self.create_by_helper(id, opts, foreground);
+        }
         // Parse and validate everything before making anything.
         let (mut bundle, spec_json) = opts.load_bundle()?;
         // runc's two meanings: the rules of an unprivileged caller follow
@@ -218,6 +223,25 @@ impl Runtime {
             state,
             console: console.parent,
             stdio: [stdio.stdin, stdio.stdout, stdio.stderr],
+        })
+    }
+
+    /// `create_inner` through a helper, which leaves the container as we
+    /// would (its init our child), then takes the lock again.
+    fn create_by_helper(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+        foreground: bool,
+    ) -> Result<Created> {
+        let (_, console, stdio) = helper::create(self, id, opts, foreground)?;
+        let dir = ContainerDir::open(&self.root, id)?;
+        let state = dir.load()?;
+        Ok(Created {
+            dir,
+            state,
+            console,
+            stdio,
         })
     }
 

@@ -13,7 +13,7 @@ use crate::console;
 use crate::error::{Error, Result};
 use crate::process::attrs::Role;
 use crate::process::exec::{self, ExecSpawn};
-use crate::process::{ChildGuard, ProcessError};
+use crate::process::{ChildGuard, ProcessError, helper};
 use crate::security::seccomp::Filter;
 use crate::state::{self, ContainerDir, Status};
 
@@ -209,6 +209,14 @@ pub struct Started {
     pub stdio: [Option<std::fs::File>; 3],
 }
 
+/// What `exec_spawn` gives: the pid, the pty master's socket end, the
+/// caller's pipe ends (stdin, stdout, stderr).
+pub(crate) type Spawned = (
+    i32,
+    Option<std::os::fd::OwnedFd>,
+    [Option<std::fs::File>; 3],
+);
+
 impl Runtime {
     /// `exec`; returns the process's exit status (0 with --detach).
     pub fn exec(&self, id: &str, o: &ExecOptions) -> Result<i32> {
@@ -222,6 +230,36 @@ impl Runtime {
     /// Start the process; in the `foreground`, with signal forwarding
     /// set up (before the clone) for the caller to wait with.
     pub fn exec_start(&self, id: &str, o: &ExecOptions, foreground: bool) -> Result<Started> {
+        // Blocked before the clone, so that none is lost (signals.rs).
+        let signals = if foreground {
+            Some(crate::signals::Forwarder::new()?)
+        } else {
+            None
+        };
+        // From a multi-threaded caller, the clone is made by a
+        // single-threaded helper (process/helper.rs).
+        let (pid, console, stdio) = if helper::needed()? {
+            helper::exec(self, id, o, !foreground)?
+        } else {
+            self.exec_spawn(id, o, !foreground)?
+        };
+        let proxy = match console {
+            Some(sock) => Some(console::spawn_proxy(console::recv_master(&sock)?)?),
+            None => None,
+        };
+        Ok(Started {
+            pid,
+            signals,
+            proxy,
+            stdio,
+        })
+    }
+
+    /// `exec` up to a running process: its pid, with a terminal and no
+    /// --console-socket our end of the pair the pty master comes through,
+    /// and the caller's ends of the pipes asked for. `detached`: nobody
+    /// will proxy a terminal (it needs --console-socket).
+    pub(crate) fn exec_spawn(&self, id: &str, o: &ExecOptions, detached: bool) -> Result<Spawned> {
         let dir = ContainerDir::open(&self.root, id)?;
         let st = dir.load()?;
         crate::fault::point("exec.locked");
@@ -244,15 +282,10 @@ impl Runtime {
         let process = build_process(&base_process, o)?;
         let plan = ProcessPlan::new(&process, "process", base.linux().as_ref(), Role::Exec)?;
         let terminal = process.terminal().unwrap_or(false);
-        super::create::check_console_flags(terminal, o.console_socket.as_deref(), !foreground)?;
+        super::create::check_console_flags(terminal, o.console_socket.as_deref(), detached)?;
         let cgroup = st.cgroup.sub(&SubCgroups::parse(&o.cgroup)?)?;
         let pidfd_socket = super::pidfd::connect(o.pidfd_socket.as_deref())?;
         let console = super::create::console_ends(o.console_socket.as_deref(), terminal)?;
-        let signals = if foreground {
-            Some(crate::signals::Forwarder::new()?)
-        } else {
-            None
-        };
         let seccomp = st
             .seccomp
             .as_ref()
@@ -307,15 +340,10 @@ impl Runtime {
         if let Some(pf) = &o.pid_file {
             state::write_pid_file(&super::absolute(pf), pid)?;
         }
-        let proxy = match console.parent {
-            Some(sock) => Some(console::spawn_proxy(console::recv_master(&sock)?)?),
-            None => None,
-        };
-        Ok(Started {
+        Ok((
             pid,
-            signals,
-            proxy,
-            stdio: [stdio.stdin, stdio.stdout, stdio.stderr],
-        })
+            console.parent,
+            [stdio.stdin, stdio.stdout, stdio.stderr],
+        ))
     }
 }
