@@ -110,10 +110,12 @@
 //! reaped): they are for single-threaded programs. Use `create` + `start` +
 //! `wait` and [`Runtime::exec_process`] instead.
 //!
-//! Creating and exec'ing clone the calling process. In this version, do it
-//! before the program starts other threads, or from one thread while no
-//! other thread is inside the allocator (issue 14 tracks the fork-safe
-//! create path that lifts this).
+//! Creating and exec'ing are safe from any thread. A clone of a
+//! multi-threaded process could deadlock on a lock another thread held
+//! (the allocator's), so when the calling process has more than one thread
+//! capsa starts this executable afresh as a single-threaded helper
+//! ([`run_if_asked`] serves it) which makes the clone, with the init still
+//! the caller's child; a single-threaded caller clones directly.
 //!
 //! # Stability
 //!
