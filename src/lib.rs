@@ -168,7 +168,7 @@ pub use api::{
 pub use checkpoint::{CheckpointOptions, CriuOptions, RestoreOptions};
 pub use oci_spec;
 pub use runtime::{CreateOptions, Event, EventKind, Events, ExecOptions, UpdateFlags};
-pub use state::{OCI_VERSION, Status};
+pub use state::{OCI_VERSION, Status, rfc3339_now};
 
 /// Not part of the API: the internals that capsa's own integration tests
 /// (tests/console.rs, tests/dbus_client.rs, tests/seccomp_libseccomp.rs,

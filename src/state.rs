@@ -442,7 +442,8 @@ impl State {
     }
 }
 
-/// Now as RFC 3339 with nanoseconds in UTC, as runc prints `created`.
+/// Now as RFC 3339 with nanoseconds in UTC (`2026-12-06T10:04:05.123456789Z`),
+/// as runc prints a state's `created` and its log lines' `time`.
 pub fn rfc3339_now() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

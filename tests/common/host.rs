@@ -87,8 +87,8 @@ pub fn ns_link(pid: &str, ns: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Capability names without CAP_, in linux/capability.h order.
-const CAP_NAMES: [&str; 41] = [
+/// Capability names without CAP_, in linux/capability.h order (all of a 6.x kernel's).
+pub const CAP_NAMES: [&str; 41] = [
     "CHOWN",
     "DAC_OVERRIDE",
     "DAC_READ_SEARCH",
