@@ -252,21 +252,7 @@ impl Systemd {
             }
         };
         let mut c = self.open().map_err(err("connect"))?;
-        let body = c
-            .call(
-                &Call {
-                    dest: "org.freedesktop.systemd1",
-                    path: "/org/freedesktop/systemd1",
-                    iface: "org.freedesktop.DBus.Properties",
-                    member: "Get",
-                    args: vec![
-                        Value::str("org.freedesktop.systemd1.Manager"),
-                        Value::str("ControlGroup"),
-                    ],
-                },
-                "v",
-            )
-            .map_err(err("Get ControlGroup"))?;
+        let body = manager_property(&mut c, "ControlGroup").map_err(err("Get ControlGroup"))?;
         let path = match body.first() {
             Some(Value::Variant(v)) => v.as_str(),
             _ => None,
@@ -606,21 +592,7 @@ fn drop_newer(mut props: Vec<Prop>, version: u32) -> Vec<Prop> {
 
 /// The Manager's Version property ("252.38-1~deb12u1") as its number.
 fn systemd_version(c: &mut Connection) -> Option<u32> {
-    let body = c
-        .call(
-            &Call {
-                dest: "org.freedesktop.systemd1",
-                path: "/org/freedesktop/systemd1",
-                iface: "org.freedesktop.DBus.Properties",
-                member: "Get",
-                args: vec![
-                    Value::str("org.freedesktop.systemd1.Manager"),
-                    Value::str("Version"),
-                ],
-            },
-            "v",
-        )
-        .ok()?;
+    let body = manager_property(c, "Version").ok()?;
     let Some(Value::Variant(v)) = body.first() else {
         return None;
     };
@@ -656,6 +628,23 @@ fn manager_call(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned())
+}
+
+/// Properties.Get of the Manager's property `name`: its variant.
+fn manager_property(c: &mut Connection, name: &str) -> Result<Vec<Value>, DbusError> {
+    c.call(
+        &Call {
+            dest: "org.freedesktop.systemd1",
+            path: "/org/freedesktop/systemd1",
+            iface: "org.freedesktop.DBus.Properties",
+            member: "Get",
+            args: vec![
+                Value::str("org.freedesktop.systemd1.Manager"),
+                Value::str(name),
+            ],
+        },
+        "v",
+    )
 }
 
 /// Wait for JobRemoved(id, job, unit, result) of `job`; its result.
