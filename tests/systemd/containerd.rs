@@ -214,6 +214,7 @@ fn cri_pod(c: &Containerd, handler: &str, binary: &Path, n: u32) -> Vec<(String,
 
     let mut seen = Vec::new();
     let mut note = |what: &str, v: String| {
+        progress(&format!("  {handler}: {what}"));
         seen.push((
             what.to_owned(),
             v.replace(&cid, "<CID>")
@@ -257,7 +258,7 @@ fn cri_pod(c: &Containerd, handler: &str, binary: &Path, n: u32) -> Vec<(String,
 
     let t0 = Instant::now();
     c.cri(&["stop", &cid]).ok();
-    eprintln!("{handler}: StopContainer took {:.1?}", t0.elapsed());
+    progress(&format!("{handler}: StopContainer took {:.1?}", t0.elapsed()));
     c.cri(&["rm", &cid]).ok();
     c.cri(&["stopp", &pod]).ok();
     c.cri(&["rmp", &pod]).ok();
@@ -308,7 +309,10 @@ fn ctr_run(c: &Containerd, binary: &Path, id: &str) -> Vec<(String, String)> {
     )
     .ok();
     let mut seen = Vec::new();
-    let mut note = |what: &str, v: String| seen.push((what.to_owned(), v.replace(id, "<ID>")));
+    let mut note = |what: &str, v: String| {
+        progress(&format!("  ctr {id}: {what}"));
+        seen.push((what.to_owned(), v.replace(id, "<ID>")))
+    };
     let pid = c.pid(binary, &root.join("default"), id);
     let unit = format!("ctr-{id}.scope");
     let cg = proc_cgroup(pid);
@@ -360,12 +364,19 @@ fn engines_with_the_systemd_cgroup_driver() {
         );
         return;
     }
+    // A hang fails with the guest's state instead of running into the VM's limit.
+    let limit = std::env::var("SD_ENGINES_WATCHDOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(900);
+    let dog = Watchdog::start("systemd_engines", Duration::from_secs(limit));
     let t0 = Instant::now();
-    let lap = |what: &str| eprintln!("{what}: done at {:.1?}", t0.elapsed());
+    let lap = |what: &str| progress(&format!("{what}: done at {:.1?}", t0.elapsed()));
     let Some(c) = Containerd::start() else {
         skip("containerd (ctr, containerd-shim-runc-v2) not installed");
         return;
     };
+    dog.watch(&c.daemon.log);
     lap("containerd started");
     // Under TCG each CRI pod costs 1.5-3.5 min: the runtime under test alone by default;
     // SD_ENGINES_RUNC=1 runs runc the same way and compares (identical in both modes).
@@ -395,6 +406,6 @@ fn engines_with_the_systemd_cgroup_driver() {
             "the runtime under test and runc differ (ctr run)"
         );
     }
-    super::docker::docker_with_the_systemd_cgroup_driver(&c.sock);
+    super::docker::docker_with_the_systemd_cgroup_driver(&c.sock, &dog);
     lap("Docker, the runtime under test and runc");
 }

@@ -26,7 +26,7 @@ pub(super) struct Docker {
 
 impl Docker {
     /// A dockerd on containerd socket `containerd`; None when Docker is not installed.
-    fn start(containerd: &str) -> Option<Docker> {
+    fn start(containerd: &str, dog: &Watchdog) -> Option<Docker> {
         let dockerd = engines::which("dockerd")?;
         let cli = engines::which("/usr/bin/docker")?;
         let scratch = Scratch::new("sddocker");
@@ -63,6 +63,7 @@ impl Docker {
             ],
             scratch.path("dockerd.log"),
         );
+        dog.watch(&daemon.log);
         let mut d = Docker {
             scratch,
             daemon,
@@ -171,7 +172,10 @@ fn container_on(d: &Docker, rt: &str) -> Vec<(String, String)> {
     );
 
     let mut seen = Vec::new();
-    let mut note = |what: &str, v: String| seen.push((what.to_owned(), v.replace(&id, "<ID>")));
+    let mut note = |what: &str, v: String| {
+        progress(&format!("  docker {rt}: {what}"));
+        seen.push((what.to_owned(), v.replace(&id, "<ID>")))
+    };
     let unit = format!("docker-{id}.scope");
     let cg = proc_cgroup(pid);
     assert_eq!(
@@ -261,8 +265,8 @@ fn container_on(d: &Docker, rt: &str) -> Vec<(String, String)> {
 }
 
 /// The Docker half of containerd.rs's test, on its containerd.
-pub(super) fn docker_with_the_systemd_cgroup_driver(containerd: &str) {
-    let Some(d) = Docker::start(containerd) else {
+pub(super) fn docker_with_the_systemd_cgroup_driver(containerd: &str, dog: &Watchdog) {
+    let Some(d) = Docker::start(containerd, dog) else {
         skip("Docker (docker.io: dockerd, /usr/bin/docker) not installed");
         return;
     };

@@ -142,3 +142,65 @@ pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A progress line straight to fd 2. libtest captures `eprintln!` inside a test, so a guest
+/// killed at VM_TIMEOUT would otherwise show nothing of how far the test got.
+pub fn progress(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Turns a hang into a failure that shows the guest's state. If the guard lives longer than
+/// `limit`, a thread prints the processes with their kernel wait channels (and the kernel
+/// stacks of those in D state or of a runtime), systemd's jobs and container units, the
+/// journal's tail and the tails of the logs given to `watch`, then exits the test binary
+/// with 124. Every dump command is bounded, so the dump itself cannot hang.
+pub struct Watchdog {
+    _cancel: std::sync::mpsc::Sender<()>,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<PathBuf>>>,
+}
+
+impl Watchdog {
+    pub fn start(what: &str, limit: Duration) -> Watchdog {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::<PathBuf>::new()));
+        let (what, shared) = (what.to_owned(), logs.clone());
+        std::thread::spawn(move || {
+            if rx.recv_timeout(limit) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                return; // the guard was dropped: the test ended in time
+            }
+            progress(&format!(
+                "WATCHDOG: {what} still running after {limit:?}; the guest's state:"
+            ));
+            let files = shared.lock().map(|l| l.clone()).unwrap_or_default();
+            let mut script = String::from(
+                "ps -eo pid,ppid,stat,wchan:32,etime,args --forest; \
+                 for d in /proc/[0-9]*; do \
+                   st=$(awk '{print $3}' $d/stat 2>/dev/null); \
+                   if [ \"$st\" = D ] || grep -qaE 'capsa|runc|shim' $d/cmdline 2>/dev/null; then \
+                     echo \"== $d ($st) $(tr '\\0' ' ' < $d/cmdline 2>/dev/null | cut -c1-120)\"; \
+                     cat $d/stack 2>/dev/null; fi; done; \
+                 systemctl list-jobs --no-pager; \
+                 systemctl list-units --all --no-pager --plain --no-legend | grep -E 'scope|slice|docker|containerd'; \
+                 journalctl -b -n 200 --no-pager; ",
+            );
+            for f in files {
+                script.push_str(&format!("echo '==> {0} <=='; tail -n 80 '{0}'; ", f.display()));
+            }
+            let _ = Command::new("timeout")
+                .args(["60", "sh", "-c", &script])
+                .stdin(std::process::Stdio::null())
+                .status();
+            progress("WATCHDOG: exiting the test binary (124)");
+            std::process::exit(124);
+        });
+        Watchdog { _cancel: tx, logs }
+    }
+
+    /// Include `log`'s tail in a dump.
+    pub fn watch(&self, log: &Path) {
+        if let Ok(mut l) = self.logs.lock() {
+            l.push(log.to_owned());
+        }
+    }
+}
