@@ -174,7 +174,7 @@ impl Watchdog {
             ));
             let files = shared.lock().map(|l| l.clone()).unwrap_or_default();
             let mut script = String::from(
-                "ps -eo pid,ppid,stat,wchan:32,etime,args --forest; \
+                "ps -ww -N --ppid 2 -o pid,ppid,stat,wchan:32,etime,args --forest; \
                  for d in /proc/[0-9]*; do \
                    st=$(awk '{print $3}' $d/stat 2>/dev/null); \
                    if [ \"$st\" = D ] || grep -qaE 'capsa|runc|shim' $d/cmdline 2>/dev/null; then \
