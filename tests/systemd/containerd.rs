@@ -117,9 +117,22 @@ state = "{state}"
     }
 
     fn ctr_ns(&self, ns: &str, args: &[&str]) -> Output {
+        self.ctr_limit(ns, args, SLOW)
+    }
+
+    /// `ctr_limit` that reports a timeout as None instead of panicking (for tear-down,
+    /// which may run while a panic unwinds).
+    fn ctr_try(&self, ns: &str, args: &[&str], limit: Duration) -> Option<Output> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.ctr_limit(ns, args, limit)
+        }))
+        .ok()
+    }
+
+    fn ctr_limit(&self, ns: &str, args: &[&str], limit: Duration) -> Output {
         let mut full = vec!["--address", &self.sock, "-n", ns];
         full.extend_from_slice(args);
-        self.scratch.run_limit(&self.ctr, &full, SLOW, |_| {})
+        self.scratch.run_limit(&self.ctr, &full, limit, |_| {})
     }
 
     fn cri(&self, args: &[&str]) -> Output {
@@ -153,22 +166,22 @@ state = "{state}"
 }
 
 impl Drop for Containerd {
+    /// Best effort, and quick: the sweep kills whatever is left. A wedged containerd
+    /// must not turn tear-down into SLOW per call (that alone could take half an hour).
     fn drop(&mut self) {
-        for ns in ["default", "k8s.io"] {
-            for id in self
-                .ctr_ns(ns, &["task", "ls", "-q"])
-                .stdout
-                .split_whitespace()
-            {
-                let _ = self.ctr_ns(ns, &["task", "kill", "-s", "SIGKILL", id]);
-                let _ = self.ctr_ns(ns, &["task", "delete", "-f", id]);
+        let quick = Duration::from_secs(30);
+        'namespaces: for ns in ["default", "k8s.io"] {
+            let tasks = self.ctr_try(ns, &["task", "ls", "-q"], quick);
+            let Some(tasks) = tasks else { break 'namespaces };
+            for id in tasks.stdout.split_whitespace() {
+                self.ctr_try(ns, &["task", "kill", "-s", "SIGKILL", id], quick);
+                self.ctr_try(ns, &["task", "delete", "-f", id], quick);
             }
-            for id in self
-                .ctr_ns(ns, &["containers", "ls", "-q"])
-                .stdout
-                .split_whitespace()
-            {
-                let _ = self.ctr_ns(ns, &["containers", "rm", id]);
+            let Some(containers) = self.ctr_try(ns, &["containers", "ls", "-q"], quick) else {
+                break 'namespaces;
+            };
+            for id in containers.stdout.split_whitespace() {
+                self.ctr_try(ns, &["containers", "rm", id], quick);
             }
         }
         self.daemon.stop(Duration::from_secs(30));
@@ -275,8 +288,8 @@ fn cri_pod(c: &Containerd, handler: &str, binary: &Path, n: u32) -> Vec<(String,
     }
     note("after stop + remove", "no unit, no cgroup, no state".into());
     // kubelet removes the pod's slice once the pod is gone; so do we.
-    let _ = Command::new("systemctl")
-        .args(["stop", &pod_slice])
+    let _ = Command::new("timeout")
+        .args(["120", "systemctl", "stop", &pod_slice])
         .output();
     seen
 }

@@ -110,10 +110,24 @@ impl Docker {
 }
 
 impl Drop for Docker {
+    /// Best effort, and quick (as containerd.rs's): the sweep kills whatever is left.
     fn drop(&mut self) {
-        let ids = self.docker(&["ps", "-aq"]);
-        for id in ids.stdout.split_whitespace() {
-            let _ = self.docker(&["rm", "-f", id]);
+        let quick = |args: &[&str]| {
+            let config = self.scratch.path("cli-config");
+            let mut full = vec!["-H", self.host.as_str()];
+            full.extend_from_slice(args);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.scratch
+                    .run_limit(&self.cli, &full, Duration::from_secs(30), |c| {
+                        c.env("DOCKER_CONFIG", &config);
+                    })
+            }))
+            .ok()
+        };
+        if let Some(ids) = quick(&["ps", "-aq"]) {
+            for id in ids.stdout.split_whitespace() {
+                quick(&["rm", "-f", id]);
+            }
         }
         self.daemon.stop(Duration::from_secs(30));
         self.scratch.sweep();
