@@ -289,8 +289,11 @@ if [ ${#systemd_tests[@]} -gt 0 ]; then
       for t in "${systemd_tests[@]}"; do
         # The engines under TCG (Docker, containerd's CRI) take minutes on a loaded host:
         # a longer limit than vm-run-systemd.sh's 15 min default.
+        # dockerd, containerd and their pods get more room than the 2 GiB default.
+        mem=${VM_MEM:-2G}
+        [ "$t" = systemd_engines ] && mem=${VM_MEM:-4G}
         test_part systemd "VM lane (systemd, $mode): $t" "$t" -- \
-          env VM_CGROUP_MODE=$mode VM_TIMEOUT="${SYSTEMD_VM_TIMEOUT:-1800}" VM_ENV="CAPSA_SKIP_LOG CAPSA_SD_ENGINES SD_ENGINES_WATCHDOG ${VM_ENV:-}" \
+          env VM_CGROUP_MODE=$mode VM_MEM="$mem" VM_TIMEOUT="${SYSTEMD_VM_TIMEOUT:-1800}" VM_ENV="CAPSA_SKIP_LOG SD_ENGINES_WATCHDOG SD_ENGINES_RUNC ${VM_ENV:-}" \
           CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER="$sd_run $repo" cargo test --test "$t"
       done
     done

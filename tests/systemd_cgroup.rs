@@ -756,6 +756,57 @@ fn delete_force_after_create_was_killed() {
     }
 }
 
+/// The system bus down (dbus stopped or restarting, or not yet started at boot). As
+/// root capsa then reaches systemd over its private socket, as systemctl does. For the
+/// runtime alone (the other tests keep the bus), DBUS_SYSTEM_BUS_ADDRESS names: for one
+/// container a link to the bus socket, removed after create (the bus goes down between
+/// create and delete: capsa keeps using the address it made the unit with); for another
+/// a socket nobody listens on (down at create). Both units are made, and `delete
+/// --force` leaves no unit, no cgroup and no process. (runc 1.1.5 knows only the bus.)
+#[test]
+fn system_bus_down_create_and_delete_force() {
+    if skip_without_systemd() || runc_differs("runc needs the system bus") {
+        return;
+    }
+    let mut sd = Sd::new("sdnobus");
+    let link = sd.ctx.tmp.path().join("bus");
+    std::os::unix::fs::symlink("/run/dbus/system_bus_socket", &link).expect("link the bus");
+    let b = sd.bundle();
+    let (goes_down, was_down) = (sd.ctx.id.clone(), sd.new_id("sdnobus"));
+    let mut create = |id: &str, bus: &str| {
+        sd.ctx.config["linux"]["cgroupsPath"] = json!(format!("system.slice:capsa:{id}"));
+        sd.ctx.write_config();
+        let o = sd
+            .ctx
+            .rt_with(&["--systemd-cgroup", "create", "--bundle", &b, id], |c| {
+                c.env("DBUS_SYSTEM_BUS_ADDRESS", format!("unix:path={bus}"));
+            });
+        created_or_nothing_left(&o, id);
+        let unit = format!("capsa-{id}.scope");
+        assert_eq!(prop(&unit, "ActiveState"), "active", "{unit}");
+    };
+    create(&goes_down, &link.to_string_lossy());
+    create(&was_down, "/run/capsa-test-no-bus");
+    assert_eq!(
+        proc_cgroup(sd.pid(&was_down)),
+        format!("/system.slice/capsa-{was_down}.scope"),
+        "init's cgroup"
+    );
+    std::fs::remove_file(&link).expect("unlink the bus");
+    for id in [&goes_down, &was_down] {
+        let o = sd.rt(&["delete", "--force", id]);
+        assert!(o.success(), "delete --force {id} with the bus down: {o}");
+        eventually(&format!("capsa-{id}.scope is gone"), || {
+            prop(&format!("capsa-{id}.scope"), "LoadState") == "not-found"
+        });
+        assert_no_unit_no_cgroup(id);
+    }
+    for id in [&goes_down, &was_down] {
+        let left = sd.ctx.leftovers(id);
+        assert!(left.is_empty(), "left after delete --force {id}: {left:?}");
+    }
+}
+
 #[path = "systemd/podman.rs"]
 mod podman;
 #[path = "systemd/rootless.rs"]

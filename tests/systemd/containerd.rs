@@ -172,7 +172,9 @@ impl Drop for Containerd {
         let quick = Duration::from_secs(30);
         'namespaces: for ns in ["default", "k8s.io"] {
             let tasks = self.ctr_try(ns, &["task", "ls", "-q"], quick);
-            let Some(tasks) = tasks else { break 'namespaces };
+            let Some(tasks) = tasks else {
+                break 'namespaces;
+            };
             for id in tasks.stdout.split_whitespace() {
                 self.ctr_try(ns, &["task", "kill", "-s", "SIGKILL", id], quick);
                 self.ctr_try(ns, &["task", "delete", "-f", id], quick);
@@ -271,7 +273,10 @@ fn cri_pod(c: &Containerd, handler: &str, binary: &Path, n: u32) -> Vec<(String,
 
     let t0 = Instant::now();
     c.cri(&["stop", &cid]).ok();
-    progress(&format!("{handler}: StopContainer took {:.1?}", t0.elapsed()));
+    progress(&format!(
+        "{handler}: StopContainer took {:.1?}",
+        t0.elapsed()
+    ));
     c.cri(&["rm", &cid]).ok();
     c.cri(&["stopp", &pod]).ok();
     c.cri(&["rmp", &pod]).ok();
@@ -366,15 +371,6 @@ fn ctr_run(c: &Containerd, binary: &Path, id: &str) -> Vec<(String, String)> {
 #[test]
 fn engines_with_the_systemd_cgroup_driver() {
     if skip_without_systemd() {
-        return;
-    }
-    // Opt-in for now: passed in 3 of 4 boots (2.5-5 min), but one CI boot (pure v2)
-    // hung past 24 min inside the guest, cause not yet found (issue 12 stays open).
-    // CAPSA_SD_ENGINES=1 scripts/test.sh runs it (scripts/test.sh forwards the variable).
-    if std::env::var_os("CAPSA_SD_ENGINES").is_none_or(|v| v != "1") {
-        skip(
-            "Docker/containerd on the systemd driver: opt-in (CAPSA_SD_ENGINES=1) until an intermittent hang in one CI boot is understood",
-        );
         return;
     }
     // A hang fails with the guest's state instead of running into the VM's limit.

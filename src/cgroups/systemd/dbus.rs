@@ -88,8 +88,12 @@ pub struct Connection {
     serial: u32,
     /// Signals read while waiting for a reply.
     pending: VecDeque<Message>,
-    /// Our unique name (from Hello).
+    /// Our unique name (from Hello; empty on a direct connection).
     pub unique_name: String,
+    /// A peer-to-peer connection to the service itself (systemd's private
+    /// socket), with no bus daemon: no Hello, no AddMatch, and the peer
+    /// sends us its signals unasked.
+    direct: bool,
 }
 
 /// The unix socket of a D-Bus address (`unix:path=...` or
@@ -153,19 +157,7 @@ impl Connection {
     /// user's session bus as the user (youki issue 2208), which libdbus
     /// does not allow and this client does.
     pub fn open_as(addr: &str, uid: u32) -> Result<Connection, DbusError> {
-        let sa = parse_address(addr)?;
-        let sock = UnixStream::connect_addr(&sa).map_err(|err| DbusError::Connect {
-            addr: addr.to_owned(),
-            err,
-        })?;
-        let mut c = Connection {
-            sock,
-            addr: addr.to_owned(),
-            serial: 0,
-            pending: VecDeque::new(),
-            unique_name: String::new(),
-        };
-        c.auth(uid)?;
+        let mut c = Connection::connect(addr, uid, false)?;
         let hello = c.call(
             &Call {
                 dest: "org.freedesktop.DBus",
@@ -182,6 +174,94 @@ impl Connection {
             .unwrap_or_default()
             .to_owned();
         Ok(c)
+    }
+
+    /// Connect to a service's own socket (`addr`, e.g. systemd's
+    /// /run/systemd/private) and authenticate as our uid: the same protocol
+    /// without a bus daemon in between, which is how systemctl reaches
+    /// systemd when the system bus is down.
+    pub fn open_direct(addr: &str) -> Result<Connection, DbusError> {
+        Connection::connect(addr, nix::unistd::geteuid().as_raw(), true)
+    }
+
+    fn connect(addr: &str, uid: u32, direct: bool) -> Result<Connection, DbusError> {
+        let sa = parse_address(addr)?;
+        let sock = UnixStream::connect_addr(&sa).map_err(|err| DbusError::Connect {
+            addr: addr.to_owned(),
+            err,
+        })?;
+        let mut c = Connection {
+            sock,
+            addr: addr.to_owned(),
+            serial: 0,
+            pending: VecDeque::new(),
+            unique_name: String::new(),
+            direct,
+        };
+        c.auth(uid)?;
+        if direct {
+            c.settle()?;
+        }
+        Ok(c)
+    }
+
+    /// Get a direct connection running before its first real call.
+    /// systemd's server (sd-bus) leaves bytes that arrive together with
+    /// BEGIN unread until the socket is readable again, so a lone first
+    /// call can wait forever (seen with StopUnit on systemd 252). Pings go
+    /// out, each one waking the server, until one is answered; every
+    /// reply is matched by serial, so a late one is dropped harmlessly.
+    fn settle(&mut self) -> Result<(), DbusError> {
+        let ping = Call {
+            dest: "org.freedesktop.systemd1",
+            path: "/org/freedesktop/systemd1",
+            iface: "org.freedesktop.DBus.Peer",
+            member: "Ping",
+            args: vec![],
+        };
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        let what = "a reply to org.freedesktop.DBus.Peer.Ping";
+        let mut wait = Duration::from_millis(20);
+        let first = self.send(&ping)?;
+        loop {
+            // Wait until readable, without reading: giving up on a wait
+            // must never split a message.
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+            use std::os::fd::AsFd;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(DbusError::Timeout {
+                    addr: self.addr.clone(),
+                    what: what.into(),
+                    secs: CALL_TIMEOUT.as_secs(),
+                });
+            }
+            let ms = u16::try_from(wait.min(left).as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(0) => {
+                    self.send(&ping)?;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                Ok(_) => {
+                    let m = self.recv(deadline, what)?;
+                    if m.reply_serial.is_some_and(|r| r >= first) {
+                        return Ok(());
+                    }
+                    if m.kind == SIGNAL {
+                        self.pending.push_back(m);
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    return Err(DbusError::Io {
+                        addr: self.addr.clone(),
+                        op: "poll",
+                        err: e.into(),
+                    });
+                }
+            }
+        }
     }
 
     fn io(&self, op: &'static str) -> impl FnOnce(std::io::Error) -> DbusError + '_ {
@@ -433,6 +513,9 @@ impl Connection {
 
     /// Ask the bus to route signals matching `rule` to us.
     pub fn add_match(&mut self, rule: &str) -> Result<(), DbusError> {
+        if self.direct {
+            return Ok(()); // no bus to ask: the peer's signals all come to us
+        }
         self.call(
             &Call {
                 dest: "org.freedesktop.DBus",

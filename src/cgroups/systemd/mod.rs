@@ -130,6 +130,9 @@ pub fn booted() -> bool {
     std::fs::metadata("/run/systemd/system").is_ok_and(|m| m.is_dir())
 }
 
+/// systemd's own socket, for root when the system bus is down.
+const SYSTEMD_PRIVATE: &str = "unix:path=/run/systemd/private";
+
 /// The system bus: $DBUS_SYSTEM_BUS_ADDRESS, else the well-known socket.
 pub fn system_bus_address() -> String {
     std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
@@ -272,10 +275,20 @@ impl Systemd {
     }
 
     /// A connection to the unit's manager, as the uid it was made as.
+    /// The system's manager is reached over the system bus, or, when that
+    /// cannot be reached (dbus stopped, restarting, not yet started at
+    /// boot), as root over systemd's private socket, as systemctl does: a
+    /// container's unit does not depend on the bus daemon, and `delete
+    /// --force` must clean up without it.
     fn open(&self) -> Result<Connection, DbusError> {
         match self.user {
             Some(uid) => Connection::open_as(&self.bus, uid),
-            None => Connection::open(&self.bus),
+            None => Connection::open(&self.bus).or_else(|e| {
+                if !nix::unistd::geteuid().is_root() {
+                    return Err(e);
+                }
+                Connection::open_direct(SYSTEMD_PRIVATE).map_err(|_| e)
+            }),
         }
     }
 
