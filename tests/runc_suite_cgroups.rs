@@ -3,7 +3,7 @@
 //! `update`'s --cpu-idle and --cpu-burst, v1's quota and period changed
 //! together under a parent's limit, runc's words in the errors scripts match
 //! on, exec's exit status, and `spec` on a host that is not pure cgroup v2.
-//! (The pure v2 cases are in tests/cgroups_suite.rs, in the VM lane.)
+//! (The pure v2 half is tests/cgroups_suite.rs, in the VM lane.)
 
 mod common;
 use common::*;
