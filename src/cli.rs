@@ -284,6 +284,12 @@ pub struct UpdateArgs {
     pub cpu_quota: Option<i64>,
     #[arg(long = "cpu-period")]
     pub cpu_period: Option<u64>,
+    /// CFS burst, in microseconds (cpu.cfs_burst_us / cpu.max.burst).
+    #[arg(long = "cpu-burst")]
+    pub cpu_burst: Option<u64>,
+    /// 1 makes the cgroup SCHED_IDLE; the kernel takes only 0 or 1.
+    #[arg(long = "cpu-idle", allow_hyphen_values = true)]
+    pub cpu_idle: Option<i64>,
     #[arg(long = "cpu-rt-period")]
     pub cpu_rt_period: Option<u64>,
     #[arg(long = "cpu-rt-runtime", allow_hyphen_values = true)]

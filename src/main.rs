@@ -179,11 +179,19 @@ fn run(cli: Cli) -> Result<i32, Error> {
                     "File config.json exists. Remove it first",
                 ));
             }
-            let spec = capsa::default_spec_json(
+            let mut spec = capsa::default_spec_json(
                 rootless,
                 nix::unistd::getuid().as_raw(),
                 nix::unistd::getgid().as_raw(),
             );
+            // As runc: a cgroup namespace only on a pure cgroup v2 host. On
+            // v1 or hybrid, an exec'd process would see the unified
+            // hierarchy at "/" instead of the path the host shows for it.
+            let v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
+                .is_ok_and(|f| f.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+            if !v2 && let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
+                ns.retain(|n| n["type"] != "cgroup");
+            }
             let text = serde_json::to_string_pretty(&spec).unwrap_or_default();
             write_atomic(&path, text.as_bytes(), 0o666)?;
             Ok(0)
@@ -208,6 +216,8 @@ fn run(cli: Cli) -> Result<i32, Error> {
             flags.cpu_period = a.cpu_period;
             flags.cpu_rt_period = a.cpu_rt_period;
             flags.cpu_rt_runtime = a.cpu_rt_runtime;
+            flags.cpu_burst = a.cpu_burst;
+            flags.cpu_idle = a.cpu_idle;
             flags.cpuset_cpus = a.cpuset_cpus;
             flags.cpuset_mems = a.cpuset_mems;
             flags.pids_limit = a.pids_limit;
@@ -413,6 +423,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // runc's exec exits 255 when it cannot run the process (a container
+    // that is not there, or paused, ...): 1-254 belong to the process.
+    let is_exec = matches!(cli.cmd, Some(Cmd::Exec(_)));
     match run(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
@@ -423,6 +436,9 @@ fn main() -> ExitCode {
             } else {
                 // runc: without --log, the formatted line goes to stderr.
                 eprint!("{}", Logger::line(format, "error", &msg));
+            }
+            if is_exec {
+                return ExitCode::from(255);
             }
             ExitCode::from(e.exit_code().clamp(0, 255) as u8)
         }

@@ -82,10 +82,26 @@ pub fn rules(resources: &[LinuxDeviceCgroup]) -> Result<Vec<Rule>, CgroupError> 
                     msg: format!("device access at {i} field cannot be empty"),
                 });
             }
-            Some(a) => normalize_access(a).ok_or_else(|| CgroupError::Resource {
-                field: format!("{field}.access"),
-                msg: format!("{a:?} is not a combination of r, w and m"),
-            })?,
+            Some(a) => match normalize_access(a) {
+                Some(n) => n,
+                // A deny rule with other letters besides r, w or m denies
+                // what it names (runc takes it so; its own tests write
+                // "rwa"); an allow rule must be exact.
+                None if !d.allow() && a.chars().any(|c| "rwm".contains(c)) => {
+                    eprintln!(
+                        "capsa: warning: linux.resources.{field}.access: {a:?}: only r, w and m are denied"
+                    );
+                    let mut n = String::new();
+                    n.extend(['r', 'w', 'm'].into_iter().filter(|&c| a.contains(c)));
+                    n
+                }
+                None => {
+                    return Err(CgroupError::Resource {
+                        field: format!("{field}.access"),
+                        msg: format!("{a:?} is not a combination of r, w and m"),
+                    });
+                }
+            },
         };
         for (name, v) in [("major", d.major()), ("minor", d.minor())] {
             if let Some(n) = v

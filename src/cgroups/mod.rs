@@ -96,9 +96,10 @@ pub enum CgroupError {
         "container's cgroup is not empty: {n} process(es) found in {dir} or below it (another container's, or the host's); a container needs a cgroup of its own (linux.cgroupsPath, or /<id> without it)"
     )]
     NotEmpty { dir: PathBuf, n: usize },
-    /// runc: "container's cgroup unexpectedly frozen".
+    /// runc's words first ("container's cgroup unexpectedly frozen"):
+    /// scripts written against runc match on them.
     #[error(
-        "container's cgroup {dir} is unexpectedly frozen (linux.cgroupsPath, or /<id> without it)"
+        "container's cgroup unexpectedly frozen: {dir} (linux.cgroupsPath, or /<id> without it)"
     )]
     Frozen { dir: PathBuf },
     /// A level above the container's cgroup holds processes directly

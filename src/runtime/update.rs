@@ -34,6 +34,10 @@ pub struct UpdateFlags {
     pub cpu_quota: Option<i64>,
     /// `--cpu-period`: the CFS period, in microseconds.
     pub cpu_period: Option<u64>,
+    /// `--cpu-burst`: CFS burst, in microseconds.
+    pub cpu_burst: Option<u64>,
+    /// `--cpu-idle`: 1 makes the cgroup SCHED_IDLE, 0 undoes it.
+    pub cpu_idle: Option<i64>,
     /// `--cpu-rt-period`: the real-time period, in microseconds.
     pub cpu_rt_period: Option<u64>,
     /// `--cpu-rt-runtime`: real-time runtime per period, in microseconds.
@@ -63,6 +67,8 @@ impl UpdateFlags {
             || f.cpu_shares.is_some()
             || f.cpu_quota.is_some()
             || f.cpu_period.is_some()
+            || f.cpu_burst.is_some()
+            || f.cpu_idle.is_some()
             || f.cpu_rt_period.is_some()
             || f.cpu_rt_runtime.is_some()
             || f.cpuset_cpus.is_some()
@@ -100,6 +106,8 @@ impl UpdateFlags {
         c.set_shares(self.cpu_shares);
         c.set_quota(self.cpu_quota);
         c.set_period(self.cpu_period);
+        c.set_burst(self.cpu_burst);
+        c.set_idle(self.cpu_idle);
         c.set_realtime_period(self.cpu_rt_period);
         c.set_realtime_runtime(self.cpu_rt_runtime);
         c.set_cpus(self.cpuset_cpus.clone());

@@ -33,13 +33,24 @@ impl Plan<'_> {
                         Verify::Exact,
                     );
                 }
-                if let Some(p) = c.period().filter(|&p| p != 0) {
+                let period = c.period().filter(|&p| p != 0);
+                let quota = c.quota().filter(|&q| q != 0).map(|q| q.max(-1));
+                let mut cfs = Vec::new();
+                if let Some(p) = period {
                     let f = self.file(&dir, "cpu.cfs_period_us", "cpu.period")?;
-                    self.push("cpu.period", f, p.to_string());
+                    cfs.push(("cpu.period", f, p.to_string()));
                 }
-                if let Some(q) = c.quota().filter(|&q| q != 0) {
+                if let Some(q) = quota {
                     let f = self.file(&dir, "cpu.cfs_quota_us", "cpu.quota")?;
-                    self.push("cpu.quota", f, q.max(-1).to_string());
+                    cfs.push(("cpu.quota", f, q.to_string()));
+                }
+                if let (Some(p), Some(q)) = (period, quota)
+                    && quota_first(&dir, p, q)
+                {
+                    cfs.reverse();
+                }
+                for (field, f, v) in cfs {
+                    self.push(field, f, v);
                 }
                 if let Some(b) = c.burst() {
                     let f = self.file(&dir, "cpu.cfs_burst_us", "cpu.burst")?;
@@ -132,4 +143,24 @@ impl Plan<'_> {
         self.push("pids.limit", f, max_or(limit));
         Ok(())
     }
+}
+
+/// Whether v1's cfs quota must be written before the period. The kernel
+/// checks quota/period against the parent's ratio after each of the two
+/// writes, so the order must keep the ratio in between the lower one:
+/// period first leaves old_quota/new_period, quota first
+/// new_quota/old_period; the second is smaller exactly when
+/// new_quota*new_period < old_quota*old_period. Unlimited (-1) is never
+/// refused, so it counts as 0.
+fn quota_first(dir: &Path, period: u64, quota: i64) -> bool {
+    let read = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+    };
+    let (Some(old_q), Some(old_p)) = (read("cpu.cfs_quota_us"), read("cpu.cfs_period_us")) else {
+        return false;
+    };
+    let product = |q: i64, p: i128| i128::from(q.max(0)) * p;
+    product(quota, i128::from(period)) < product(old_q, i128::from(old_p))
 }

@@ -23,24 +23,8 @@ impl Plan<'_> {
         }
         let leaf = self.leaf(Controller::Memory, "memory")?;
         let dir = leaf.dir().to_owned();
-        if let (Some(true), Some(limit)) = (m.check_before_update(), m.limit())
-            && limit > 0
-        {
-            let usage_file = if leaf.is_v2() {
-                "memory.current"
-            } else {
-                "memory.usage_in_bytes"
-            };
-            if let Some(usage) = read_u64(&dir.join(usage_file))
-                && (limit as u64) < usage
-            {
-                return Err(res_err(
-                    "memory.limit",
-                    format!(
-                        "{limit} is below the current usage of {usage} bytes (memory.checkBeforeUpdate is set)"
-                    ),
-                ));
-            }
+        if m.check_before_update() == Some(true) {
+            check_usage(m, &dir, leaf.is_v2())?;
         }
         if leaf.is_v2() {
             return self.memory_v2(m, &dir);
@@ -188,4 +172,48 @@ fn zero_is_unset(m: &LinuxMemory) -> LinuxMemory {
     m.set_swap(nz(m.swap()));
     m.set_kernel_tcp(nz(m.kernel_tcp()));
     m
+}
+
+/// memory.checkBeforeUpdate: refuse a limit below what the cgroup uses
+/// now (it would OOM-kill at once). With a memory+swap total given, that
+/// total is checked against memory plus swap in use; else the memory limit
+/// alone. runc's words ("rejecting memory limit", "rejecting memory+swap
+/// limit") start the message: scripts match on them.
+fn check_usage(m: &LinuxMemory, dir: &Path, v2: bool) -> Result<(), CgroupError> {
+    let (usage_file, swap_file) = if v2 {
+        ("memory.current", "memory.swap.current")
+    } else {
+        ("memory.usage_in_bytes", "memory.memsw.usage_in_bytes")
+    };
+    let Some(usage) = read_u64(&dir.join(usage_file)) else {
+        return Ok(());
+    };
+    if let Some(total) = m.swap().filter(|&s| s > 0) {
+        // v1's memsw usage already counts memory; v2's swap.current does not.
+        let (mem, swap) = match read_u64(&dir.join(swap_file)) {
+            Some(s) if v2 => (usage, s),
+            Some(s) => (usage, s.saturating_sub(usage)),
+            None => (usage, 0),
+        };
+        if (total as u64) < mem.saturating_add(swap) {
+            return Err(res_err(
+                "memory.swap",
+                format!(
+                    "rejecting memory+swap limit {total} below usage {mem}+{swap} (memory.checkBeforeUpdate is set)"
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    if let Some(limit) = m.limit().filter(|&l| l > 0)
+        && (limit as u64) < usage
+    {
+        return Err(res_err(
+            "memory.limit",
+            format!(
+                "rejecting memory limit {limit} below usage {usage} (memory.checkBeforeUpdate is set)"
+            ),
+        ));
+    }
+    Ok(())
 }

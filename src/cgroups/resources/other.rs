@@ -75,9 +75,13 @@ impl Plan<'_> {
         let Some(dir) = self.cg.unified.clone() else {
             return Err(res_err(
                 format!("unified.{:?}", keys[0]),
-                "cgroup v2 keys need a cgroup v2 hierarchy; this host mounts only cgroup v1",
+                "invalid configuration: cgroup v2 keys need a cgroup v2 hierarchy; this host mounts only cgroup v1",
             ));
         };
+        // Hybrid: the v2 hierarchy holds no controller v1 has mounted, so
+        // most keys cannot exist there; runc refuses them all as an
+        // invalid configuration, and scripts match on those words.
+        let hybrid = self.cg.dirs.iter().any(|d| *d != dir);
         for k in keys {
             let field = format!("unified.{k:?}");
             if k.is_empty() || k.contains('/') || k.starts_with('.') || !k.contains('.') {
@@ -90,12 +94,14 @@ impl Plan<'_> {
                 ));
             }
             let f = self.file(&dir, k, &field).map_err(|_| {
+                let why = if hybrid {
+                    "invalid configuration: on this hybrid host the cgroup v2 hierarchy has no such file (its controller is mounted as cgroup v1)"
+                } else {
+                    "unknown file, or its controller is not enabled for the container's cgroup"
+                };
                 res_err(
                     &field,
-                    format!(
-                        "{} does not exist (unknown file, or its controller is not enabled for the container's cgroup)",
-                        dir.join(k).display()
-                    ),
+                    format!("{} does not exist ({why})", dir.join(k).display()),
                 )
             })?;
             self.push(&field, f, u[k].clone());
