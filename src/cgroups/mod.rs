@@ -691,6 +691,14 @@ impl Cgroup {
         for dir in self.created.iter().rev() {
             let leaf = self.dirs.contains(dir);
             if leaf {
+                // The common case first: a leaf without sub-cgroups goes
+                // with one rmdir (one with sub-cgroups fails it), without
+                // reading the directory of each hierarchy.
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => continue,
+                    Err(e) if sys::io_errno(&e) == Errno::ENOENT => continue,
+                    Err(_) => {}
+                }
                 // Sub-cgroups below the leaf belong to the container too
                 // (runc removes them as well); deepest first.
                 for sub in subtree(dir).iter().skip(1).rev() {

@@ -774,7 +774,8 @@ fn run(req: Request) -> Result<(i32, Option<OwnedFd>), Error> {
     };
     match req.op {
         Op::Create { opts, foreground } => {
-            let c = rt.create_inner(&req.id, &opts.into_opts(), foreground)?;
+            // Only a foreground `run` comes here with `foreground`.
+            let c = rt.create_inner(&req.id, &opts.into_opts(), foreground, foreground)?;
             Ok((c.state.pid, c.console))
         }
         Op::Exec { opts, detached } => {

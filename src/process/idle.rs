@@ -80,11 +80,16 @@ fn die_on_signals(seccomp: Option<&Filter>) {
     }
 }
 
-/// Give memory back (see above), then block until `capsa start` opens
-/// exec.fifo for reading; returns our write end.
-pub fn wait_for_start(state_dir: RawFd, seccomp: Option<&Filter>) -> Result<OwnedFd, SysError> {
+/// Give memory back (see above; only if `give_back`: `run` opens the fifo
+/// at once, and what was dropped would only be faulted back), then block
+/// until `capsa start` opens exec.fifo for reading; returns our write end.
+pub fn wait_for_start(
+    state_dir: RawFd,
+    seccomp: Option<&Filter>,
+    give_back: bool,
+) -> Result<OwnedFd, SysError> {
     die_on_signals(seccomp);
-    if trim_allowed(seccomp) {
+    if give_back && trim_allowed(seccomp) {
         trim_heap();
         drop_own_code();
     }
@@ -178,11 +183,11 @@ impl Joinable {
 
     /// After the last message to `create`: shut the sync socket, then
     /// wait as `wait_for_start` does; not dumpable once `start` came.
-    pub fn wait(self, seccomp: Option<&Filter>) -> Result<OwnedFd, SysError> {
+    pub fn wait(self, seccomp: Option<&Filter>, give_back: bool) -> Result<OwnedFd, SysError> {
         // SAFETY: shutdown on an fd of ours; the parent is done with it.
         unsafe { libc::shutdown(self.chan, libc::SHUT_RDWR) };
         die_on_signals(seccomp);
-        if trim_allowed(seccomp) {
+        if give_back && trim_allowed(seccomp) {
             trim_heap();
             drop_own_code();
         }

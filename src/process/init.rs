@@ -72,6 +72,9 @@ pub struct InitArgs<'a> {
     /// write: wait for `start` dumpable, so that the user's `exec` can
     /// join us (idle::wait_for_start_joinable).
     pub joinable_while_waiting: bool,
+    /// `run` starts us as soon as we wait: keep the memory a long wait
+    /// would give back (idle.rs).
+    pub start_now: bool,
     pub id: &'a str,
     /// The read-only capsa the workload is exec'd through (CVE-2019-5736).
     pub trampoline: &'a Trampoline,
@@ -256,9 +259,9 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
     // Block until `capsa start` opens the fifo for reading; the state dir
     // is closed after that (it named the fifo).
     let fifo = if let Some(j) = joinable {
-        j.wait(loaded)?
+        j.wait(loaded, !a.start_now)?
     } else {
-        let fifo = super::idle::wait_for_start(a.state_dir, loaded)?;
+        let fifo = super::idle::wait_for_start(a.state_dir, loaded, !a.start_now)?;
         // SAFETY: state_dir is an fd we own in this process; nothing uses it after this.
         unsafe { libc::close(a.state_dir) };
         fifo

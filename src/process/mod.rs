@@ -131,6 +131,8 @@ pub struct SpawnOpts<'a> {
     pub id: &'a str,
     /// The init's stdio, if not ours (a library caller's choice).
     pub stdio: crate::api::ChildStdio,
+    /// `run`: `start` follows at once (the init keeps its memory).
+    pub start_now: bool,
 }
 
 /// An init that is ready, and still dies with us until `detach`.
@@ -180,6 +182,7 @@ pub fn spawn(o: SpawnOpts, guard: &mut ChildGuard) -> Result<Spawned, ProcessErr
         unshare_cgroupns: cgroupns,
         joinable_while_waiting: !nix::unistd::geteuid().is_root()
             && trampoline.shields_host_binary(),
+        start_now: o.start_now,
         id: o.id,
         trampoline: &trampoline,
         idmapped: &idmapped,

@@ -91,11 +91,14 @@ pub(super) struct ConsoleEnds {
 }
 
 impl Runtime {
+    /// `foreground`: a `run` that stays (console, signals); `start_now`:
+    /// any `run` (the init is started as soon as it waits).
     pub(crate) fn create_inner(
         &self,
         id: &str,
         opts: &CreateOptions,
         foreground: bool,
+        start_now: bool,
     ) -> Result<Created> {
         state::validate_id(id)?;
         // From a multi-threaded caller, the clone is made by a
@@ -176,6 +179,7 @@ impl Runtime {
                 preserve_fds,
                 id,
                 stdio: stdio.child,
+                start_now,
             },
             &mut children,
         )?;

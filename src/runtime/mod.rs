@@ -180,7 +180,7 @@ impl Runtime {
 
     /// `create`: set the container up and leave its init waiting for `start`.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Created> {
-        self.create_inner(id, opts, false)
+        self.create_inner(id, opts, false, false)
     }
 
     /// `start`: release a created container's init into its workload.
@@ -216,14 +216,14 @@ impl Runtime {
             r
         };
         if detach {
-            drop(self.create(id, opts)?);
+            drop(self.create_inner(id, opts, false, true)?);
             return match self.start(id) {
                 Ok(()) => Ok(0),
                 Err(e) => delete_unless_kept(Err(e)),
             };
         }
         let signals = crate::signals::Forwarder::new()?;
-        let created = self.create_inner(id, opts, true)?;
+        let created = self.create_inner(id, opts, true, true)?;
         let Created {
             dir,
             mut state,
