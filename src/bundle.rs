@@ -193,7 +193,12 @@ impl Bundle {
 
     /// Parse `dir/config.json` (no validation).
     pub fn read_spec(dir: &Path) -> Result<Spec, BundleError> {
-        let cfg = dir.join("config.json");
+        Self::read_spec_file(&dir.join("config.json"))
+    }
+
+    /// Parse the config file at `cfg` (no validation).
+    pub fn read_spec_file(cfg: &Path) -> Result<Spec, BundleError> {
+        let cfg = cfg.to_path_buf();
         let data = fs::read(&cfg).map_err(|e| BundleError::Parse {
             path: cfg.clone(),
             msg: e.to_string().to_lowercase(),
