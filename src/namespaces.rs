@@ -212,7 +212,10 @@ pub fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), S
         || key.contains('\0')
         || key.split(['.', '/']).any(|c| c == ".." || c.is_empty())
     {
-        return Err("invalid sysctl name".into());
+        return Err(
+            "invalid sysctl name: it contains an invalid path (empty, \"..\" or leading separator)"
+                .into(),
+        );
     }
     let dotted = sysctl_dotted(key);
     let key = dotted.as_str();
