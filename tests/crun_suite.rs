@@ -150,3 +150,67 @@ fn refusals_say_what_crun_tests_look_for() {
     o.fails_with("use --console-socket");
     c.assert_nothing_left(&c.id);
 }
+
+/// A new user namespace with neither uidMappings nor gidMappings (both
+/// optional in the spec): container root is the caller's own ids, size 1,
+/// as crun does (the userns halves of crun's test_mounts and
+/// test_namespaces); runc refuses. Root inside owns what it makes on a
+/// tmpfs.
+#[test]
+fn userns_without_mappings_maps_our_own_ids() {
+    if skip_unless_capsa("runc refuses a user namespace without mappings") {
+        return;
+    }
+    let mut c = Ctx::new("usernomap");
+    c.set_ns("user", None);
+    let linux = c.config["linux"].as_object_mut().expect("linux");
+    linux.remove("uidMappings");
+    linux.remove("gidMappings");
+    // gid 5 is not mapped: devpts would refuse gid=5 (EINVAL).
+    for m in c.config["mounts"].as_array_mut().expect("mounts") {
+        if m["type"] == "devpts" {
+            m["options"]
+                .as_array_mut()
+                .expect("options")
+                .retain(|o| o != "gid=5");
+        }
+    }
+    c.push_mount(
+        json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+        "options": ["nosuid", "nodev", "mode=755"]}),
+    );
+    c.sh(
+        "cat /proc/self/uid_map /proc/self/gid_map; echo hi > /scratch/f \
+          && stat -c '%u:%g' /scratch/f && cat /scratch/f",
+    );
+    let o = c.run();
+    o.ok();
+    let (uid, gid) = effective_ids();
+    let words: Vec<&str> = o.stdout.split_whitespace().collect();
+    assert_eq!(words, ["0", &uid, "1", "0", &gid, "1", "0:0", "hi"], "{o}");
+
+    // One list without the other stays refused, naming the missing one.
+    let mut c = Ctx::new("useronemap");
+    c.set_ns("user", None);
+    let linux = c.config["linux"].as_object_mut().expect("linux");
+    linux.remove("uidMappings");
+    linux.insert(
+        "gidMappings".into(),
+        json!([{"containerID": 0, "hostID": 0, "size": 1}]),
+    );
+    c.create_refused("linux.uidMappings");
+}
+
+/// Our effective uid and gid, as text (the second field of /proc's Uid:/Gid:).
+fn effective_ids() -> (String, String) {
+    let status = fs::read_to_string("/proc/self/status").expect("status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().nth(1))
+            .expect("id field")
+            .to_string()
+    };
+    (field("Uid:"), field("Gid:"))
+}
