@@ -1,8 +1,8 @@
 //! Behaviour crun's own test suite (tests/test_*.py, which drive any
 //! runtime named by OCI_RUNTIME) relies on, where capsa differed: its
 //! harness's `--config` flag, `exec --cap` on a process without
-//! capabilities, a missing cwd on a read-only root, and the words its
-//! error checks look for.
+//! capabilities, a missing cwd on a read-only root, the words its error
+//! checks look for, and a user namespace given no id mappings.
 
 mod common;
 
