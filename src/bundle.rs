@@ -193,7 +193,12 @@ impl Bundle {
 
     /// Parse `dir/config.json` (no validation).
     pub fn read_spec(dir: &Path) -> Result<Spec, BundleError> {
-        let cfg = dir.join("config.json");
+        Self::read_spec_file(&dir.join("config.json"))
+    }
+
+    /// Parse the config file at `cfg` (no validation).
+    pub fn read_spec_file(cfg: &Path) -> Result<Spec, BundleError> {
+        let cfg = cfg.to_path_buf();
         let data = fs::read(&cfg).map_err(|e| BundleError::Parse {
             path: cfg.clone(),
             msg: e.to_string().to_lowercase(),
@@ -372,32 +377,41 @@ impl Bundle {
 
         let userns = has(LinuxNamespaceType::User);
         let new_userns = new_ns.contains(CloneFlags::CLONE_NEWUSER);
-        let (uid_map, gid_map) = if new_userns {
-            let uid =
-                crate::namespaces::id_map(linux.uid_mappings().as_deref(), "linux.uidMappings")
-                    .map_err(|(f, m)| invalid(f, m))?;
-            let gid =
-                crate::namespaces::id_map(linux.gid_mappings().as_deref(), "linux.gidMappings")
-                    .map_err(|(f, m)| invalid(f, m))?;
-            // The init sets the container up as root of the namespace (runc
-            // refuses this too).
-            for (map, field) in [(&uid, "linux.uidMappings"), (&gid, "linux.gidMappings")] {
-                if crate::namespaces::host_id(map, 0).is_none() {
-                    return Err(invalid(field, "no mapping for container id 0 (root)"));
+        let given = |m: &Option<Vec<_>>| m.as_ref().is_some_and(|m| !m.is_empty());
+        let (uid_map, gid_map) =
+            if new_userns && !given(linux.uid_mappings()) && !given(linux.gid_mappings()) {
+                // Neither list: crun's default, the caller's own ids as root of
+                // the namespace (the spec makes both lists optional; runc
+                // refuses). One list without the other stays refused below.
+                crate::namespaces::own_id_maps(
+                    nix::unistd::geteuid().as_raw(),
+                    nix::unistd::getegid().as_raw(),
+                )
+            } else if new_userns {
+                let uid =
+                    crate::namespaces::id_map(linux.uid_mappings().as_deref(), "linux.uidMappings")
+                        .map_err(|(f, m)| invalid(f, m))?;
+                let gid =
+                    crate::namespaces::id_map(linux.gid_mappings().as_deref(), "linux.gidMappings")
+                        .map_err(|(f, m)| invalid(f, m))?;
+                // The init sets the container up as root of the namespace (runc
+                // refuses this too).
+                for (map, field) in [(&uid, "linux.uidMappings"), (&gid, "linux.gidMappings")] {
+                    if crate::namespaces::host_id(map, 0).is_none() {
+                        return Err(invalid(field, "no mapping for container id 0 (root)"));
+                    }
                 }
-            }
-            (uid, gid)
-        } else {
-            let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
-                || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
-            if has_maps && !userns {
-                return Err(invalid(
-                    "linux.uidMappings",
-                    "id mappings need a user namespace in linux.namespaces",
-                ));
-            }
-            (String::new(), String::new())
-        };
+                (uid, gid)
+            } else {
+                let has_maps = given(linux.uid_mappings()) || given(linux.gid_mappings());
+                if has_maps && !userns {
+                    return Err(invalid(
+                        "linux.uidMappings",
+                        "id mappings need a user namespace in linux.namespaces",
+                    ));
+                }
+                (String::new(), String::new())
+            };
 
         crate::rootfs::validate(&spec, userns).map_err(|e| match e {
             crate::rootfs::RootfsError::Config { field, msg } => invalid(field, msg),

@@ -84,6 +84,10 @@ pub struct CreateArgs {
     /// Unix socket to send the pty master to.
     #[arg(long = "console-socket")]
     pub console_socket: Option<PathBuf>,
+    /// The config file, in place of the bundle's config.json (crun's flag;
+    /// relative to the bundle).
+    #[arg(short = 'f', long)]
+    pub config: Option<PathBuf>,
     /// Write the init's pid here.
     #[arg(long = "pid-file")]
     pub pid_file: Option<PathBuf>,

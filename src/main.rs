@@ -16,6 +16,7 @@ use log::{Format, Logger};
 fn create_options(a: &CreateArgs) -> CreateOptions {
     let mut o = CreateOptions::with_bundle(a.bundle.clone());
     o.pid_file = a.pid_file.clone();
+    o.config = a.config.clone();
     o.console_socket = a.console_socket.clone();
     o.no_pivot = a.no_pivot;
     o.no_new_keyring = a.no_new_keyring;

@@ -41,6 +41,13 @@ pub fn flag(kind: LinuxNamespaceType) -> CloneFlags {
     }
 }
 
+/// The (uid_map, gid_map) texts of a new user namespace whose config gives
+/// no mappings at all: container id 0 is the caller's `euid`/`egid`, size 1
+/// (crun's default; a single map of one's own id needs no privilege).
+pub fn own_id_maps(euid: u32, egid: u32) -> (String, String) {
+    (format!("0 {euid} 1\n"), format!("0 {egid} 1\n"))
+}
+
 /// The text of /proc/PID/{uid,gid}_map for the given mappings.
 pub fn id_map(maps: Option<&[LinuxIdMapping]>, field: &str) -> Result<String, (String, String)> {
     let maps = maps.unwrap_or(&[]);
@@ -212,7 +219,10 @@ pub fn check_sysctl(key: &str, ns: &HashSet<LinuxNamespaceType>) -> Result<(), S
         || key.contains('\0')
         || key.split(['.', '/']).any(|c| c == ".." || c.is_empty())
     {
-        return Err("invalid sysctl name".into());
+        return Err(
+            "invalid sysctl name: it contains an invalid path (empty, \"..\" or leading separator)"
+                .into(),
+        );
     }
     let dotted = sysctl_dotted(key);
     let key = dotted.as_str();

@@ -149,7 +149,7 @@ fn make_root(root: &Path) -> std::io::Result<()> {
 
 /// What a rootless container's config must have (runc's
 /// rootlessEUIDCheck, and its words): a user namespace, new or joined,
-/// and id maps for a new one. Pure.
+/// and for a new one both id lists or neither (see bundle.rs). Pure.
 pub fn check_spec(spec: &Spec) -> Result<(), (String, String)> {
     let linux = spec.linux().as_ref();
     let ns = linux.and_then(|l| l.namespaces().as_ref());
@@ -167,13 +167,22 @@ pub fn check_spec(spec: &Spec) -> Result<(), (String, String)> {
         return Ok(());
     }
     let empty = |m: Option<&Vec<_>>| m.is_none_or(|m| m.is_empty());
-    if empty(linux.and_then(|l| l.uid_mappings().as_ref())) {
+    let (no_uids, no_gids) = (
+        empty(linux.and_then(|l| l.uid_mappings().as_ref())),
+        empty(linux.and_then(|l| l.gid_mappings().as_ref())),
+    );
+    if no_uids && no_gids {
+        // Neither list: our own ids become root of the namespace (bundle.rs,
+        // crun's default), a map we may write without the helpers.
+        return Ok(());
+    }
+    if no_uids {
         return Err((
             "linux.uidMappings".into(),
             "rootless containers requires at least one UID mapping".into(),
         ));
     }
-    if empty(linux.and_then(|l| l.gid_mappings().as_ref())) {
+    if no_gids {
         return Err((
             "linux.gidMappings".into(),
             "rootless containers requires at least one GID mapping".into(),

@@ -35,7 +35,9 @@ pub enum StateError {
     NotExist,
     #[error("container with given ID already exists")]
     Exists,
-    #[error("invalid container id {0:?}: only letters, digits, '_', '+', '-' and '.' are allowed")]
+    #[error(
+        "invalid container ID {0:?}: invalid character or name (only letters, digits, '_', '+', '-' and '.' are allowed; not . or ..)"
+    )]
     InvalidId(String),
     #[error("{0}")]
     Sys(#[from] SysError),

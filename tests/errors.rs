@@ -346,7 +346,10 @@ fn refusals_in_runcs_words() {
         (
             "usernomap",
             |c| {
+                // Only one list (neither is crun's default map of our ids).
                 c.set_ns("user", None);
+                c.config["linux"]["gidMappings"] =
+                    json!([{"containerID": 0, "hostID": 0, "size": 1}]);
             },
             "User namespaces enabled, but no uid mappings found.",
         ),

@@ -178,6 +178,41 @@ fn own_id_mapping_is_written_directly() {
     );
 }
 
+/// A user namespace with neither mapping list: the user's own ids become
+/// container root, written directly as above (crun's default; runc refuses).
+#[test]
+fn no_mappings_map_the_users_own_ids() {
+    if skip_unless_capsa("runc refuses a user namespace without mappings") {
+        return;
+    }
+    let Some(mut r) = Rootless::new("rl-nomap") else {
+        return;
+    };
+    if let Some(o) = r.ctx.config["linux"].as_object_mut() {
+        o.remove("uidMappings");
+        o.remove("gidMappings");
+    }
+    r.ctx
+        .sh("cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; id -u");
+    let o = r.run();
+    let out: Vec<String> = o
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        out,
+        [
+            format!("0 {} 1", r.user.uid),
+            format!("0 {} 1", r.user.gid),
+            "deny".to_owned(),
+            "0".to_owned()
+        ],
+        "{o}"
+    );
+}
+
 #[test]
 fn subordinate_ranges_go_through_newuidmap() {
     let Some(mut r) = Rootless::new("rl-multi") else {

@@ -313,13 +313,15 @@ fn host_dev_null_and_files_keep_their_owner() {
     assert_eq!(read_lossy(&log).trim(), "x");
 }
 
-/// A user namespace needs mappings, and mappings need a user namespace.
+/// A user namespace given one mapping list needs the other too (neither is
+/// crun's default map of our own ids, crun_suite.rs), and mappings need a
+/// user namespace.
 #[test]
 fn mapping_errors_name_the_field() {
     let mut c = Ctx::new("usernsnomap");
     c.set_ns("user", None);
     c.config["linux"]["uidMappings"] = json!([]);
-    c.config["linux"]["gidMappings"] = json!([]);
+    c.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}]);
     c.args(&["true"]);
     let o = c.run();
     assert!(!o.success(), "{o}");

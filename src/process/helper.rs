@@ -188,6 +188,7 @@ struct WireCreate {
     preserve_fds: u32,
     listen_fds: u32,
     pidfd_socket: Option<PathBuf>,
+    config: Option<PathBuf>,
 }
 
 impl WireCreate {
@@ -197,6 +198,7 @@ impl WireCreate {
         let CreateOptions {
             bundle,
             spec,
+            config,
             rootfs,
             stdin: _,
             stdout: _,
@@ -220,6 +222,7 @@ impl WireCreate {
             preserve_fds: *preserve_fds,
             listen_fds: *listen_fds,
             pidfd_socket: pidfd_socket.clone(),
+            config: config.clone(),
         }
     }
 
@@ -235,6 +238,7 @@ impl WireCreate {
             preserve_fds: self.preserve_fds,
             listen_fds: self.listen_fds,
             pidfd_socket: self.pidfd_socket,
+            config: self.config,
             ..CreateOptions::default()
         }
     }

@@ -181,6 +181,13 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         create_hooks(a)?;
     }
     rootfs::switch_root(&rootfs_opts)?;
+    // runc creates a missing cwd: as root, before the user switch, and
+    // before root.readonly and readonlyPaths could forbid it. A failure
+    // is the chdir's to report, naming process.cwd.
+    let cwd = process.cwd();
+    if std::fs::symlink_metadata(cwd).is_err() {
+        let _ = std::fs::create_dir_all(cwd);
+    }
     if let Some(sock) = console {
         let opts = console::TerminalOptions {
             size: b.plan.console_size,
@@ -228,11 +235,6 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         security::set_oom_score_adj(process, proc)?;
     }
     drop(proc);
-    let cwd = process.cwd();
-    // runc creates a missing cwd; do it as root, before the user switch.
-    if std::fs::symlink_metadata(cwd).is_err() {
-        let _ = std::fs::create_dir_all(cwd);
-    }
     let seccomp = b
         .seccomp
         .as_ref()

@@ -368,7 +368,7 @@ pub(super) fn check_console_flags(
 ) -> Result<()> {
     if terminal && console_socket.is_none() && detach {
         return Err(Error::Usage(
-            "process.terminal: cannot allocate tty if capsa will detach without setting console socket"
+            "process.terminal: cannot allocate tty if capsa will detach without setting console socket (use --console-socket)"
                 .into(),
         ));
     }

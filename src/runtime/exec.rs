@@ -163,7 +163,9 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
     }
     p.set_user(user);
     if !o.caps.is_empty() {
-        let mut c = p.capabilities().clone().unwrap_or_default();
+        // Without process.capabilities the process has none: start from
+        // empty sets (oci-spec's Default is runc's spec template set).
+        let mut c = p.capabilities().clone().unwrap_or_else(no_capabilities);
         for name in &o.caps {
             // As an unknown name in config.json or --process: a warning.
             let Ok(cap) =
@@ -196,6 +198,18 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
         p.set_selinux_label(Some(l.clone()));
     }
     Ok(p)
+}
+
+/// Every capability set present and empty.
+fn no_capabilities() -> oci_spec::runtime::LinuxCapabilities {
+    let none = || Some(oci_spec::runtime::Capabilities::new());
+    let mut c = oci_spec::runtime::LinuxCapabilities::default();
+    c.set_bounding(none());
+    c.set_effective(none());
+    c.set_permitted(none());
+    c.set_inheritable(none());
+    c.set_ambient(none());
+    c
 }
 
 /// A process `exec_start` started: its pid, and what waits for it.

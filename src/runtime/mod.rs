@@ -61,6 +61,11 @@ pub struct CreateOptions {
     /// container's process defaults and which `delete` removes. Errors
     /// name its fields as for config.json (`config.json: process.args: ...`).
     pub spec: Option<oci_spec::runtime::Spec>,
+    /// The config file in place of the bundle's `config.json` (crun's
+    /// `--config`); relative to [`bundle`](Self::bundle) if relative. A file
+    /// other than the bundle's config.json is read once and kept like a
+    /// [`spec`](Self::spec) given in memory. Ignored with `spec`.
+    pub config: Option<PathBuf>,
     /// The root filesystem, in place of the spec's `root.path` (which may
     /// then be absent); relative to [`bundle`](Self::bundle) if relative.
     /// The spec's `root.readonly` still applies (a spec without `root`:
@@ -120,10 +125,15 @@ impl CreateOptions {
     /// (with its JSON, which create keeps in the state directory).
     pub(crate) fn load_bundle(&self) -> Result<(crate::bundle::Bundle, Option<Vec<u8>>)> {
         use crate::bundle::{Bundle, BundleError};
-        let Some(spec) = &self.spec else {
-            return Ok((Bundle::load(&self.bundle)?, None));
+        let mut spec = match (&self.spec, &self.config) {
+            (Some(spec), _) => spec.clone(),
+            (None, Some(cfg))
+                if !same_file(&self.bundle.join(cfg), &self.bundle.join(state::SPEC_FILE)) =>
+            {
+                Bundle::read_spec_file(&self.bundle.join(cfg))?
+            }
+            (None, _) => return Ok((Bundle::load(&self.bundle)?, None)),
         };
-        let mut spec = spec.clone();
         if let Some(rootfs) = &self.rootfs {
             let mut root = spec.root().clone().unwrap_or_default();
             root.set_path(rootfs.clone());
@@ -150,6 +160,16 @@ impl CreateOptions {
         crate::limits::check_nul(&json)
             .map_err(|(field, msg)| BundleError::Invalid { field, msg })?;
         Ok((Bundle::from_spec(dir, spec)?, Some(json)))
+    }
+}
+
+/// Whether `a` and `b` name one file (false if either is missing: the
+/// caller then reads `a` and reports its error).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
