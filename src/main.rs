@@ -413,6 +413,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // runc's exec exits 255 on any error of its own, so that a caller can
+    // tell it from the process's exit status (1 is `false`'s).
+    let is_exec = matches!(cli.cmd, Some(Cmd::Exec(_)));
     match run(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
@@ -423,6 +426,9 @@ fn main() -> ExitCode {
             } else {
                 // runc: without --log, the formatted line goes to stderr.
                 eprint!("{}", Logger::line(format, "error", &msg));
+            }
+            if is_exec {
+                return ExitCode::from(255);
             }
             ExitCode::from(e.exit_code().clamp(0, 255) as u8)
         }
