@@ -176,3 +176,20 @@ fn tmpfs_over_a_directory_keeps_its_mode() {
     o.ok();
     assert_eq!(o.stdout.trim(), "410", "{o}");
 }
+
+/// `exec --process` with a file that has no `user`: runc runs it as root
+/// (uid 0, gid 0) rather than refusing it.
+#[test]
+fn exec_process_file_without_user_runs_as_root() {
+    let mut c = Ctx::new("execnouser");
+    c.args(&["sleep", "1000"]);
+    c.write_config();
+    let b = c.bundle();
+    c.rt(&["run", "-d", "--bundle", b.to_str().expect("utf-8"), &c.id])
+        .ok();
+    let file = c.scratch("process.json");
+    fs::write(&file, r#"{"args": ["id", "-u"], "cwd": "/"}"#).expect("write process.json");
+    let o = c.rt(&["exec", "-p", file.to_str().expect("utf-8"), &c.id]);
+    o.ok();
+    assert_eq!(o.stdout.trim(), "0", "{o}");
+}
