@@ -424,8 +424,8 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // runc's exec exits 255 when it cannot run the process (a container
-    // that is not there, or paused, ...): 1-254 belong to the process.
+    // runc's exec exits 255 on any error of its own, so that a caller can
+    // tell it from the process's exit status (1 is `false`'s).
     let is_exec = matches!(cli.cmd, Some(Cmd::Exec(_)));
     match run(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -10,7 +10,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::Mode;
-use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
+use nix::sys::termios::{OutputFlags, SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 use nix::unistd::{isatty, read, write};
 
 use super::ConsoleError;
@@ -28,6 +28,7 @@ use std::ffi::CStr;
 /// reap the proxy by its pid after the container has exited, so that all
 /// output has been written before `run` returns.
 pub fn spawn_proxy(master: OwnedFd) -> Result<libc::pid_t, ConsoleError> {
+    clear_onlcr(&master)?;
     // Size the pty before returning, so a container started right after
     // this call never sees 0x0; the proxy keeps it in sync from then on.
     if let Some(from) = size_source() {
@@ -54,6 +55,16 @@ pub fn spawn_proxy(master: OwnedFd) -> Result<libc::pid_t, ConsoleError> {
     }
     drop(master);
     Ok(pid)
+}
+
+/// The workload's "\n" reaches our stdout as "\n", not the tty's "\r\n":
+/// our stdout is usually a pipe or a file (a script capturing the output),
+/// or a terminal that adds its own "\r". runc clears ONLCR on the pty too.
+fn clear_onlcr(master: &OwnedFd) -> Result<(), ConsoleError> {
+    let mut t = tcgetattr(master).ctx("tcgetattr (pty master)")?;
+    t.output_flags.remove(OutputFlags::ONLCR);
+    tcsetattr(master, SetArg::TCSANOW, &t).ctx("tcsetattr (pty master, -onlcr)")?;
+    Ok(())
 }
 
 /// argv[0] of a proxy started by `spawn_proxy` for a multi-threaded caller.

@@ -108,8 +108,9 @@ impl Report {
                 let f = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
                 let _ = nix::unistd::write(f, text.as_bytes());
                 // Past `Ready` nobody reads the channel: the workload's
-                // stderr gets it too.
-                eprintln!("capsa: {text}");
+                // stderr gets it too, bare, as runc's init prints it (a
+                // foreground `run` reports it only there).
+                eprintln!("{text}");
             }
             Report::Chan(fd) => {
                 let chan = Channel(sys::own(fd));

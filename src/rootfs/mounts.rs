@@ -143,10 +143,19 @@ fn mount_entry_inner(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), Root
                 if let Some(t @ ("proc" | "sysfs")) = typ {
                     refuse_non_directory(ctx.root, &dest, t, &field)?;
                 }
+                // Before mkdir_all: only a directory the image had gives
+                // its mode to a tmpfs (a new one keeps the kernel's 1777).
+                let existing_tmpfs_dir = match typ {
+                    Some("tmpfs") => ctx.root.open_path(&dest).ok(),
+                    _ => None,
+                };
                 let target = ctx.root.mkdir_all(&dest).map_err(at)?;
                 refuse_resolved_proc(&target, &dest, &field)?;
                 let fstype = typ.unwrap_or("none");
                 let source = m.source().clone().unwrap_or_else(|| PathBuf::from(fstype));
+                if let Some(dir) = &existing_tmpfs_dir {
+                    opts.data = tmpfs_mode_from(dir, &opts.data).map_err(at)?;
+                }
                 opts.data = label_mount_data(&opts.data, fstype, ctx.mount_label);
                 if opts.copy_up && fstype == "tmpfs" {
                     return tmpfs_copy_up(ctx, &source, &target, &dest, &opts).map_err(at);
@@ -175,6 +184,20 @@ fn mount_entry_inner(ctx: &MountCtx, m: &Mount, index: usize) -> Result<(), Root
         }
     }
     finish_entry(ctx, &dest, &opts).map_err(at)
+}
+
+/// A tmpfs over an existing directory keeps that directory's mode, set-id
+/// and sticky bits included (runc >= 1.2): its `mode=` goes first, so one
+/// given in the options still wins.
+fn tmpfs_mode_from(dir: &OwnedFd, data: &str) -> SysResult<String> {
+    let st =
+        nix::sys::stat::fstat(dir).map_err(|e| SysError::new("fstat (tmpfs destination)", e))?;
+    let mode = format!("mode={:04o}", st.st_mode & 0o7777);
+    Ok(if data.is_empty() {
+        mode
+    } else {
+        format!("{mode},{data}")
+    })
 }
 
 /// After the mount itself: propagation, then recursive attributes.

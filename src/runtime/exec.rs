@@ -101,6 +101,19 @@ fn usage(msg: impl Into<String>) -> Error {
     Error::Usage(msg.into())
 }
 
+/// A --process file without `user` runs as uid 0, gid 0, as with runc
+/// (Go's zero value); the library's Process type requires the field.
+fn default_user(data: Vec<u8>) -> Vec<u8> {
+    let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_slice(&data) else {
+        return data;
+    };
+    if obj.contains_key("user") {
+        return data;
+    }
+    obj.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
+    serde_json::to_vec(&obj).unwrap_or(data)
+}
+
 /// The process to run: --process as given, or the container's process with
 /// the flags applied (runc's rules).
 fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
@@ -115,6 +128,7 @@ fn build_process(base: &Process, o: &ExecOptions) -> Result<Process> {
         };
         crate::limits::check_nul(&data)
             .map_err(|(field, msg)| BundleError::Invalid { field, msg })?;
+        let data = default_user(data);
         let p: Process = crate::spec_compat::from_slice(&data).map_err(|e| {
             Error::Bundle(BundleError::Parse {
                 path: path.clone(),

@@ -258,8 +258,16 @@ impl Runtime {
             None => None,
         };
         // Others (kill, state) may now work on the container while it runs.
-        if let Err(e) = start_released(dir, &mut state) {
-            return delete_unless_kept(Err(e));
+        match start_released_why(dir, &mut state) {
+            Ok(()) => {}
+            // The init printed why on its stderr, which is ours here (or
+            // the pty we copy): runc's run then reports nothing more and
+            // exits 255. Reap the init and let the proxy copy the text.
+            Err((_, Reported::ByInit)) => {
+                let _ = signals.wait_for(state.pid, proxy);
+                return delete_unless_kept(Ok(255));
+            }
+            Err((e, Reported::No)) => return delete_unless_kept(Err(e)),
         }
         let code = signals.wait_for(state.pid, proxy);
         delete_unless_kept(code)
@@ -279,7 +287,12 @@ impl Runtime {
         if all && st.cgroup.dirs.is_empty() {
             return nocgroup::signal_all(&st, sig);
         }
-        if all {
+        // Without a pid namespace of its own, the init's death takes no
+        // other process with it: SIGKILL goes to everything in the cgroup,
+        // even once the init is gone (runc >= 1.2 does the same, so that
+        // nothing is left behind).
+        let shared_pidns = st.cgroup.pidns.is_none() && !st.cgroup.dirs.is_empty();
+        if all || (sig == libc::SIGKILL && shared_pidns) {
             let members = members(&st);
             st.cgroup.signal_members(&members, sig)?;
             return Ok(());
@@ -416,13 +429,27 @@ pub(crate) fn absolute(p: &Path) -> PathBuf {
 /// if one fails): a hook may call the runtime on the container (exec,
 /// kill, ps), which would otherwise wait for us while we wait for it.
 fn start_released(dir: ContainerDir, st: &mut State) -> Result<()> {
-    let (dir, failed) = match release(&dir, st) {
-        Err(Start::Other(e)) => return Err(e),
-        Err(Start::Failed(msg)) => (dir, Error::Lifecycle(msg)),
+    start_released_why(dir, st).map_err(|(e, _)| e)
+}
+
+/// Whether the init itself told its stderr why it did not start.
+enum Reported {
+    ByInit,
+    No,
+}
+
+/// [`start_released`], saying who reported a failure.
+fn start_released_why(
+    dir: ContainerDir,
+    st: &mut State,
+) -> std::result::Result<(), (Error, Reported)> {
+    let (dir, failed, why) = match release(&dir, st) {
+        Err(Start::Other(e)) => return Err((e, Reported::No)),
+        Err(Start::Failed(msg)) => (dir, Error::Lifecycle(msg), Reported::ByInit),
         Ok(()) => {
             crate::fault::point("start.released");
             st.started = true;
-            dir.save(st)?;
+            dir.save(st).map_err(|e| (Error::from(e), Reported::No))?;
             if st.poststart.is_empty() {
                 return Ok(());
             }
@@ -432,18 +459,19 @@ fn start_released(dir: ContainerDir, st: &mut State) -> Result<()> {
                 Ok(()) => return Ok(()),
                 // Deleted meanwhile: nothing left to destroy.
                 Err(e) => match ContainerDir::relock(path) {
-                    Ok(dir) => (dir, e),
-                    Err(_) => return Err(e),
+                    Ok(dir) => (dir, e, Reported::No),
+                    Err(_) => return Err((e, Reported::No)),
                 },
             }
         }
     };
     // The failure is the error; a failed clean-up is added to it.
     match destroy_after_failed_start(&dir, st) {
-        Ok(()) => Err(failed),
-        Err(e) => Err(Error::Lifecycle(format!(
-            "{failed}; destroying the container: {e}"
-        ))),
+        Ok(()) => Err((failed, why)),
+        Err(e) => Err((
+            Error::Lifecycle(format!("{failed}; destroying the container: {e}")),
+            Reported::No,
+        )),
     }
 }
 
