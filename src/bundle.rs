@@ -110,7 +110,7 @@ impl ProcessPlan {
         let args = to_cstrings(args, &format!("{prefix}.args"))?;
         let env_list = process.env().as_deref().unwrap_or(&[]);
         check_env(env_list, prefix)?;
-        let env = to_cstrings(env_list, &format!("{prefix}.env"))?;
+        let env = to_cstrings(&dedup_env(env_list), &format!("{prefix}.env"))?;
         if process.cwd().as_os_str().is_empty() {
             return Err(invalid(
                 format!("{prefix}.cwd"),
@@ -554,6 +554,21 @@ fn check_env(env: &[String], prefix: &str) -> Result<(), BundleError> {
         }
     }
     Ok(())
+}
+
+/// One entry per name, the last one given winning, at the place of its last
+/// occurrence (runc >= 1.2, like Go's os/exec): a process never sees a name
+/// twice, whatever getenv it uses. Entries are already checked to have '='.
+fn dedup_env(env: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(env.len());
+    let mut out: Vec<String> = env
+        .iter()
+        .rev()
+        .filter(|e| seen.insert(e.split_once('=').map_or(e.as_str(), |(k, _)| k)))
+        .cloned()
+        .collect();
+    out.reverse();
+    out
 }
 
 fn to_cstrings(items: &[String], field: &str) -> Result<Vec<CString>, BundleError> {

@@ -10,7 +10,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::Mode;
-use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
+use nix::sys::termios::{OutputFlags, SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 use nix::unistd::{isatty, read, write};
 
 use super::ConsoleError;
@@ -28,6 +28,7 @@ use std::ffi::CStr;
 /// reap the proxy by its pid after the container has exited, so that all
 /// output has been written before `run` returns.
 pub fn spawn_proxy(master: OwnedFd) -> Result<libc::pid_t, ConsoleError> {
+    clear_onlcr(&master)?;
     // Size the pty before returning, so a container started right after
     // this call never sees 0x0; the proxy keeps it in sync from then on.
     if let Some(from) = size_source() {
@@ -250,6 +251,19 @@ fn close_range(first: RawFd, last: RawFd) -> SysResult<()> {
         return Ok(());
     }
     Err(SysError::new("close_range", Errno::last()))
+}
+
+/// Turn off the pty's `\n` -> `\r\n` output mapping (ONLCR), as runc does
+/// on every master it proxies itself: what the container prints reaches our
+/// stdout (usually a pipe or file) byte for byte, so `capsa run` output
+/// compares equal to the container's. The termios are the pair's, so setting
+/// them on the master applies to the container's slave. Done before the
+/// proxy exists and before the process can start writing.
+pub(crate) fn clear_onlcr(master: &OwnedFd) -> Result<(), ConsoleError> {
+    let mut t = tcgetattr(master).ctx("tcgetattr (pty master)")?;
+    t.output_flags.remove(OutputFlags::ONLCR);
+    tcsetattr(master, SetArg::TCSANOW, &t).ctx("tcsetattr -ONLCR (pty master)")?;
+    Ok(())
 }
 
 /// The terminal whose size the container's pty follows: stdin, else stdout.

@@ -258,7 +258,10 @@ fn cri_pod(c: &Containerd, handler: &str, binary: &Path, n: u32) -> Vec<(String,
 
     let t0 = Instant::now();
     c.cri(&["stop", &cid]).ok();
-    progress(&format!("{handler}: StopContainer took {:.1?}", t0.elapsed()));
+    progress(&format!(
+        "{handler}: StopContainer took {:.1?}",
+        t0.elapsed()
+    ));
     c.cri(&["rm", &cid]).ok();
     c.cri(&["stopp", &pod]).ok();
     c.cri(&["rmp", &pod]).ok();

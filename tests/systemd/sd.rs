@@ -185,7 +185,10 @@ impl Watchdog {
                  journalctl -b -n 200 --no-pager; ",
             );
             for f in files {
-                script.push_str(&format!("echo '==> {0} <=='; tail -n 80 '{0}'; ", f.display()));
+                script.push_str(&format!(
+                    "echo '==> {0} <=='; tail -n 80 '{0}'; ",
+                    f.display()
+                ));
             }
             let _ = Command::new("timeout")
                 .args(["60", "sh", "-c", &script])
