@@ -206,6 +206,11 @@ impl Bundle {
             if field == "process" && inner.to_string().starts_with("missing field `cwd`") {
                 return invalid("process.cwd", "Cwd property must not be empty");
             }
+            // runc's words for a bad linux.memoryPolicy, which its suite
+            // matches ("invalid memory policy mode" / "... flag").
+            if let Some(what) = memory_policy_part(&field, &inner.to_string()) {
+                return invalid(field, format!("invalid memory policy {what}: {inner}"));
+            }
             BundleError::Parse {
                 path: cfg.clone(),
                 msg: if field == "." {
@@ -554,6 +559,18 @@ fn check_env(env: &[String], prefix: &str) -> Result<(), BundleError> {
         }
     }
     Ok(())
+}
+
+/// Which part of linux.memoryPolicy a parse error at `field` is about.
+fn memory_policy_part(field: &str, err: &str) -> Option<&'static str> {
+    let rest = field.strip_prefix("linux.memoryPolicy")?;
+    if rest.starts_with(".flags") {
+        Some("flag")
+    } else if rest == ".mode" || (rest.is_empty() && err.starts_with("missing field `mode`")) {
+        Some("mode")
+    } else {
+        None
+    }
 }
 
 /// One entry per name, the last one given winning, at the place of its last
