@@ -45,7 +45,7 @@ fn home_from_config_wins() {
 }
 
 /// A name given twice reaches the process once, with the last value (runc
-/// >= 1.2 dedups the list; `env` would show both otherwise); an empty HOME
+/// 1.2 and later dedup the list; `env` would show both otherwise); an empty HOME
 /// counts as unset and becomes the user's home, for run and for exec.
 #[test]
 fn env_names_are_unique_and_empty_home_is_replaced() {
