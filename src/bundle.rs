@@ -110,7 +110,7 @@ impl ProcessPlan {
         let args = to_cstrings(args, &format!("{prefix}.args"))?;
         let env_list = process.env().as_deref().unwrap_or(&[]);
         check_env(env_list, prefix)?;
-        let env = to_cstrings(env_list, &format!("{prefix}.env"))?;
+        let env = to_cstrings(&dedup_env(env_list), &format!("{prefix}.env"))?;
         if process.cwd().as_os_str().is_empty() {
             return Err(invalid(
                 format!("{prefix}.cwd"),
@@ -210,6 +210,11 @@ impl Bundle {
             // The one required field runc names in its own words.
             if field == "process" && inner.to_string().starts_with("missing field `cwd`") {
                 return invalid("process.cwd", "Cwd property must not be empty");
+            }
+            // runc's words for a bad linux.memoryPolicy, which its suite
+            // matches ("invalid memory policy mode" / "... flag").
+            if let Some(what) = memory_policy_part(&field, &inner.to_string()) {
+                return invalid(field, format!("invalid memory policy {what}: {inner}"));
             }
             BundleError::Parse {
                 path: cfg.clone(),
@@ -568,6 +573,33 @@ fn check_env(env: &[String], prefix: &str) -> Result<(), BundleError> {
         }
     }
     Ok(())
+}
+
+/// Which part of linux.memoryPolicy a parse error at `field` is about.
+fn memory_policy_part(field: &str, err: &str) -> Option<&'static str> {
+    let rest = field.strip_prefix("linux.memoryPolicy")?;
+    if rest.starts_with(".flags") {
+        Some("flag")
+    } else if rest == ".mode" || (rest.is_empty() && err.starts_with("missing field `mode`")) {
+        Some("mode")
+    } else {
+        None
+    }
+}
+
+/// One entry per name, the last one given winning, at the place of its last
+/// occurrence (runc >= 1.2, like Go's os/exec): a process never sees a name
+/// twice, whatever getenv it uses. Entries are already checked to have '='.
+fn dedup_env(env: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(env.len());
+    let mut out: Vec<String> = env
+        .iter()
+        .rev()
+        .filter(|e| seen.insert(e.split_once('=').map_or(e.as_str(), |(k, _)| k)))
+        .cloned()
+        .collect();
+    out.reverse();
+    out
 }
 
 fn to_cstrings(items: &[String], field: &str) -> Result<Vec<CString>, BundleError> {

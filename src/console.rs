@@ -41,6 +41,7 @@ use nix::sys::stat::Mode;
 use crate::sys::{Ctx, SysError};
 
 pub use owner::{fix_stdio_owner, give_stdio_pipes};
+pub(crate) use proxy::clear_onlcr;
 pub use proxy::spawn_proxy;
 pub use pty::{TerminalOptions, setup_in_container, setup_terminal};
 

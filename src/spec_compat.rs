@@ -8,7 +8,9 @@
 //!   (config.md), but oci-spec's pattern rejects "";
 //! - process.capabilities: a name oci-spec does not know is dropped with a
 //!   warning naming its field, as config.md asks ("MUST be logged as a
-//!   warning", runtimes "SHOULD NOT fail") and runc >= 1.2 does.
+//!   warning", runtimes "SHOULD NOT fail") and runc >= 1.2 does;
+//! - linux.memoryPolicy: `{}` (no mode, no nodes) means no policy, as
+//!   with runc, where oci-spec requires `mode`.
 //!
 //! The rewrite happens only after a first parse failed at one of those
 //! fields, so a config that does not use them costs nothing more.
@@ -27,15 +29,29 @@ pub fn from_slice<T: DeserializeOwned>(data: &[u8]) -> Result<T, ParseError> {
         Err(e) => e,
     };
     let path = err.path().to_string();
-    if !["scheduler", "execCPUAffinity", "capabilities"]
-        .iter()
-        .any(|f| path.contains(f))
+    if ![
+        "scheduler",
+        "execCPUAffinity",
+        "capabilities",
+        "memoryPolicy",
+    ]
+    .iter()
+    .any(|f| path.contains(f))
     {
         return Err(err);
     }
     let Ok(mut v) = serde_json::from_slice::<Value>(data) else {
         return Err(err);
     };
+    // An empty linux.memoryPolicy (no mode, no nodes) sets nothing, as with
+    // runc; oci-spec requires `mode`.
+    if let Some(l) = v.get_mut("linux").and_then(Value::as_object_mut)
+        && l.get("memoryPolicy")
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.get("mode").is_none() && m.get("nodes").is_none_or(|n| n == ""))
+    {
+        l.remove("memoryPolicy");
+    }
     if let Some(p) = v.get_mut("process") {
         fix_process(p, "process.");
     } else {

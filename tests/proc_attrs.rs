@@ -266,6 +266,49 @@ fn memory_policy_mistakes_are_refused() {
     }
 }
 
+/// runc's words for each kind of bad policy (its suite matches them), and
+/// an empty policy object that sets nothing.
+#[test]
+fn memory_policy_errors_in_runcs_words() {
+    if skip_unless_capsa("linux.memoryPolicy is runtime-spec 1.3") {
+        return;
+    }
+    for (mp, msg) in [
+        (
+            json!({"mode": "INTERLEAVE", "nodes": "0"}),
+            "invalid memory policy mode",
+        ),
+        (json!({"nodes": "0-7"}), "invalid memory policy mode"),
+        (
+            json!({"mode": "MPOL_PREFERRED", "nodes": "0", "flags": ["MPOL_F_RELATIVE_NODES", "badflag"]}),
+            "invalid memory policy flag",
+        ),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "0-9876543210"}),
+            "invalid memory policy node",
+        ),
+        (
+            json!({"mode": "MPOL_DEFAULT", "nodes": "0-7",
+                   "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]}),
+            "set_mempolicy: invalid argument",
+        ),
+    ] {
+        let mut c = Ctx::new("mempolrunc");
+        c.config["linux"]["memoryPolicy"] = mp;
+        let o = c.create_refused("linux.memoryPolicy");
+        o.fails_with(msg);
+    }
+    if !Path::new("/proc/self/numa_maps").exists() {
+        return skip("kernel without NUMA support");
+    }
+    let mut c = Ctx::new("mempolnone");
+    c.config["linux"]["memoryPolicy"] = json!({});
+    c.args(&["head", "-n1", "/proc/self/numa_maps"]);
+    let o = c.run();
+    o.ok();
+    assert_eq!(o.stdout.split_whitespace().nth(1), Some("default"), "{o}");
+}
+
 /// The CPUs this test may use, as /proc/self/status lists them.
 fn my_cpus() -> String {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

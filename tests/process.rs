@@ -44,6 +44,32 @@ fn home_from_config_wins() {
     assert!(!o.stdout.contains("HOME=/root"), "{o}");
 }
 
+/// A name given twice reaches the process once, with the last value (runc
+/// 1.2 and later dedup the list; `env` would show both otherwise); an empty HOME
+/// counts as unset and becomes the user's home, for run and for exec.
+#[test]
+fn env_names_are_unique_and_empty_home_is_replaced() {
+    let mut c = Ctx::new("envdup");
+    c.config["process"]["env"] = json!(["ONE=two", "HOME=/x", "ONE=", "PATH=/bin", "HOME="]);
+    c.args(&["env"]);
+    let o = c.run();
+    o.ok();
+    let mut got: Vec<&str> = o.stdout.lines().collect();
+    got.sort();
+    assert_eq!(got, ["HOME=/root", "ONE=", "PATH=/bin"], "{o}");
+
+    let mut c = Ctx::new("envdupx");
+    c.config["process"]["env"] = json!(["PATH=/bin", "HOME="]);
+    c.create_holder();
+    let id = c.id.clone();
+    c.rt(&["start", &id]).ok();
+    let o = c.rt(&["exec", "-e", "A=1", "-e", "A=2", &id, "env"]);
+    o.ok();
+    let mut got: Vec<&str> = o.stdout.lines().collect();
+    got.sort();
+    assert_eq!(got, ["A=2", "HOME=/root", "PATH=/bin"], "{o}");
+}
+
 #[test]
 fn cwd_is_set_and_created_if_missing() {
     let mut c = Ctx::new("cwd");

@@ -57,16 +57,6 @@ pub fn spawn_proxy(master: OwnedFd) -> Result<libc::pid_t, ConsoleError> {
     Ok(pid)
 }
 
-/// The workload's "\n" reaches our stdout as "\n", not the tty's "\r\n":
-/// our stdout is usually a pipe or a file (a script capturing the output),
-/// or a terminal that adds its own "\r". runc clears ONLCR on the pty too.
-fn clear_onlcr(master: &OwnedFd) -> Result<(), ConsoleError> {
-    let mut t = tcgetattr(master).ctx("tcgetattr (pty master)")?;
-    t.output_flags.remove(OutputFlags::ONLCR);
-    tcsetattr(master, SetArg::TCSANOW, &t).ctx("tcsetattr (pty master, -onlcr)")?;
-    Ok(())
-}
-
 /// argv[0] of a proxy started by `spawn_proxy` for a multi-threaded caller.
 pub const PROXY_ARGV0: &CStr = c"capsa:[tty]";
 
@@ -261,6 +251,19 @@ fn close_range(first: RawFd, last: RawFd) -> SysResult<()> {
         return Ok(());
     }
     Err(SysError::new("close_range", Errno::last()))
+}
+
+/// Turn off the pty's `\n` -> `\r\n` output mapping (ONLCR), as runc does
+/// on every master it proxies itself: what the container prints reaches our
+/// stdout (usually a pipe or file) byte for byte, so `capsa run` output
+/// compares equal to the container's. The termios are the pair's, so setting
+/// them on the master applies to the container's slave. Done before the
+/// proxy exists and before the process can start writing.
+pub(crate) fn clear_onlcr(master: &OwnedFd) -> Result<(), ConsoleError> {
+    let mut t = tcgetattr(master).ctx("tcgetattr (pty master)")?;
+    t.output_flags.remove(OutputFlags::ONLCR);
+    tcsetattr(master, SetArg::TCSANOW, &t).ctx("tcsetattr -ONLCR (pty master)")?;
+    Ok(())
 }
 
 /// The terminal whose size the container's pty follows: stdin, else stdout.

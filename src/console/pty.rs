@@ -26,6 +26,11 @@ pub struct TerminalOptions {
     /// Bind the slave over /dev/console: true for the container init, false
     /// for `exec`, whose process shares the init's /dev/console.
     pub mount_console: bool,
+    /// Turn the pty's `\n` -> `\r\n` mapping off before the master leaves:
+    /// set when capsa itself proxies the terminal (no --console-socket), as
+    /// runc does for the masters it receives, so that nothing the process
+    /// prints goes out before the mapping is off.
+    pub clear_onlcr: bool,
 }
 
 /// Init side, after the root switch: open a pty from /dev/ptmx, send the
@@ -37,6 +42,7 @@ pub fn setup_in_container(socket: OwnedFd) -> Result<(), ConsoleError> {
         &TerminalOptions {
             size: None,
             mount_console: true,
+            clear_onlcr: false,
         },
     )
 }
@@ -64,6 +70,9 @@ pub fn setup_terminal(socket: OwnedFd, opts: &TerminalOptions) -> Result<(), Con
     }
     if opts.mount_console {
         mount_console(&slave, index)?;
+    }
+    if opts.clear_onlcr {
+        super::clear_onlcr(&master)?;
     }
 
     send_master(&socket, &master)?;

@@ -395,7 +395,13 @@ fn mempolicy(
         M::MpolPreferredMany => 5,
         M::MpolWeightedInterleave => 6,
     };
-    let ids = parse_list(nodes, MAX_NODES, "linux.memoryPolicy.nodes")?;
+    // "invalid memory policy node": runc's words, which its suite matches.
+    let ids = parse_list(nodes, MAX_NODES, "linux.memoryPolicy.nodes").map_err(|e| match e {
+        AttrsError::Invalid { field, msg } => {
+            invalid(field, format!("invalid memory policy node: {msg}"))
+        }
+        other => other,
+    })?;
     let mut bits = 0;
     for f in flags {
         bits |= match f {
@@ -408,14 +414,15 @@ fn mempolicy(
     if static_nodes && relative_nodes {
         return Err(invalid(
             "linux.memoryPolicy.flags",
-            "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other",
+            "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other \
+             (set_mempolicy: invalid argument)",
         ));
     }
     match mode {
         M::MpolDefault | M::MpolLocal if !ids.is_empty() => {
             return Err(invalid(
                 "linux.memoryPolicy.nodes",
-                format!("{mode} takes no nodes"),
+                format!("{mode} takes no nodes (set_mempolicy: invalid argument)"),
             ));
         }
         M::MpolBind | M::MpolInterleave | M::MpolPreferredMany | M::MpolWeightedInterleave
@@ -625,7 +632,10 @@ mod tests {
         );
         assert_eq!(
             e(M::MpolLocal, "0", &[]).as_deref(),
-            Some("linux.memoryPolicy.nodes: MPOL_LOCAL takes no nodes")
+            Some(
+                "linux.memoryPolicy.nodes: MPOL_LOCAL takes no nodes \
+                 (set_mempolicy: invalid argument)"
+            )
         );
         assert!(
             e(

@@ -79,6 +79,8 @@ pub struct ExecSpawn<'a> {
     /// init (runc does the same).
     pub seccomp: Option<&'a Filter>,
     pub console: Option<OwnedFd>,
+    /// `console` leads to our own proxy (exec -t without --console-socket).
+    pub own_console: bool,
     pub preserve_fds: i32,
     /// The container's lock, released once the process is in the
     /// container's cgroup: from then on `delete` finds and kills it, and
@@ -214,6 +216,7 @@ fn run_process(chan: &Channel, o: &ExecSpawn, t: &Trampoline) -> ! {
             let opts = console::TerminalOptions {
                 size: o.plan.console_size,
                 mount_console: false,
+                clear_onlcr: o.own_console,
             };
             console::setup_terminal(sock, &opts)?;
         }

@@ -234,10 +234,12 @@ pub fn lookup(arg0: &CStr, env: &[CString]) -> Result<CString, InitError> {
 }
 
 /// The environment to exec with: runc adds HOME from the container's
-/// /etc/passwd (or "/") when the config does not set it.
+/// /etc/passwd (or "/") when the config does not set it, or sets it empty
+/// (an empty HOME is replaced where it stands).
 pub fn env_with_home(process: &Process, env: &[CString]) -> Vec<CString> {
     let mut out = env.to_vec();
-    if env.iter().any(|e| e.to_bytes().starts_with(b"HOME=")) {
+    let at = env.iter().position(|e| e.to_bytes().starts_with(b"HOME="));
+    if at.is_some_and(|i| env[i].to_bytes() != b"HOME=") {
         return out;
     }
     let home = sys::passwd_entry(process.user().uid())
@@ -245,7 +247,10 @@ pub fn env_with_home(process: &Process, env: &[CString]) -> Vec<CString> {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "/".to_string());
     if let Ok(c) = CString::new(format!("HOME={home}")) {
-        out.push(c);
+        match at {
+            Some(i) => out[i] = c,
+            None => out.push(c),
+        }
     }
     out
 }

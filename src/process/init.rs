@@ -192,6 +192,9 @@ fn steps(a: &InitArgs, console: Option<OwnedFd>) -> Result<Infallible, InitError
         let opts = console::TerminalOptions {
             size: b.plan.console_size,
             mount_console: true,
+            // The init waits for `start`, by which time a proxy of ours
+            // has turned the mapping off (spawn_proxy).
+            clear_onlcr: false,
         };
         console::setup_terminal(sock, &opts)?;
     }

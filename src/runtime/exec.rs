@@ -334,6 +334,7 @@ impl Runtime {
                 seccomp: seccomp.as_ref(),
                 cgroup: &cgroup,
                 console: console.child,
+                own_console: o.console_socket.is_none(),
                 preserve_fds: i32::try_from(o.preserve_fds)
                     .map_err(|_| usage("--preserve-fds: too large"))?,
                 // Others may work on the container while the process starts
