@@ -145,10 +145,20 @@ fn run(cli: Cli) -> Result<i32, Error> {
                     let _ = writeln!(out, "{}", st.id);
                 }
             } else if format == ListFormat::Json {
+                // runc's list JSON names the owner as its table does (its
+                // `state` leaves the field empty).
+                let named: Vec<serde_json::Value> = list
+                    .iter()
+                    .filter_map(|st| {
+                        let mut v = serde_json::to_value(st).ok()?;
+                        v["owner"] = owner_name(&rt.root().join(&st.id)).into();
+                        Some(v)
+                    })
+                    .collect();
                 let _ = writeln!(
                     out,
                     "{}",
-                    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+                    serde_json::to_string(&named).unwrap_or_else(|_| "[]".into())
                 );
             } else {
                 let rows: Vec<[String; 6]> = list

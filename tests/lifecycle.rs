@@ -557,6 +557,8 @@ fn list_table_json_and_quiet() {
     assert_eq!(arr[0]["id"], json!(c.id));
     assert_eq!(arr[0]["status"], "created");
     assert_eq!(arr[0]["pid"], json!(pid));
+    // As the table: runc's list JSON names the owner (its `state` does not).
+    assert_eq!(arr[0]["owner"], "root", "{o}");
 
     let o = c.rt(&["list", "-q"]);
     o.ok();
