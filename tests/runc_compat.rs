@@ -193,3 +193,28 @@ fn exec_process_file_without_user_runs_as_root() {
     o.ok();
     assert_eq!(o.stdout.trim(), "0", "{o}");
 }
+
+/// Masked directories all show one empty read-only tmpfs (same device), as
+/// runc >= 1.2 makes them; a masked file still reads empty; nothing is
+/// writable. runc 1.1.5 gives each directory its own tmpfs.
+#[test]
+fn masked_directories_share_one_tmpfs() {
+    if skip_unless_capsa("runc 1.1.5 mounts a tmpfs per masked directory") {
+        return;
+    }
+    let mut c = Ctx::new("maskshare");
+    for d in ["m1", "m2", "m3"] {
+        fs::create_dir_all(c.rootfs().join(d)).expect("mkdir");
+        fs::write(c.rootfs().join(d).join("secret"), "x").expect("write secret");
+    }
+    fs::write(c.rootfs().join("mfile"), "secret").expect("write mfile");
+    c.config["linux"]["maskedPaths"] = json!(["/m1", "/mfile", "/m2", "/m3"]);
+    c.sh(
+        "stat -c %d /m1 /m2 /m3 | sort -u | wc -l; ls -A /m1 /m2 /m3 | grep -c secret; \
+         cat /mfile | wc -c; touch /m2/x 2>&1 | grep -c 'Read-only'",
+    );
+    let o = c.run();
+    o.ok();
+    let got: Vec<&str> = o.stdout.split_whitespace().collect();
+    assert_eq!(got, ["1", "0", "0", "1"], "devices, secrets, file bytes, EROFS: {o}");
+}

@@ -66,9 +66,12 @@ fn dev_null(root: &RootDir) -> Result<OwnedFd, RootfsError> {
 }
 
 /// Hide each path: a read-only tmpfs over a directory, /dev/null over
-/// anything else. Missing paths are skipped.
+/// anything else. Missing paths are skipped. Every masked directory shows
+/// the same empty tmpfs (one superblock, cloned), as runc 1.2+ does: a
+/// config masking many directories costs one tmpfs, not one each.
 pub fn mask_paths(root: &RootDir, paths: &[String]) -> Result<(), RootfsError> {
     let mut null: Option<OwnedFd> = None;
+    let mut empty: Option<OwnedFd> = None;
     for (i, p) in paths.iter().enumerate() {
         let at = |e: SysError| RootfsError::At {
             field: format!("linux.maskedPaths[{i}]"),
@@ -79,7 +82,19 @@ pub fn mask_paths(root: &RootDir, paths: &[String]) -> Result<(), RootfsError> {
             continue;
         };
         let tree = if is_dir(&target, &path).map_err(at)? {
-            readonly_tmpfs(&path).map_err(at)?
+            match &empty {
+                Some(first) => {
+                    let tree = clone_tree(first, false, &path).map_err(at)?;
+                    set_attr(&tree, MOUNT_ATTR_RDONLY, 0, false, &path).map_err(at)?;
+                    tree
+                }
+                None => {
+                    let tree = readonly_tmpfs(&path).map_err(at)?;
+                    attach(&tree, &target, &path).map_err(at)?;
+                    empty = Some(tree);
+                    continue;
+                }
+            }
         } else {
             if null.is_none() {
                 null = Some(dev_null(root)?);
