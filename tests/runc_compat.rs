@@ -216,5 +216,9 @@ fn masked_directories_share_one_tmpfs() {
     let o = c.run();
     o.ok();
     let got: Vec<&str> = o.stdout.split_whitespace().collect();
-    assert_eq!(got, ["1", "0", "0", "1"], "devices, secrets, file bytes, EROFS: {o}");
+    assert_eq!(
+        got,
+        ["1", "0", "0", "1"],
+        "devices, secrets, file bytes, EROFS: {o}"
+    );
 }
