@@ -1,7 +1,8 @@
 //! Behaviour that callers written for runc >= 1.2 check through the command
 //! line: exact workload output from a foreground `run`, the one line a
 //! failed execve prints, `exec`'s exit status on its own errors, SIGKILL in
-//! a shared pid namespace, and the mode of a tmpfs mounted over a directory.
+//! a shared pid namespace, the mode of a tmpfs mounted over a directory, and
+//! masked directories sharing one tmpfs.
 
 mod common;
 
