@@ -137,13 +137,23 @@ fn exec_cgroup_with_controller_prefix() {
 #[test]
 fn exec_cgroup_refuses_a_missing_sub_cgroup_and_bad_syntax() {
     let ctx = running("execcgbad");
+    // runc's words, which its own tests match: " adding pid ", "o such file or directory",
+    // "bad sub cgroup path", "unknown controller ".
     let o = ctx.rt(&["exec", "--cgroup", "nope", &ctx.id, "true"]);
-    o.fails_with_any(&["does not exist", "no such file"]);
+    o.fails_with(" adding pid ");
+    o.fails_with("o such file or directory");
     let o = ctx.rt(&["exec", "--cgroup", "a", "--cgroup", "b", &ctx.id, "true"]);
     o.fails_with_any(&["invalid --cgroup"]);
-    if is_capsa() {
-        let o = ctx.rt(&["exec", "--cgroup", "../../escape", &ctx.id, "true"]);
-        o.fails_with("below the container's cgroup");
+    let o = ctx.rt(&["exec", "--cgroup", "../../escape", &ctx.id, "true"]);
+    // runc 1.1 said "... is not a sub cgroup path"; 1.2+ "bad sub cgroup path".
+    o.fails_with(if is_capsa() {
+        "bad sub cgroup path"
+    } else {
+        "sub cgroup path"
+    });
+    if Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+        let o = ctx.rt(&["exec", "--cgroup", "whaaat:/", &ctx.id, "true"]);
+        o.fails_with("unknown controller ");
     }
     // Only the init is left in the container.
     let pids = ctx.rt(&["ps", "--format", "json", &ctx.id]);

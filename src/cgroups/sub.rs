@@ -37,9 +37,10 @@ fn relative(arg: &str, path: &str) -> Result<PathBuf, CgroupError> {
             Component::Normal(part) => out.push(part),
             Component::CurDir => {}
             _ => {
+                // runc's words ("bad sub cgroup path"), which callers match.
                 return Err(invalid(
                     arg,
-                    "the path must stay below the container's cgroup",
+                    "bad sub cgroup path: the path must stay below the container's cgroup",
                 ));
             }
         }
@@ -100,6 +101,18 @@ impl Cgroup {
                 "invalid --cgroup argument: a controller prefix ({c}:) needs cgroup v1; this host has only cgroup v2"
             )));
         }
+        // A controller no hierarchy has would silently join nothing.
+        for (c, _) in &sub.by_controller {
+            let known = hosts.iter().any(|h| match &h.kind {
+                Kind::V1 { controllers, .. } => controllers.iter().any(|have| have == c),
+                _ => false,
+            });
+            if !known {
+                return Err(CgroupError::Sub(format!(
+                    "invalid --cgroup argument: unknown controller {c} (no cgroup v1 hierarchy has it)"
+                )));
+            }
+        }
         let mut out = Cgroup {
             dirs: Vec::with_capacity(self.dirs.len()),
             created: Vec::new(),
@@ -123,8 +136,9 @@ impl Cgroup {
                 _ => dir.clone(),
             };
             if !leaf.is_dir() {
+                // runc's words (" adding pid ... no such file or directory").
                 return Err(CgroupError::Sub(format!(
-                    "exec --cgroup: {} does not exist (the sub-cgroup must be created first)",
+                    "exec --cgroup: adding pid to {}: no such file or directory (the sub-cgroup must be created first)",
                     leaf.display()
                 )));
             }
