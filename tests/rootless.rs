@@ -152,6 +152,15 @@ fn config_without_a_user_namespace_is_refused() {
     r.create_refused(&["rootless container requires user namespaces"]);
 }
 
+/// The successful run's stdout, a line each, runs of blanks made one space
+/// (/proc/PID/uid_map pads its columns).
+fn spaced_lines(o: &Output) -> Vec<String> {
+    o.stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
 #[test]
 fn own_id_mapping_is_written_directly() {
     let Some(mut r) = Rootless::new("rl-single") else {
@@ -160,12 +169,7 @@ fn own_id_mapping_is_written_directly() {
     r.ctx
         .sh("cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups");
     let o = r.run();
-    let out: Vec<String> = o
-        .ok()
-        .stdout
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let out = spaced_lines(o.ok());
     assert_eq!(
         out,
         [
@@ -195,12 +199,7 @@ fn no_mappings_map_the_users_own_ids() {
     r.ctx
         .sh("cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; id -u");
     let o = r.run();
-    let out: Vec<String> = o
-        .ok()
-        .stdout
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let out = spaced_lines(o.ok());
     assert_eq!(
         out,
         [
