@@ -296,6 +296,26 @@ fn lazy_pages_migration_through_criu_lazy_pages() {
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn criu lazy-pages");
+    // The restore connects to the daemon's socket in the images directory:
+    // wait until it is there (a restore started first fails with ENOENT).
+    let sock = images.join("lazy-pages.socket");
+    let start = Instant::now();
+    while !sock.exists() {
+        if let Ok(Some(st)) = lazy.try_wait() {
+            let _ = dump.kill();
+            let _ = dump.wait();
+            panic!(
+                "criu lazy-pages exited ({st}) before making its socket: {}",
+                read_lossy(&images.join("lazy-pages.log"))
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "criu lazy-pages made no socket in 120 s: {}",
+            read_lossy(&images.join("lazy-pages.log"))
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The dumped container still exists until its last page went over: the
     // restore takes a new id (and cgroup), as in runc's test.
     let new = ctx.new_id("ckpt-lazy2");
