@@ -140,6 +140,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
         Cmd::Delete { force, id } => rt.delete(&id, force).map(|_| 0),
         Cmd::List { format, quiet } => {
             let list = rt.list()?;
+            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
             if quiet {
                 for st in &list {
                     let _ = writeln!(out, "{}", st.id);
@@ -151,7 +152,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                     .iter()
                     .filter_map(|st| {
                         let mut v = serde_json::to_value(st).ok()?;
-                        v["owner"] = owner_name(&rt.root().join(&st.id)).into();
+                        v["owner"] = owner_name(&rt.root().join(&st.id), &passwd).into();
                         Some(v)
                     })
                     .collect();
@@ -170,7 +171,7 @@ fn run(cli: Cli) -> Result<i32, Error> {
                             st.status.as_str().to_string(),
                             st.bundle.display().to_string(),
                             st.created.clone(),
-                            owner_name(&rt.root().join(&st.id)),
+                            owner_name(&rt.root().join(&st.id), &passwd),
                         ]
                     })
                     .collect();
@@ -190,19 +191,11 @@ fn run(cli: Cli) -> Result<i32, Error> {
                     "File config.json exists. Remove it first",
                 ));
             }
-            let mut spec = capsa::default_spec_json(
+            let spec = capsa::default_spec_json(
                 rootless,
                 nix::unistd::getuid().as_raw(),
                 nix::unistd::getgid().as_raw(),
             );
-            // As runc: a cgroup namespace only on a pure cgroup v2 host. On
-            // v1 or hybrid, an exec'd process would see the unified
-            // hierarchy at "/" instead of the path the host shows for it.
-            let v2 = nix::sys::statfs::statfs("/sys/fs/cgroup")
-                .is_ok_and(|f| f.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
-            if !v2 && let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
-                ns.retain(|n| n["type"] != "cgroup");
-            }
             let text = serde_json::to_string_pretty(&spec).unwrap_or_default();
             write_atomic(&path, text.as_bytes(), 0o666)?;
             Ok(0)
@@ -351,21 +344,18 @@ fn write_atomic(path: &std::path::Path, data: &[u8], mode: u32) -> Result<(), Er
 }
 
 /// runc's OWNER column: the user owning the container's state directory.
-fn owner_name(dir: &std::path::Path) -> String {
+/// `passwd` is /etc/passwd's text, read once per listing.
+fn owner_name(dir: &std::path::Path, passwd: &str) -> String {
     use std::os::unix::fs::MetadataExt;
     let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else {
         return String::new();
     };
-    let name = std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|text| {
-            let uid = uid.to_string();
-            text.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 5 && f[2] == uid).then(|| f[0].to_string())
-            })
-        });
-    name.unwrap_or_else(|| uid.to_string())
+    let uid = uid.to_string();
+    let name = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 5 && f[2] == uid).then(|| f[0].to_string())
+    });
+    name.unwrap_or(uid)
 }
 
 /// Columns padded like runc's tabwriter (min width 12, 3 spaces padding).

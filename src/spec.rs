@@ -8,7 +8,8 @@ use crate::state::OCI_VERSION;
 const DEFAULT_CAPS: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
 /// The default spec; `rootless` maps the caller's uid/gid to root in a user
-/// namespace and drops what an unprivileged user cannot set up.
+/// namespace and drops what an unprivileged user cannot set up. It has a
+/// cgroup namespace only on a pure cgroup v2 host, as runc's does.
 pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> Value {
     let mut spec = json!({
         "ociVersion": OCI_VERSION,
@@ -92,6 +93,14 @@ pub fn default_spec(rootless: bool, uid: u32, gid: u32) -> Value {
                 }
             }
         }
+    }
+    // As runc's template: a cgroup namespace only on a pure cgroup v2 host.
+    // On v1 or hybrid an exec'd process would see the unified hierarchy at
+    // "/" instead of the container's path.
+    if !crate::cgroups::hierarchy::pure_v2().unwrap_or(false)
+        && let Some(ns) = spec["linux"]["namespaces"].as_array_mut()
+    {
+        ns.retain(|n| n["type"] != "cgroup");
     }
     spec
 }

@@ -57,7 +57,8 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 /// busybox-style `sh` with runc's default mounts, namespaces, masked
 /// paths and capabilities. With `rootless`, runc's rootless variant: a user
 /// namespace mapping `uid` and `gid` to root, no network namespace, and no
-/// cgroup limits.
+/// cgroup limits. As runc's, it has a cgroup namespace only on a pure
+/// cgroup v2 host.
 ///
 /// As JSON, in runc's field order; [`default_spec`] is the same as a
 /// [`Spec`](oci_spec::runtime::Spec).
