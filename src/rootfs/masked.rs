@@ -81,19 +81,15 @@ pub fn mask_paths(root: &RootDir, paths: &[String]) -> Result<(), RootfsError> {
         let Some(target) = open_existing(root, &path).map_err(at)? else {
             continue;
         };
-        let tree = if is_dir(&target, &path).map_err(at)? {
+        let dir = is_dir(&target, &path).map_err(at)?;
+        let tree = if dir {
             match &empty {
                 Some(first) => {
                     let tree = clone_tree(first, false, &path).map_err(at)?;
                     set_attr(&tree, MOUNT_ATTR_RDONLY, 0, false, &path).map_err(at)?;
                     tree
                 }
-                None => {
-                    let tree = readonly_tmpfs(&path).map_err(at)?;
-                    attach(&tree, &target, &path).map_err(at)?;
-                    empty = Some(tree);
-                    continue;
-                }
+                None => readonly_tmpfs(&path).map_err(at)?,
             }
         } else {
             if null.is_none() {
@@ -105,6 +101,9 @@ pub fn mask_paths(root: &RootDir, paths: &[String]) -> Result<(), RootfsError> {
             }
         };
         attach(&tree, &target, &path).map_err(at)?;
+        if dir && empty.is_none() {
+            empty = Some(tree);
+        }
     }
     Ok(())
 }
